@@ -1,0 +1,89 @@
+"""`carrybot run` and the commands whose issue has not landed yet."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import Context, console, load_context
+from bot.config import redact_url
+from bot.persistence import migrate
+from bot.persistence.db import create_engine
+from bot.settings import Mode, resolve_mode
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+
+
+def banner(ctx: Context, mode: Mode) -> str:
+    """Return the start-up line saying which mode and which exchange environment."""
+    env: str = ctx.config.exchange.environment
+    if ctx.config.exchange.spot_api_url or ctx.config.exchange.futures_api_url:
+        env += " (URL override)"
+    orders = "REAL ORDERS" if mode is Mode.LIVE else "simulated orders, no API keys used"
+    return (
+        f"carrybot mode={mode.value.upper()} ({orders}); exchange=binance/{env}; "
+        f"strategy={ctx.config.strategy.name}; database={redact_url(ctx.database_url)}; "
+        f"config={ctx.config_path or '(defaults)'} #{ctx.config.fingerprint()}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        config: ConfigOption = None,
+        live: Annotated[
+            bool, typer.Option("--live", help="Trade for real (needs BINANCE_API_KEY/SECRET).")
+        ] = False,
+        once: Annotated[
+            bool, typer.Option("--once", help="Start up, run one poll + evaluate cycle, exit.")
+        ] = False,
+        duration: Annotated[
+            float | None, typer.Option("--duration", min=0.0, help="Stop after SECONDS.")
+        ] = None,
+    ) -> None:
+        """Run the bot (paper mode unless --live)."""
+        ctx = load_context(config)
+        mode = resolve_mode(ctx.settings, live)
+        console.print(banner(ctx, mode), markup=False)
+
+        async def check_db() -> None:
+            engine = create_engine(ctx.database_url)
+            try:
+                await migrate.ensure_current(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(check_db())
+        universe = ctx.config.universe
+        what = ", ".join(universe.symbols) if universe.symbols else "automatic universe"
+        console.print(
+            f"would poll funding and quotes every {ctx.config.schedule.poll_seconds:g}s, "
+            f"evaluate {what} with {ctx.config.strategy.name}, "
+            f"{ctx.config.sizing.notional_per_hedge} USDT per hedge; the trading loop is not "
+            "built yet",
+            markup=False,
+        )
+
+    for name, help_text in (
+        ("scan", "Rank pairs by net carry from one market-wide snapshot."),
+        ("status", "Show hedges, P&L, trading state and data age from the ledger."),
+        ("backtest", "Replay history through the strategy, risk gate and executor."),
+        ("sweep", "Run backtests over a grid of parameters."),
+        ("data", "Download historical funding and klines."),
+        ("halt", "Stop opening positions (kill switch)."),
+        ("resume", "Resume trading after a halt."),
+    ):
+        _pending(app, name, help_text)
+
+
+def _pending(app: typer.Typer, name: str, help_text: str) -> None:
+    def command() -> None:
+        from bot.errors import UserError
+
+        raise UserError(f"`carrybot {name}` is not built yet in this version")
+
+    command.__doc__ = help_text + " (not built yet)"
+    app.command(name)(command)

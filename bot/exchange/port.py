@@ -1,0 +1,137 @@
+"""The one exchange interface the rest of the bot uses, in domain types (Decimal, UTC).
+
+Two adapters implement it: `LiveExchange` (ccxt, async) and `PaperExchange` (simulated
+fills, fees, margin and funding over real or replayed market data). Only the factory
+chooses between them. Every method raises the taxonomy of `bot.errors`, never ccxt's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from bot.domain import (
+    Balance,
+    Fill,
+    FundingInfo,
+    FundingPayment,
+    FuturesAccount,
+    Instrument,
+    MarginMode,
+    MarketKind,
+    Order,
+    OrderBook,
+    OrderRequest,
+    Pair,
+    Position,
+    PositionMode,
+    Quote,
+    SettledFunding,
+)
+
+
+@runtime_checkable
+class MarketDataSource(Protocol):
+    """Public market data: what paper mode takes from the live exchange or from history."""
+
+    async def load_instruments(self, *, reload: bool = False) -> Mapping[str, Instrument]:
+        """Return every spot, perpetual and dated-future instrument keyed by unified symbol.
+
+        Loaded once per process and cached; `reload=True` fetches them again.
+        """
+        ...
+
+    async def pairs(self) -> Sequence[Pair]:
+        """Return the pairs that have both a spot market and a USDⓈ-M perpetual."""
+        ...
+
+    async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
+        """Return funding, mark, index and interest for every perpetual in one request."""
+        ...
+
+    async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
+        """Return best bid/ask of every symbol of one market in one request."""
+        ...
+
+    async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
+        """Return order-book depth for one symbol."""
+        ...
+
+    async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
+        """Return 24h quote volume of every symbol of one market in one request."""
+        ...
+
+    async def fetch_funding_history(
+        self, symbol: str, since: datetime, until: datetime | None = None
+    ) -> Sequence[SettledFunding]:
+        """Return settled funding rates of one perpetual in [since, until], oldest first."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@runtime_checkable
+class ExchangePort(MarketDataSource, Protocol):
+    """Market data plus trading and account access for one venue (Binance spot + USDⓈ-M)."""
+
+    @property
+    def venue(self) -> str:
+        """Name used in ledger keys, e.g. `binance` or `paper`."""
+        ...
+
+    async def create_order(self, request: OrderRequest) -> Order:
+        """Send one order with the caller's client order id.
+
+        Raises OrderStatusUnknown when the response is lost: resolve with `fetch_order`.
+        """
+        ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+        """Return one order by client order id; raise OrderNotFound when it does not exist."""
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
+        """Cancel one open order by client order id and return its final state."""
+        ...
+
+    async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> Sequence[Fill]:
+        """Return our fills on one symbol since `since`, oldest first."""
+        ...
+
+    async def fetch_spot_balances(self) -> Mapping[str, Balance]:
+        """Return the spot wallet, keyed by asset."""
+        ...
+
+    async def fetch_futures_account(self) -> FuturesAccount:
+        """Return the USDⓈ-M wallet: balance, margin, available, unrealised PnL."""
+        ...
+
+    async def fetch_positions(self) -> Sequence[Position]:
+        """Return every open (non-zero) USDⓈ-M position."""
+        ...
+
+    async def fetch_position_mode(self) -> PositionMode:
+        """Return the account's position mode (one-way or hedge; account-wide on Binance)."""
+        ...
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        """Switch position mode; only possible with no positions and no open orders."""
+        ...
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        """Set the leverage of one perpetual."""
+        ...
+
+    async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
+        """Set cross or isolated margin on one perpetual ("no change" is not an error)."""
+        ...
+
+    async def fetch_funding_payments(
+        self, since: datetime, symbol: str | None = None
+    ) -> Sequence[FundingPayment]:
+        """Return funding received or paid since `since`, oldest first."""
+        ...

@@ -1,0 +1,1 @@
+"""The ledger: SQLAlchemy models, engine, migrations and repositories."""

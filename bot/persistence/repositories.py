@@ -1,0 +1,952 @@
+"""Repositories: the only code that touches ORM rows. They take and return domain objects.
+
+Writes on natural keys are idempotent: a fill recorded twice (same venue, symbol, trade id)
+is stored once; funding on (venue, symbol, funding time) likewise; market observations on
+(symbol, minute) keep the latest values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain import (
+    Event,
+    Fill,
+    FundingPayment,
+    Hedge,
+    HedgeState,
+    Leg,
+    Order,
+    OrderPurpose,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    SettledFunding,
+    Severity,
+    Side,
+    check_transition,
+)
+from bot.domain.ledger import (
+    BalanceSnapshot,
+    BotRun,
+    HedgeTransition,
+    MarketObservation,
+    NewOrder,
+    OrderRecord,
+    PositionSnapshot,
+    TradingState,
+    TradingStatus,
+)
+from bot.persistence.models import (
+    BalanceSnapshotRow,
+    BotRunRow,
+    EventRow,
+    FillRow,
+    FundingPaymentRow,
+    HedgeRow,
+    HedgeTransitionRow,
+    MarketObservationRow,
+    OrderRow,
+    PaperStateRow,
+    PositionSnapshotRow,
+    SettledFundingRow,
+    TradingStateRow,
+)
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """Return a dialect-specific INSERT that supports ON CONFLICT."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"unsupported database dialect {name}")
+
+
+class _Repository:
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+
+class RunRepository(_Repository):
+    async def start(
+        self, *, mode: str, environment: str, config_hash: str, version: str, at: datetime
+    ) -> BotRun:
+        """Record the start of a bot run and return it."""
+        async with self._sessions.begin() as s:
+            row = BotRunRow(
+                mode=mode,
+                exchange_environment=environment,
+                config_hash=config_hash,
+                version=version,
+                started_at=at,
+            )
+            s.add(row)
+            await s.flush()
+            return _run(row)
+
+    async def stop(self, run_id: int, *, at: datetime, reason: str) -> None:
+        """Record the end of a bot run."""
+        async with self._sessions.begin() as s:
+            await s.execute(
+                update(BotRunRow)
+                .where(BotRunRow.id == run_id)
+                .values(stopped_at=at, stop_reason=reason)
+            )
+
+    async def latest(self, limit: int = 10) -> list[BotRun]:
+        async with self._sessions() as s:
+            rows = await s.scalars(select(BotRunRow).order_by(BotRunRow.id.desc()).limit(limit))
+            return [_run(r) for r in rows]
+
+
+class ObservationRepository(_Repository):
+    async def upsert(self, observations: Iterable[MarketObservation]) -> int:
+        """Write observations; a second one for the same (symbol, observed_at) replaces it."""
+        values = [_obs_values(o) for o in observations]
+        if not values:
+            return 0
+        async with self._sessions.begin() as s:
+            stmt = _insert(s, MarketObservationRow).values(values)
+            updatable = {
+                k: stmt.excluded[k] for k in values[0] if k not in {"symbol", "observed_at"}
+            }
+            await s.execute(
+                stmt.on_conflict_do_update(index_elements=["symbol", "observed_at"], set_=updatable)
+            )
+        return len(values)
+
+    async def latest_time(self) -> datetime | None:
+        """Return the time of the newest observation (the last snapshot the bot stored)."""
+        async with self._sessions() as s:
+            value: datetime | None = await s.scalar(
+                select(func.max(MarketObservationRow.observed_at))
+            )
+            return value
+
+    async def for_symbol(
+        self, symbol: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[MarketObservation]:
+        async with self._sessions() as s:
+            q = select(MarketObservationRow).where(MarketObservationRow.symbol == symbol)
+            if since is not None:
+                q = q.where(MarketObservationRow.observed_at >= since)
+            q = q.order_by(MarketObservationRow.observed_at.desc()).limit(limit)
+            rows = list(await s.scalars(q))
+            return [_obs(r) for r in reversed(rows)]
+
+    async def count(self) -> int:
+        async with self._sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(MarketObservationRow)) or 0)
+
+
+class SettledFundingRepository(_Repository):
+    async def upsert(self, venue: str, rows: Iterable[SettledFunding]) -> int:
+        """Store settled funding rates; existing (venue, symbol, time) rows are kept."""
+        values = [
+            {
+                "venue": venue,
+                "symbol": r.symbol,
+                "funding_time": r.funding_time,
+                "rate": r.rate,
+                "mark_price": r.mark_price,
+            }
+            for r in rows
+        ]
+        if not values:
+            return 0
+        async with self._sessions.begin() as s:
+            stmt = (
+                _insert(s, SettledFundingRow)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["venue", "symbol", "funding_time"])
+            )
+            result = await s.execute(stmt)
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def history(self, venue: str, symbol: str, limit: int = 100) -> list[SettledFunding]:
+        """Return the `limit` most recent settlements of `symbol`, oldest first."""
+        async with self._sessions() as s:
+            rows = list(
+                await s.scalars(
+                    select(SettledFundingRow)
+                    .where(SettledFundingRow.venue == venue, SettledFundingRow.symbol == symbol)
+                    .order_by(SettledFundingRow.funding_time.desc())
+                    .limit(limit)
+                )
+            )
+        return [
+            SettledFunding(r.symbol, r.funding_time, r.rate, r.mark_price) for r in reversed(rows)
+        ]
+
+
+class HedgeRepository(_Repository):
+    async def create(
+        self,
+        *,
+        uid: str,
+        pair: str,
+        spot_symbol: str,
+        perp_symbol: str,
+        target_quantity: Decimal,
+        target_notional: Decimal,
+        reason: str,
+        metrics: dict[str, str],
+        at: datetime,
+        venue: str,
+        orders: Sequence[NewOrder],
+        state: HedgeState = HedgeState.OPENING,
+        run_id: int | None = None,
+    ) -> tuple[Hedge, list[OrderRecord]]:
+        """Write a hedge and the orders it will send in one transaction, before any send."""
+        async with self._sessions.begin() as s:
+            row = HedgeRow(
+                uid=uid,
+                run_id=run_id,
+                pair=pair,
+                spot_symbol=spot_symbol,
+                perp_symbol=perp_symbol,
+                state=state.value,
+                target_quantity=target_quantity,
+                spot_quantity=Decimal(0),
+                perp_quantity=Decimal(0),
+                target_notional=target_notional,
+                open_reason=reason,
+                metrics=dict(metrics),
+                created_at=at,
+                updated_at=at,
+            )
+            s.add(row)
+            await s.flush()
+            s.add(
+                HedgeTransitionRow(
+                    hedge_id=row.id, from_state=None, to_state=state.value, reason=reason, at=at
+                )
+            )
+            order_rows = [_new_order_row(o, hedge_id=row.id, venue=venue, at=at) for o in orders]
+            s.add_all(order_rows)
+            await s.flush()
+            return _hedge(row), [_order(o) for o in order_rows]
+
+    async def get(self, hedge_id: int) -> Hedge | None:
+        async with self._sessions() as s:
+            row = await s.get(HedgeRow, hedge_id)
+            return _hedge(row) if row else None
+
+    async def by_uid(self, uid: str) -> Hedge | None:
+        async with self._sessions() as s:
+            row = await s.scalar(select(HedgeRow).where(HedgeRow.uid == uid))
+            return _hedge(row) if row else None
+
+    async def in_states(self, states: Iterable[HedgeState] | None = None) -> list[Hedge]:
+        """Return hedges (in the given states), oldest first."""
+        async with self._sessions() as s:
+            q = select(HedgeRow).order_by(HedgeRow.id)
+            if states is not None:
+                q = q.where(HedgeRow.state.in_([st.value for st in states]))
+            return [_hedge(r) for r in await s.scalars(q)]
+
+    async def active(self) -> list[Hedge]:
+        """Return hedges that may hold exposure (anything but CLOSED and FAILED)."""
+        return await self.in_states([st for st in HedgeState if st.is_active])
+
+    async def transition(
+        self, hedge_id: int, to: HedgeState, *, reason: str, at: datetime, **fields: Any
+    ) -> Hedge:
+        """Move a hedge along its state machine, recording the reason; update other fields."""
+        async with self._sessions.begin() as s:
+            row = await s.get(HedgeRow, hedge_id, with_for_update=True)
+            if row is None:
+                raise KeyError(f"hedge {hedge_id} not found")
+            current = HedgeState(row.state)
+            check_transition(current, to)
+            _apply_hedge_fields(row, fields)
+            row.state = to.value
+            row.updated_at = at
+            s.add(
+                HedgeTransitionRow(
+                    hedge_id=hedge_id,
+                    from_state=current.value,
+                    to_state=to.value,
+                    reason=reason,
+                    at=at,
+                )
+            )
+            await s.flush()
+            return _hedge(row)
+
+    async def update(self, hedge_id: int, *, at: datetime, **fields: Any) -> Hedge:
+        """Update quantities, prices or metrics without changing state."""
+        async with self._sessions.begin() as s:
+            row = await s.get(HedgeRow, hedge_id, with_for_update=True)
+            if row is None:
+                raise KeyError(f"hedge {hedge_id} not found")
+            _apply_hedge_fields(row, fields)
+            row.updated_at = at
+            await s.flush()
+            return _hedge(row)
+
+    async def transitions(self, hedge_id: int) -> list[HedgeTransition]:
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(HedgeTransitionRow)
+                .where(HedgeTransitionRow.hedge_id == hedge_id)
+                .order_by(HedgeTransitionRow.id)
+            )
+            return [
+                HedgeTransition(r.hedge_id, r.from_state, r.to_state, r.reason, r.at) for r in rows
+            ]
+
+    async def last_closed_at(self) -> dict[str, datetime]:
+        """Return, per pair, when its most recent hedge was closed (for cooldowns)."""
+        async with self._sessions() as s:
+            rows = await s.execute(
+                select(HedgeRow.pair, func.max(HedgeRow.closed_at))
+                .where(HedgeRow.closed_at.is_not(None))
+                .group_by(HedgeRow.pair)
+            )
+            return {pair: at for pair, at in rows if at is not None}
+
+
+_HEDGE_FIELDS = {
+    "target_quantity",
+    "spot_quantity",
+    "perp_quantity",
+    "target_notional",
+    "entry_spot_price",
+    "entry_perp_price",
+    "exit_spot_price",
+    "exit_perp_price",
+    "open_reason",
+    "close_reason",
+    "metrics",
+    "opened_at",
+    "closed_at",
+}
+
+
+def _apply_hedge_fields(row: HedgeRow, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - _HEDGE_FIELDS
+    if unknown:
+        raise TypeError(f"unknown hedge fields: {', '.join(sorted(unknown))}")
+    for key, value in fields.items():
+        setattr(row, key, dict(value) if key == "metrics" else value)
+
+
+class OrderRepository(_Repository):
+    async def add(
+        self, orders: Sequence[NewOrder], *, venue: str, at: datetime, hedge_id: int | None
+    ) -> list[OrderRecord]:
+        """Write orders (status PENDING) before they are sent."""
+        async with self._sessions.begin() as s:
+            rows = [_new_order_row(o, hedge_id=hedge_id, venue=venue, at=at) for o in orders]
+            s.add_all(rows)
+            await s.flush()
+            return [_order(r) for r in rows]
+
+    async def get(self, client_order_id: str) -> OrderRecord | None:
+        async with self._sessions() as s:
+            row = await s.scalar(
+                select(OrderRow).where(OrderRow.client_order_id == client_order_id)
+            )
+            return _order(row) if row else None
+
+    async def for_hedge(self, hedge_id: int) -> list[OrderRecord]:
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(OrderRow).where(OrderRow.hedge_id == hedge_id).order_by(OrderRow.id)
+            )
+            return [_order(r) for r in rows]
+
+    async def unresolved(self) -> list[OrderRecord]:
+        """Return orders whose final state the ledger does not know yet."""
+        final = [st.value for st in OrderStatus if st.is_final]
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(OrderRow).where(OrderRow.status.not_in(final)).order_by(OrderRow.id)
+            )
+            return [_order(r) for r in rows]
+
+    async def mark_sent(self, client_order_id: str, *, at: datetime) -> None:
+        async with self._sessions.begin() as s:
+            await s.execute(
+                update(OrderRow)
+                .where(OrderRow.client_order_id == client_order_id)
+                .values(sent_at=at, updated_at=at)
+            )
+
+    async def apply(self, order: Order, *, at: datetime, acked: bool = True) -> OrderRecord:
+        """Record the exchange's view of an order (status, filled, average price)."""
+        async with self._sessions.begin() as s:
+            row = await s.scalar(
+                select(OrderRow).where(OrderRow.client_order_id == order.client_order_id)
+            )
+            if row is None:
+                raise KeyError(f"order {order.client_order_id} is not in the ledger")
+            row.status = order.status.value
+            row.exchange_order_id = order.exchange_order_id or row.exchange_order_id
+            row.filled_quantity = order.filled
+            row.average_price = order.average_price
+            row.updated_at = at
+            if acked and row.acked_at is None:
+                row.acked_at = at
+            await s.flush()
+            return _order(row)
+
+    async def mark_failed(
+        self,
+        client_order_id: str,
+        *,
+        at: datetime,
+        status: OrderStatus,
+        code: int | None,
+        message: str,
+    ) -> OrderRecord:
+        """Record that an order was rejected, or that its outcome is unknown."""
+        async with self._sessions.begin() as s:
+            row = await s.scalar(
+                select(OrderRow).where(OrderRow.client_order_id == client_order_id)
+            )
+            if row is None:
+                raise KeyError(f"order {client_order_id} is not in the ledger")
+            row.status = status.value
+            row.error_code = code
+            row.error_message = message[:2000]
+            row.updated_at = at
+            await s.flush()
+            return _order(row)
+
+
+class FillRepository(_Repository):
+    async def record(
+        self, venue: str, fills: Iterable[Fill], *, fee_usdt: dict[str, Decimal] | None = None
+    ) -> int:
+        """Store fills; a fill already stored (same venue, symbol, trade id) is skipped.
+
+        Returns how many were new. `fee_usdt` maps trade id to the fee converted to USDT.
+        """
+        fills = list(fills)
+        if not fills:
+            return 0
+        async with self._sessions.begin() as s:
+            cids = {f.client_order_id for f in fills if f.client_order_id}
+            order_ids: dict[str, int] = {}
+            if cids:
+                rows = await s.execute(
+                    select(OrderRow.client_order_id, OrderRow.id).where(
+                        OrderRow.client_order_id.in_(cids)
+                    )
+                )
+                order_ids = {cid: oid for cid, oid in rows}
+            values = [
+                {
+                    "venue": venue,
+                    "trade_id": f.trade_id,
+                    "order_id": order_ids.get(f.client_order_id or ""),
+                    "client_order_id": f.client_order_id,
+                    "exchange_order_id": f.exchange_order_id,
+                    "symbol": f.symbol,
+                    "side": f.side.value,
+                    "price": f.price,
+                    "quantity": f.quantity,
+                    "fee": f.fee,
+                    "fee_asset": f.fee_asset,
+                    "fee_usdt": (fee_usdt or {}).get(f.trade_id),
+                    "realized_pnl": f.realized_pnl,
+                    "is_maker": f.is_maker,
+                    "executed_at": f.timestamp,
+                }
+                for f in fills
+            ]
+            stmt = (
+                _insert(s, FillRow)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["venue", "symbol", "trade_id"])
+            )
+            result = await s.execute(stmt)
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def for_order(self, client_order_id: str) -> list[Fill]:
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(FillRow)
+                .where(FillRow.client_order_id == client_order_id)
+                .order_by(FillRow.executed_at, FillRow.id)
+            )
+            return [_fill(r) for r in rows]
+
+    async def for_hedge(self, hedge_id: int) -> list[Fill]:
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(FillRow)
+                .join(OrderRow, FillRow.order_id == OrderRow.id)
+                .where(OrderRow.hedge_id == hedge_id)
+                .order_by(FillRow.executed_at, FillRow.id)
+            )
+            return [_fill(r) for r in rows]
+
+    async def all(self, venue: str | None = None) -> list[Fill]:
+        async with self._sessions() as s:
+            q = select(FillRow).order_by(FillRow.executed_at, FillRow.id)
+            if venue is not None:
+                q = q.where(FillRow.venue == venue)
+            return [_fill(r) for r in await s.scalars(q)]
+
+    async def fees_usdt_by_hedge(self) -> dict[int, Decimal]:
+        """Return the sum of converted fees per hedge (fills without a conversion count 0)."""
+        async with self._sessions() as s:
+            rows = await s.execute(
+                select(OrderRow.hedge_id, FillRow.fee_usdt)
+                .join(OrderRow, FillRow.order_id == OrderRow.id)
+                .where(OrderRow.hedge_id.is_not(None))
+            )
+            totals: dict[int, Decimal] = {}
+            for hedge_id, fee in rows:
+                if hedge_id is not None:
+                    totals[hedge_id] = totals.get(hedge_id, Decimal(0)) + (fee or Decimal(0))
+            return totals
+
+
+class FundingRepository(_Repository):
+    async def record(
+        self,
+        venue: str,
+        payments: Iterable[FundingPayment],
+        *,
+        hedge_ids: dict[str, int] | None = None,
+    ) -> int:
+        """Store funding payments once per (venue, symbol, funding time); return how many were new.
+
+        `hedge_ids` maps a perpetual symbol to the hedge that held it.
+        """
+        values = [
+            {
+                "venue": venue,
+                "symbol": p.symbol,
+                "funding_time": p.funding_time,
+                "amount": p.amount,
+                "asset": p.asset,
+                "rate": p.rate,
+                "mark_price": p.mark_price,
+                "position_size": p.position_size,
+                "hedge_id": (hedge_ids or {}).get(p.symbol),
+                "income_id": p.income_id,
+            }
+            for p in payments
+        ]
+        if not values:
+            return 0
+        async with self._sessions.begin() as s:
+            stmt = (
+                _insert(s, FundingPaymentRow)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["venue", "symbol", "funding_time"])
+            )
+            result = await s.execute(stmt)
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def payments(
+        self, *, venue: str | None = None, hedge_id: int | None = None
+    ) -> list[FundingPayment]:
+        async with self._sessions() as s:
+            q = select(FundingPaymentRow).order_by(FundingPaymentRow.funding_time)
+            if venue is not None:
+                q = q.where(FundingPaymentRow.venue == venue)
+            if hedge_id is not None:
+                q = q.where(FundingPaymentRow.hedge_id == hedge_id)
+            return [_funding(r) for r in await s.scalars(q)]
+
+    async def latest_time(self, venue: str) -> datetime | None:
+        async with self._sessions() as s:
+            value: datetime | None = await s.scalar(
+                select(func.max(FundingPaymentRow.funding_time)).where(
+                    FundingPaymentRow.venue == venue
+                )
+            )
+            return value
+
+    async def totals_by_hedge(self) -> dict[int, Decimal]:
+        async with self._sessions() as s:
+            rows = await s.execute(
+                select(FundingPaymentRow.hedge_id, FundingPaymentRow.amount).where(
+                    FundingPaymentRow.hedge_id.is_not(None)
+                )
+            )
+            totals: dict[int, Decimal] = {}
+            for hedge_id, amount in rows:
+                if hedge_id is not None:
+                    totals[hedge_id] = totals.get(hedge_id, Decimal(0)) + amount
+            return totals
+
+
+class SnapshotRepository(_Repository):
+    async def record_balances(self, snapshots: Iterable[BalanceSnapshot]) -> None:
+        async with self._sessions.begin() as s:
+            s.add_all(
+                BalanceSnapshotRow(
+                    taken_at=b.taken_at,
+                    wallet=b.wallet,
+                    asset=b.asset,
+                    free=b.free,
+                    locked=b.locked,
+                    total=b.total,
+                    value_usdt=b.value_usdt,
+                )
+                for b in snapshots
+            )
+
+    async def record_positions(self, snapshots: Iterable[PositionSnapshot]) -> None:
+        async with self._sessions.begin() as s:
+            s.add_all(
+                PositionSnapshotRow(
+                    taken_at=p.taken_at,
+                    symbol=p.symbol,
+                    position_side=p.position_side.value,
+                    size=p.size,
+                    is_short=p.is_short,
+                    entry_price=p.entry_price,
+                    mark_price=p.mark_price,
+                    liquidation_price=p.liquidation_price,
+                    unrealized_pnl=p.unrealized_pnl,
+                    margin_ratio=p.margin_ratio,
+                    leverage=p.leverage,
+                )
+                for p in snapshots
+            )
+
+    async def latest_balances(self) -> list[BalanceSnapshot]:
+        """Return the most recent balance snapshot of each wallet."""
+        async with self._sessions() as s:
+            latest = (
+                select(BalanceSnapshotRow.wallet, func.max(BalanceSnapshotRow.taken_at).label("t"))
+                .group_by(BalanceSnapshotRow.wallet)
+                .subquery()
+            )
+            rows = await s.scalars(
+                select(BalanceSnapshotRow)
+                .join(
+                    latest,
+                    (BalanceSnapshotRow.wallet == latest.c.wallet)
+                    & (BalanceSnapshotRow.taken_at == latest.c.t),
+                )
+                .order_by(BalanceSnapshotRow.wallet, BalanceSnapshotRow.asset)
+            )
+            return [
+                BalanceSnapshot(r.taken_at, r.wallet, r.asset, r.free, r.locked, r.value_usdt)
+                for r in rows
+            ]
+
+    async def latest_positions(self) -> list[PositionSnapshot]:
+        async with self._sessions() as s:
+            t = await s.scalar(select(func.max(PositionSnapshotRow.taken_at)))
+            if t is None:
+                return []
+            rows = await s.scalars(
+                select(PositionSnapshotRow)
+                .where(PositionSnapshotRow.taken_at == t)
+                .order_by(PositionSnapshotRow.symbol)
+            )
+            return [
+                PositionSnapshot(
+                    r.taken_at,
+                    r.symbol,
+                    PositionSide(r.position_side),
+                    r.size,
+                    r.is_short,
+                    r.entry_price,
+                    r.mark_price,
+                    r.liquidation_price,
+                    r.unrealized_pnl,
+                    r.margin_ratio,
+                    r.leverage,
+                )
+                for r in rows
+            ]
+
+
+class EventRepository(_Repository):
+    """Events in the ledger; also an `EventSink` for components that emit them."""
+
+    def __init__(self, sessions: Sessions, run_id: int | None = None) -> None:
+        super().__init__(sessions)
+        self.run_id = run_id
+
+    async def emit(self, event: Event) -> None:
+        async with self._sessions.begin() as s:
+            s.add(
+                EventRow(
+                    at=event.at,
+                    kind=event.kind,
+                    severity=event.severity.value,
+                    message=event.message,
+                    data=dict(event.data),
+                    hedge_id=event.hedge_id,
+                    run_id=self.run_id,
+                )
+            )
+
+    async def recent(self, kind: str | None = None, limit: int = 100) -> list[Event]:
+        """Return the newest events (optionally of one kind), newest first."""
+        async with self._sessions() as s:
+            q = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+            if kind is not None:
+                q = q.where(EventRow.kind == kind)
+            return [
+                Event(r.kind, r.message, r.at, Severity(r.severity), r.data or {}, r.hedge_id)
+                for r in await s.scalars(q)
+            ]
+
+
+class TradingStateRepository(_Repository):
+    _ROW_ID = 1
+
+    async def get(self) -> TradingStatus | None:
+        """Return the kill-switch state, or None when it was never set (treated as ACTIVE)."""
+        async with self._sessions() as s:
+            row = await s.get(TradingStateRow, self._ROW_ID)
+            if row is None:
+                return None
+            return TradingStatus(
+                TradingState(row.state), row.reason, row.changed_by, row.changed_at
+            )
+
+    async def set(
+        self, state: TradingState, *, reason: str, changed_by: str, at: datetime
+    ) -> TradingStatus:
+        async with self._sessions.begin() as s:
+            stmt = _insert(s, TradingStateRow).values(
+                id=self._ROW_ID,
+                state=state.value,
+                reason=reason,
+                changed_by=changed_by,
+                changed_at=at,
+            )
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={
+                        "state": state.value,
+                        "reason": reason,
+                        "changed_by": changed_by,
+                        "changed_at": stmt.excluded.changed_at,
+                    },
+                )
+            )
+        return TradingStatus(state, reason, changed_by, at)
+
+
+class PaperStateRepository(_Repository):
+    async def load(self, key: str) -> dict[str, Any] | None:
+        async with self._sessions() as s:
+            row = await s.get(PaperStateRow, key)
+            return dict(row.state) if row else None
+
+    async def save(self, key: str, state: dict[str, Any], *, at: datetime) -> None:
+        async with self._sessions.begin() as s:
+            stmt = _insert(s, PaperStateRow).values(key=key, state=state, updated_at=at)
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
+                )
+            )
+
+
+class Ledger:
+    """All repositories over one session factory."""
+
+    def __init__(self, sessions: Sessions, run_id: int | None = None) -> None:
+        self.sessions = sessions
+        self.runs = RunRepository(sessions)
+        self.observations = ObservationRepository(sessions)
+        self.settled_funding = SettledFundingRepository(sessions)
+        self.hedges = HedgeRepository(sessions)
+        self.orders = OrderRepository(sessions)
+        self.fills = FillRepository(sessions)
+        self.funding = FundingRepository(sessions)
+        self.snapshots = SnapshotRepository(sessions)
+        self.events = EventRepository(sessions, run_id)
+        self.trading_state = TradingStateRepository(sessions)
+        self.paper_state = PaperStateRepository(sessions)
+
+    def for_run(self, run_id: int) -> Ledger:
+        """Return a ledger whose events are tagged with `run_id`."""
+        return Ledger(self.sessions, run_id)
+
+
+# --- row -> domain -----------------------------------------------------------------------
+
+
+def _run(r: BotRunRow) -> BotRun:
+    return BotRun(
+        r.id,
+        r.mode,
+        r.exchange_environment,
+        r.config_hash,
+        r.version,
+        r.started_at,
+        r.stopped_at,
+        r.stop_reason,
+    )
+
+
+def _obs_values(o: MarketObservation) -> dict[str, Any]:
+    return {
+        "symbol": o.symbol,
+        "observed_at": o.observed_at,
+        "funding_rate": o.funding_rate,
+        "next_funding_time": o.next_funding_time,
+        "interval_hours": o.interval_hours,
+        "mark_price": o.mark_price,
+        "index_price": o.index_price,
+        "interest_rate": o.interest_rate,
+        "premium": o.premium,
+        "spot_bid": o.spot_bid,
+        "spot_ask": o.spot_ask,
+        "perp_bid": o.perp_bid,
+        "perp_ask": o.perp_ask,
+    }
+
+
+def _obs(r: MarketObservationRow) -> MarketObservation:
+    return MarketObservation(
+        r.symbol,
+        r.observed_at,
+        r.funding_rate,
+        r.next_funding_time,
+        r.interval_hours,
+        r.mark_price,
+        r.index_price,
+        r.interest_rate,
+        r.premium,
+        r.spot_bid,
+        r.spot_ask,
+        r.perp_bid,
+        r.perp_ask,
+    )
+
+
+def _hedge(r: HedgeRow) -> Hedge:
+    return Hedge(
+        id=r.id,
+        uid=r.uid,
+        pair=r.pair,
+        spot_symbol=r.spot_symbol,
+        perp_symbol=r.perp_symbol,
+        state=HedgeState(r.state),
+        target_quantity=r.target_quantity,
+        spot_quantity=r.spot_quantity,
+        perp_quantity=r.perp_quantity,
+        target_notional=r.target_notional,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        opened_at=r.opened_at,
+        closed_at=r.closed_at,
+        entry_spot_price=r.entry_spot_price,
+        entry_perp_price=r.entry_perp_price,
+        exit_spot_price=r.exit_spot_price,
+        exit_perp_price=r.exit_perp_price,
+        open_reason=r.open_reason,
+        close_reason=r.close_reason,
+        metrics=dict(r.metrics or {}),
+        run_id=r.run_id,
+    )
+
+
+def _new_order_row(o: NewOrder, *, hedge_id: int | None, venue: str, at: datetime) -> OrderRow:
+    return OrderRow(
+        client_order_id=o.client_order_id,
+        hedge_id=hedge_id,
+        leg=o.leg.value,
+        purpose=o.purpose.value,
+        venue=venue,
+        symbol=o.symbol,
+        side=o.side.value,
+        order_type=o.type.value,
+        quantity=o.quantity,
+        price=o.price,
+        reduce_only=o.reduce_only,
+        position_side=o.position_side.value if o.position_side else None,
+        params=_order_params(o),
+        status=OrderStatus.PENDING.value,
+        filled_quantity=Decimal(0),
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def _order_params(o: NewOrder) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if o.reduce_only:
+        params["reduceOnly"] = True
+    if o.position_side is not None:
+        params["positionSide"] = o.position_side.value
+    return params
+
+
+def _order(r: OrderRow) -> OrderRecord:
+    return OrderRecord(
+        id=r.id,
+        client_order_id=r.client_order_id,
+        hedge_id=r.hedge_id,
+        leg=Leg(r.leg),
+        purpose=OrderPurpose(r.purpose),
+        venue=r.venue,
+        symbol=r.symbol,
+        side=Side(r.side),
+        type=OrderType(r.order_type),
+        quantity=r.quantity,
+        status=OrderStatus(r.status),
+        filled=r.filled_quantity,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        price=r.price,
+        reduce_only=r.reduce_only,
+        position_side=PositionSide(r.position_side) if r.position_side else None,
+        exchange_order_id=r.exchange_order_id,
+        average_price=r.average_price,
+        error_code=r.error_code,
+        error_message=r.error_message,
+        sent_at=r.sent_at,
+        acked_at=r.acked_at,
+    )
+
+
+def _fill(r: FillRow) -> Fill:
+    return Fill(
+        trade_id=r.trade_id,
+        symbol=r.symbol,
+        exchange_order_id=r.exchange_order_id,
+        side=Side(r.side),
+        price=r.price,
+        quantity=r.quantity,
+        fee=r.fee,
+        fee_asset=r.fee_asset,
+        timestamp=r.executed_at,
+        is_maker=r.is_maker,
+        client_order_id=r.client_order_id,
+        realized_pnl=r.realized_pnl,
+    )
+
+
+def _funding(r: FundingPaymentRow) -> FundingPayment:
+    return FundingPayment(
+        symbol=r.symbol,
+        funding_time=r.funding_time,
+        amount=r.amount,
+        asset=r.asset,
+        rate=r.rate,
+        mark_price=r.mark_price,
+        position_size=r.position_size,
+        income_id=r.income_id,
+    )

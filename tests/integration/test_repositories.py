@@ -1,0 +1,310 @@
+"""Round-trips of every table on both databases; idempotent natural keys; exact decimals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from bot.domain import (
+    Event,
+    Fill,
+    FundingPayment,
+    HedgeState,
+    Leg,
+    Order,
+    OrderPurpose,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    SettledFunding,
+    Severity,
+    Side,
+)
+from bot.domain.hedge import InvalidTransition
+from bot.domain.ledger import (
+    BalanceSnapshot,
+    MarketObservation,
+    NewOrder,
+    PositionSnapshot,
+    TradingState,
+)
+from bot.persistence.repositories import Ledger
+
+pytestmark = pytest.mark.postgres
+
+T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+TINY = Decimal("0.00000001")
+BIG = Decimal("123456789.12345678")
+
+
+def new_orders(uid: str) -> list[NewOrder]:
+    return [
+        NewOrder(
+            f"cb-{uid}-so1",
+            Leg.SPOT,
+            OrderPurpose.OPEN,
+            "BTC/USDT",
+            Side.BUY,
+            OrderType.MARKET,
+            Decimal("0.001"),
+        ),
+        NewOrder(
+            f"cb-{uid}-po1",
+            Leg.PERP,
+            OrderPurpose.OPEN,
+            "BTC/USDT:USDT",
+            Side.SELL,
+            OrderType.MARKET,
+            Decimal("0.001"),
+            position_side=PositionSide.SHORT,
+        ),
+    ]
+
+
+async def make_hedge(ledger: Ledger, uid: str = "h1"):  # type: ignore[no-untyped-def]
+    return await ledger.hedges.create(
+        uid=uid,
+        pair="BTC/USDT",
+        spot_symbol="BTC/USDT",
+        perp_symbol="BTC/USDT:USDT",
+        target_quantity=TINY,
+        target_notional=BIG,
+        reason="funding 12% APR",
+        metrics={"apr": "0.12"},
+        at=T0,
+        venue="binance",
+        orders=new_orders(uid),
+    )
+
+
+async def test_hedge_and_its_orders_are_written_together_with_exact_decimals(
+    ledger: Ledger,
+) -> None:
+    hedge, orders = await make_hedge(ledger)
+
+    stored = await ledger.hedges.get(hedge.id)
+    assert stored is not None
+    assert stored.target_quantity == TINY
+    assert stored.target_notional == BIG
+    assert stored.state is HedgeState.OPENING
+    assert stored.created_at == T0 and stored.created_at.tzinfo is not None
+    assert [o.status for o in orders] == [OrderStatus.PENDING, OrderStatus.PENDING]
+    assert (await ledger.orders.for_hedge(hedge.id))[1].position_side is PositionSide.SHORT
+
+
+async def test_hedge_transitions_are_recorded_with_reasons_and_checked(ledger: Ledger) -> None:
+    hedge, _ = await make_hedge(ledger)
+
+    await ledger.hedges.transition(
+        hedge.id,
+        HedgeState.OPEN,
+        reason="both legs filled",
+        at=T0 + timedelta(seconds=1),
+        spot_quantity=TINY,
+        perp_quantity=TINY,
+        opened_at=T0,
+    )
+    with pytest.raises(InvalidTransition):
+        await ledger.hedges.transition(hedge.id, HedgeState.OPENING, reason="x", at=T0)
+
+    transitions = await ledger.hedges.transitions(hedge.id)
+    assert [(t.from_state, t.to_state) for t in transitions] == [
+        (None, "opening"),
+        ("opening", "open"),
+    ]
+    assert transitions[1].reason == "both legs filled"
+    assert [h.id for h in await ledger.hedges.active()] == [hedge.id]
+
+
+async def test_client_order_id_is_unique(ledger: Ledger) -> None:
+    await make_hedge(ledger, "dup")
+
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await ledger.orders.add(new_orders("dup")[:1], venue="binance", at=T0, hedge_id=None)
+
+
+async def test_order_lifecycle_send_ack_and_failure(ledger: Ledger) -> None:
+    _, orders = await make_hedge(ledger)
+    cid = orders[0].client_order_id
+    await ledger.orders.mark_sent(cid, at=T0)
+    order = Order(
+        "BTC/USDT",
+        cid,
+        "777",
+        Side.BUY,
+        OrderType.MARKET,
+        OrderStatus.FILLED,
+        Decimal("0.001"),
+        Decimal("0.001"),
+        Decimal("50000.5"),
+        None,
+        T0,
+        T0,
+    )
+
+    record = await ledger.orders.apply(order, at=T0 + timedelta(milliseconds=40))
+    failed = await ledger.orders.mark_failed(
+        orders[1].client_order_id,
+        at=T0,
+        status=OrderStatus.REJECTED,
+        code=-2019,
+        message="Margin is insufficient.",
+    )
+
+    assert record.status is OrderStatus.FILLED and record.average_price == Decimal("50000.5")
+    assert record.sent_at == T0 and record.acked_at == T0 + timedelta(milliseconds=40)
+    assert failed.error_code == -2019
+    assert await ledger.orders.unresolved() == []
+
+
+async def test_fill_recorded_twice_is_stored_once(ledger: Ledger) -> None:
+    _, orders = await make_hedge(ledger)
+    fill = Fill(
+        "9001",
+        "BTC/USDT",
+        "777",
+        Side.BUY,
+        BIG,
+        TINY,
+        TINY,
+        "BTC",
+        T0,
+        client_order_id=orders[0].client_order_id,
+    )
+
+    first = await ledger.fills.record("binance", [fill])
+    second = await ledger.fills.record("binance", [fill, fill])
+    same_id_other_symbol = await ledger.fills.record(
+        "binance", [Fill("9001", "ETH/USDT", "778", Side.BUY, BIG, TINY, TINY, "ETH", T0)]
+    )
+
+    assert (first, second, same_id_other_symbol) == (1, 0, 1)
+    stored = await ledger.fills.for_order(orders[0].client_order_id)
+    assert stored == [fill]
+    hedge_fills = await ledger.fills.for_hedge(orders[0].hedge_id or 0)
+    assert [f.price for f in hedge_fills] == [BIG]
+
+
+async def test_funding_is_idempotent_on_venue_symbol_time(ledger: Ledger) -> None:
+    hedge, _ = await make_hedge(ledger)
+    pay = FundingPayment(
+        "BTC/USDT:USDT",
+        T0,
+        Decimal("0.05123456"),
+        rate=Decimal("0.0001"),
+        mark_price=BIG,
+        position_size=TINY,
+    )
+
+    assert await ledger.funding.record("binance", [pay], hedge_ids={"BTC/USDT:USDT": hedge.id}) == 1
+    assert await ledger.funding.record("binance", [pay]) == 0
+    assert await ledger.funding.record("paper", [pay]) == 1
+
+    assert await ledger.funding.payments(venue="binance") == [pay]
+    assert await ledger.funding.totals_by_hedge() == {hedge.id: Decimal("0.05123456")}
+    assert await ledger.funding.latest_time("binance") == T0
+
+
+async def test_observations_merge_on_symbol_and_minute(ledger: Ledger) -> None:
+    obs = MarketObservation(
+        "BTC/USDT:USDT",
+        T0,
+        funding_rate=Decimal("0.0001"),
+        mark_price=BIG,
+        interval_hours=8,
+        next_funding_time=T0 + timedelta(hours=8),
+    )
+    newer = MarketObservation("BTC/USDT:USDT", T0, funding_rate=Decimal("0.0002"), mark_price=BIG)
+
+    await ledger.observations.upsert([obs])
+    await ledger.observations.upsert([newer])
+
+    assert await ledger.observations.count() == 1
+    (stored,) = await ledger.observations.for_symbol("BTC/USDT:USDT")
+    assert stored.funding_rate == Decimal("0.0002")
+    assert await ledger.observations.latest_time() == T0
+
+
+async def test_settled_funding_keeps_history_once(ledger: Ledger) -> None:
+    rows = [
+        SettledFunding("ETH/USDT:USDT", T0 + timedelta(hours=8 * i), Decimal("0.0001") * i)
+        for i in range(3)
+    ]
+
+    assert await ledger.settled_funding.upsert("binance", rows) == 3
+    assert await ledger.settled_funding.upsert("binance", rows) == 0
+    assert await ledger.settled_funding.history("binance", "ETH/USDT:USDT", limit=2) == rows[1:]
+
+
+async def test_snapshots_round_trip(ledger: Ledger) -> None:
+    later = T0 + timedelta(minutes=5)
+    await ledger.snapshots.record_balances(
+        [
+            BalanceSnapshot(T0, "spot", "USDT", BIG, Decimal(0)),
+            BalanceSnapshot(later, "spot", "USDT", TINY, Decimal(1)),
+            BalanceSnapshot(later, "futures", "USDT", Decimal(5), Decimal(0)),
+        ]
+    )
+    pos = PositionSnapshot(
+        later,
+        "BTC/USDT:USDT",
+        PositionSide.BOTH,
+        TINY,
+        True,
+        BIG,
+        BIG,
+        None,
+        Decimal("-0.5"),
+        Decimal("0.01"),
+        2,
+    )
+    await ledger.snapshots.record_positions([pos])
+
+    balances = await ledger.snapshots.latest_balances()
+    assert [(b.wallet, b.free, b.total) for b in balances] == [
+        ("futures", Decimal(5), Decimal(5)),
+        ("spot", TINY, Decimal("1.00000001")),
+    ]
+    assert await ledger.snapshots.latest_positions() == [pos]
+
+
+async def test_events_trading_state_runs_and_paper_state(ledger: Ledger) -> None:
+    run = await ledger.runs.start(
+        mode="paper", environment="production", config_hash="abc", version="0.1.0", at=T0
+    )
+    events = ledger.for_run(run.id).events
+    await events.emit(
+        Event(
+            "risk.denied", "max_open_hedges reached", T0, Severity.WARNING, {"open": 5, "limit": 5}
+        )
+    )
+    assert await ledger.trading_state.get() is None
+    await ledger.trading_state.set(TradingState.HALTED, reason="manual", changed_by="cli", at=T0)
+    status = await ledger.trading_state.set(
+        TradingState.REDUCING, reason="loss", changed_by="risk", at=T0
+    )
+    await ledger.paper_state.save("paper", {"spot": {"USDT": "100.5"}}, at=T0)
+    await ledger.paper_state.save("paper", {"spot": {"USDT": "99"}}, at=T0)
+    await ledger.runs.stop(run.id, at=T0 + timedelta(hours=1), reason="SIGTERM")
+
+    (event,) = await events.recent()
+    assert (event.kind, event.severity, dict(event.data)) == (
+        "risk.denied",
+        Severity.WARNING,
+        {"open": 5, "limit": 5},
+    )
+    assert await ledger.trading_state.get() == status
+    assert await ledger.paper_state.load("paper") == {"spot": {"USDT": "99"}}
+    (stored_run,) = await ledger.runs.latest()
+    assert stored_run.stop_reason == "SIGTERM" and stored_run.stopped_at == T0 + timedelta(hours=1)
+
+
+async def test_naive_timestamps_and_float_money_are_refused(ledger: Ledger) -> None:
+    with pytest.raises(Exception, match="timezone-aware"):
+        await ledger.runs.start(
+            mode="paper", environment="x", config_hash="x", version="x", at=datetime(2024, 1, 1)
+        )
+    with pytest.raises(Exception, match="Decimal"):
+        await ledger.funding.record("binance", [FundingPayment("X", T0, 0.1)])  # type: ignore[arg-type]

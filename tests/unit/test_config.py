@@ -1,0 +1,180 @@
+"""Config validation: the example is valid; bad files get a specific one-line message each."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, load_config, parse_config_text
+from bot.errors import UserError
+from bot.settings import Mode, Settings, resolve_mode
+from tests.conftest import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "config.example.toml"
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(UserError) as info:
+        parse_config_text(text, source="t.toml")
+    return info.value.problems
+
+
+def test_example_config_validates_and_equals_the_defaults() -> None:
+    config = load_config(EXAMPLE)
+
+    assert config.strategy.name == "funding_carry"
+    assert config.fingerprint() == Config.model_validate({}).fingerprint()
+
+
+def test_config_floats_become_exact_decimals() -> None:
+    config = parse_config_text("[strategy]\nentry_apr = 0.1\nexit_apr = 0.07\n")
+
+    assert config.strategy.entry_apr == Decimal("0.1")
+    assert isinstance(config.risk.max_total_notional, Decimal)
+
+
+def test_strategy_sees_the_same_sizing_fees_and_universe_as_the_bot() -> None:
+    config = parse_config_text(
+        '[sizing]\nnotional_per_hedge = 500\n[universe]\nsymbols = ["SOL/USDT"]\n'
+    )
+
+    assert config.strategy.sizing.notional_per_hedge == Decimal(500)
+    assert config.strategy.universe.symbols == ("SOL/USDT",)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[exchange]\nfoo = 1\n",
+            "t.toml: exchange.foo: unknown key in [exchange]; allowed keys: environment",
+        ),
+        (
+            "[nonsense]\na = 1\n",
+            "t.toml: nonsense: unknown key in [top level]; allowed keys: exchange",
+        ),
+        (
+            '[exchange]\nleverage = "two"\n',
+            "t.toml: exchange.leverage = 'two': input should be a valid integer",
+        ),
+        (
+            "[exchange]\nleverage = 200\n",
+            "t.toml: exchange.leverage = 200: input should be less than or equal to 125",
+        ),
+        (
+            '[exchange]\nenvironment = "mainnet"\n',
+            "t.toml: exchange.environment = 'mainnet': input should be 'production', 'testnet' or 'demo'",
+        ),
+        (
+            "[sizing]\nnotional_per_hedge = -5\n",
+            "t.toml: sizing.notional_per_hedge = -5: input should be greater than 0",
+        ),
+        (
+            "[strategy]\nexit_apr = 0.2\n",
+            "t.toml: strategy.exit_apr = 0.2: must be below entry_apr (0.10)",
+        ),
+        (
+            '[strategy]\nname = "grid"\n',
+            "t.toml: strategy.name = 'grid': input should be 'funding_carry'",
+        ),
+        (
+            "[strategy]\nentry_aprr = 0.2\n",
+            "t.toml: strategy.entry_aprr: unknown key in [strategy]; allowed keys: name, entry_apr",
+        ),
+        (
+            '[database]\nurl = "mysql://root@x/db"\n',
+            "t.toml: database.url: must be sqlite+aiosqlite:///FILE.db or postgresql+asyncpg://USER@HOST/DB",
+        ),
+        (
+            "[sizing]\nnotional_per_hedge = 5000\n",
+            "t.toml: sizing.notional_per_hedge = 5000: exceeds risk.max_notional_per_hedge (2000)",
+        ),
+        (
+            "[exchange]\nleverage = 5\n",
+            "t.toml: exchange.leverage = 5: exceeds risk.max_leverage (3)",
+        ),
+        (
+            "[risk]\nmin_liquidation_distance = 1.5\n",
+            "t.toml: risk.min_liquidation_distance = 1.5: input should be less than or equal to 1",
+        ),
+        (
+            "[schedule]\npoll_seconds = 0\n",
+            "t.toml: schedule.poll_seconds = 0: input should be greater than 0",
+        ),
+        (
+            '[exchange]\nspot_api_url = "not a url"\n',
+            "t.toml: exchange.spot_api_url = 'not a url': input should be a valid URL",
+        ),
+        (
+            '[exchange]\nenvironment = "testnet"\n',
+            "t.toml: exchange.environment = 'testnet': Binance's spot testnet has no USDⓈ-M futures",
+        ),
+        ("[strategy]\nsizing = {}\n", "t.toml: strategy.sizing: set [sizing] at the top level"),
+        ("[strategy\n", "t.toml: not valid TOML"),
+    ],
+)
+def test_bad_config_gets_a_specific_message(text: str, expected: str) -> None:
+    problems = problems_of(text)
+
+    assert any(p.startswith(expected) for p in problems), problems
+    assert all("\n" not in p for p in problems)
+
+
+def test_every_problem_is_reported_not_only_the_first() -> None:
+    problems = problems_of("[exchange]\nleverage = 0\nfoo = 1\n[risk]\nmax_open_hedges = 0\n")
+
+    assert len(problems) == 3
+
+
+def test_missing_config_file_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not found; pass --config FILE"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_live_mode_without_keys_is_refused_with_the_missing_names() -> None:
+    settings = Settings.model_validate({"BINANCE_API_KEY": "k" * 64})
+
+    with pytest.raises(UserError, match="live mode needs BINANCE_API_SECRET"):
+        resolve_mode(settings, live_flag=True)
+
+
+def test_keys_without_the_live_flag_still_run_paper() -> None:
+    settings = Settings.model_validate(
+        {"BINANCE_API_KEY": "k" * 64, "BINANCE_API_SECRET": "s" * 64}
+    )
+
+    assert resolve_mode(settings, live_flag=False) is Mode.PAPER
+    assert resolve_mode(settings, live_flag=True) is Mode.LIVE
+
+
+def test_carrybot_mode_live_counts_as_the_live_flag() -> None:
+    settings = Settings.model_validate(
+        {"CARRYBOT_MODE": "LIVE", "BINANCE_API_KEY": "k" * 64, "BINANCE_API_SECRET": "s" * 64}
+    )
+
+    assert resolve_mode(settings, live_flag=False) is Mode.LIVE
+
+
+def test_plain_postgres_url_is_mapped_to_the_async_driver() -> None:
+    config = parse_config_text('[database]\nurl = "postgresql://postgres@127.0.0.1/x"\n')
+
+    assert config.database.url == "postgresql+asyncpg://postgres@127.0.0.1/x"
+
+
+def test_every_config_key_is_in_the_example_file_and_the_readme() -> None:
+    example = EXAMPLE.read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
+    dumped = Config.model_validate({}).model_dump()
+    missing = []
+    for section, values in dumped.items():
+        for key in values:
+            if section == "strategy" and key in {"sizing", "fees", "universe"}:
+                continue
+            if f"\n{key} =" not in example and f"\n# {key} =" not in example:
+                missing.append(f"example: {section}.{key}")
+            if f"`{key}`" not in readme:
+                missing.append(f"README: {section}.{key}")
+
+    assert missing == []
