@@ -73,8 +73,6 @@ def register(app: typer.Typer) -> None:
         ("backtest", "Replay history through the strategy, risk gate and executor."),
         ("sweep", "Run backtests over a grid of parameters."),
         ("data", "Download historical funding and klines."),
-        ("halt", "Stop opening positions (kill switch)."),
-        ("resume", "Resume trading after a halt."),
     ):
         _pending(app, name, help_text)
 

@@ -1,0 +1,66 @@
+"""`carrybot halt [--reducing]` and `carrybot resume`: the kill switch, through the database.
+
+A running bot reads the state at the start of every cycle, so it obeys within one cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import console, load_context
+from bot.clock import SystemClock
+from bot.domain.ledger import TradingState
+from bot.persistence import migrate
+from bot.persistence.db import create_engine, session_factory
+from bot.persistence.repositories import Ledger
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+DatabaseOption = Annotated[str | None, typer.Option("--database", help="Database URL.")]
+
+
+def set_state(state: TradingState, reason: str, config: Path | None, database: str | None) -> None:
+    """Write the trading state to the ledger the bot reads."""
+    ctx = load_context(config, database)
+
+    async def go() -> None:
+        engine = create_engine(ctx.database_url)
+        try:
+            await migrate.ensure_current(engine)
+            ledger = Ledger(session_factory(engine))
+            await ledger.trading_state.set(
+                state, reason=reason, changed_by="cli", at=SystemClock().now()
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    console.print(f"trading state is now {state.value.upper()}: {reason}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("halt")
+    def halt(
+        reducing: Annotated[
+            bool, typer.Option("--reducing", help="Allow closes only, instead of no orders.")
+        ] = False,
+        reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "operator",
+        config: ConfigOption = None,
+        database: DatabaseOption = None,
+    ) -> None:
+        """Stop opening positions: HALTED sends no orders (hedges stay hedged); --reducing
+        allows closes only."""
+        state = TradingState.REDUCING if reducing else TradingState.HALTED
+        set_state(state, reason, config, database)
+
+    @app.command("resume")
+    def resume(
+        reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "operator",
+        config: ConfigOption = None,
+        database: DatabaseOption = None,
+    ) -> None:
+        """Return to ACTIVE trading after a halt."""
+        set_state(TradingState.ACTIVE, reason, config, database)
