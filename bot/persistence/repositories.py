@@ -385,7 +385,9 @@ class OrderRepository(_Repository):
                 .values(sent_at=at, updated_at=at)
             )
 
-    async def apply(self, order: Order, *, at: datetime, acked: bool = True) -> OrderRecord:
+    async def apply(
+        self, order: Order, *, at: datetime, acked: bool = True, sent_at: datetime | None = None
+    ) -> OrderRecord:
         """Record the exchange's view of an order (status, filled, average price)."""
         async with self._sessions.begin() as s:
             row = await s.scalar(
@@ -398,6 +400,8 @@ class OrderRepository(_Repository):
             row.filled_quantity = order.filled
             row.average_price = order.average_price
             row.updated_at = at
+            if sent_at is not None and row.sent_at is None:
+                row.sent_at = sent_at
             if acked and row.acked_at is None:
                 row.acked_at = at
             await s.flush()
@@ -411,6 +415,7 @@ class OrderRepository(_Repository):
         status: OrderStatus,
         code: int | None,
         message: str,
+        sent_at: datetime | None = None,
     ) -> OrderRecord:
         """Record that an order was rejected, or that its outcome is unknown."""
         async with self._sessions.begin() as s:
@@ -423,6 +428,8 @@ class OrderRepository(_Repository):
             row.error_code = code
             row.error_message = message[:2000]
             row.updated_at = at
+            if sent_at is not None and row.sent_at is None:
+                row.sent_at = sent_at
             await s.flush()
             return _order(row)
 
