@@ -69,7 +69,6 @@ def register(app: typer.Typer) -> None:
 
     for name, help_text in (
         ("scan", "Rank pairs by net carry from one market-wide snapshot."),
-        ("status", "Show hedges, P&L, trading state and data age from the ledger."),
         ("backtest", "Replay history through the strategy, risk gate and executor."),
         ("sweep", "Run backtests over a grid of parameters."),
         ("data", "Download historical funding and klines."),

@@ -1,0 +1,114 @@
+"""`carrybot status`: open and closed hedges, P&L, trading state, data age (database only)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bot.cli.common import console, load_context
+from bot.clock import SystemClock
+from bot.persistence import migrate
+from bot.persistence.db import create_engine, session_factory
+from bot.persistence.repositories import Ledger
+from bot.reporting import HedgeLine, StatusReport, build_status
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status")
+    def status(
+        config: ConfigOption = None,
+        database: Annotated[
+            str | None,
+            typer.Option("--database", help="Ledger URL, e.g. a backtest's sqlite+aiosqlite:///…"),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Show hedges, P&L, the trading state and the last snapshot's age (reads the DB only)."""
+        ctx = load_context(config, database)
+
+        async def go() -> StatusReport:
+            engine = create_engine(ctx.database_url)
+            try:
+                await migrate.ensure_current(engine)
+                return await build_status(
+                    Ledger(session_factory(engine)),
+                    now=SystemClock().now(),
+                    leverage=ctx.config.exchange.leverage,
+                )
+            finally:
+                await engine.dispose()
+
+        report = asyncio.run(go())
+        if as_json:
+            console.print_json(json.dumps(report.to_json()))
+            return
+        render(report)
+
+
+def render(report: StatusReport) -> None:
+    """Print the report as rich tables."""
+    age = report.snapshot_age_seconds
+    state = report.trading_state.value.upper()
+    reason = f" ({report.trading.reason})" if report.trading else ""
+    console.print(f"trading state: [bold]{state}[/bold]{reason}")
+    console.print("last snapshot: " + ("never" if age is None else f"{age:.0f}s ago"))
+    console.print(_table("Open hedges", report.open))
+    console.print(_table("Closed hedges", report.closed))
+    t = report.totals
+    totals = Table(title="Totals (USDT)")
+    for col in ("hedges", "funding", "fees", "basis P&L", "net", "capital"):
+        totals.add_column(col, justify="right")
+    totals.add_row(
+        str(t.hedges), _m(t.funding), _m(t.fees), _m(t.basis_pnl), _m(t.net), _m(t.capital)
+    )
+    console.print(totals)
+    if report.alerts:
+        console.print("recent alerts:")
+        for e in report.alerts:
+            console.print(f"  {e.at:%Y-%m-%d %H:%M:%S} {e.kind}: {e.message}", markup=False)
+
+
+def _table(title: str, lines: list[HedgeLine]) -> Table:
+    table = Table(title=title)
+    for col in (
+        "id",
+        "pair",
+        "state",
+        "qty",
+        "notional",
+        "held h",
+        "funding",
+        "fees",
+        "basis",
+        "net",
+        "APR",
+    ):
+        table.add_column(col, justify="right" if col not in {"pair", "state"} else "left")
+    for line in lines:
+        h, p = line.hedge, line.pnl
+        table.add_row(
+            str(h.id),
+            h.pair,
+            h.state.value,
+            f"{h.perp_quantity.normalize():f}",
+            _m(h.target_notional),
+            f"{p.holding_hours:.1f}",
+            _m(p.funding),
+            _m(p.fees),
+            _m(p.basis_pnl),
+            _m(p.net),
+            "-" if p.apr is None else f"{p.apr * 100:.2f}%",
+        )
+    return table
+
+
+def _m(value: Decimal) -> str:
+    return f"{value:,.2f}"

@@ -1,0 +1,136 @@
+"""The status report: hedges, P&L, trading state and data age, read from the ledger only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bot.domain import Event, Hedge, HedgeState
+from bot.domain.ledger import TradingState, TradingStatus
+from bot.persistence.repositories import Ledger
+from bot.pnl import HedgePnL, PnLTotals, hedge_pnl, totals
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeLine:
+    hedge: Hedge
+    pnl: HedgePnL
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    now: datetime
+    trading: TradingStatus | None
+    last_snapshot_at: datetime | None
+    open: list[HedgeLine]
+    closed: list[HedgeLine]
+    totals: PnLTotals
+    alerts: list[Event] = field(default_factory=list)
+
+    @property
+    def snapshot_age_seconds(self) -> float | None:
+        if self.last_snapshot_at is None:
+            return None
+        return (self.now - self.last_snapshot_at).total_seconds()
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.trading.state if self.trading else TradingState.ACTIVE
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the report as JSON-ready data (decimals as strings)."""
+        return {
+            "now": self.now.isoformat(),
+            "trading_state": self.trading_state.value,
+            "trading_reason": self.trading.reason if self.trading else None,
+            "last_snapshot_at": self.last_snapshot_at.isoformat()
+            if self.last_snapshot_at
+            else None,
+            "snapshot_age_seconds": self.snapshot_age_seconds,
+            "open_hedges": [_line_json(line) for line in self.open],
+            "closed_hedges": [_line_json(line) for line in self.closed],
+            "totals": {
+                "hedges": self.totals.hedges,
+                "funding": str(self.totals.funding),
+                "fees": str(self.totals.fees),
+                "basis_pnl": str(self.totals.basis_pnl),
+                "net": str(self.totals.net),
+                "capital": str(self.totals.capital),
+            },
+            "recent_alerts": [
+                {"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in self.alerts
+            ],
+        }
+
+
+async def build_status(ledger: Ledger, *, now: datetime, leverage: int = 1) -> StatusReport:
+    """Assemble the status report from the ledger."""
+    hedges = await ledger.hedges.in_states(None)
+    funding = await ledger.funding.totals_by_hedge()
+    lines_open: list[HedgeLine] = []
+    lines_closed: list[HedgeLine] = []
+    for hedge in hedges:
+        fills = await ledger.fills.for_hedge(hedge.id)
+        spot_price = perp_price = None
+        if hedge.state.is_active:
+            (obs,) = await ledger.observations.for_symbol(hedge.perp_symbol, limit=1) or (None,)
+            if obs is not None:
+                spot_price = _mid(obs.spot_bid, obs.spot_ask)
+                perp_price = _mid(obs.perp_bid, obs.perp_ask) or obs.mark_price
+        pnl = hedge_pnl(
+            hedge,
+            fills,
+            funding.get(hedge.id, Decimal(0)),
+            now=now,
+            spot_price=spot_price,
+            perp_price=perp_price,
+            leverage=leverage,
+        )
+        line = HedgeLine(hedge, pnl)
+        if hedge.state.is_active:
+            lines_open.append(line)
+        elif hedge.state is HedgeState.CLOSED or fills:
+            lines_closed.append(line)
+    alerts = [
+        e for e in await ledger.events.recent(limit=200) if e.severity.value in {"alert", "error"}
+    ][:10]
+    return StatusReport(
+        now=now,
+        trading=await ledger.trading_state.get(),
+        last_snapshot_at=await ledger.observations.latest_time(),
+        open=lines_open,
+        closed=lines_closed,
+        totals=totals([x.pnl for x in lines_open + lines_closed]),
+        alerts=alerts,
+    )
+
+
+def _mid(bid: Decimal | None, ask: Decimal | None) -> Decimal | None:
+    if bid is None or ask is None:
+        return None
+    return (bid + ask) / 2
+
+
+def _line_json(line: HedgeLine) -> dict[str, Any]:
+    h, p = line.hedge, line.pnl
+    return {
+        "id": h.id,
+        "uid": h.uid,
+        "pair": h.pair,
+        "state": h.state.value,
+        "spot_quantity": str(h.spot_quantity),
+        "perp_quantity": str(h.perp_quantity),
+        "notional": str(h.target_notional),
+        "opened_at": h.opened_at.isoformat() if h.opened_at else None,
+        "closed_at": h.closed_at.isoformat() if h.closed_at else None,
+        "holding_hours": f"{p.holding_hours:.2f}",
+        "funding": str(p.funding),
+        "fees": str(p.fees),
+        "basis_pnl": str(p.basis_pnl),
+        "net": str(p.net),
+        "apr": None if p.apr is None else f"{p.apr:.6f}",
+        "open_reason": h.open_reason,
+        "close_reason": h.close_reason,
+    }
