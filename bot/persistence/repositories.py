@@ -653,6 +653,17 @@ class SnapshotRepository(_Repository):
                 for r in rows
             ]
 
+    async def first_value_since(self, wallet: str, since: datetime) -> Decimal | None:
+        """Return the value_usdt of the first `wallet` snapshot at or after `since`."""
+        async with self._sessions() as s:
+            row = await s.scalar(
+                select(BalanceSnapshotRow)
+                .where(BalanceSnapshotRow.wallet == wallet, BalanceSnapshotRow.taken_at >= since)
+                .order_by(BalanceSnapshotRow.taken_at, BalanceSnapshotRow.id)
+                .limit(1)
+            )
+            return row.value_usdt if row else None
+
     async def latest_positions(self) -> list[PositionSnapshot]:
         async with self._sessions() as s:
             t = await s.scalar(select(func.max(PositionSnapshotRow.taken_at)))

@@ -1,0 +1,473 @@
+"""The jobs of the long-running bot. The scheduler calls each one; each does one thing.
+
+- `poll`: one market-wide snapshot; observations stored, thinned per symbol per minute;
+  exchange errors back off exponentially with jitter (the stale-data guard then blocks
+  entries, existing hedges are kept, trading resumes by itself when data is fresh);
+- `evaluate`: trading state → protective actions → strategy → risk gate → executor;
+- `capture_funding`: after each funding time of a held perpetual, record the payments;
+- `reconcile`, `snapshot_balances`, `heartbeat`.
+
+`evaluate` and `reconcile` share one lock, so an in-flight hedge is never reconciled
+half-way, and shutdown waits on the same lock for it to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.domain import (
+    CloseHedge,
+    Event,
+    EventSink,
+    FundingPayment,
+    Hedge,
+    HedgeState,
+    Intent,
+    MarketSnapshot,
+    OpenHedge,
+    Pair,
+    Portfolio,
+    ResizeHedge,
+    Severity,
+)
+from bot.domain.ledger import BalanceSnapshot, MarketObservation, PositionSnapshot, TradingState
+from bot.errors import ExchangeError
+from bot.exchange.port import ExchangePort
+from bot.execution.executor import HedgeExecutor
+from bot.persistence.outage import OutageGuard
+from bot.persistence.repositories import Ledger
+from bot.reconcile import Reconciler
+from bot.risk import AddMargin, Rebalance, RiskGate, RiskView
+from strategies.base import StrategyParams
+from strategies.carry import premium_index
+from strategies.runner import SafeStrategy
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass
+class LoopState:
+    """What the jobs share between runs (in memory; the ledger has the rest)."""
+
+    latest: MarketSnapshot | None = None
+    trading: TradingState = TradingState.ACTIVE
+    stopping: bool = False
+    poll_failures: int = 0
+    poll_resume_at: float = 0.0
+    last_observation_bucket: dict[str, datetime] = field(default_factory=dict)
+    funding_due: dict[str, datetime] = field(default_factory=dict)
+    last_funding_capture: datetime | None = None
+    equity: Decimal | None = None
+    day_start_equity: tuple[datetime, Decimal] | None = None
+    cycles: int = 0
+
+
+class TradingLoop:
+    """The bot's jobs over the injected components (the same in live and paper mode)."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        exchange: ExchangePort,
+        snapshot: Callable[[], Awaitable[MarketSnapshot]],
+        strategy: SafeStrategy,
+        params: StrategyParams,
+        risk: RiskGate,
+        executor: HedgeExecutor,
+        reconciler: Reconciler,
+        ledger: Ledger,
+        guard: OutageGuard,
+        events: EventSink,
+        clock: Clock,
+        pairs: Mapping[str, Pair],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.exchange = exchange
+        self._snapshot = snapshot
+        self.strategy = strategy
+        self.params = params
+        self.risk = risk
+        self.executor = executor
+        self.reconciler = reconciler
+        self.ledger = ledger
+        self.guard = guard
+        self.events = events
+        self.clock = clock
+        self.pairs = dict(pairs)
+        self.lock = asyncio.Lock()
+        self.state = LoopState()
+        self._rng = rng or random.Random()
+
+    def is_stopping(self) -> bool:
+        """Tell whether shutdown has begun (checked again after every await)."""
+        return self.state.stopping
+
+    # --- poll ---------------------------------------------------------------------------
+    async def poll(self) -> MarketSnapshot | None:
+        """Take one market-wide snapshot; back off on exchange errors."""
+        if self.clock.monotonic() < self.state.poll_resume_at:
+            return None
+        try:
+            snap = await self._snapshot()
+        except ExchangeError as exc:
+            self.state.poll_failures += 1
+            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(self.state.poll_failures, 10))
+            delay *= 0.5 + self._rng.random()  # jitter, so restarts do not stampede
+            self.state.poll_resume_at = self.clock.monotonic() + delay
+            log.warning("Snapshot failed (%s); attempt %d, next try in %.1fs; no new entries "
+                        "on stale data, hedges kept", exc, self.state.poll_failures, delay)
+            if self.state.poll_failures == 3:
+                await self.events.emit(Event("exchange.outage", f"market data failing: {exc}",
+                                             self.clock.now(), Severity.ALERT,
+                                             {"error": str(exc)}))
+            return None
+        if self.state.poll_failures:
+            log.info("Market data is back after %d failed attempt(s)", self.state.poll_failures)
+            await self.events.emit(Event("exchange.recovered", "market data is back",
+                                         self.clock.now(), Severity.INFO,
+                                         {"failures": self.state.poll_failures}))
+        self.state.poll_failures = 0
+        self.state.latest = snap
+        self._track_funding_times(snap)
+        await self._store_observations(snap)
+        return snap
+
+    def _track_funding_times(self, snap: MarketSnapshot) -> None:
+        previous = self.state.latest
+        for symbol, info in snap.funding.items():
+            if symbol in self.state.funding_due:
+                continue
+            before = previous.funding.get(symbol) if previous else None
+            if before is not None and info.next_funding_time > before.next_funding_time:
+                self.state.funding_due[symbol] = before.next_funding_time
+
+    async def _store_observations(self, snap: MarketSnapshot) -> None:
+        every = self.config.schedule.observation_every_seconds
+        bucket = _floor_time(snap.taken_at, every)
+        keep = self._observed_symbols()
+        rows: list[MarketObservation] = []
+        for pair in snap.pairs:
+            perp = pair.perp.symbol
+            if pair.key not in keep or self.state.last_observation_bucket.get(perp) == bucket:
+                continue
+            info = snap.funding.get(perp)
+            sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(perp)
+            premium = (premium_index(pq.bid, pq.ask, info.index_price)
+                       if info is not None and pq is not None and info.index_price > 0 else None)
+            rows.append(MarketObservation(
+                symbol=perp, observed_at=bucket,
+                funding_rate=info.funding_rate if info else None,
+                next_funding_time=info.next_funding_time if info else None,
+                interval_hours=info.interval_hours if info else None,
+                mark_price=info.mark_price if info else None,
+                index_price=info.index_price if info else None,
+                interest_rate=info.interest_rate if info else None, premium=premium,
+                spot_bid=sq.bid if sq else None, spot_ask=sq.ask if sq else None,
+                perp_bid=pq.bid if pq else None, perp_ask=pq.ask if pq else None,
+            ))
+            self.state.last_observation_bucket[perp] = bucket
+        if rows:
+            await self.guard.write(f"{len(rows)} observations",
+                                   lambda: self.ledger.observations.upsert(rows))
+
+    def _observed_symbols(self) -> set[str]:
+        universe = self.config.universe
+        keep = set(universe.symbols)
+        snap = self.state.latest
+        if not universe.symbols and snap is not None:
+            ranked = sorted(snap.pairs, key=lambda p: -snap.volumes_24h.get(p.spot.symbol, ZERO))
+            keep |= {p.key for p in ranked[: universe.top_n]}
+        return keep
+
+    # --- evaluate -----------------------------------------------------------------------
+    async def evaluate(self) -> list[Intent]:
+        """Strategy → risk gate → executor on the latest snapshot. Returns what was done."""
+        snap = self.state.latest
+        if self.state.stopping or snap is None:
+            return []
+        if not self.guard.healthy and not await self.guard.check():
+            log.warning("Database unavailable: no new orders this cycle")
+            return []
+        async with self.lock:
+            if self.is_stopping():
+                return []
+            self.state.cycles += 1
+            await self._refresh_trading_state()
+            hedges = await self.ledger.hedges.active()
+            view = await self._risk_view(snap, hedges)
+            switch = self.risk.trading_state_after(view)
+            if switch is not None:
+                await self._set_trading_state(*switch)
+                view = await self._risk_view(snap, hedges)
+            await self._protect(view, snap)
+            portfolio = Portfolio(
+                hedges=hedges, last_closed_at=await self.ledger.hedges.last_closed_at(),
+                equity=self.state.equity or ZERO,
+            )
+            intents = self.strategy.evaluate(snap, portfolio, self.params)
+            accepted = await self.risk.review(intents, view, self.events)
+            done: list[Intent] = []
+            for intent in sorted(accepted, key=_execution_order):
+                if self.is_stopping() and isinstance(intent, OpenHedge):
+                    break
+                if await self._execute(intent, snap, hedges):
+                    done.append(intent)
+            return done
+
+    async def _refresh_trading_state(self) -> None:
+        status = await self.ledger.trading_state.get()
+        state = status.state if status else TradingState.ACTIVE
+        if state is not self.state.trading:
+            log.warning("Trading state %s -> %s (%s, by %s)", self.state.trading.value.upper(),
+                        state.value.upper(), status.reason if status else "-",
+                        status.changed_by if status else "-")
+        self.state.trading = state
+
+    async def _set_trading_state(self, state: TradingState, reason: str) -> None:
+        await self.ledger.trading_state.set(state, reason=reason, changed_by="risk",
+                                            at=self.clock.now())
+        await self.events.emit(Event("trading.state", f"trading {state.value.upper()}: {reason}",
+                                     self.clock.now(), Severity.ALERT,
+                                     {"state": state.value, "reason": reason}))
+        self.state.trading = state
+
+    async def _risk_view(self, snap: MarketSnapshot, hedges: list[Hedge]) -> RiskView:
+        positions = {}
+        try:
+            positions = {p.symbol: p for p in await self.exchange.fetch_positions() if p.is_short}
+        except ExchangeError as exc:
+            log.warning("Positions unavailable for the risk view: %s", exc)
+        prices = {p.key: q.mid for p in snap.pairs
+                  if (q := snap.spot_quotes.get(p.spot.symbol)) is not None}
+        return RiskView(
+            now=self.clock.now(), snapshot_at=snap.taken_at, trading=self.state.trading,
+            hedges=hedges, positions=positions, prices=prices,
+            leverage=self.config.exchange.leverage, daily_pnl=self._daily_pnl(),
+            step_sizes={k: p.perp.step_size for k, p in self.pairs.items()},
+        )
+
+    def _daily_pnl(self) -> Decimal:
+        if self.state.equity is None or self.state.day_start_equity is None:
+            return ZERO
+        return self.state.equity - self.state.day_start_equity[1]
+
+    async def _protect(self, view: RiskView, snap: MarketSnapshot) -> None:
+        by_id = {h.id: h for h in view.hedges}
+        for action in self.risk.protect(view):
+            hedge = by_id.get(action.hedge_id)
+            pair = self.pairs.get(hedge.pair) if hedge else None
+            if hedge is None or pair is None:
+                continue
+            await self.events.emit(Event("risk.protect", f"hedge {hedge.id}: {action.reason}",
+                                         self.clock.now(), Severity.ALERT,
+                                         {"action": type(action).__name__}, hedge.id))
+            if isinstance(action, Rebalance):
+                await self.executor.rebalance(hedge, pair)
+            elif isinstance(action, ResizeHedge):
+                sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(
+                    pair.perp.symbol)
+                if sq and pq:
+                    await self.executor.resize(hedge, pair, action.notional,
+                                               reason=action.reason, spot_quote=sq,
+                                               perp_quote=pq)
+            elif isinstance(action, AddMargin):
+                log.error("Hedge %s needs %s USDT more margin; transfers are not automated: "
+                          "add margin by hand or use liquidation_action = 'reduce'",
+                          hedge.id, action.amount)
+
+    async def _execute(self, intent: Intent, snap: MarketSnapshot, hedges: list[Hedge]) -> bool:
+        try:
+            if isinstance(intent, OpenHedge):
+                pair = self.pairs.get(intent.pair) or snap.pair(intent.pair)
+                sq = snap.spot_quotes.get(pair.spot.symbol) if pair else None
+                pq = snap.perp_quotes.get(pair.perp.symbol) if pair else None
+                if pair is None or sq is None or pq is None:
+                    log.warning("No quotes for %s; skipping the open", intent.pair)
+                    return False
+                opened = await self.executor.open(pair, intent.notional, reason=intent.reason,
+                                                  metrics=intent.metrics, spot_quote=sq,
+                                                  perp_quote=pq)
+                return opened is not None
+            hedge = next((h for h in hedges if h.id == intent.hedge_id), None)
+            pair = self.pairs.get(hedge.pair) if hedge else None
+            if hedge is None or pair is None:
+                return False
+            if isinstance(intent, CloseHedge):
+                await self.executor.close(hedge, pair, reason=intent.reason)
+                return True
+            sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(
+                pair.perp.symbol)
+            if sq is None or pq is None:
+                return False
+            await self.executor.resize(hedge, pair, intent.notional, reason=intent.reason,
+                                       spot_quote=sq, perp_quote=pq)
+            return True
+        except ExchangeError as exc:
+            log.error("Executing %s failed: %s", type(intent).__name__, exc)
+            await self.events.emit(Event("executor.error", str(exc), self.clock.now(),
+                                         Severity.ERROR, {"intent": type(intent).__name__}))
+            return False
+
+    # --- funding ------------------------------------------------------------------------
+    async def capture_funding(self, *, force: bool = False) -> int:
+        """Record funding payments once a held perpetual's funding time has passed."""
+        now = self.clock.now()
+        delay = timedelta(seconds=self.config.schedule.funding_capture_delay_seconds)
+        due = [t for t in self.state.funding_due.values() if now >= t + delay]
+        if not due and not force:
+            return 0
+        hedges = await self.ledger.hedges.in_states(None)
+        held = [h for h in hedges if h.opened_at is not None]
+        if not held:
+            self.state.funding_due.clear()
+            return 0
+        since = self.state.last_funding_capture or min(h.opened_at for h in held
+                                                       if h.opened_at is not None)
+        try:
+            payments = await self.exchange.fetch_funding_payments(since - timedelta(hours=1))
+        except ExchangeError as exc:
+            log.warning("Funding payments not fetched now (%s); will retry", exc)
+            return 0
+        by_symbol: dict[str, list[FundingPayment]] = {}
+        for p in payments:
+            by_symbol.setdefault(p.symbol, []).append(p)
+        recorded = 0
+        for symbol, rows in by_symbol.items():
+            for payment in rows:
+                owner = _owner(held, symbol, payment.funding_time)
+                ids = {symbol: owner.id} if owner else {}
+                ok = await self.guard.write(
+                    f"funding {symbol} {payment.funding_time:%Y-%m-%d %H:%M}",
+                    lambda p=payment, i=ids: self.ledger.funding.record(  # type: ignore[misc]
+                        self.exchange.venue, [p], hedge_ids=i),
+                )
+                recorded += int(ok)
+        for symbol in [s for s, t in self.state.funding_due.items() if now >= t + delay]:
+            del self.state.funding_due[symbol]
+        self.state.last_funding_capture = now - timedelta(hours=12)
+        if payments:
+            log.info("Funding capture: %d payment(s) seen since %s", len(payments),
+                     since.isoformat())
+        return recorded
+
+    # --- periodic checks ----------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """Run the periodic ledger/exchange comparison (alerts on drift)."""
+        if self.state.stopping or not self.guard.healthy:
+            return
+        async with self.lock:
+            await self.reconciler.run(startup=False)
+
+    async def snapshot_balances(self) -> Decimal | None:
+        """Record balances, positions and equity; track the day's starting equity."""
+        try:
+            spot = await self.exchange.fetch_spot_balances()
+            futures = await self.exchange.fetch_futures_account()
+            positions = await self.exchange.fetch_positions()
+        except ExchangeError as exc:
+            log.warning("Balances not fetched now: %s", exc)
+            return None
+        now = self.clock.now()
+        prices = self._asset_prices()
+        rows: list[BalanceSnapshot] = []
+        equity = futures.margin_balance
+        for asset, bal in sorted(spot.items()):
+            if bal.total <= 0:
+                continue
+            price = Decimal(1) if asset == "USDT" else prices.get(asset)
+            value = bal.total * price if price is not None else None
+            equity += value or ZERO
+            rows.append(BalanceSnapshot(now, "spot", asset, bal.free, bal.locked, value))
+        rows.append(BalanceSnapshot(now, "futures", "USDT", futures.available_balance,
+                                    futures.margin_balance - futures.available_balance,
+                                    futures.margin_balance))
+        rows.append(BalanceSnapshot(now, "total", "USDT", equity, ZERO, equity))
+        position_rows = [
+            PositionSnapshot(now, p.symbol, p.position_side, p.size, p.is_short, p.entry_price,
+                             p.mark_price, p.liquidation_price, p.unrealized_pnl,
+                             p.margin_ratio, p.leverage)
+            for p in positions
+        ]
+        await self.guard.write("balance snapshot", lambda: self._write_snapshot(rows,
+                                                                               position_rows))
+        self.state.equity = equity
+        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.state.day_start_equity is None or self.state.day_start_equity[0] != day:
+            start = None
+            if self.guard.healthy:
+                start = await self.ledger.snapshots.first_value_since("total", day)
+            self.state.day_start_equity = (day, start if start is not None else equity)
+        return equity
+
+    async def _write_snapshot(self, rows: list[BalanceSnapshot],
+                              positions: list[PositionSnapshot]) -> None:
+        await self.ledger.snapshots.record_balances(rows)
+        if positions:
+            await self.ledger.snapshots.record_positions(positions)
+
+    def _asset_prices(self) -> dict[str, Decimal]:
+        snap = self.state.latest
+        if snap is None:
+            return {}
+        out = {}
+        for pair in snap.pairs:
+            quote = snap.spot_quotes.get(pair.spot.symbol)
+            if quote is not None and pair.spot.quote == "USDT":
+                out[pair.base] = quote.bid
+        return out
+
+    async def heartbeat(self) -> str:
+        """Log one line: open hedges, equity, snapshot age, trading state."""
+        snap = self.state.latest
+        age = (self.clock.now() - snap.taken_at).total_seconds() if snap else None
+        try:
+            open_count = len(await self.ledger.hedges.in_states([HedgeState.OPEN]))
+        except Exception:
+            open_count = -1
+        line = (
+            f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity "
+            f"{self.state.equity:.2f} USDT" if self.state.equity is not None else
+            f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity unknown"
+        )
+        line += (f", last snapshot {'never' if age is None else f'{age:.0f}s ago'}, "
+                 f"trading {self.state.trading.value.upper()}"
+                 f"{', database DOWN' if not self.guard.healthy else ''}")
+        log.info("%s", line)
+        return line
+
+
+def _execution_order(intent: Intent) -> int:
+    """Closes first (they free capacity for rotation), then resizes, then opens."""
+    if isinstance(intent, CloseHedge):
+        return 0
+    if isinstance(intent, ResizeHedge):
+        return 1
+    return 2
+
+
+def _owner(hedges: list[Hedge], perp_symbol: str, at: datetime) -> Hedge | None:
+    """Return the hedge that held `perp_symbol` at `at` (the oldest, if several)."""
+    for h in hedges:
+        if h.perp_symbol != perp_symbol or h.opened_at is None:
+            continue
+        if h.opened_at <= at and (h.closed_at is None or h.closed_at >= at):
+            return h
+    return None
+
+
+def _floor_time(when: datetime, seconds: float) -> datetime:
+    epoch = when.timestamp()
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
