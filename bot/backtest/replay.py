@@ -1,0 +1,281 @@
+"""`ReplaySource`: a `MarketDataSource` over loaded history, driven by an injected clock.
+
+What the source answers at clock time t (H = start of t's UTC hour):
+- prices come from the OPEN of the bar containing t, never from later in the bar; a market
+  with no bar containing t (before listing, in a data gap, after the end) is absent;
+- quotes and books are synthetic around that open (`SyntheticBook`), on the tick grid;
+- `funding_rate` is the latest rate settled at or before t. Binance's premiumIndex gives a
+  real-time estimate of the *next* rate, which the data does not hold; the rate that will
+  settle next is future information, so the last settled rate stands in (a persistence
+  forecast, lagging the real estimate by up to one period);
+- `mark_price` is the open of the mark bar opening at H, else the perp open (8h mark files
+  only have bars at 00/08/16 UTC; the perp's last price is the closest hourly proxy);
+  `index_price` is the spot open, else the mark; `interest_rate` is fixed (0.01%/8h);
+- settled funding history carries the mark at the settlement (what paper funding pays at)
+  and never a row after t; 24h volume is Σ volume x close of the bars that ended by H;
+- instruments appear once listed (a perpetual at its first usable bar, a spot market at its
+  first bar) and pairs while both legs have data; `reload` changes nothing, the answer always
+  follows the clock. `all_instruments()` gives the simulator every instrument up front.
+
+Errors: an unknown symbol raises `FatalExchangeError` (a caller bug: the market does not
+exist in this history); a known symbol without data at t raises `BadResponseError`, which
+callers treat like an exchange answer they cannot use (no trade now), not as a reason to stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from bot.backtest.book import Level, SyntheticBook
+from bot.backtest.filters import build_instruments
+from bot.backtest.history import History, SymbolHistory
+from bot.backtest.series import HOUR_MS, BarSeries, from_ms, hour_floor, to_ms
+from bot.clock import Clock
+from bot.domain import (
+    FundingInfo,
+    Instrument,
+    MarketKind,
+    OrderBook,
+    Pair,
+    Quote,
+    SettledFunding,
+)
+from bot.errors import BadResponseError, FatalExchangeError
+
+DEFAULT_INTEREST_RATE = Decimal("0.0001")
+_DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True, slots=True)
+class DataRange:
+    """Where a pair can be replayed: perp listed, spot quoted and funding settled; end excluded."""
+
+    start: datetime
+    end: datetime
+
+
+class _Market:
+    """One replayed market: its instrument, bars and per-bar caches."""
+
+    __slots__ = (
+        "bars",
+        "book_at",
+        "book_levels",
+        "instrument",
+        "quote_at",
+        "quote_top",
+        "volume_at",
+        "volume_value",
+    )
+
+    def __init__(self, instrument: Instrument, bars: BarSeries) -> None:
+        self.instrument = instrument
+        self.bars = bars
+        self.quote_at = -1
+        self.quote_top: tuple[Decimal, Decimal, Decimal] = (Decimal(0),) * 3
+        self.book_at = (-1, 0)
+        self.book_levels: tuple[tuple[Level, ...], tuple[Level, ...]] = ((), ())
+        self.volume_at = -1
+        self.volume_value = Decimal(0)
+
+    def exists_at(self, ms: int) -> bool:
+        return self.bars.first_ms <= ms < self.bars.end_ms
+
+
+class ReplaySource:
+    """Historical market data as the exchange would have shown it at the clock's time."""
+
+    def __init__(
+        self,
+        history: History,
+        clock: Clock,
+        *,
+        book: SyntheticBook | None = None,
+        interest_rate: Decimal = DEFAULT_INTEREST_RATE,
+    ) -> None:
+        self._history = history
+        self._clock = clock
+        self._book = book or SyntheticBook()
+        self._interest_rate = interest_rate
+        self._symbols: list[tuple[SymbolHistory, _Market, _Market]] = []
+        self._markets: dict[str, _Market] = {}
+        self._by_kind: dict[MarketKind, list[_Market]] = {k: [] for k in MarketKind}
+        self._by_pair: dict[str, SymbolHistory] = {}
+        self._settled: dict[str, list[SettledFunding]] = {}
+        for sym in history.symbols.values():
+            spot_inst, perp_inst = build_instruments(
+                sym.base,
+                sym.quote,
+                sym.perp.opens[0],
+                spot_listed_at=from_ms(sym.spot.first_ms),
+                perp_listed_at=from_ms(sym.listed_ms),
+            )
+            spot, perp = _Market(spot_inst, sym.spot), _Market(perp_inst, sym.perp)
+            self._symbols.append((sym, spot, perp))
+            for market in (spot, perp):
+                self._markets[market.instrument.symbol] = market
+                self._by_kind[market.instrument.kind].append(market)
+                self._by_pair[market.instrument.symbol] = sym
+            self._settled[perp_inst.symbol] = [
+                SettledFunding(perp_inst.symbol, from_ms(t), rate, _mark_at(sym, t))
+                for t, rate in zip(sym.funding.times, sym.funding.rates, strict=True)
+            ]
+
+    # --- for the backtest driver (not part of MarketDataSource) -------------------------
+
+    @property
+    def history(self) -> History:
+        return self._history
+
+    def all_instruments(self) -> dict[str, Instrument]:
+        """Return every instrument of the history, listed or not (for the simulator)."""
+        return {s: m.instrument for s, m in self._markets.items()}
+
+    def data_range(self, symbol: str) -> DataRange:
+        """Return the replayable range of the pair that `symbol` (spot or perp) belongs to."""
+        sym = self._pair_history(symbol)
+        return DataRange(from_ms(sym.start_ms), from_ms(sym.end_ms))
+
+    def data_ranges(self) -> dict[str, DataRange]:
+        """Return the replayable range of every pair, keyed by spot symbol."""
+        return {
+            spot.instrument.symbol: self.data_range(spot.instrument.symbol)
+            for _, spot, _ in self._symbols
+        }
+
+    def event_times(self, start: datetime, end: datetime) -> list[datetime]:
+        """Return the sorted union of hourly bar times and funding times in [start, end]."""
+        return [from_ms(t) for t in self._history.event_times_ms(to_ms(start), to_ms(end))]
+
+    # --- MarketDataSource ----------------------------------------------------------------
+
+    async def load_instruments(self, *, reload: bool = False) -> Mapping[str, Instrument]:
+        """Return the instruments listed at the clock's time (`reload` changes nothing)."""
+        ms = self._now_ms()
+        return {s: m.instrument for s, m in self._markets.items() if m.bars.first_ms <= ms}
+
+    async def pairs(self) -> Sequence[Pair]:
+        """Return the pairs whose spot and perpetual both trade at the clock's time."""
+        ms = self._now_ms()
+        return [
+            Pair(spot=spot.instrument, perp=perp.instrument)
+            for sym, spot, perp in self._symbols
+            if sym.start_ms <= ms < sym.end_ms
+        ]
+
+    async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
+        now = self._clock.now()
+        ms = to_ms(now)
+        out: dict[str, FundingInfo] = {}
+        for sym, spot, perp in self._symbols:
+            i = perp.bars.index_containing(ms)
+            j = sym.funding.last_index_at_or_before(ms)
+            if i < 0 or j < 0:
+                continue
+            times = sym.funding.times
+            interval = sym.funding.interval_ms(j)
+            next_time = times[j + 1] if j + 1 < len(times) else times[j] + interval
+            mark = _mark_at(sym, ms) or perp.bars.opens[i]
+            symbol = perp.instrument.symbol
+            out[symbol] = FundingInfo(
+                symbol=symbol,
+                funding_rate=sym.funding.rates[j],
+                next_funding_time=from_ms(next_time),
+                interval_hours=round(interval / HOUR_MS),
+                mark_price=mark,
+                index_price=spot.bars.open_containing(ms) or mark,
+                interest_rate=self._interest_rate,
+                timestamp=now,
+            )
+        return out
+
+    async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
+        now = self._clock.now()
+        ms = to_ms(now)
+        out: dict[str, Quote] = {}
+        for market in self._by_kind[kind]:
+            i = market.bars.index_containing(ms)
+            if i < 0:
+                continue
+            bid, ask, qty = self._top(market, i)
+            symbol = market.instrument.symbol
+            out[symbol] = Quote(symbol, bid, ask, qty, qty, now)
+        return out
+
+    async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
+        market = self._market(symbol)
+        now = self._clock.now()
+        i = market.bars.index_containing(to_ms(now))
+        if i < 0:
+            raise BadResponseError(
+                f"no {symbol} price at {now:%Y-%m-%d %H:%M:%S}Z: not listed yet, "
+                "in a data gap or after the end of the history"
+            )
+        if market.book_at != (i, depth):
+            market.book_levels = self._book.levels(market.bars.opens[i], market.instrument, depth)
+            market.book_at = (i, depth)
+        bids, asks = market.book_levels
+        return OrderBook(symbol, bids, asks, now)
+
+    async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
+        ms = self._now_ms()
+        hour = hour_floor(ms)
+        out: dict[str, Decimal] = {}
+        for market in self._by_kind[kind]:
+            if not market.exists_at(ms):
+                continue
+            if market.volume_at != hour:
+                market.volume_value = market.bars.quote_volume(hour - _DAY_MS, hour)
+                market.volume_at = hour
+            out[market.instrument.symbol] = market.volume_value
+        return out
+
+    async def fetch_funding_history(
+        self, symbol: str, since: datetime, until: datetime | None = None
+    ) -> Sequence[SettledFunding]:
+        rows = self._settled.get(symbol)
+        if rows is None:
+            raise FatalExchangeError(f"{symbol!r} is not a perpetual of this history")
+        sym = self._by_pair[symbol]
+        now_ms = self._now_ms()
+        last = now_ms if until is None else min(to_ms(until), now_ms)
+        span = sym.funding.index_range(to_ms(since), last)
+        return rows[span.start : span.stop]
+
+    async def close(self) -> None:
+        """Release nothing: the history stays in memory."""
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _now_ms(self) -> int:
+        return to_ms(self._clock.now())
+
+    def _market(self, symbol: str) -> _Market:
+        market = self._markets.get(symbol)
+        if market is None:
+            raise FatalExchangeError(f"unknown symbol {symbol!r}: not in this history")
+        return market
+
+    def _pair_history(self, symbol: str) -> SymbolHistory:
+        sym = self._by_pair.get(symbol)
+        if sym is None:
+            raise FatalExchangeError(f"unknown symbol {symbol!r}: not in this history")
+        return sym
+
+    def _top(self, market: _Market, i: int) -> tuple[Decimal, Decimal, Decimal]:
+        if market.quote_at != i:
+            market.quote_top = self._book.top(market.bars.opens[i], market.instrument)
+            market.quote_at = i
+        return market.quote_top
+
+
+def _mark_at(sym: SymbolHistory, ms: int) -> Decimal | None:
+    """Return the mark at `ms`: the mark bar opening at its hour, else the perp open, else None."""
+    if sym.mark is not None:
+        k = sym.mark.index_opening_at(hour_floor(ms))
+        if k >= 0:
+            return sym.mark.opens[k]
+    return sym.perp.open_containing(ms)
