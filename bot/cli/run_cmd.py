@@ -10,8 +10,6 @@ import typer
 
 from bot.cli.common import Context, console, load_context
 from bot.config import redact_url
-from bot.persistence import migrate
-from bot.persistence.db import create_engine
 from bot.settings import Mode, resolve_mode
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
@@ -49,26 +47,13 @@ def register(app: typer.Typer) -> None:
         mode = resolve_mode(ctx.settings, live)
         console.print(banner(ctx, mode), markup=False)
 
-        async def check_db() -> None:
-            engine = create_engine(ctx.database_url)
-            try:
-                await migrate.ensure_current(engine)
-            finally:
-                await engine.dispose()
+        from bot.app import RunOptions, run_bot
 
-        asyncio.run(check_db())
-        universe = ctx.config.universe
-        what = ", ".join(universe.symbols) if universe.symbols else "automatic universe"
-        console.print(
-            f"would poll funding and quotes every {ctx.config.schedule.poll_seconds:g}s, "
-            f"evaluate {what} with {ctx.config.strategy.name}, "
-            f"{ctx.config.sizing.notional_per_hedge} USDT per hedge; the trading loop is not "
-            "built yet",
-            markup=False,
-        )
+        options = RunOptions(once=once, duration=duration)
+        code = asyncio.run(run_bot(ctx.settings, ctx.config, ctx.database_url, mode, options))
+        raise typer.Exit(code)
 
     for name, help_text in (
-        ("scan", "Rank pairs by net carry from one market-wide snapshot."),
         ("backtest", "Replay history through the strategy, risk gate and executor."),
         ("sweep", "Run backtests over a grid of parameters."),
         ("data", "Download historical funding and klines."),

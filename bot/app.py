@@ -1,0 +1,244 @@
+"""The composition root: settings → ledger → exchange → market data → risk → executor → jobs.
+
+`run_bot` starts the bot (start-up reconciliation first, crash-only), runs the scheduler
+until SIGINT/SIGTERM, `--duration` or `--once`, then stops gracefully: no new positions, an
+in-flight hedge finishes or unwinds, the ledger is flushed, exit status 0 within 30 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot import __version__
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.domain import Event, SettledFunding, Severity
+from bot.domain.ledger import TradingState
+from bot.errors import ExchangeError
+from bot.exchange.factory import build_exchange
+from bot.exchange.port import ExchangePort
+from bot.execution.account_setup import AccountSetup
+from bot.execution.executor import HedgeExecutor
+from bot.ids import UidFactory
+from bot.marketdata import MarketData
+from bot.persistence import migrate
+from bot.persistence.db import create_engine, session_factory
+from bot.persistence.outage import BufferedEventSink, OutageGuard
+from bot.persistence.repositories import Ledger, SettledFundingRepository
+from bot.reconcile import Reconciler
+from bot.risk import RiskGate
+from bot.scheduler import build_scheduler
+from bot.settings import Mode, Settings
+from bot.trading import TradingLoop
+from strategies.runner import load_safe_strategy
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 25.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    once: bool = False
+    duration: float | None = None
+
+
+class GuardedSettledStore:
+    """The settled-funding repository behind the outage guard (history is optional data)."""
+
+    def __init__(self, repo: SettledFundingRepository, guard: OutageGuard) -> None:
+        self._repo = repo
+        self._guard = guard
+
+    async def upsert(self, venue: str, rows: Iterable[SettledFunding]) -> int:
+        batch = list(rows)
+        await self._guard.write(f"{len(batch)} settled funding rows",
+                                lambda: self._repo.upsert(venue, batch))
+        return len(batch)
+
+    async def history(self, venue: str, symbol: str, limit: int = 100) -> list[SettledFunding]:
+        if not self._guard.healthy:
+            return []
+        try:
+            return await self._repo.history(venue, symbol, limit)
+        except Exception as exc:
+            from bot.persistence.outage import is_db_outage
+
+            if not is_db_outage(exc):
+                raise
+            return []
+
+
+async def run_bot(
+    settings: Settings,
+    config: Config,
+    database_url: str,
+    mode: Mode,
+    options: RunOptions,
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run the bot until stopped; return the process exit status."""
+    clock = clock or SystemClock()
+    stop = stop or asyncio.Event()
+    engine = create_engine(database_url)
+    exchange: ExchangePort | None = None
+    run_id: int | None = None
+    base_ledger = Ledger(session_factory(engine))
+    try:
+        await migrate.ensure_current(engine)
+        run = await base_ledger.runs.start(
+            mode=mode.value, environment=config.exchange.environment,
+            config_hash=config.fingerprint(), version=__version__, at=clock.now(),
+        )
+        run_id = run.id
+        ledger = base_ledger.for_run(run.id)
+        guard = OutageGuard(engine, clock)
+        events = BufferedEventSink(ledger.events, guard)
+        _install_signal_handlers(stop)
+        connected = await _connect(mode, settings, config, ledger, guard, events, clock, run.id,
+                                   stop, attempts=3 if options.once else None)
+        if connected is None:
+            await base_ledger.runs.stop(run_id, at=clock.now(), reason="stopped before start")
+            return 0
+        exchange, loop = connected
+        await _start_up(loop, exchange, events, clock)
+        if options.once:
+            await loop.poll()
+            await loop.evaluate()
+            await loop.capture_funding(force=True)
+            await loop.snapshot_balances()
+            await loop.heartbeat()
+            reason = "--once finished"
+        else:
+            reason = await _serve(loop, config, clock, stop, options.duration)
+        await _shutdown(loop, reason)
+        await base_ledger.runs.stop(run_id, at=clock.now(), reason=reason)
+        return 0
+    finally:
+        if exchange is not None:
+            with contextlib.suppress(Exception):
+                await exchange.close()
+        await engine.dispose()
+
+
+async def _connect(
+    mode: Mode, settings: Settings, config: Config, ledger: Ledger, guard: OutageGuard,
+    events: BufferedEventSink, clock: Clock, run_id: int, stop: asyncio.Event,
+    *, attempts: int | None,
+) -> tuple[ExchangePort, TradingLoop] | None:
+    """Build the exchange and the loop, retrying with backoff while the exchange is down."""
+    failures = 0
+    while not stop.is_set():
+        exchange: ExchangePort | None = None
+        try:
+            exchange = await build_exchange(mode, settings, config, clock, events,
+                                            ledger.paper_state)
+            return exchange, await _assemble(config, exchange, ledger, guard, events, clock,
+                                             run_id)
+        except ExchangeError as exc:
+            if exchange is not None:
+                with contextlib.suppress(Exception):
+                    await exchange.close()
+            failures += 1
+            if attempts is not None and failures >= attempts:
+                raise
+            delay = min(300.0, 2.0 ** failures) * (0.5 + random.random())
+            log.warning("Exchange unavailable at start-up (%s); retrying in %.0fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+    return None
+
+
+async def _assemble(
+    config: Config, exchange: ExchangePort, ledger: Ledger, guard: OutageGuard,
+    events: BufferedEventSink, clock: Clock, run_id: int,
+) -> TradingLoop:
+    pairs = {p.key: p for p in await exchange.pairs()}
+    setup = AccountSetup(exchange, config.exchange, events, clock)
+    await setup.detect()
+    executor = HedgeExecutor(
+        exchange, ledger, clock, setup, risk=config.risk, fees=config.fees, events=events,
+        uids=UidFactory(clock), run_id=run_id,
+    )
+    market_data = MarketData(
+        exchange, clock, universe=config.universe, schedule=config.schedule,
+        history_periods=int(getattr(config.strategy, "history_periods", 21)),
+        store=GuardedSettledStore(ledger.settled_funding, guard), venue=exchange.venue,
+    )
+    held = await ledger.hedges.active()
+    market_data.watch(h.perp_symbol for h in held)
+    return TradingLoop(
+        config=config, exchange=exchange, snapshot=market_data.snapshot,
+        strategy=load_safe_strategy(config.strategy.name), params=config.strategy,
+        risk=RiskGate(config.risk, config.exchange), executor=executor,
+        reconciler=Reconciler(exchange, ledger, executor, clock, events, pairs),
+        ledger=ledger, guard=guard, events=events, clock=clock, pairs=pairs,
+    )
+
+
+async def _start_up(
+    loop: TradingLoop, exchange: ExchangePort, events: BufferedEventSink, clock: Clock
+) -> None:
+    """Reconcile before any trading (crash-only start); the position mode is known by now."""
+    async with loop.lock:
+        report = await loop.reconciler.run(startup=True)
+    status = await loop.ledger.trading_state.get()
+    state = status.state if status else TradingState.ACTIVE
+    loop.state.trading = state
+    log.info("Start-up reconciliation: %s; trading %s", report.summary(), state.value.upper())
+    await events.emit(Event("bot.started", f"bot started on {exchange.venue}", clock.now(),
+                            Severity.INFO, {"trading_state": state.value}))
+
+
+async def _serve(
+    loop: TradingLoop, config: Config, clock: Clock, stop: asyncio.Event,
+    duration: float | None,
+) -> str:
+    scheduler = build_scheduler(loop, config.schedule, clock)
+    scheduler.start()
+    try:
+        if duration is None:
+            await stop.wait()
+            return "signal"
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=duration)
+            return "signal"
+        except TimeoutError:
+            return f"--duration {duration:g}s elapsed"
+    finally:
+        loop.state.stopping = True
+        scheduler.shutdown(wait=False)
+
+
+async def _shutdown(loop: TradingLoop, reason: str) -> None:
+    """Take no new positions; let an in-flight hedge finish; flush the ledger."""
+    loop.state.stopping = True
+    log.info("Stopping (%s): waiting for any hedge in flight", reason)
+    try:
+        await asyncio.wait_for(loop.lock.acquire(), timeout=SHUTDOWN_GRACE_SECONDS)
+        loop.lock.release()
+    except TimeoutError:
+        log.error("A hedge was still in flight after %.0fs; reconciliation finishes it at the "
+                  "next start", SHUTDOWN_GRACE_SECONDS)
+    if loop.guard.pending:
+        await loop.guard.check()
+        if loop.guard.pending:
+            log.error("%d ledger record(s) could not be written before exit; the exchange "
+                      "keeps them and start-up reconciliation adopts them", loop.guard.pending)
+    await loop.events.emit(Event("bot.stopped", f"bot stopped: {reason}", loop.clock.now(),
+                                 Severity.INFO, {"reason": reason}))
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    running = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            running.add_signal_handler(sig, stop.set)
