@@ -58,8 +58,9 @@ class GuardedSettledStore:
 
     async def upsert(self, venue: str, rows: Iterable[SettledFunding]) -> int:
         batch = list(rows)
-        await self._guard.write(f"{len(batch)} settled funding rows",
-                                lambda: self._repo.upsert(venue, batch))
+        await self._guard.write(
+            f"{len(batch)} settled funding rows", lambda: self._repo.upsert(venue, batch)
+        )
         return len(batch)
 
     async def history(self, venue: str, symbol: str, limit: int = 100) -> list[SettledFunding]:
@@ -95,16 +96,29 @@ async def run_bot(
     try:
         await migrate.ensure_current(engine)
         run = await base_ledger.runs.start(
-            mode=mode.value, environment=config.exchange.environment,
-            config_hash=config.fingerprint(), version=__version__, at=clock.now(),
+            mode=mode.value,
+            environment=config.exchange.environment,
+            config_hash=config.fingerprint(),
+            version=__version__,
+            at=clock.now(),
         )
         run_id = run.id
         ledger = base_ledger.for_run(run.id)
         guard = OutageGuard(engine, clock)
         events = BufferedEventSink(ledger.events, guard)
         _install_signal_handlers(stop)
-        connected = await _connect(mode, settings, config, ledger, guard, events, clock, run.id,
-                                   stop, attempts=3 if options.once else None)
+        connected = await _connect(
+            mode,
+            settings,
+            config,
+            ledger,
+            guard,
+            events,
+            clock,
+            run.id,
+            stop,
+            attempts=3 if options.once else None,
+        )
         if connected is None:
             await base_ledger.runs.stop(run_id, at=clock.now(), reason="stopped before start")
             return 0
@@ -130,19 +144,27 @@ async def run_bot(
 
 
 async def _connect(
-    mode: Mode, settings: Settings, config: Config, ledger: Ledger, guard: OutageGuard,
-    events: BufferedEventSink, clock: Clock, run_id: int, stop: asyncio.Event,
-    *, attempts: int | None,
+    mode: Mode,
+    settings: Settings,
+    config: Config,
+    ledger: Ledger,
+    guard: OutageGuard,
+    events: BufferedEventSink,
+    clock: Clock,
+    run_id: int,
+    stop: asyncio.Event,
+    *,
+    attempts: int | None,
 ) -> tuple[ExchangePort, TradingLoop] | None:
     """Build the exchange and the loop, retrying with backoff while the exchange is down."""
     failures = 0
     while not stop.is_set():
         exchange: ExchangePort | None = None
         try:
-            exchange = await build_exchange(mode, settings, config, clock, events,
-                                            ledger.paper_state)
-            return exchange, await _assemble(config, exchange, ledger, guard, events, clock,
-                                             run_id)
+            exchange = await build_exchange(
+                mode, settings, config, clock, events, ledger.paper_state
+            )
+            return exchange, await _assemble(config, exchange, ledger, guard, events, clock, run_id)
         except ExchangeError as exc:
             if exchange is not None:
                 with contextlib.suppress(Exception):
@@ -150,7 +172,7 @@ async def _connect(
             failures += 1
             if attempts is not None and failures >= attempts:
                 raise
-            delay = min(300.0, 2.0 ** failures) * (0.5 + random.random())
+            delay = min(300.0, 2.0**failures) * (0.5 + random.random())
             log.warning("Exchange unavailable at start-up (%s); retrying in %.0fs", exc, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
@@ -158,29 +180,53 @@ async def _connect(
 
 
 async def _assemble(
-    config: Config, exchange: ExchangePort, ledger: Ledger, guard: OutageGuard,
-    events: BufferedEventSink, clock: Clock, run_id: int,
+    config: Config,
+    exchange: ExchangePort,
+    ledger: Ledger,
+    guard: OutageGuard,
+    events: BufferedEventSink,
+    clock: Clock,
+    run_id: int,
 ) -> TradingLoop:
     pairs = {p.key: p for p in await exchange.pairs()}
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
     executor = HedgeExecutor(
-        exchange, ledger, clock, setup, risk=config.risk, fees=config.fees, events=events,
-        uids=UidFactory(clock), run_id=run_id,
+        exchange,
+        ledger,
+        clock,
+        setup,
+        risk=config.risk,
+        fees=config.fees,
+        events=events,
+        uids=UidFactory(clock),
+        run_id=run_id,
     )
     market_data = MarketData(
-        exchange, clock, universe=config.universe, schedule=config.schedule,
+        exchange,
+        clock,
+        universe=config.universe,
+        schedule=config.schedule,
         history_periods=int(getattr(config.strategy, "history_periods", 21)),
-        store=GuardedSettledStore(ledger.settled_funding, guard), venue=exchange.venue,
+        store=GuardedSettledStore(ledger.settled_funding, guard),
+        venue=exchange.venue,
     )
     held = await ledger.hedges.active()
     market_data.watch(h.perp_symbol for h in held)
     return TradingLoop(
-        config=config, exchange=exchange, snapshot=market_data.snapshot,
-        strategy=load_safe_strategy(config.strategy.name), params=config.strategy,
-        risk=RiskGate(config.risk, config.exchange), executor=executor,
+        config=config,
+        exchange=exchange,
+        snapshot=market_data.snapshot,
+        strategy=load_safe_strategy(config.strategy.name),
+        params=config.strategy,
+        risk=RiskGate(config.risk, config.exchange),
+        executor=executor,
         reconciler=Reconciler(exchange, ledger, executor, clock, events, pairs),
-        ledger=ledger, guard=guard, events=events, clock=clock, pairs=pairs,
+        ledger=ledger,
+        guard=guard,
+        events=events,
+        clock=clock,
+        pairs=pairs,
     )
 
 
@@ -194,12 +240,22 @@ async def _start_up(
     state = status.state if status else TradingState.ACTIVE
     loop.state.trading = state
     log.info("Start-up reconciliation: %s; trading %s", report.summary(), state.value.upper())
-    await events.emit(Event("bot.started", f"bot started on {exchange.venue}", clock.now(),
-                            Severity.INFO, {"trading_state": state.value}))
+    await events.emit(
+        Event(
+            "bot.started",
+            f"bot started on {exchange.venue}",
+            clock.now(),
+            Severity.INFO,
+            {"trading_state": state.value},
+        )
+    )
 
 
 async def _serve(
-    loop: TradingLoop, config: Config, clock: Clock, stop: asyncio.Event,
+    loop: TradingLoop,
+    config: Config,
+    clock: Clock,
+    stop: asyncio.Event,
     duration: float | None,
 ) -> str:
     scheduler = build_scheduler(loop, config.schedule, clock)
@@ -226,15 +282,27 @@ async def _shutdown(loop: TradingLoop, reason: str) -> None:
         await asyncio.wait_for(loop.lock.acquire(), timeout=SHUTDOWN_GRACE_SECONDS)
         loop.lock.release()
     except TimeoutError:
-        log.error("A hedge was still in flight after %.0fs; reconciliation finishes it at the "
-                  "next start", SHUTDOWN_GRACE_SECONDS)
+        log.error(
+            "A hedge was still in flight after %.0fs; reconciliation finishes it at the next start",
+            SHUTDOWN_GRACE_SECONDS,
+        )
     if loop.guard.pending:
         await loop.guard.check()
         if loop.guard.pending:
-            log.error("%d ledger record(s) could not be written before exit; the exchange "
-                      "keeps them and start-up reconciliation adopts them", loop.guard.pending)
-    await loop.events.emit(Event("bot.stopped", f"bot stopped: {reason}", loop.clock.now(),
-                                 Severity.INFO, {"reason": reason}))
+            log.error(
+                "%d ledger record(s) could not be written before exit; the exchange "
+                "keeps them and start-up reconciliation adopts them",
+                loop.guard.pending,
+            )
+    await loop.events.emit(
+        Event(
+            "bot.stopped",
+            f"bot stopped: {reason}",
+            loop.clock.now(),
+            Severity.INFO,
+            {"reason": reason},
+        )
+    )
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

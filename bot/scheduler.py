@@ -42,8 +42,12 @@ def build_scheduler(loop: TradingLoop, schedule: ScheduleConfig, clock: Clock) -
     jobs: list[tuple[str, Callable[[], Awaitable[Any]], float, bool]] = [
         ("poll", loop.poll, schedule.poll_seconds, True),
         ("evaluate", loop.evaluate, schedule.evaluate_seconds, False),
-        ("funding_capture", loop.capture_funding,
-         min(FUNDING_CHECK_SECONDS, schedule.funding_capture_delay_seconds), False),
+        (
+            "funding_capture",
+            loop.capture_funding,
+            min(FUNDING_CHECK_SECONDS, schedule.funding_capture_delay_seconds),
+            False,
+        ),
         ("reconcile", loop.reconcile, schedule.reconcile_seconds, False),
         ("balance_snapshot", loop.snapshot_balances, schedule.balance_snapshot_seconds, True),
         ("heartbeat", loop.heartbeat, schedule.heartbeat_seconds, False),
@@ -52,7 +56,12 @@ def build_scheduler(loop: TradingLoop, schedule: ScheduleConfig, clock: Clock) -
         # Passing next_run_time=None would add the job paused, so only pass it to run now.
         extra: dict[str, Any] = {"next_run_time": now} if run_now else {}
         scheduler.add_job(
-            _guarded(name, job), IntervalTrigger(seconds=seconds, timezone=UTC), id=name,
-            name=name, max_instances=1, coalesce=True, **extra,
+            _guarded(name, job),
+            IntervalTrigger(seconds=seconds, timezone=UTC),
+            id=name,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            **extra,
         )
     return scheduler

@@ -49,6 +49,7 @@ from bot.risk import AddMargin, Rebalance, RiskGate, RiskView
 from strategies.base import StrategyParams
 from strategies.carry import premium_index
 from strategies.runner import SafeStrategy
+from strategies.universe import select_universe
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class TradingLoop:
         self.lock = asyncio.Lock()
         self.state = LoopState()
         self._rng = rng or random.Random()
+        self._held_pairs: set[str] = set()
 
     def is_stopping(self) -> bool:
         """Tell whether shutdown has begun (checked again after every await)."""
@@ -127,18 +129,35 @@ class TradingLoop:
             delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(self.state.poll_failures, 10))
             delay *= 0.5 + self._rng.random()  # jitter, so restarts do not stampede
             self.state.poll_resume_at = self.clock.monotonic() + delay
-            log.warning("Snapshot failed (%s); attempt %d, next try in %.1fs; no new entries "
-                        "on stale data, hedges kept", exc, self.state.poll_failures, delay)
+            log.warning(
+                "Snapshot failed (%s); attempt %d, next try in %.1fs; no new entries "
+                "on stale data, hedges kept",
+                exc,
+                self.state.poll_failures,
+                delay,
+            )
             if self.state.poll_failures == 3:
-                await self.events.emit(Event("exchange.outage", f"market data failing: {exc}",
-                                             self.clock.now(), Severity.ALERT,
-                                             {"error": str(exc)}))
+                await self.events.emit(
+                    Event(
+                        "exchange.outage",
+                        f"market data failing: {exc}",
+                        self.clock.now(),
+                        Severity.ALERT,
+                        {"error": str(exc)},
+                    )
+                )
             return None
         if self.state.poll_failures:
             log.info("Market data is back after %d failed attempt(s)", self.state.poll_failures)
-            await self.events.emit(Event("exchange.recovered", "market data is back",
-                                         self.clock.now(), Severity.INFO,
-                                         {"failures": self.state.poll_failures}))
+            await self.events.emit(
+                Event(
+                    "exchange.recovered",
+                    "market data is back",
+                    self.clock.now(),
+                    Severity.INFO,
+                    {"failures": self.state.poll_failures},
+                )
+            )
         self.state.poll_failures = 0
         self.state.latest = snap
         self._track_funding_times(snap)
@@ -165,31 +184,40 @@ class TradingLoop:
                 continue
             info = snap.funding.get(perp)
             sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(perp)
-            premium = (premium_index(pq.bid, pq.ask, info.index_price)
-                       if info is not None and pq is not None and info.index_price > 0 else None)
-            rows.append(MarketObservation(
-                symbol=perp, observed_at=bucket,
-                funding_rate=info.funding_rate if info else None,
-                next_funding_time=info.next_funding_time if info else None,
-                interval_hours=info.interval_hours if info else None,
-                mark_price=info.mark_price if info else None,
-                index_price=info.index_price if info else None,
-                interest_rate=info.interest_rate if info else None, premium=premium,
-                spot_bid=sq.bid if sq else None, spot_ask=sq.ask if sq else None,
-                perp_bid=pq.bid if pq else None, perp_ask=pq.ask if pq else None,
-            ))
+            premium = (
+                premium_index(pq.bid, pq.ask, info.index_price)
+                if info is not None and pq is not None and info.index_price > 0
+                else None
+            )
+            rows.append(
+                MarketObservation(
+                    symbol=perp,
+                    observed_at=bucket,
+                    funding_rate=info.funding_rate if info else None,
+                    next_funding_time=info.next_funding_time if info else None,
+                    interval_hours=info.interval_hours if info else None,
+                    mark_price=info.mark_price if info else None,
+                    index_price=info.index_price if info else None,
+                    interest_rate=info.interest_rate if info else None,
+                    premium=premium,
+                    spot_bid=sq.bid if sq else None,
+                    spot_ask=sq.ask if sq else None,
+                    perp_bid=pq.bid if pq else None,
+                    perp_ask=pq.ask if pq else None,
+                )
+            )
             self.state.last_observation_bucket[perp] = bucket
         if rows:
-            await self.guard.write(f"{len(rows)} observations",
-                                   lambda: self.ledger.observations.upsert(rows))
+            await self.guard.write(
+                f"{len(rows)} observations", lambda: self.ledger.observations.upsert(rows)
+            )
 
     def _observed_symbols(self) -> set[str]:
-        universe = self.config.universe
-        keep = set(universe.symbols)
+        """The strategy's own universe plus every pair a hedge is held on."""
         snap = self.state.latest
-        if not universe.symbols and snap is not None:
-            ranked = sorted(snap.pairs, key=lambda p: -snap.volumes_24h.get(p.spot.symbol, ZERO))
-            keep |= {p.key for p in ranked[: universe.top_n]}
+        keep = {h for h in self._held_pairs}
+        if snap is not None:
+            keep |= {p.key for p in select_universe(snap, self.config.universe)}
         return keep
 
     # --- evaluate -----------------------------------------------------------------------
@@ -207,6 +235,7 @@ class TradingLoop:
             self.state.cycles += 1
             await self._refresh_trading_state()
             hedges = await self.ledger.hedges.active()
+            self._held_pairs = {h.pair for h in hedges}
             view = await self._risk_view(snap, hedges)
             switch = self.risk.trading_state_after(view)
             if switch is not None:
@@ -214,7 +243,8 @@ class TradingLoop:
                 view = await self._risk_view(snap, hedges)
             await self._protect(view, snap)
             portfolio = Portfolio(
-                hedges=hedges, last_closed_at=await self.ledger.hedges.last_closed_at(),
+                hedges=hedges,
+                last_closed_at=await self.ledger.hedges.last_closed_at(),
                 equity=self.state.equity or ZERO,
             )
             intents = self.strategy.evaluate(snap, portfolio, self.params)
@@ -231,17 +261,28 @@ class TradingLoop:
         status = await self.ledger.trading_state.get()
         state = status.state if status else TradingState.ACTIVE
         if state is not self.state.trading:
-            log.warning("Trading state %s -> %s (%s, by %s)", self.state.trading.value.upper(),
-                        state.value.upper(), status.reason if status else "-",
-                        status.changed_by if status else "-")
+            log.warning(
+                "Trading state %s -> %s (%s, by %s)",
+                self.state.trading.value.upper(),
+                state.value.upper(),
+                status.reason if status else "-",
+                status.changed_by if status else "-",
+            )
         self.state.trading = state
 
     async def _set_trading_state(self, state: TradingState, reason: str) -> None:
-        await self.ledger.trading_state.set(state, reason=reason, changed_by="risk",
-                                            at=self.clock.now())
-        await self.events.emit(Event("trading.state", f"trading {state.value.upper()}: {reason}",
-                                     self.clock.now(), Severity.ALERT,
-                                     {"state": state.value, "reason": reason}))
+        await self.ledger.trading_state.set(
+            state, reason=reason, changed_by="risk", at=self.clock.now()
+        )
+        await self.events.emit(
+            Event(
+                "trading.state",
+                f"trading {state.value.upper()}: {reason}",
+                self.clock.now(),
+                Severity.ALERT,
+                {"state": state.value, "reason": reason},
+            )
+        )
         self.state.trading = state
 
     async def _risk_view(self, snap: MarketSnapshot, hedges: list[Hedge]) -> RiskView:
@@ -250,12 +291,20 @@ class TradingLoop:
             positions = {p.symbol: p for p in await self.exchange.fetch_positions() if p.is_short}
         except ExchangeError as exc:
             log.warning("Positions unavailable for the risk view: %s", exc)
-        prices = {p.key: q.mid for p in snap.pairs
-                  if (q := snap.spot_quotes.get(p.spot.symbol)) is not None}
+        prices = {
+            p.key: q.mid
+            for p in snap.pairs
+            if (q := snap.spot_quotes.get(p.spot.symbol)) is not None
+        }
         return RiskView(
-            now=self.clock.now(), snapshot_at=snap.taken_at, trading=self.state.trading,
-            hedges=hedges, positions=positions, prices=prices,
-            leverage=self.config.exchange.leverage, daily_pnl=self._daily_pnl(),
+            now=self.clock.now(),
+            snapshot_at=snap.taken_at,
+            trading=self.state.trading,
+            hedges=hedges,
+            positions=positions,
+            prices=prices,
+            leverage=self.config.exchange.leverage,
+            daily_pnl=self._daily_pnl(),
             step_sizes={k: p.perp.step_size for k, p in self.pairs.items()},
         )
 
@@ -271,22 +320,39 @@ class TradingLoop:
             pair = self.pairs.get(hedge.pair) if hedge else None
             if hedge is None or pair is None:
                 continue
-            await self.events.emit(Event("risk.protect", f"hedge {hedge.id}: {action.reason}",
-                                         self.clock.now(), Severity.ALERT,
-                                         {"action": type(action).__name__}, hedge.id))
+            await self.events.emit(
+                Event(
+                    "risk.protect",
+                    f"hedge {hedge.id}: {action.reason}",
+                    self.clock.now(),
+                    Severity.ALERT,
+                    {"action": type(action).__name__},
+                    hedge.id,
+                )
+            )
             if isinstance(action, Rebalance):
                 await self.executor.rebalance(hedge, pair)
             elif isinstance(action, ResizeHedge):
-                sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(
-                    pair.perp.symbol)
+                sq, pq = (
+                    snap.spot_quotes.get(pair.spot.symbol),
+                    snap.perp_quotes.get(pair.perp.symbol),
+                )
                 if sq and pq:
-                    await self.executor.resize(hedge, pair, action.notional,
-                                               reason=action.reason, spot_quote=sq,
-                                               perp_quote=pq)
+                    await self.executor.resize(
+                        hedge,
+                        pair,
+                        action.notional,
+                        reason=action.reason,
+                        spot_quote=sq,
+                        perp_quote=pq,
+                    )
             elif isinstance(action, AddMargin):
-                log.error("Hedge %s needs %s USDT more margin; transfers are not automated: "
-                          "add margin by hand or use liquidation_action = 'reduce'",
-                          hedge.id, action.amount)
+                log.error(
+                    "Hedge %s needs %s USDT more margin; transfers are not automated: "
+                    "add margin by hand or use liquidation_action = 'reduce'",
+                    hedge.id,
+                    action.amount,
+                )
 
     async def _execute(self, intent: Intent, snap: MarketSnapshot, hedges: list[Hedge]) -> bool:
         try:
@@ -297,9 +363,14 @@ class TradingLoop:
                 if pair is None or sq is None or pq is None:
                     log.warning("No quotes for %s; skipping the open", intent.pair)
                     return False
-                opened = await self.executor.open(pair, intent.notional, reason=intent.reason,
-                                                  metrics=intent.metrics, spot_quote=sq,
-                                                  perp_quote=pq)
+                opened = await self.executor.open(
+                    pair,
+                    intent.notional,
+                    reason=intent.reason,
+                    metrics=intent.metrics,
+                    spot_quote=sq,
+                    perp_quote=pq,
+                )
                 return opened is not None
             hedge = next((h for h in hedges if h.id == intent.hedge_id), None)
             pair = self.pairs.get(hedge.pair) if hedge else None
@@ -308,17 +379,24 @@ class TradingLoop:
             if isinstance(intent, CloseHedge):
                 await self.executor.close(hedge, pair, reason=intent.reason)
                 return True
-            sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(
-                pair.perp.symbol)
+            sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(pair.perp.symbol)
             if sq is None or pq is None:
                 return False
-            await self.executor.resize(hedge, pair, intent.notional, reason=intent.reason,
-                                       spot_quote=sq, perp_quote=pq)
+            await self.executor.resize(
+                hedge, pair, intent.notional, reason=intent.reason, spot_quote=sq, perp_quote=pq
+            )
             return True
         except ExchangeError as exc:
             log.error("Executing %s failed: %s", type(intent).__name__, exc)
-            await self.events.emit(Event("executor.error", str(exc), self.clock.now(),
-                                         Severity.ERROR, {"intent": type(intent).__name__}))
+            await self.events.emit(
+                Event(
+                    "executor.error",
+                    str(exc),
+                    self.clock.now(),
+                    Severity.ERROR,
+                    {"intent": type(intent).__name__},
+                )
+            )
             return False
 
     # --- funding ------------------------------------------------------------------------
@@ -334,8 +412,9 @@ class TradingLoop:
         if not held:
             self.state.funding_due.clear()
             return 0
-        since = self.state.last_funding_capture or min(h.opened_at for h in held
-                                                       if h.opened_at is not None)
+        since = self.state.last_funding_capture or min(
+            h.opened_at for h in held if h.opened_at is not None
+        )
         try:
             payments = await self.exchange.fetch_funding_payments(since - timedelta(hours=1))
         except ExchangeError as exc:
@@ -352,15 +431,17 @@ class TradingLoop:
                 ok = await self.guard.write(
                     f"funding {symbol} {payment.funding_time:%Y-%m-%d %H:%M}",
                     lambda p=payment, i=ids: self.ledger.funding.record(  # type: ignore[misc]
-                        self.exchange.venue, [p], hedge_ids=i),
+                        self.exchange.venue, [p], hedge_ids=i
+                    ),
                 )
                 recorded += int(ok)
         for symbol in [s for s, t in self.state.funding_due.items() if now >= t + delay]:
             del self.state.funding_due[symbol]
         self.state.last_funding_capture = now - timedelta(hours=12)
         if payments:
-            log.info("Funding capture: %d payment(s) seen since %s", len(payments),
-                     since.isoformat())
+            log.info(
+                "Funding capture: %d payment(s) seen since %s", len(payments), since.isoformat()
+            )
         return recorded
 
     # --- periodic checks ----------------------------------------------------------------
@@ -391,18 +472,36 @@ class TradingLoop:
             value = bal.total * price if price is not None else None
             equity += value or ZERO
             rows.append(BalanceSnapshot(now, "spot", asset, bal.free, bal.locked, value))
-        rows.append(BalanceSnapshot(now, "futures", "USDT", futures.available_balance,
-                                    futures.margin_balance - futures.available_balance,
-                                    futures.margin_balance))
+        rows.append(
+            BalanceSnapshot(
+                now,
+                "futures",
+                "USDT",
+                futures.available_balance,
+                futures.margin_balance - futures.available_balance,
+                futures.margin_balance,
+            )
+        )
         rows.append(BalanceSnapshot(now, "total", "USDT", equity, ZERO, equity))
         position_rows = [
-            PositionSnapshot(now, p.symbol, p.position_side, p.size, p.is_short, p.entry_price,
-                             p.mark_price, p.liquidation_price, p.unrealized_pnl,
-                             p.margin_ratio, p.leverage)
+            PositionSnapshot(
+                now,
+                p.symbol,
+                p.position_side,
+                p.size,
+                p.is_short,
+                p.entry_price,
+                p.mark_price,
+                p.liquidation_price,
+                p.unrealized_pnl,
+                p.margin_ratio,
+                p.leverage,
+            )
             for p in positions
         ]
-        await self.guard.write("balance snapshot", lambda: self._write_snapshot(rows,
-                                                                               position_rows))
+        await self.guard.write(
+            "balance snapshot", lambda: self._write_snapshot(rows, position_rows)
+        )
         self.state.equity = equity
         day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         if self.state.day_start_equity is None or self.state.day_start_equity[0] != day:
@@ -412,8 +511,9 @@ class TradingLoop:
             self.state.day_start_equity = (day, start if start is not None else equity)
         return equity
 
-    async def _write_snapshot(self, rows: list[BalanceSnapshot],
-                              positions: list[PositionSnapshot]) -> None:
+    async def _write_snapshot(
+        self, rows: list[BalanceSnapshot], positions: list[PositionSnapshot]
+    ) -> None:
         await self.ledger.snapshots.record_balances(rows)
         if positions:
             await self.ledger.snapshots.record_positions(positions)
@@ -439,12 +539,15 @@ class TradingLoop:
             open_count = -1
         line = (
             f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity "
-            f"{self.state.equity:.2f} USDT" if self.state.equity is not None else
-            f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity unknown"
+            f"{self.state.equity:.2f} USDT"
+            if self.state.equity is not None
+            else f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity unknown"
         )
-        line += (f", last snapshot {'never' if age is None else f'{age:.0f}s ago'}, "
-                 f"trading {self.state.trading.value.upper()}"
-                 f"{', database DOWN' if not self.guard.healthy else ''}")
+        line += (
+            f", last snapshot {'never' if age is None else f'{age:.0f}s ago'}, "
+            f"trading {self.state.trading.value.upper()}"
+            f"{', database DOWN' if not self.guard.healthy else ''}"
+        )
         log.info("%s", line)
         return line
 

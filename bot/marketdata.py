@@ -1,0 +1,269 @@
+"""Build market-wide snapshots from a `MarketDataSource` with few requests.
+
+Each `snapshot()` makes three requests: the funding snapshot of every perpetual and the best
+quotes of each market. Around them it keeps:
+- 24h quote volumes, fetched again every `volume_refresh_seconds` (two requests);
+- pairs (instruments), reloaded every `instrument_refresh_seconds`;
+- settled funding per perpetual of the universe, and of those that left it once tracked or
+  were named with `watch` (held hedges keep their history): seeded once, `history_periods`
+  back, from the store when it already holds the latest settlement, else from the source;
+  then extended when a symbol's `next_funding_time` advances, by fetching what settled
+  since the last known row; a settlement not yet published is asked for again after
+  `SETTLEMENT_RETRY_SECONDS`, at most `MAX_SETTLEMENT_ATTEMPTS` times;
+- optionally order books (`book_depth` > 0) for the pairs of the universe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from bot.clock import Clock
+from bot.config import ScheduleConfig
+from bot.domain import FundingInfo, MarketKind, MarketSnapshot, OrderBook, Pair, SettledFunding
+from bot.errors import ExchangeError
+from bot.exchange.port import MarketDataSource
+from strategies.base import UniverseParams
+from strategies.universe import eligible_pairs
+
+log = logging.getLogger(__name__)
+
+SETTLEMENT_TOLERANCE = timedelta(minutes=1)
+"""Binance stamps settlements a few ms after the funding time; history rows may drift."""
+MAX_SETTLEMENT_ATTEMPTS = 6
+SETTLEMENT_RETRY_SECONDS = 30.0
+
+
+class SettledFundingStore(Protocol):
+    """Where settled funding rates are kept between runs (the ledger's repository)."""
+
+    async def upsert(self, venue: str, rows: Iterable[SettledFunding]) -> int: ...
+
+    async def history(self, venue: str, symbol: str, limit: int = 100) -> list[SettledFunding]: ...
+
+
+class MarketData:
+    """Poll a market data source into `MarketSnapshot`s for the strategy."""
+
+    def __init__(
+        self,
+        source: MarketDataSource,
+        clock: Clock,
+        *,
+        universe: UniverseParams,
+        schedule: ScheduleConfig,
+        history_periods: int = 21,
+        book_depth: int = 0,
+        store: SettledFundingStore | None = None,
+        venue: str = "binance",
+        max_concurrent_requests: int = 4,
+    ) -> None:
+        self._source = source
+        self._clock = clock
+        self._universe = universe
+        self._schedule = schedule
+        self._history_periods = history_periods
+        self._book_depth = book_depth
+        self._store = store
+        self._venue = venue
+        self._limit = asyncio.Semaphore(max_concurrent_requests)
+        self._pairs: Sequence[Pair] = ()
+        self._pairs_at: float | None = None
+        self._volumes: dict[str, Decimal] = {}
+        self._volumes_at: float | None = None
+        self._history: dict[str, list[SettledFunding]] = {}
+        self._next_funding: dict[str, datetime] = {}
+        self._pending: dict[str, int] = {}  # symbol -> attempts at its latest settlement
+        self._retry_at: dict[str, float] = {}  # symbol -> monotonic time of the next attempt
+        self._watched: set[str] = set()
+        self._last: MarketSnapshot | None = None
+
+    @property
+    def last(self) -> MarketSnapshot | None:
+        """The latest snapshot, or None before the first one."""
+        return self._last
+
+    def age(self) -> timedelta | None:
+        """Return how old the latest snapshot is, by the injected clock (None before any)."""
+        if self._last is None:
+            return None
+        return self._clock.now() - self._last.taken_at
+
+    def watch(self, perp_symbols: Iterable[str]) -> None:
+        """Keep funding history for these perpetuals too (held hedges outside the universe)."""
+        self._watched.update(perp_symbols)
+
+    async def snapshot(self) -> MarketSnapshot:
+        """Take one market-wide snapshot; exchange errors of the three main requests propagate."""
+        now = self._clock.now()
+        await self._refresh_pairs()
+        funding_task = self._source.fetch_funding_snapshot()
+        spot_task = self._source.fetch_best_quotes(MarketKind.SPOT)
+        perp_task = self._source.fetch_best_quotes(MarketKind.PERPETUAL)
+        funding, spot_quotes, perp_quotes, _ = await asyncio.gather(
+            funding_task, spot_task, perp_task, self._refresh_volumes()
+        )
+        pairs = self._pairs
+        universe = eligible_pairs(pairs, self._volumes, self._universe, now)
+        await self._update_history(self._tracked(pairs, universe), funding, now)
+        books = await self._fetch_books(universe) if self._book_depth > 0 else {}
+        snap = MarketSnapshot(
+            taken_at=now,
+            pairs=tuple(pairs),
+            funding=dict(funding),
+            spot_quotes=dict(spot_quotes),
+            perp_quotes=dict(perp_quotes),
+            volumes_24h=dict(self._volumes),
+            funding_history={s: tuple(rows) for s, rows in self._history.items()},
+            books=books,
+        )
+        self._last = snap
+        return snap
+
+    def _due(self, last: float | None, every: float) -> bool:
+        return last is None or self._clock.monotonic() - last >= every
+
+    async def _refresh_pairs(self) -> None:
+        if not self._due(self._pairs_at, self._schedule.instrument_refresh_seconds):
+            return
+        if self._pairs_at is not None:
+            await self._source.load_instruments(reload=True)
+        self._pairs = tuple(await self._source.pairs())
+        self._pairs_at = self._clock.monotonic()
+
+    async def _refresh_volumes(self) -> None:
+        if not self._due(self._volumes_at, self._schedule.volume_refresh_seconds):
+            return
+        try:
+            spot, perp = await asyncio.gather(
+                self._source.fetch_volumes_24h(MarketKind.SPOT),
+                self._source.fetch_volumes_24h(MarketKind.PERPETUAL),
+            )
+        except ExchangeError as exc:
+            if self._volumes_at is None:
+                raise
+            log.warning("24h volumes refresh failed, keeping the previous ones: %s", exc)
+            return
+        self._volumes = {**spot, **perp}
+        self._volumes_at = self._clock.monotonic()
+
+    def _tracked(self, pairs: Sequence[Pair], universe: Sequence[Pair]) -> list[str]:
+        """Perpetuals of the universe, then watched or already tracked ones that left it."""
+        symbols = [p.perp.symbol for p in universe]
+        inside = set(symbols)
+        keep = self._watched | self._history.keys()
+        symbols += [p.perp.symbol for p in pairs if p.perp.symbol in keep - inside]
+        return symbols
+
+    async def _update_history(
+        self, symbols: Sequence[str], funding: Mapping[str, FundingInfo], now: datetime
+    ) -> None:
+        jobs: list[Awaitable[None]] = []
+        for symbol in symbols:
+            info = funding.get(symbol)
+            if info is None:
+                continue
+            previous = self._next_funding.get(symbol)
+            if symbol not in self._history:
+                jobs.append(self._seed(symbol, info, now))
+            elif previous is not None and info.next_funding_time > previous:
+                self._pending.setdefault(symbol, 0)
+            if symbol in self._pending and symbol in self._history and self._retry_due(symbol):
+                jobs.append(self._extend(symbol, info, now))
+            self._next_funding[symbol] = info.next_funding_time
+        if jobs:
+            await asyncio.gather(*jobs)
+
+    def _retry_due(self, symbol: str) -> bool:
+        return self._clock.monotonic() >= self._retry_at.get(symbol, float("-inf"))
+
+    async def _seed(self, symbol: str, info: FundingInfo, now: datetime) -> None:
+        latest = info.next_funding_time - timedelta(hours=info.interval_hours)
+        if self._store is not None:
+            stored = await self._store.history(self._venue, symbol, self._history_periods)
+            if stored and stored[-1].funding_time >= latest - SETTLEMENT_TOLERANCE:
+                self._history[symbol] = list(stored)
+                return
+        since = now - timedelta(hours=info.interval_hours * (self._history_periods + 1))
+        rows = await self._fetch_history(symbol, since)
+        if rows is None:
+            return  # seeded again on the next snapshot
+        kept = [r for r in rows if r.funding_time <= now][-self._history_periods :]
+        self._history[symbol] = kept
+        await self._save(kept)
+        if not kept or kept[-1].funding_time < latest - SETTLEMENT_TOLERANCE:
+            self._pending[symbol] = 0  # the latest settlement is not published yet
+            self._retry_at[symbol] = self._clock.monotonic() + SETTLEMENT_RETRY_SECONDS
+
+    async def _extend(self, symbol: str, info: FundingInfo, now: datetime) -> None:
+        rows = self._history[symbol]
+        expected = info.next_funding_time - timedelta(hours=info.interval_hours)
+        if rows and rows[-1].funding_time >= expected - SETTLEMENT_TOLERANCE:
+            self._pending.pop(symbol, None)
+            return
+        since = (
+            rows[-1].funding_time + timedelta(milliseconds=1)
+            if rows
+            else expected - SETTLEMENT_TOLERANCE
+        )
+        fetched = await self._fetch_history(symbol, since)
+        last = rows[-1].funding_time if rows else None
+        new = [
+            r
+            for r in fetched or ()
+            if (last is None or r.funding_time > last) and r.funding_time <= now
+        ]
+        rows.extend(new)
+        del rows[: -self._history_periods]
+        await self._save(new)
+        if rows and rows[-1].funding_time >= expected - SETTLEMENT_TOLERANCE:
+            self._pending.pop(symbol, None)
+            return
+        self._pending[symbol] += 1
+        self._retry_at[symbol] = self._clock.monotonic() + SETTLEMENT_RETRY_SECONDS
+        if self._pending[symbol] >= MAX_SETTLEMENT_ATTEMPTS:
+            log.warning(
+                "Settlement of %s at %s not published after %d attempts; giving up on it",
+                symbol,
+                expected.isoformat(),
+                self._pending.pop(symbol),
+            )
+
+    async def _fetch_history(self, symbol: str, since: datetime) -> Sequence[SettledFunding] | None:
+        try:
+            async with self._limit:
+                return await self._source.fetch_funding_history(symbol, since)
+        except ExchangeError as exc:
+            log.warning("Funding history of %s unavailable: %s", symbol, exc)
+            return None
+
+    async def _save(self, rows: Sequence[SettledFunding]) -> None:
+        if self._store is not None and rows:
+            await self._store.upsert(self._venue, rows)
+
+    async def _fetch_books(self, universe: Sequence[Pair]) -> dict[str, OrderBook]:
+        pairs = list(universe)
+        if not self._universe.symbols:  # automatic: the most liquid top_n only
+            pairs.sort(key=self._min_volume, reverse=True)
+            pairs = pairs[: self._universe.top_n]
+        symbols = [s for p in pairs for s in (p.spot.symbol, p.perp.symbol)]
+        books = await asyncio.gather(*(self._fetch_book(s) for s in symbols))
+        return {b.symbol: b for b in books if b is not None}
+
+    async def _fetch_book(self, symbol: str) -> OrderBook | None:
+        try:
+            async with self._limit:
+                return await self._source.fetch_order_book(symbol, self._book_depth)
+        except ExchangeError as exc:
+            log.warning("Order book of %s unavailable: %s", symbol, exc)
+            return None
+
+    def _min_volume(self, pair: Pair) -> Decimal:
+        zero = Decimal(0)
+        return min(
+            self._volumes.get(pair.spot.symbol, zero), self._volumes.get(pair.perp.symbol, zero)
+        )

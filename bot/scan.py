@@ -1,0 +1,187 @@
+"""`carrybot scan` rows: every pair of one snapshot ranked by net carry. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bot.domain import MarketSnapshot, OpenHedge, Pair, Portfolio
+from strategies.funding_carry import FundingCarry, FundingCarryParams, entry_block
+from strategies.signals import CarrySignal, carry_signal
+from strategies.universe import exclusion_reason, select_universe
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRow:
+    """One pair as the strategy sees it. `signal` is None when quotes or funding are missing."""
+
+    pair: str
+    perp_symbol: str
+    volume_24h: Decimal  # the smaller of the two legs' 24h quote volume
+    signal: CarrySignal | None
+    next_funding_in: timedelta | None
+    would_enter: bool
+    reason: str  # why not, as a short code; "enter" when it would
+
+    @property
+    def net_apr(self) -> Decimal | None:
+        return self.signal.net_apr if self.signal is not None else None
+
+
+def scan_rows(
+    snapshot: MarketSnapshot,
+    params: FundingCarryParams,
+    *,
+    min_volume: Decimal = ZERO,
+    portfolio: Portfolio | None = None,
+) -> list[ScanRow]:
+    """Return a row per pair with at least `min_volume` on both legs, best net APR first.
+
+    `would_enter` is what `funding_carry` does with this snapshot and `portfolio` (empty by
+    default): the pairs it opens. `reason` explains the others: outside the universe
+    (`denied`, `volume`, …, `not_top_n`), an entry rule (`net_apr`, `basis`, `breakeven`,
+    `negative_funding`), `capacity` (passes but the sizing limits are full), `no_data`.
+    """
+    portfolio = portfolio or Portfolio(hedges=())
+    opened = {
+        i.pair
+        for i in FundingCarry().evaluate(snapshot, portfolio, params)
+        if isinstance(i, OpenHedge)
+    }
+    selected = {p.key for p in select_universe(snapshot, params.universe)}
+    size = params.sizing.notional_per_hedge
+    rows: list[ScanRow] = []
+    for pair in snapshot.pairs:
+        volume = _min_volume(pair, snapshot)
+        if volume < min_volume:
+            continue
+        signal = carry_signal(pair, snapshot, params, size)
+        info = snapshot.funding.get(pair.perp.symbol)
+        rows.append(
+            ScanRow(
+                pair=pair.key,
+                perp_symbol=pair.perp.symbol,
+                volume_24h=volume,
+                signal=signal,
+                next_funding_in=info.next_funding_time - snapshot.taken_at if info else None,
+                would_enter=pair.key in opened,
+                reason=_reason(pair, signal, snapshot, params, selected, opened),
+            )
+        )
+    rows.sort(key=lambda r: (r.net_apr is not None, r.net_apr or ZERO), reverse=True)
+    return rows
+
+
+def _reason(
+    pair: Pair,
+    signal: CarrySignal | None,
+    snapshot: MarketSnapshot,
+    params: FundingCarryParams,
+    selected: set[str],
+    opened: set[str],
+) -> str:
+    if pair.key in opened:
+        return "enter"
+    excluded = exclusion_reason(pair, snapshot.volumes_24h, params.universe, snapshot.taken_at)
+    if excluded is not None:
+        return excluded
+    if signal is None:
+        return "no_data"
+    if pair.key not in selected:
+        return "not_top_n"
+    return entry_block(signal, params) or "capacity"
+
+
+def row_json(row: ScanRow) -> dict[str, Any]:
+    """Return a row as JSON-ready values (rates and APRs as fractions, basis in bps)."""
+    sig = row.signal
+    return {
+        "symbol": row.pair,
+        "perp_symbol": row.perp_symbol,
+        "funding_rate": _num(sig.funding_rate) if sig else None,
+        "interval_hours": sig.interval_hours if sig else None,
+        "funding_apr": _num(sig.funding_apr) if sig else None,
+        "predicted_rate": _num(sig.predicted_rate) if sig else None,
+        "predicted_minus_exchange": _num(sig.predicted_minus_exchange) if sig else None,
+        "smoothed_apr": _num(sig.smoothed_apr) if sig else None,
+        "history_periods": sig.history_used if sig else None,
+        "basis_bps": _num(sig.entry_basis * 10_000) if sig else None,
+        "net_apr": _num(sig.net_apr) if sig else None,
+        "breakeven_hours": _num(sig.breakeven_hours) if sig else None,
+        "next_funding_in_seconds": (
+            int(row.next_funding_in.total_seconds()) if row.next_funding_in is not None else None
+        ),
+        "volume_24h": _num(row.volume_24h),
+        "would_enter": row.would_enter,
+        "reason": row.reason,
+    }
+
+
+def table_cells(row: ScanRow) -> list[str]:
+    """Return a row as the text cells of the scan table (see TABLE_COLUMNS)."""
+    sig = row.signal
+    if sig is None:
+        return [row.pair, "-", "-", "-", "-", "-", "-", "-", _duration(row.next_funding_in),
+                _volume(row.volume_24h), row.reason]  # fmt: skip
+    breakeven = f"{sig.breakeven_hours:.0f}" if sig.breakeven_hours is not None else "never"
+    return [
+        row.pair,
+        f"{sig.funding_rate:.4%}",
+        f"{sig.interval_hours}h",
+        f"{sig.funding_apr:.2%}",
+        f"{sig.predicted_rate:.4%}",
+        f"{sig.entry_basis * 10_000:.1f}",
+        f"{sig.net_apr:.2%}",
+        breakeven,
+        _duration(row.next_funding_in),
+        _volume(row.volume_24h),
+        "yes" if row.would_enter else f"no: {row.reason}",
+    ]
+
+
+TABLE_COLUMNS: Sequence[str] = (
+    "symbol",
+    "funding",
+    "interval",
+    "funding APR",
+    "predicted",
+    "basis bps",
+    "net APR",
+    "break-even h",
+    "next funding",
+    "24h volume",
+    "enter",
+)
+
+
+def _min_volume(pair: Pair, snapshot: MarketSnapshot) -> Decimal:
+    volumes = snapshot.volumes_24h
+    return min(volumes.get(pair.spot.symbol, ZERO), volumes.get(pair.perp.symbol, ZERO))
+
+
+def _num(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "-"
+    minutes = max(0, int(delta.total_seconds()) // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _volume(value: Decimal) -> str:
+    for unit, size in (("B", Decimal(10) ** 9), ("M", Decimal(10) ** 6), ("k", Decimal(1000))):
+        if value >= size:
+            return f"{value / size:.1f}{unit}"
+    return f"{value:.0f}"
+
+
+def taken_at_text(when: datetime) -> str:
+    """Return the snapshot time as the table caption shows it."""
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
