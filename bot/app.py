@@ -201,6 +201,7 @@ async def _assemble(
         events=events,
         uids=UidFactory(clock),
         run_id=run_id,
+        recv_window_ms=config.exchange.recv_window_ms,
     )
     market_data = MarketData(
         exchange,

@@ -88,6 +88,7 @@ class HedgeExecutor:
         uids: Callable[[], str],
         run_id: int | None = None,
         sender: LegSender | None = None,
+        recv_window_ms: int = 5000,
     ) -> None:
         self._exchange = exchange
         self._ledger = ledger
@@ -99,7 +100,8 @@ class HedgeExecutor:
         self._uids = uids
         self._run_id = run_id
         self._sender = sender or LegSender(
-            exchange, ledger, clock, final_wait_seconds=risk.order_timeout_seconds
+            exchange, ledger, clock, final_wait_seconds=risk.order_timeout_seconds,
+            recv_window_seconds=recv_window_ms / 1000,
         )
 
     # --- opening --------------------------------------------------------------------------
@@ -439,7 +441,9 @@ class HedgeExecutor:
         if record.status is OrderStatus.REJECTED:
             return LegResult(record, error=ExchangeError(record.error_message or "rejected",
                                                          code=record.error_code))
-        order, absent = await self._sender.lookup(record.symbol, record.client_order_id)
+        order, absent = await self._sender.lookup(
+            record.symbol, record.client_order_id, sent_at=record.sent_at or record.created_at
+        )
         result = LegResult(record, order=order, sent_at=record.sent_at,
                            acked_at=self._clock.now())
         if order is None and not absent:

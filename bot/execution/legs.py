@@ -1,7 +1,9 @@
 """Send one order of a hedge, resolve its final state, and record it and its fills.
 
 An order POST is never repeated: when its response is lost, the order is looked up by its
-client order id until the exchange says whether it exists.
+client order id until the exchange says whether it exists. "Not found" is only conclusive
+once the request's signed timestamp is older than recvWindow (plus a margin): Binance
+rejects a request it would process later than that, so the order can no longer appear.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class LegSender:
         lookup_attempts: int = 5,
         lookup_backoff_seconds: float = 0.25,
         final_wait_seconds: float = 10.0,
+        recv_window_seconds: float = 5.0,
+        absence_margin_seconds: float = 2.0,
     ) -> None:
         self._exchange = exchange
         self._ledger = ledger
@@ -88,6 +92,7 @@ class LegSender:
         self._lookup_attempts = lookup_attempts
         self._lookup_backoff = lookup_backoff_seconds
         self._final_wait = final_wait_seconds
+        self._absent_after = timedelta(seconds=recv_window_seconds + absence_margin_seconds)
 
     async def send(self, record: OrderRecord) -> LegResult:
         """POST one order; on a lost response look it up by client order id instead."""
@@ -97,7 +102,9 @@ class LegSender:
             result.order = await self._exchange.create_order(request_for(record))
         except OrderStatusUnknown as exc:
             log.warning("Order %s status unknown after send: %s", record.client_order_id, exc)
-            result.order, absent = await self.lookup(record.symbol, record.client_order_id)
+            result.order, absent = await self.lookup(
+                record.symbol, record.client_order_id, sent_at=result.sent_at
+            )
             if result.order is None:
                 result.error = (
                     OrderNotFound("order never reached the exchange", code=-2013) if absent
@@ -108,20 +115,33 @@ class LegSender:
         result.acked_at = self._clock.now()
         return result
 
-    async def lookup(self, symbol: str, client_order_id: str) -> tuple[Order | None, bool]:
-        """Ask for an order by client id; return (order, confirmed_absent)."""
-        not_found = 0
-        for attempt in range(self._lookup_attempts):
+    async def lookup(
+        self, symbol: str, client_order_id: str, *, sent_at: datetime | None
+    ) -> tuple[Order | None, bool]:
+        """Ask for an order by client id; return (order, confirmed_absent).
+
+        Absence is confirmed only by a "not found" answered after `sent_at` + recvWindow +
+        margin; before that the lookup keeps asking (with backoff) up to that deadline.
+        """
+        deadline = (sent_at or self._clock.now()) + self._absent_after
+        attempt = 0
+        while True:
             try:
                 return await self._exchange.fetch_order(symbol, client_order_id), False
             except OrderNotFound:
-                not_found += 1
+                if self._clock.now() >= deadline:
+                    return None, True
             except TemporaryError as exc:
                 log.warning("Lookup of %s failed (%s), attempt %d", client_order_id, exc,
                             attempt + 1)
-            if attempt + 1 < self._lookup_attempts:
-                await self._clock.sleep(self._lookup_backoff * (2**attempt))
-        return None, not_found == self._lookup_attempts
+                if attempt + 1 >= self._lookup_attempts and self._clock.now() >= deadline:
+                    return None, False
+            attempt += 1
+            wait = self._lookup_backoff * (2 ** min(attempt - 1, 4))
+            if self._clock.now() < deadline:
+                remaining = (deadline - self._clock.now()).total_seconds()
+                wait = min(wait, max(remaining, 0.05))
+            await self._clock.sleep(wait)
 
     async def settle(self, result: LegResult) -> LegResult:
         """Wait for a final state, fetch the fills, and write both to the ledger."""
