@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bot import failpoints
 from bot.clock import Clock
 from bot.config import RiskConfig
 from bot.domain import (
@@ -155,6 +156,8 @@ class HedgeExecutor:
         )
         log.info("Opening hedge %s (%s): %s %s, reason: %s", hedge.id, uid, size.quantity,
                  pair.base, reason)
+        failpoints.hit(failpoints.OPEN_PERSISTED)
+
         spot, perp = await asyncio.gather(
             self._sender.send(spot_record), self._sender.send(perp_record)
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bot import failpoints
 from bot.clock import Clock
 from bot.domain import Fill, Order, OrderRequest, OrderStatus
 from bot.domain.ledger import OrderRecord
@@ -100,6 +101,7 @@ class LegSender:
         result.sent_at = self._clock.now()
         try:
             result.order = await self._exchange.create_order(request_for(record))
+            failpoints.hit(failpoints.LEG_ACKED)
         except OrderStatusUnknown as exc:
             log.warning("Order %s status unknown after send: %s", record.client_order_id, exc)
             result.order, absent = await self.lookup(
