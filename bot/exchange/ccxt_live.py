@@ -1,0 +1,644 @@
+"""`LiveExchange`: the ExchangePort over Binance spot and USDⓈ-M futures, through ccxt.
+
+- Markets are loaded once per process (`reload=True` reloads) together with the funding
+  intervals and caps of fundingInfo, which are refreshed hourly after that.
+- Bulk market data is one request per call: premiumIndex without symbol for funding,
+  bookTicker for the quotes of a whole market. Rows that fail validation are dropped and
+  logged; a response that is not the expected shape raises BadResponseError.
+- Pacing lives in the ccxt client (`ccxt_client.py`, `throttle.py`).
+- Orders are checked against the instrument's filters before ccxt sees them (Binance's rules
+  and codes, shared with the simulator), so ccxt never truncates or rounds them silently.
+- Every error leaves as `bot.errors`. -1021 re-syncs the clock and retries a signed read
+  once. An order POST that may have executed (timeout, lost connection, 5xx) is resolved by
+  looking the order up by client order id, never by sending it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from bot.clock import Clock, SystemClock, ms_from_utc
+from bot.config import ExchangeConfig
+from bot.domain import (
+    Balance,
+    Event,
+    EventSink,
+    Fill,
+    FundingInfo,
+    FundingPayment,
+    FuturesAccount,
+    Instrument,
+    MarginMode,
+    MarketKind,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Pair,
+    Position,
+    PositionMode,
+    Quote,
+    SettledFunding,
+    Severity,
+)
+from bot.domain.numbers import to_decimal
+from bot.errors import (
+    AuthError,
+    BadResponseError,
+    CarrybotError,
+    ClockSkewError,
+    FatalExchangeError,
+    OrderNotFound,
+    OrderRejected,
+    OrderStatusUnknown,
+    TemporaryError,
+)
+from bot.exchange import binance_parse as parse
+from bot.exchange.ccxt_client import build_client
+from bot.exchange.port import ExchangePort
+from bot.exchange.sim_filters import check_order
+from bot.exchange.throttle import Pacer
+from bot.exchange.translate import (
+    NO_CHANGE_MARGIN,
+    NO_CHANGE_POSITION_MODE,
+    may_have_executed,
+    translate,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FUNDING_INFO_TTL_SECONDS = 3600.0
+FUNDING_INFO_RETRY_SECONDS = 60.0
+DEFAULT_INTERVAL_HOURS = 8
+LOOKUP_BACKOFF_SECONDS = (0.25, 0.5, 1.0)
+PAGE = 1000
+_FUTURES_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)
+_SPOT = {"type": "spot"}
+_LINEAR = {"type": "swap", "subType": "linear"}
+
+
+class LiveExchange:
+    """Binance spot + USDⓈ-M through ccxt. Without keys only the market-data methods work."""
+
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        clock: Clock | None = None,
+        events: EventSink | None = None,
+    ) -> None:
+        self._clock: Clock = clock or SystemClock()
+        self._events = events
+        self._pacer = Pacer.from_config(config, self._clock)
+        self._client = build_client(
+            config, api_key=api_key, api_secret=api_secret, pacer=self._pacer
+        )
+        self._has_keys = bool(api_key and api_secret)
+        self._instruments: dict[str, Instrument] = {}
+        self._by_id: dict[tuple[bool, str], Instrument] = {}
+        self._load_lock = asyncio.Lock()
+        self._intervals: dict[str, tuple[int, Decimal | None, Decimal | None]] = {}
+        self._intervals_due = float("-inf")
+
+    @property
+    def venue(self) -> str:
+        return "binance"
+
+    @property
+    def pacer(self) -> Pacer:
+        """The request pacer (budgets per venue), for inspection."""
+        return self._pacer
+
+    # --- plumbing -----------------------------------------------------------------------
+    async def _call(
+        self, what: str, fn: Callable[[], Awaitable[T]], *, signed_read: bool = False
+    ) -> T:
+        """Run one ccxt call; translate its errors; re-sync on -1021 (and retry a signed read)."""
+        for attempt in (1, 2):
+            try:
+                return await fn()
+            except Exception as exc:
+                error = translate(exc, self._clock.now())
+                await self._report_bans()
+                if isinstance(error, ClockSkewError):
+                    await self._resync()
+                    if signed_read and attempt == 1:
+                        logger.warning("Clock skew on %s: re-synced, retrying once", what)
+                        continue
+                raise error from exc
+        raise AssertionError("unreachable")
+
+    async def _resync(self) -> None:
+        try:
+            await self._client.load_time_difference()
+        except Exception as exc:
+            logger.error("Time re-sync with Binance failed: %s", translate(exc, self._clock.now()))
+        else:
+            logger.info(
+                "Re-synced with Binance time: offset %s ms", self._client.options["timeDifference"]
+            )
+
+    async def _report_bans(self) -> None:
+        for notice in self._pacer.take_ban_notices():
+            message = (
+                f"Binance {notice.venue} API banned this IP (HTTP 418) for "
+                f"{notice.retry_after:.0f} s; no request is sent until then"
+            )
+            logger.error(message)
+            if self._events is not None:
+                await self._events.emit(
+                    Event(
+                        kind="exchange_banned",
+                        message=message,
+                        at=self._clock.now(),
+                        severity=Severity.ALERT,
+                        data={"venue": notice.venue.value, "retry_after": notice.retry_after},
+                    )
+                )
+
+    def _require_keys(self, what: str) -> None:
+        if not self._has_keys:
+            raise AuthError(f"{what} needs BINANCE_API_KEY and BINANCE_API_SECRET")
+
+    async def _instrument(self, symbol: str) -> Instrument:
+        instruments = await self.load_instruments()
+        inst = instruments.get(symbol)
+        if inst is None:
+            raise FatalExchangeError(f"unknown symbol {symbol}")
+        return inst
+
+    def _find(self, futures: bool, exchange_symbol: object) -> Instrument | None:
+        return self._by_id.get((futures, str(exchange_symbol)))
+
+    # --- instruments --------------------------------------------------------------------
+    async def load_instruments(self, *, reload: bool = False) -> Mapping[str, Instrument]:
+        async with self._load_lock:
+            if self._instruments and not reload:
+                return MappingProxyType(self._instruments)
+            markets = await self._call(
+                "load markets", lambda: self._client.load_markets(reload=reload)
+            )
+            if not isinstance(markets, dict):
+                raise BadResponseError("exchangeInfo: expected markets")
+            instruments: dict[str, Instrument] = {}
+            for market in markets.values():
+                try:
+                    inst = parse.instrument(market)
+                except (ValueError, KeyError, TypeError) as exc:
+                    logger.error("Dropping market %s: %s", market.get("symbol"), exc)
+                    continue
+                if inst is not None:
+                    instruments[inst.symbol] = inst
+            self._instruments = instruments
+            self._by_id = {(i.is_derivative, i.exchange_symbol): i for i in instruments.values()}
+            logger.info("Loaded %d Binance instruments", len(instruments))
+            await self._refresh_intervals(force=True)
+            return MappingProxyType(self._instruments)
+
+    async def pairs(self) -> Sequence[Pair]:
+        instruments = await self.load_instruments()
+        out = []
+        for inst in instruments.values():
+            if inst.kind is not MarketKind.SPOT or not inst.active:
+                continue
+            perp = instruments.get(f"{inst.base}/{inst.quote}:{inst.quote}")
+            if perp is not None and perp.kind is MarketKind.PERPETUAL and perp.active:
+                out.append(Pair(spot=inst, perp=perp))
+        return sorted(out, key=lambda p: p.key)
+
+    async def _refresh_intervals(self, *, force: bool = False) -> None:
+        """Reload fundingInfo when due; keep the last values when that fails."""
+        now = self._clock.monotonic()
+        if not force and now < self._intervals_due:
+            return
+        try:
+            rows = await self._call("funding info", lambda: self._client.fetch_funding_intervals())
+        except CarrybotError as exc:
+            self._intervals_due = now + FUNDING_INFO_RETRY_SECONDS
+            logger.warning("Funding intervals not refreshed, keeping the last ones: %s", exc)
+            return
+        try:
+            infos = _infos(rows, "fundingInfo")
+        except BadResponseError as exc:
+            self._intervals_due = now + FUNDING_INFO_RETRY_SECONDS
+            logger.warning("Funding intervals not refreshed, keeping the last ones: %s", exc)
+            return
+        intervals: dict[str, tuple[int, Decimal | None, Decimal | None]] = {}
+        for info in infos:
+            inst = self._find(True, info.get("symbol"))
+            if inst is None:
+                continue
+            try:
+                hours = int(info["fundingIntervalHours"])
+                if hours <= 0:
+                    raise ValueError(f"fundingIntervalHours: {hours}")
+                cap = parse.optional_decimal(info, "adjustedFundingRateCap")
+                floor = parse.optional_decimal(info, "adjustedFundingRateFloor")
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.error("Dropping fundingInfo row of %s: %s", inst.symbol, exc)
+                continue
+            intervals[inst.symbol] = (hours, cap, floor)
+        self._intervals = intervals
+        self._intervals_due = now + FUNDING_INFO_TTL_SECONDS
+
+    # --- market data --------------------------------------------------------------------
+    async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
+        await self.load_instruments()
+        await self._refresh_intervals()
+        # The request of ccxt's fetch_funding_rates(), read raw: its parser turns a malformed
+        # body into an empty result and costs ~45 µs a row; the rows are re-read anyway.
+        rates = await self._call(
+            "funding rates", lambda: self._client.fapiPublicGetPremiumIndex({})
+        )
+        out: dict[str, FundingInfo] = {}
+        for info in _rows(rates, "premiumIndex"):
+            inst = self._find(True, info.get("symbol"))
+            if inst is None or inst.kind is not MarketKind.PERPETUAL:
+                continue  # delivery contracts and symbols we do not know
+            hours, cap, floor = self._intervals.get(
+                inst.symbol, (DEFAULT_INTERVAL_HOURS, None, None)
+            )
+            try:
+                out[inst.symbol] = parse.funding(info, inst.symbol, hours, cap, floor)
+            except ValueError as exc:
+                logger.error("Dropping premiumIndex row of %s: %s", inst.symbol, exc)
+        return out
+
+    async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
+        await self.load_instruments()
+        futures = kind is not MarketKind.SPOT
+        # The raw endpoint: ccxt's parse_tickers costs ~50 µs a row and we re-read the
+        # Binance fields anyway (Decimal from text).
+        if futures:
+            fetch = self._client.fapiPublicGetTickerBookTicker
+        else:
+            fetch = self._client.publicGetTickerBookTicker
+        rows = await self._call(f"{kind} book tickers", lambda: fetch({}))
+        now = self._clock.now()
+        out: dict[str, Quote] = {}
+        for row in _rows(rows, "bookTicker"):
+            inst = self._find(futures, row.get("symbol"))
+            if inst is None or inst.kind is not kind:
+                continue
+            try:
+                out[inst.symbol] = parse.quote(row, inst.symbol, now)
+            except ValueError as exc:
+                logger.error("Dropping bookTicker row of %s: %s", inst.symbol, exc)
+        return out
+
+    async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
+        await self.load_instruments()
+        futures = kind is not MarketKind.SPOT
+        if futures:
+            fetch = self._client.fapiPublicGetTicker24hr
+        else:
+            fetch = self._client.publicGetTicker24hr
+        rows = await self._call(f"{kind} 24h tickers", lambda: fetch({}))
+        out: dict[str, Decimal] = {}
+        for row in _rows(rows, "24hr ticker"):
+            inst = self._find(futures, row.get("symbol"))
+            if inst is None or inst.kind is not kind:
+                continue
+            try:
+                out[inst.symbol] = to_decimal(row.get("quoteVolume"), field="quoteVolume")
+            except ValueError as exc:
+                logger.error("Dropping 24hr row of %s: %s", inst.symbol, exc)
+        return out
+
+    async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
+        inst = await self._instrument(symbol)
+        if inst.is_derivative:
+            limit = next((d for d in _FUTURES_DEPTHS if d >= depth), _FUTURES_DEPTHS[-1])
+            fetch = self._client.fapiPublicGetDepth
+        else:
+            limit = max(1, min(depth, 5000))
+            fetch = self._client.publicGetDepth
+        raw = await self._call(
+            f"depth {symbol}", lambda: fetch({"symbol": inst.exchange_symbol, "limit": limit})
+        )
+        if not isinstance(raw, dict):
+            raise BadResponseError(f"depth {symbol}: expected an object")
+        try:
+            return parse.book(raw, symbol, self._clock.now(), depth)
+        except (ValueError, TypeError) as exc:
+            raise BadResponseError(f"depth {symbol}: {exc}") from exc
+
+    async def fetch_funding_history(
+        self, symbol: str, since: datetime, until: datetime | None = None
+    ) -> Sequence[SettledFunding]:
+        inst = await self._instrument(symbol)
+        start = ms_from_utc(since)
+        params = {"until": ms_from_utc(until)} if until is not None else {}
+        out: dict[datetime, SettledFunding] = {}
+        while True:
+            page = await self._call(
+                f"funding history {symbol}",
+                partial(self._client.fetch_funding_rate_history, symbol, start, PAGE, dict(params)),
+            )
+            rows = list(_infos(page, "fundingRate"))
+            for info in rows:
+                try:
+                    row = parse.settled(info, inst.symbol)
+                except ValueError as exc:
+                    logger.error("Dropping fundingRate row of %s: %s", symbol, exc)
+                    continue
+                out[row.funding_time] = row
+            if len(rows) < PAGE or not out:
+                break
+            start = ms_from_utc(max(out)) + 1
+        return [out[t] for t in sorted(out)]
+
+    # --- orders -------------------------------------------------------------------------
+    async def create_order(self, request: OrderRequest) -> Order:
+        self._require_keys("create_order")
+        inst = await self._instrument(request.symbol)
+        # ccxt truncates amounts to the step and rounds prices to the tick without a word:
+        # refuse what Binance would refuse, with its code, before ccxt can alter the order.
+        check_order(request, inst, reference_price=None)
+        params: dict[str, Any] = {"newClientOrderId": request.client_order_id}
+        if request.reduce_only:
+            params["reduceOnly"] = True
+        if request.position_side is not None:
+            params["positionSide"] = request.position_side.value
+        price = None
+        if request.type is OrderType.LIMIT:
+            if request.price is None:
+                raise OrderRejected("a limit order needs a price")
+            price = str(request.price)
+            params["timeInForce"] = "GTC"
+        try:
+            raw = await self._client.create_order(
+                request.symbol,
+                request.type.value,
+                request.side.value,
+                str(request.quantity),
+                price,
+                params,
+            )
+        except Exception as exc:
+            error = translate(exc, self._clock.now())
+            await self._report_bans()
+            if isinstance(error, ClockSkewError):
+                await self._resync()
+            if may_have_executed(error):
+                logger.warning(
+                    "Order %s on %s: response lost (%s); looking it up",
+                    request.client_order_id,
+                    request.symbol,
+                    error,
+                )
+                return await self._resolve_lost(request, error)
+            raise error from exc
+        return self._order(raw, inst)
+
+    async def _resolve_lost(self, request: OrderRequest, cause: CarrybotError) -> Order:
+        for delay in LOOKUP_BACKOFF_SECONDS:
+            await self._clock.sleep(delay)
+            try:
+                order = await self.fetch_order(request.symbol, request.client_order_id)
+            except (OrderNotFound, TemporaryError) as exc:
+                logger.info("Lookup of order %s: %s", request.client_order_id, exc)
+                continue
+            logger.info("Order %s found after a lost response", request.client_order_id)
+            return order
+        raise OrderStatusUnknown(
+            f"order {request.client_order_id} on {request.symbol}: status unknown after "
+            f"{len(LOOKUP_BACKOFF_SECONDS)} lookups ({cause})",
+            client_order_id=request.client_order_id,
+            symbol=request.symbol,
+        ) from cause
+
+    def _order(self, raw: object, inst: Instrument) -> Order:
+        info = raw.get("info") if isinstance(raw, dict) else None
+        if not isinstance(info, dict):
+            raise BadResponseError(f"order on {inst.symbol}: expected an object")
+        try:
+            return parse.order(info, inst)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadResponseError(f"order on {inst.symbol}: {exc}") from exc
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+        self._require_keys("fetch_order")
+        inst = await self._instrument(symbol)
+        raw = await self._call(
+            f"order {client_order_id}",
+            lambda: self._client.fetch_order(None, symbol, {"origClientOrderId": client_order_id}),
+            signed_read=True,
+        )
+        return self._order(raw, inst)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
+        self._require_keys("cancel_order")
+        inst = await self._instrument(symbol)
+        try:
+            raw = await self._call(
+                f"cancel {client_order_id}",
+                lambda: self._client.cancel_order(
+                    None, symbol, {"origClientOrderId": client_order_id}
+                ),
+            )
+        except OrderNotFound as not_found:
+            # aiohttp resends a DELETE whose keep-alive connection dropped: the first one may
+            # have cancelled the order, so "unknown order" is checked against its state.
+            try:
+                order = await self.fetch_order(symbol, client_order_id)
+            except OrderNotFound:
+                raise not_found from None
+            if order.status is OrderStatus.CANCELED:
+                return order
+            raise
+        return self._order(raw, inst)
+
+    async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> Sequence[Fill]:
+        self._require_keys("fetch_my_trades")
+        inst = await self._instrument(symbol)
+        start = ms_from_utc(since) if since is not None else None
+        out: dict[str, Fill] = {}
+        while True:
+            page = await self._call(
+                f"trades {symbol}",
+                partial(self._client.fetch_my_trades, symbol, start, PAGE),
+                signed_read=True,
+            )
+            rows = list(_infos(page, "trades"))
+            for info in rows:
+                try:
+                    fill = parse.fill(info, inst)
+                except (ValueError, KeyError) as exc:
+                    logger.error("Dropping trade row of %s: %s", symbol, exc)
+                    continue
+                out[fill.trade_id] = fill
+            if len(rows) < PAGE or not out:
+                break
+            start = ms_from_utc(max(f.timestamp for f in out.values())) + 1
+        return sorted(out.values(), key=lambda f: (f.timestamp, f.trade_id))
+
+    # --- account ------------------------------------------------------------------------
+    async def fetch_spot_balances(self) -> Mapping[str, Balance]:
+        self._require_keys("fetch_spot_balances")
+        raw = await self._call(
+            "spot account",
+            lambda: self._client.fetch_balance({**_SPOT, "omitZeroBalances": "true"}),
+            signed_read=True,
+        )
+        return _parse_info(raw, "spot account", parse.spot_balances)
+
+    async def fetch_futures_account(self) -> FuturesAccount:
+        self._require_keys("fetch_futures_account")
+        raw = await self._call(
+            "futures account", lambda: self._client.fetch_balance(dict(_LINEAR)), signed_read=True
+        )
+        return _parse_info(raw, "futures account", parse.futures_account)
+
+    async def fetch_positions(self) -> Sequence[Position]:
+        self._require_keys("fetch_positions")
+        await self.load_instruments()
+        raw = await self._call(
+            "positions", lambda: self._client.fetch_positions(None, {}), signed_read=True
+        )
+        out = []
+        for info in _infos(raw, "positionRisk"):
+            inst = self._find(True, info.get("symbol"))
+            if inst is None:
+                continue
+            try:
+                pos = parse.position(info, inst.symbol)
+            except (ValueError, KeyError) as exc:
+                logger.error("Dropping positionRisk row of %s: %s", inst.symbol, exc)
+                continue
+            if pos.size > 0:
+                out.append(pos)
+        return out
+
+    async def fetch_position_mode(self) -> PositionMode:
+        self._require_keys("fetch_position_mode")
+        raw = await self._call(
+            "position mode",
+            lambda: self._client.fetch_position_mode(None, {"subType": "linear"}),
+            signed_read=True,
+        )
+        hedged = raw.get("hedged") if isinstance(raw, dict) else None
+        if not isinstance(hedged, bool):
+            raise BadResponseError("positionSide/dual: expected dualSidePosition")
+        return PositionMode.HEDGE if hedged else PositionMode.ONE_WAY
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        self._require_keys("set_position_mode")
+        hedged = mode is PositionMode.HEDGE
+        try:
+            await self._call(
+                "set position mode",
+                lambda: self._client.set_position_mode(hedged, None, dict(_LINEAR)),
+            )
+        except OrderRejected as exc:
+            if exc.code != NO_CHANGE_POSITION_MODE:
+                raise
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        self._require_keys("set_leverage")
+        await self._instrument(symbol)
+        await self._call(
+            f"set leverage {symbol}", lambda: self._client.set_leverage(leverage, symbol)
+        )
+
+    async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
+        self._require_keys("set_margin_mode")
+        await self._instrument(symbol)
+        margin_mode = mode.value
+        try:
+            await self._call(
+                f"set margin mode {symbol}",
+                lambda: self._client.set_margin_mode(margin_mode, symbol),
+            )
+        except OrderRejected as exc:
+            if exc.code != NO_CHANGE_MARGIN:
+                raise
+
+    async def fetch_funding_payments(
+        self, since: datetime, symbol: str | None = None
+    ) -> Sequence[FundingPayment]:
+        self._require_keys("fetch_funding_payments")
+        await self.load_instruments()
+        start = ms_from_utc(since)
+        out: dict[tuple[str, datetime, str | None], FundingPayment] = {}
+        while True:
+            page = await self._call(
+                "funding payments",
+                partial(self._client.fetch_funding_history, symbol, start, PAGE),
+                signed_read=True,
+            )
+            rows = list(_infos(page, "income"))
+            for info in rows:
+                inst = self._find(True, info.get("symbol"))
+                if inst is None:
+                    continue
+                try:
+                    payment = parse.funding_payment(info, inst.symbol)
+                except (ValueError, KeyError) as exc:
+                    logger.error("Dropping income row of %s: %s", inst.symbol, exc)
+                    continue
+                out[(payment.symbol, payment.funding_time, payment.income_id)] = payment
+            if len(rows) < PAGE or not out:
+                break
+            start = ms_from_utc(max(p.funding_time for p in out.values())) + 1
+        return sorted(out.values(), key=lambda p: (p.funding_time, p.symbol))
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _infos(result: object, what: str) -> list[Mapping[str, Any]]:
+    """Return the raw Binance rows behind a ccxt list or dict result; validate its shape."""
+    if isinstance(result, dict):
+        items: list[Any] = list(result.values())
+    elif isinstance(result, list):
+        items = result
+    else:
+        raise BadResponseError(f"{what}: expected a list, got {type(result).__name__}")
+    rows: list[Mapping[str, Any]] = []
+    for item in items:
+        info = item.get("info") if isinstance(item, dict) else None
+        if isinstance(info, dict):
+            rows.append(info)
+        else:
+            logger.error("Dropping a %s row without data: %r", what, item)
+    return rows
+
+
+def _rows(result: object, what: str) -> list[Mapping[str, Any]]:
+    """Return the rows of a raw Binance list response; validate its shape."""
+    if not isinstance(result, list):
+        raise BadResponseError(f"{what}: expected a list, got {type(result).__name__}")
+    rows: list[Mapping[str, Any]] = []
+    for row in result:
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            logger.error("Dropping a %s row that is not an object: %r", what, row)
+    return rows
+
+
+def _parse_info(raw: object, what: str, parser: Callable[[Mapping[str, Any]], T]) -> T:
+    info = raw.get("info") if isinstance(raw, dict) else None
+    if not isinstance(info, dict):
+        raise BadResponseError(f"{what}: expected an object")
+    try:
+        return parser(info)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadResponseError(f"{what}: {exc}") from exc
+
+
+def _conforms(exchange: LiveExchange) -> ExchangePort:
+    """Let mypy check that LiveExchange implements the port."""
+    return exchange

@@ -1,0 +1,238 @@
+"""The fake's control API (JSON under /_fake/...), for tests that run it as a subprocess.
+
+| method + path | body / query | effect |
+|---|---|---|
+| GET /_fake/state | | instruments, used weights, skew, active faults |
+| POST /_fake/instruments | {"instruments": [Instrument JSON]} | replace the instruments |
+| POST /_fake/universe | {"n": 300, "dated": 2} | generate n spot+perp pairs with books and funding |
+| POST /_fake/book | {"symbol", "bids": [[p, q]], "asks": [[p, q]]} | set depth |
+| POST /_fake/quote | {"symbol", "bid", "ask", "bid_qty", "ask_qty"} | set best bid/ask |
+| POST /_fake/volume | {"symbol", "quote_volume"} | 24h quote volume |
+| POST /_fake/funding | {"symbol", "rate", "next_funding_time", "mark", "index", "interest", "interval_hours", "cap", "floor"} | funding state |
+| POST /_fake/funding/settle | {"symbol", "funding_time"?, "rate"?, "mark"?} | history row + payment; returns the payment |
+| POST /_fake/funding/history | {"symbol", "rows": [{"funding_time", "rate", "mark"}]} | add settled rows |
+| POST /_fake/klines | {"symbol", "interval", "price": "last"/"mark", "rows": [[t, o, h, l, c, v, qv]]} | add candles |
+| GET/POST/DELETE /_fake/faults | Fault JSON (see faults.py) | list / add / clear faults |
+| POST /_fake/clock | {"skew_ms": 2500} | server clock skew |
+| POST /_fake/limits | any Limits field; {"reset": true} clears windows and bans | budgets |
+| GET/DELETE /_fake/requests | ?path=&method= | request log (arrival perf_counter, params) |
+| GET /_fake/account | | simulated account state (`SimulatedExchange.to_state`) |
+| POST /_fake/account/deposit | {"wallet": "spot"/"futures", "asset", "amount"} | fund the account |
+
+Times are epoch ms or ISO-8601 with a timezone; numbers may be strings (kept exact).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.domain import OrderBook, SettledFunding
+from bot.errors import ExchangeError
+from tests.fakes import codec
+from tests.fakes.market import Kline
+
+if TYPE_CHECKING:
+    from tests.fakes.binance_server import FakeBinance
+
+Body = dict[str, Any]
+
+
+def _ok(data: Any = None) -> web.Response:
+    return web.json_response(codec.to_json(data if data is not None else {"ok": True}))
+
+
+def _state(fake: FakeBinance, body: Body) -> Any:
+    return {
+        "url": fake.url,
+        "instruments": len(fake.market.instruments),
+        "used_weight": {"spot": fake.used_weight("spot"), "futures": fake.used_weight("futures")},
+        "skew_ms": fake.skew_ms,
+        "faults": [f.to_json() for f in fake.faults.active()],
+        "requests": len(fake.requests),
+    }
+
+
+def _instruments(fake: FakeBinance, body: Body) -> Any:
+    fake.set_instruments(codec.instrument(i) for i in body["instruments"])
+    return None
+
+
+def _universe(fake: FakeBinance, body: Body) -> Any:
+    at = codec.parse_time(body["at"]) if "at" in body else None
+    fake.load_universe(int(body["n"]), at=at, dated=int(body.get("dated", 2)))
+    return None
+
+
+def _levels(rows: list[list[Any]]) -> tuple[tuple[Decimal, Decimal], ...]:
+    return tuple((Decimal(str(p)), Decimal(str(q))) for p, q in rows)
+
+
+def _book(fake: FakeBinance, body: Body) -> Any:
+    fake.set_book(
+        OrderBook(body["symbol"], _levels(body["bids"]), _levels(body["asks"]), fake.clock.now())
+    )
+    return None
+
+
+def _quote(fake: FakeBinance, body: Body) -> Any:
+    fake.set_quote(
+        body["symbol"],
+        str(body["bid"]),
+        str(body["ask"]),
+        str(body.get("bid_qty", "10")),
+        str(body.get("ask_qty", "10")),
+    )
+    return None
+
+
+def _volume(fake: FakeBinance, body: Body) -> Any:
+    fake.set_volume(body["symbol"], str(body["quote_volume"]))
+    return None
+
+
+def _funding(fake: FakeBinance, body: Body) -> Any:
+    args = {
+        k: (str(v) if v is not None else None)
+        for k, v in body.items()
+        if k in ("rate", "mark", "index", "interest", "cap", "floor")
+    }
+    nft = body.get("next_funding_time")
+    return fake.set_funding(
+        body["symbol"],
+        next_funding_time=codec.parse_time(nft) if nft is not None else None,
+        interval_hours=body.get("interval_hours"),
+        **args,
+    )
+
+
+def _settle(fake: FakeBinance, body: Body) -> Any:
+    when = body.get("funding_time")
+    payment = fake.settle_funding(
+        body["symbol"],
+        funding_time=codec.parse_time(when) if when is not None else None,
+        rate=str(body["rate"]) if "rate" in body else None,
+        mark=str(body["mark"]) if "mark" in body else None,
+    )
+    return {"payment": payment}
+
+
+def _history(fake: FakeBinance, body: Body) -> Any:
+    symbol = body["symbol"]
+    fake.add_funding_history(
+        symbol,
+        [
+            SettledFunding(
+                symbol,
+                codec.parse_time(r["funding_time"]),
+                Decimal(str(r["rate"])),
+                codec.optional_decimal(r.get("mark")),
+            )
+            for r in body["rows"]
+        ],
+    )
+    return None
+
+
+def _klines(fake: FakeBinance, body: Body) -> Any:
+    rows = [Kline(codec.parse_time(r[0]), *(Decimal(str(x)) for x in r[1:7])) for r in body["rows"]]
+    fake.add_klines(
+        body["symbol"], rows, interval=body.get("interval", "1h"), price=body.get("price", "last")
+    )
+    return None
+
+
+def _add_fault(fake: FakeBinance, body: Body) -> Any:
+    options = dict(body)
+    return fake.add_fault(options.pop("kind"), options.pop("path"), **options).to_json()
+
+
+def _faults(fake: FakeBinance, body: Body) -> Any:
+    return [f.to_json() for f in fake.faults.active()]
+
+
+def _clear_faults(fake: FakeBinance, body: Body) -> Any:
+    fake.faults.clear()
+    fake.clear_row_patches()
+    return None
+
+
+def _clock(fake: FakeBinance, body: Body) -> Any:
+    fake.set_clock_skew(int(body["skew_ms"]))
+    return None
+
+
+def _limits(fake: FakeBinance, body: Body) -> Any:
+    for key, value in body.items():
+        if key != "reset":
+            setattr(fake.limits, key, int(value))
+    if body.get("reset"):
+        fake.reset_limits()
+    return fake.limits
+
+
+def _requests(fake: FakeBinance, body: Body) -> Any:
+    path, method = body.get("path"), body.get("method")
+    return [
+        r.to_json()
+        for r in fake.requests
+        if (path is None or r.path == path) and (method is None or r.method == method)
+    ]
+
+
+def _clear_requests(fake: FakeBinance, body: Body) -> Any:
+    fake.clear_requests()
+    return None
+
+
+def _account(fake: FakeBinance, body: Body) -> Any:
+    return fake.account.to_state()
+
+
+def _deposit(fake: FakeBinance, body: Body) -> Any:
+    fake.account.deposit(body["wallet"], body["asset"], Decimal(str(body["amount"])))
+    return None
+
+
+_ROUTES: dict[tuple[str, str], Callable[[FakeBinance, Body], Any]] = {
+    ("GET", "/_fake/state"): _state,
+    ("POST", "/_fake/instruments"): _instruments,
+    ("POST", "/_fake/universe"): _universe,
+    ("POST", "/_fake/book"): _book,
+    ("POST", "/_fake/quote"): _quote,
+    ("POST", "/_fake/volume"): _volume,
+    ("POST", "/_fake/funding"): _funding,
+    ("POST", "/_fake/funding/settle"): _settle,
+    ("POST", "/_fake/funding/history"): _history,
+    ("POST", "/_fake/klines"): _klines,
+    ("GET", "/_fake/faults"): _faults,
+    ("POST", "/_fake/faults"): _add_fault,
+    ("DELETE", "/_fake/faults"): _clear_faults,
+    ("POST", "/_fake/clock"): _clock,
+    ("POST", "/_fake/limits"): _limits,
+    ("GET", "/_fake/requests"): _requests,
+    ("DELETE", "/_fake/requests"): _clear_requests,
+    ("GET", "/_fake/account"): _account,
+    ("POST", "/_fake/account/deposit"): _deposit,
+}
+
+
+async def handle(fake: FakeBinance, request: web.Request) -> web.Response:
+    """Serve one control request; errors come back as HTTP 400 {"error": ...}."""
+    route: Callable[[FakeBinance, Body], Any] | None = _ROUTES.get((request.method, request.path))
+    if route is None:
+        return web.json_response(
+            {"error": f"no control route {request.method} {request.path}"}, status=404
+        )
+    body: Body = dict(request.query)
+    if request.can_read_body:
+        payload = await request.json()
+        if isinstance(payload, dict):
+            body.update(payload)
+    try:
+        return _ok(route(fake, body))
+    except (KeyError, ValueError, TypeError, ExchangeError) as exc:
+        return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
