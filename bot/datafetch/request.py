@@ -1,0 +1,169 @@
+"""What `carrybot data fetch` was asked for: symbols, kinds, a UTC range and an output root.
+
+`parse_request` validates the raw option strings and raises `UserError` with one line per
+problem, each naming the option and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from bot.backtest.history import QUOTE_ASSETS
+from bot.errors import UserError
+
+T = TypeVar("T")
+_SYMBOL = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)(?::([A-Z0-9]+))?$")
+
+
+class Kind(StrEnum):
+    """One kind of history; the value is its directory under `binance/`."""
+
+    FUNDING = "funding"
+    MARK = "mark"
+    PERP = "perp"
+    SPOT = "spot"
+
+    @property
+    def on_futures(self) -> bool:
+        """Tell whether this kind comes from the USDⓈ-M perpetual (else from spot)."""
+        return self is not Kind.SPOT
+
+
+ALL_KINDS = tuple(Kind)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    """One base/quote pair: its spot market, its perpetual and its file stem."""
+
+    base: str
+    quote: str
+
+    @property
+    def spot(self) -> str:
+        return f"{self.base}/{self.quote}"
+
+    @property
+    def perp(self) -> str:
+        return f"{self.base}/{self.quote}:{self.quote}"
+
+    @property
+    def stem(self) -> str:
+        """The file name stem, as Binance names the market (`BTCUSDT`)."""
+        return f"{self.base}{self.quote}"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """A validated download request; `end` is exclusive and never after `now`."""
+
+    symbols: tuple[SymbolSpec, ...]
+    kinds: tuple[Kind, ...]
+    start: datetime
+    end: datetime
+    out: Path
+
+
+def parse_symbols(raw: str) -> tuple[SymbolSpec, ...]:
+    """Parse `BTC/USDT,ETH/USDT` (perpetual form `BTC/USDT:USDT` accepted too)."""
+    specs: list[SymbolSpec] = []
+    problems: list[str] = []
+    for item in (s.strip().upper() for s in raw.split(",")):
+        if not item:
+            continue
+        match = _SYMBOL.match(item)
+        if match is None:
+            problems.append(
+                f"--symbols: {item!r} is not a ccxt symbol; write BASE/QUOTE, e.g. BTC/USDT"
+            )
+            continue
+        base, quote, settle = match.groups()
+        if settle is not None and settle != quote:
+            problems.append(
+                f"--symbols: {item!r} is not a USDⓈ-M perpetual; write {base}/{quote} "
+                f"(its perpetual {base}/{quote}:{quote} is fetched with it)"
+            )
+            continue
+        if quote not in QUOTE_ASSETS:
+            problems.append(
+                f"--symbols: {item!r} has quote {quote}; use one of {', '.join(QUOTE_ASSETS)} "
+                "(the backtest loader splits file names on these)"
+            )
+            continue
+        spec = SymbolSpec(base, quote)
+        if spec not in specs:
+            specs.append(spec)
+    if not specs and not problems:
+        problems.append("--symbols: no symbol given; pass e.g. --symbols BTC/USDT,ETH/USDT")
+    if problems:
+        raise UserError(problems)
+    return tuple(specs)
+
+
+def parse_kinds(raw: str) -> tuple[Kind, ...]:
+    """Parse `funding,mark,perp,spot` (any subset, any order; kept in the canonical order)."""
+    allowed = ", ".join(k.value for k in ALL_KINDS)
+    wanted: set[Kind] = set()
+    problems: list[str] = []
+    for item in (s.strip().lower() for s in raw.split(",")):
+        if not item:
+            continue
+        try:
+            wanted.add(Kind(item))
+        except ValueError:
+            problems.append(f"--kinds: unknown kind {item!r}; choose from {allowed}")
+    if not wanted and not problems:
+        problems.append(f"--kinds: no kind given; choose from {allowed}")
+    if problems:
+        raise UserError(problems)
+    return tuple(k for k in ALL_KINDS if k in wanted)
+
+
+def parse_time(raw: str, option: str) -> datetime:
+    """Parse `YYYY-MM-DD` or an ISO 8601 time; no offset means UTC."""
+    try:
+        when = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise UserError(
+            f"{option}: {raw!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def parse_request(
+    *, symbols: str, start: str, end: str | None, kinds: str, out: Path, now: datetime
+) -> FetchRequest:
+    """Validate the options of `data fetch`; `end` defaults to `now` and is capped there."""
+    problems: list[str] = []
+    specs = _collect(problems, lambda: parse_symbols(symbols))
+    kind_list = _collect(problems, lambda: parse_kinds(kinds))
+    first = _collect(problems, lambda: parse_time(start, "--from"))
+    last = _collect(problems, lambda: parse_time(end, "--to") if end is not None else now)
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out {out}: is a file; pass a directory (it is created if missing)")
+    if problems or specs is None or kind_list is None or first is None or last is None:
+        raise UserError(problems)
+    if first >= now:
+        raise UserError(f"--from {start} is not in the past; pass a --from before now")
+    last = min(last, now)
+    if first >= last:
+        raise UserError(
+            f"--from {start} is not before --to {end or 'now'}; pass a --from before --to"
+        )
+    return FetchRequest(specs, kind_list, first, last, out)
+
+
+def _collect(problems: list[str], parse: Callable[[], T]) -> T | None:
+    try:
+        return parse()
+    except UserError as exc:
+        problems.extend(exc.problems)
+        return None
