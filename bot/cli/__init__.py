@@ -9,7 +9,7 @@ from typing import NoReturn
 import typer
 
 from bot import __version__
-from bot.cli import config_cmd, control_cmd, db_cmd, run_cmd, scan_cmd, status_cmd
+from bot.cli import config_cmd, control_cmd, data_cmd, db_cmd, run_cmd, scan_cmd, status_cmd
 from bot.cli.common import err_console
 from bot.errors import CarrybotError, DatabaseBehindError, UserError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(data_cmd.app, name="data")
 run_cmd.register(app)
 scan_cmd.register(app)
 control_cmd.register(app)

@@ -56,7 +56,6 @@ def register(app: typer.Typer) -> None:
     for name, help_text in (
         ("backtest", "Replay history through the strategy, risk gate and executor."),
         ("sweep", "Run backtests over a grid of parameters."),
-        ("data", "Download historical funding and klines."),
     ):
         _pending(app, name, help_text)
 
