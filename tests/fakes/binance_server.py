@@ -587,6 +587,11 @@ async def _serve_forever(args: argparse.Namespace) -> None:
     )
     if args.universe:
         fake.load_universe(args.universe)
+    if args.standard:
+        from tests.fakes.fixtures import seed, standard_instruments
+
+        fake.set_instruments(standard_instruments(fake.clock.now()))
+        seed(fake)
     url = await fake.start()
     print(url, flush=True)
     stop = asyncio.Event()
@@ -608,6 +613,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--api-secret", default=DEFAULT_API_SECRET)
     parser.add_argument("--universe", type=int, default=0, help="generate N spot+perp pairs")
+    parser.add_argument(
+        "--standard", action="store_true", help="BTC and ETH with deep books, funded account"
+    )
     args = parser.parse_args(argv)
     asyncio.run(_serve_forever(args))
 

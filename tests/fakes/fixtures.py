@@ -129,10 +129,12 @@ async def live_exchange(
 class FakeBinanceProcess:
     """The fake Binance as a subprocess (`python -m tests.fakes.binance_server --port 0`)."""
 
-    def __init__(self, *, universe: int = 0) -> None:
+    def __init__(self, *, universe: int = 0, standard: bool = False) -> None:
         args = [sys.executable, "-m", "tests.fakes.binance_server", "--port", "0"]
         if universe:
             args += ["--universe", str(universe)]
+        if standard:
+            args.append("--standard")
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self._proc = subprocess.Popen(
             args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True

@@ -1,0 +1,187 @@
+"""Run the real bot as a process against the fake Binance process; read its ledger."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bot.persistence.db import create_engine, session_factory
+from bot.persistence.repositories import Ledger
+from tests.conftest import REPO_ROOT
+from tests.e2e.cli import Result, run_cli
+from tests.fakes.binance_server import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from tests.fakes.fixtures import FakeBinanceProcess
+
+CONFIG = """
+[exchange]
+spot_api_url = "{url}"
+futures_api_url = "{url}"
+position_mode = "{mode}"
+recv_window_ms = 5000
+timeout_ms = 5000
+
+[universe]
+symbols = ["BTC/USDT", "ETH/USDT"]
+
+[strategy]
+min_hold_hours = 0
+cooldown_hours = 0
+rotation_margin_apr = 0.05
+
+[sizing]
+notional_per_hedge = 1000
+max_hedges = 1
+max_total_notional = 1000
+max_notional_per_symbol = 1000
+
+[risk]
+max_data_age_seconds = 30
+order_timeout_seconds = 3
+close_retry_backoff_seconds = 0.2
+
+[schedule]
+poll_seconds = {poll}
+evaluate_seconds = {poll}
+reconcile_seconds = 60
+balance_snapshot_seconds = 5
+heartbeat_seconds = 5
+funding_capture_delay_seconds = 1
+"""
+
+
+@dataclass
+class BotEnv:
+    """Everything one bot needs: the fake, a config file, a database, its environment."""
+
+    fake: FakeBinanceProcess
+    workdir: Path
+    database_url: str
+    live: bool
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "carrybot.toml"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {"DATABASE_URL": self.database_url, "LOG_LEVEL": "INFO"}
+        if self.live:
+            env |= {"BINANCE_API_KEY": DEFAULT_API_KEY, "BINANCE_API_SECRET": DEFAULT_API_SECRET}
+        return env | extra
+
+    def write_config(self, *, mode: str = "auto", poll: float = 1.0, extra: str = "") -> None:
+        self.config.write_text(CONFIG.format(url=self.fake.url, mode=mode, poll=poll) + extra)
+
+    def cli(self, *args: str, **env: str) -> Result:
+        return run_cli(*args, "--config", str(self.config), cwd=self.workdir, env=self.env(**env))
+
+    def run_once(self, **env: str) -> Result:
+        args = ["run", "--once"] + (["--live"] if self.live else [])
+        result = self.cli(*args, **env)
+        return result
+
+    def spawn(self, *args: str, **env: str) -> BotProcess:
+        return BotProcess(self, list(args), self.env(**env))
+
+    # --- the fake's side ------------------------------------------------------------------
+    def set_funding(self, base: str, rate: str, *, history: str | None = None,
+                    periods: int = 21) -> None:
+        """Set the current rate and (optionally) a settled history at `history` per period."""
+        symbol = f"{base}/USDT:USDT"
+        self.fake.control("POST", "/_fake/funding", {"symbol": symbol, "rate": rate})
+        if history is not None:
+            now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            rows = [{"funding_time": (now - timedelta(hours=8 * (periods - i))).isoformat(),
+                     "rate": history} for i in range(periods)]
+            self.fake.control("POST", "/_fake/funding/history", {"symbol": symbol, "rows": rows})
+
+    def set_perp_premium(self, base: str, index: str, premium: str, tick: str, qty: str) -> None:
+        """Set the perpetual's book around index + premium (premium 0: no predicted carry)."""
+        mid, step = Decimal(index) + Decimal(premium), Decimal(tick)
+        bids = [[str(mid - step * i), qty] for i in range(10)]
+        asks = [[str(mid + step * (i + 1)), qty] for i in range(10)]
+        self.fake.control("POST", "/_fake/book",
+                          {"symbol": f"{base}/USDT:USDT", "bids": bids, "asks": asks})
+        self.fake.control("POST", "/_fake/funding", {"symbol": f"{base}/USDT:USDT",
+                                                      "mark": str(mid), "index": index})
+
+    def account(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.fake.control("GET", "/_fake/account")
+        return result
+
+    def orders_on_server(self, path: str = "/fapi/v1/order") -> list[dict[str, Any]]:
+        log: list[dict[str, Any]] = self.fake.control(
+            "GET", f"/_fake/requests?path={path}&method=POST")
+        return log
+
+
+@asynccontextmanager
+async def ledger_at(url: str) -> AsyncIterator[Ledger]:
+    engine = create_engine(url)
+    try:
+        yield Ledger(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+class BotProcess:
+    """`carrybot run …` in the background, for signals and crashes."""
+
+    def __init__(self, env: BotEnv, args: list[str], environ: dict[str, str]) -> None:
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("CARRYBOT_", "BINANCE_", "DATABASE_URL", "LOG_"))}
+        base |= environ | {"PYTHONPATH": str(REPO_ROOT)}
+        self.log_path = env.workdir / f"bot-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", *args, "--config", str(env.config)],
+            cwd=env.workdir, env=base, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not in the bot's log:\n{self.log()[-4000:]}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+def fake_process(standard: bool = True) -> Iterator[FakeBinanceProcess]:
+    proc = FakeBinanceProcess(standard=standard)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+__all__ = ["BotEnv", "BotProcess", "fake_process", "ledger_at", "signal"]
