@@ -123,7 +123,7 @@ async def run_bot(
             await base_ledger.runs.stop(run_id, at=clock.now(), reason="stopped before start")
             return 0
         exchange, loop = connected
-        await _start_up(loop, exchange, events, clock)
+        await start_up(loop, exchange, events, clock)
         if options.once:
             await loop.poll()
             await loop.evaluate()
@@ -164,7 +164,8 @@ async def _connect(
             exchange = await build_exchange(
                 mode, settings, config, clock, events, ledger.paper_state
             )
-            return exchange, await _assemble(config, exchange, ledger, guard, events, clock, run_id)
+            loop = await assemble_loop(config, exchange, ledger, guard, events, clock, run_id)
+            return exchange, loop
         except ExchangeError as exc:
             if exchange is not None:
                 with contextlib.suppress(Exception):
@@ -179,7 +180,7 @@ async def _connect(
     return None
 
 
-async def _assemble(
+async def assemble_loop(
     config: Config,
     exchange: ExchangePort,
     ledger: Ledger,
@@ -187,7 +188,14 @@ async def _assemble(
     events: BufferedEventSink,
     clock: Clock,
     run_id: int,
+    *,
+    rng: random.Random | None = None,
 ) -> TradingLoop:
+    """Wire strategy, risk gate, executor, reconciler and market data into the bot's loop.
+
+    Live, paper and backtest runs all build their loop here; only the injected parts differ
+    (exchange, ledger, clock, and `rng`, which seeds hedge uids and jitter when given).
+    """
     pairs = {p.key: p for p in await exchange.pairs()}
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
@@ -199,7 +207,7 @@ async def _assemble(
         risk=config.risk,
         fees=config.fees,
         events=events,
-        uids=UidFactory(clock),
+        uids=UidFactory(clock, rng),
         run_id=run_id,
         recv_window_ms=config.exchange.recv_window_ms,
     )
@@ -228,10 +236,11 @@ async def _assemble(
         events=events,
         clock=clock,
         pairs=pairs,
+        rng=rng,
     )
 
 
-async def _start_up(
+async def start_up(
     loop: TradingLoop, exchange: ExchangePort, events: BufferedEventSink, clock: Clock
 ) -> None:
     """Reconcile before any trading (crash-only start); the position mode is known by now."""
@@ -271,22 +280,19 @@ async def _serve(
         except TimeoutError:
             return f"--duration {duration:g}s elapsed"
     finally:
+        # Shutting the scheduler down cancels running jobs, so first stop new runs and let a
+        # hedge in flight finish.
         loop.state.stopping = True
+        scheduler.pause()
+        await _wait_in_flight(loop)
         scheduler.shutdown(wait=False)
 
 
 async def _shutdown(loop: TradingLoop, reason: str) -> None:
     """Take no new positions; let an in-flight hedge finish; flush the ledger."""
     loop.state.stopping = True
-    log.info("Stopping (%s): waiting for any hedge in flight", reason)
-    try:
-        await asyncio.wait_for(loop.lock.acquire(), timeout=SHUTDOWN_GRACE_SECONDS)
-        loop.lock.release()
-    except TimeoutError:
-        log.error(
-            "A hedge was still in flight after %.0fs; reconciliation finishes it at the next start",
-            SHUTDOWN_GRACE_SECONDS,
-        )
+    log.info("Stopping (%s)", reason)
+    await _wait_in_flight(loop)
     if loop.guard.pending:
         await loop.guard.check()
         if loop.guard.pending:
@@ -304,6 +310,18 @@ async def _shutdown(loop: TradingLoop, reason: str) -> None:
             {"reason": reason},
         )
     )
+
+
+async def _wait_in_flight(loop: TradingLoop) -> None:
+    """Wait (bounded) for the execution lock: a hedge in flight finishes or unwinds."""
+    if loop.lock.locked():
+        log.info("Waiting for the hedge in flight to finish")
+    try:
+        await asyncio.wait_for(loop.lock.acquire(), timeout=SHUTDOWN_GRACE_SECONDS)
+        loop.lock.release()
+    except TimeoutError:
+        log.error("A hedge was still in flight after %.0fs; start-up reconciliation finishes "
+                  "it at the next start", SHUTDOWN_GRACE_SECONDS)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

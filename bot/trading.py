@@ -38,11 +38,18 @@ from bot.domain import (
     ResizeHedge,
     Severity,
 )
-from bot.domain.ledger import BalanceSnapshot, MarketObservation, PositionSnapshot, TradingState
+from bot.domain.ledger import (
+    BalanceSnapshot,
+    MarketObservation,
+    PositionSnapshot,
+    TradingState,
+    TradingStatus,
+)
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
 from bot.execution.executor import HedgeExecutor
-from bot.persistence.outage import OutageGuard
+from bot.execution.sizing import common_step
+from bot.persistence.outage import OutageGuard, is_db_outage
 from bot.persistence.repositories import Ledger
 from bot.reconcile import Reconciler
 from bot.risk import AddMargin, Rebalance, RiskGate, RiskView
@@ -112,6 +119,7 @@ class TradingLoop:
         self.state = LoopState()
         self._rng = rng or random.Random()
         self._held_pairs: set[str] = set()
+        self._all_hedges: list[Hedge] = []
 
     def is_stopping(self) -> bool:
         """Tell whether shutdown has begun (checked again after every await)."""
@@ -159,8 +167,10 @@ class TradingLoop:
                 )
             )
         self.state.poll_failures = 0
+        self._track_funding_times(snap)  # compares with the previous snapshot: before replacing it
         self.state.latest = snap
-        self._track_funding_times(snap)
+        # Pairs listed after start-up: hedges opened on them must be closable too.
+        self.pairs.update((p.key, p) for p in snap.pairs if p.key not in self.pairs)
         await self._store_observations(snap)
         return snap
 
@@ -232,33 +242,45 @@ class TradingLoop:
         async with self.lock:
             if self.is_stopping():
                 return []
-            self.state.cycles += 1
-            await self._refresh_trading_state()
-            hedges = await self.ledger.hedges.active()
-            self._held_pairs = {h.pair for h in hedges}
-            view = await self._risk_view(snap, hedges)
-            switch = self.risk.trading_state_after(view)
-            if switch is not None:
-                await self._set_trading_state(*switch)
-                view = await self._risk_view(snap, hedges)
-            await self._protect(view, snap)
-            portfolio = Portfolio(
-                hedges=hedges,
-                last_closed_at=await self.ledger.hedges.last_closed_at(),
-                equity=self.state.equity or ZERO,
-            )
-            intents = self.strategy.evaluate(snap, portfolio, self.params)
-            accepted = await self.risk.review(intents, view, self.events)
-            done: list[Intent] = []
-            for intent in sorted(accepted, key=_execution_order):
-                if self.is_stopping() and isinstance(intent, OpenHedge):
-                    break
-                if await self._execute(intent, snap, hedges):
-                    done.append(intent)
-            return done
+            try:
+                return await self._evaluate_locked(snap)
+            except Exception as exc:
+                if not is_db_outage(exc):
+                    raise
+                self.guard.mark_down(exc)
+                return []
 
-    async def _refresh_trading_state(self) -> None:
-        status = await self.ledger.trading_state.get()
+    async def _evaluate_locked(self, snap: MarketSnapshot) -> list[Intent]:
+        """One evaluation; the caller holds the lock. Nothing is sent unless recorded first."""
+        self.state.cycles += 1
+        ledger_view = await self.ledger.cycle_view()  # one round trip per cycle
+        self._refresh_trading_state(ledger_view.trading)
+        hedges = ledger_view.active
+        self._held_pairs = {h.pair for h in hedges}
+        known = {h.id: h for h in self._all_hedges} | {h.id: h for h in hedges}
+        self._all_hedges = sorted(known.values(), key=lambda h: h.id)
+        view = await self._risk_view(snap, hedges)
+        switch = self.risk.trading_state_after(view)
+        if switch is not None:
+            await self._set_trading_state(*switch)
+            view = await self._risk_view(snap, hedges)
+        await self._protect(view, snap)
+        portfolio = Portfolio(
+            hedges=hedges,
+            last_closed_at=ledger_view.last_closed_at,
+            equity=self.state.equity or ZERO,
+        )
+        intents = self.strategy.evaluate(snap, portfolio, self.params)
+        accepted = await self.risk.review(intents, view, self.events)
+        done: list[Intent] = []
+        for intent in sorted(accepted, key=_execution_order):
+            if self.is_stopping() and isinstance(intent, OpenHedge):
+                break
+            if await self._execute(intent, snap, hedges):
+                done.append(intent)
+        return done
+
+    def _refresh_trading_state(self, status: TradingStatus | None) -> None:
         state = status.state if status else TradingState.ACTIVE
         if state is not self.state.trading:
             log.warning(
@@ -305,7 +327,8 @@ class TradingLoop:
             prices=prices,
             leverage=self.config.exchange.leverage,
             daily_pnl=self._daily_pnl(),
-            step_sizes={k: p.perp.step_size for k, p in self.pairs.items()},
+            # The executor equalises legs to the step both markets accept; so does the gate.
+            step_sizes={k: common_step(p) for k, p in self.pairs.items()},
         )
 
     def _daily_pnl(self) -> Decimal:
@@ -371,13 +394,15 @@ class TradingLoop:
                     spot_quote=sq,
                     perp_quote=pq,
                 )
+                if opened is not None:
+                    self._remember(opened)
                 return opened is not None
             hedge = next((h for h in hedges if h.id == intent.hedge_id), None)
             pair = self.pairs.get(hedge.pair) if hedge else None
             if hedge is None or pair is None:
                 return False
             if isinstance(intent, CloseHedge):
-                await self.executor.close(hedge, pair, reason=intent.reason)
+                self._remember(await self.executor.close(hedge, pair, reason=intent.reason))
                 return True
             sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(pair.perp.symbol)
             if sq is None or pq is None:
@@ -399,6 +424,10 @@ class TradingLoop:
             )
             return False
 
+    def _remember(self, hedge: Hedge) -> None:
+        """Keep the latest view of a hedge in memory (used while the database is down)."""
+        self._all_hedges = [h for h in self._all_hedges if h.id != hedge.id] + [hedge]
+
     # --- funding ------------------------------------------------------------------------
     async def capture_funding(self, *, force: bool = False) -> int:
         """Record funding payments once a held perpetual's funding time has passed."""
@@ -407,8 +436,13 @@ class TradingLoop:
         due = [t for t in self.state.funding_due.values() if now >= t + delay]
         if not due and not force:
             return 0
-        hedges = await self.ledger.hedges.in_states(None)
-        held = [h for h in hedges if h.opened_at is not None]
+        try:
+            self._all_hedges = await self.ledger.hedges.in_states(None)
+        except Exception as exc:
+            if not is_db_outage(exc):
+                raise
+            self.guard.mark_down(exc)  # carry on from memory: payments wait in the guard
+        held = [h for h in self._all_hedges if h.opened_at is not None]
         if not held:
             self.state.funding_due.clear()
             return 0
@@ -514,9 +548,7 @@ class TradingLoop:
     async def _write_snapshot(
         self, rows: list[BalanceSnapshot], positions: list[PositionSnapshot]
     ) -> None:
-        await self.ledger.snapshots.record_balances(rows)
-        if positions:
-            await self.ledger.snapshots.record_positions(positions)
+        await self.ledger.snapshots.record(rows, positions)
 
     def _asset_prices(self) -> dict[str, Decimal]:
         snap = self.state.latest
@@ -537,12 +569,8 @@ class TradingLoop:
             open_count = len(await self.ledger.hedges.in_states([HedgeState.OPEN]))
         except Exception:
             open_count = -1
-        line = (
-            f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity "
-            f"{self.state.equity:.2f} USDT"
-            if self.state.equity is not None
-            else f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity unknown"
-        )
+        equity = f"{self.state.equity:.2f} USDT" if self.state.equity is not None else "unknown"
+        line = f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity {equity}"
         line += (
             f", last snapshot {'never' if age is None else f'{age:.0f}s ago'}, "
             f"trading {self.state.trading.value.upper()}"

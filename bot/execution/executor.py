@@ -62,11 +62,16 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True)
 class LegProgress:
-    """How much of a leg's target got done, and at what average price."""
+    """How much of a leg's target got done, and at what average price.
+
+    `gone` is the part the exchange no longer held when it rejected the order (a short
+    reduced, or spot moved, outside the bot): not traded, but no longer the hedge's either.
+    """
 
     filled: Decimal
     cost: Decimal
     complete: bool
+    gone: Decimal = ZERO
 
     @property
     def average_price(self) -> Decimal | None:
@@ -282,8 +287,8 @@ class HedgeExecutor:
             self._leg(hedge, pair, Leg.PERP, Side.BUY, hedge.perp_quantity, purpose, retry=True),
         )
         fields: dict[str, object] = {
-            "spot_quantity": hedge.spot_quantity - spot_done.filled,
-            "perp_quantity": hedge.perp_quantity - perp_done.filled,
+            "spot_quantity": hedge.spot_quantity - spot_done.filled - spot_done.gone,
+            "perp_quantity": hedge.perp_quantity - perp_done.filled - perp_done.gone,
         }
         if spot_done.average_price is not None:
             fields["exit_spot_price"] = spot_done.average_price
@@ -346,8 +351,8 @@ class HedgeExecutor:
                           retry=True),
                 self._leg(hedge, pair, Leg.PERP, Side.BUY, cut, OrderPurpose.RESIZE, retry=True),
             )
-            spot_qty = hedge.spot_quantity - spot_done.filled
-            perp_qty = hedge.perp_quantity - perp_done.filled
+            spot_qty = hedge.spot_quantity - spot_done.filled - spot_done.gone
+            perp_qty = hedge.perp_quantity - perp_done.filled - perp_done.gone
         else:
             try:
                 futures = await self._exchange.fetch_futures_account()
@@ -487,11 +492,12 @@ class HedgeExecutor:
         instrument = pair.spot if leg is Leg.SPOT else pair.perp
         remaining = floor_to_step(quantity, instrument.step_size)
         price_hint = hedge.entry_spot_price or ZERO
-        filled = cost = ZERO
+        filled = cost = gone = ZERO
+        reducing = side is (Side.SELL if leg is Leg.SPOT else Side.BUY)
         attempts = self._risk.close_retry_attempts if retry else 1
         for attempt in range(attempts):
             if remaining <= 0 or (leg is Leg.SPOT and _is_dust(remaining, price_hint, pair)):
-                return LegProgress(filled, cost, True)
+                return LegProgress(filled, cost, True, gone)
             closing_short = leg is Leg.PERP and side is Side.BUY
             if closing_short:
                 position_side, reduce_only = self._setup.close_short_flags()
@@ -511,12 +517,15 @@ class HedgeExecutor:
                 cost += result.filled * (result.average_price or ZERO)
                 remaining = floor_to_step(remaining - result.filled, instrument.step_size)
             if remaining <= 0:
-                return LegProgress(filled, cost, True)
+                return LegProgress(filled, cost, True, gone)
             if result.unresolved:
-                return LegProgress(filled, cost, False)
+                return LegProgress(filled, cost, False, gone)
             error = result.error
             if error is not None:
-                remaining = await self._adapt_to_error(hedge, pair, leg, error, remaining)
+                adapted = await self._adapt_to_error(hedge, pair, leg, error, remaining)
+                if reducing:  # the exchange holds less than the ledger: that part is gone
+                    gone += max(remaining - adapted, ZERO)
+                remaining = adapted
                 if attempt == 0:
                     await self._emit(
                         "order.failed",
@@ -528,7 +537,7 @@ class HedgeExecutor:
                     )
             if attempt + 1 < attempts and remaining > 0:
                 await self._clock.sleep(self._risk.close_retry_backoff_seconds * (2**attempt))
-        return LegProgress(filled, cost, remaining <= 0)
+        return LegProgress(filled, cost, remaining <= 0, gone)
 
     async def _adapt_to_error(
         self, hedge: Hedge, pair: Pair, leg: Leg, error: ExchangeError, remaining: Decimal

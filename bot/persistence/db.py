@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from sqlalchemy import event
@@ -14,9 +16,25 @@ from sqlalchemy.ext.asyncio import (
 
 from bot.config import normalise_database_url
 
+SQLITE_PRAGMAS: Mapping[str, str] = {
+    "foreign_keys": "ON",
+    "journal_mode": "WAL",
+    "synchronous": "NORMAL",
+}
+THROWAWAY_SQLITE_PRAGMAS: Mapping[str, str] = {
+    "synchronous": "OFF",  # a crash may corrupt the file: fine for one that is rebuilt
+    "temp_store": "MEMORY",
+}
+"""Overrides for a database that is rebuilt rather than recovered (e.g. a backtest's)."""
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create an async engine; SQLite gets WAL, foreign keys and a busy timeout."""
+
+def create_engine(
+    url: str, *, sqlite_pragmas: Mapping[str, str] | None = None, **kwargs: Any
+) -> AsyncEngine:
+    """Create an async engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    `sqlite_pragmas` override the SQLite defaults (`SQLITE_PRAGMAS`); PostgreSQL ignores them.
+    """
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
@@ -24,15 +42,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        pragmas = {**SQLITE_PRAGMAS, **(sqlite_pragmas or {})}
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, pragmas))
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(pragmas: Mapping[str, str], dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    for name, value in pragmas.items():
+        cursor.execute(f"PRAGMA {name}={value}")
     cursor.close()
 
 

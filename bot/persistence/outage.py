@@ -111,6 +111,10 @@ class OutageGuard:
             written += 1
         return written
 
+    def mark_down(self, exc: BaseException) -> None:
+        """Record that the database failed (seen by a caller outside `write`)."""
+        self._mark_down(exc)
+
     def _mark_down(self, exc: BaseException) -> None:
         if self.healthy:
             log.error("Database unavailable (%s): no new orders until it is back; "

@@ -8,13 +8,15 @@ is stored once; funding on (venue, symbol, funding time) likewise; market observ
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.domain import (
     Event,
@@ -77,6 +79,34 @@ class _Repository:
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
+    @property
+    def _engine(self) -> AsyncEngine:
+        """The engine, for hot paths that run core statements without an ORM session."""
+        return _engine_of(self._sessions)
+
+
+def _engine_of(sessions: Sessions) -> AsyncEngine:
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the session factory must be bound to an AsyncEngine")
+    return bind
+
+
+async def _insert_new(
+    conn: AsyncConnection, model: type[Any], keys: tuple[str, ...], values: list[dict[str, Any]]
+) -> int:
+    """INSERT rows, skipping those whose `keys` exist; return how many were new.
+
+    The statement is built once per dialect; one row executes it as is (the common case),
+    several rows as one multi-row INSERT so the count stays exact on every backend.
+    """
+    stmt = _insert_ignoring(conn.dialect.name, model, keys)
+    if len(values) == 1:
+        result = await conn.execute(stmt, values[0])
+    else:
+        result = await conn.execute(stmt.values(values))
+    return int(result.rowcount or 0)
+
 
 class RunRepository(_Repository):
     async def start(
@@ -116,14 +146,9 @@ class ObservationRepository(_Repository):
         values = [_obs_values(o) for o in observations]
         if not values:
             return 0
-        async with self._sessions.begin() as s:
-            stmt = _insert(s, MarketObservationRow).values(values)
-            updatable = {
-                k: stmt.excluded[k] for k in values[0] if k not in {"symbol", "observed_at"}
-            }
-            await s.execute(
-                stmt.on_conflict_do_update(index_elements=["symbol", "observed_at"], set_=updatable)
-            )
+        async with self._engine.begin() as conn:
+            # One statement, built once per dialect, executed for every row.
+            await conn.execute(_observation_upsert(conn.dialect.name), values)
         return len(values)
 
     async def latest_time(self) -> datetime | None:
@@ -165,14 +190,8 @@ class SettledFundingRepository(_Repository):
         ]
         if not values:
             return 0
-        async with self._sessions.begin() as s:
-            stmt = (
-                _insert(s, SettledFundingRow)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=["venue", "symbol", "funding_time"])
-            )
-            result = await s.execute(stmt)
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        async with self._engine.begin() as conn:
+            return await _insert_new(conn, SettledFundingRow, _FUNDING_KEY, values)
 
     async def history(self, venue: str, symbol: str, limit: int = 100) -> list[SettledFunding]:
         """Return the `limit` most recent settlements of `symbol`, oldest first."""
@@ -188,6 +207,15 @@ class SettledFundingRepository(_Repository):
         return [
             SettledFunding(r.symbol, r.funding_time, r.rate, r.mark_price) for r in reversed(rows)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleView:
+    """What one evaluation cycle reads from the ledger (see `Ledger.cycle_view`)."""
+
+    trading: TradingStatus | None
+    active: list[Hedge]
+    last_closed_at: dict[str, datetime]
 
 
 class HedgeRepository(_Repository):
@@ -251,14 +279,12 @@ class HedgeRepository(_Repository):
     async def in_states(self, states: Iterable[HedgeState] | None = None) -> list[Hedge]:
         """Return hedges (in the given states), oldest first."""
         async with self._sessions() as s:
-            q = select(HedgeRow).order_by(HedgeRow.id)
-            if states is not None:
-                q = q.where(HedgeRow.state.in_([st.value for st in states]))
-            return [_hedge(r) for r in await s.scalars(q)]
+            return await _hedges_in_states(s, states)
 
     async def active(self) -> list[Hedge]:
         """Return hedges that may hold exposure (anything but CLOSED and FAILED)."""
-        return await self.in_states([st for st in HedgeState if st.is_active])
+        async with self._sessions() as s:
+            return await _active_hedges(s)
 
     async def transition(
         self, hedge_id: int, to: HedgeState, *, reason: str, at: datetime, **fields: Any
@@ -310,12 +336,44 @@ class HedgeRepository(_Repository):
     async def last_closed_at(self) -> dict[str, datetime]:
         """Return, per pair, when its most recent hedge was closed (for cooldowns)."""
         async with self._sessions() as s:
-            rows = await s.execute(
-                select(HedgeRow.pair, func.max(HedgeRow.closed_at))
-                .where(HedgeRow.closed_at.is_not(None))
-                .group_by(HedgeRow.pair)
-            )
-            return {pair: at for pair, at in rows if at is not None}
+            return await _last_closed_at(s)
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+# Statements read every evaluation cycle, built once: rows, not ORM objects, are enough.
+_ALL_HEDGES = select(_table(HedgeRow)).order_by(HedgeRow.id)
+_ACTIVE_HEDGES = _ALL_HEDGES.where(
+    HedgeRow.state.in_([st.value for st in HedgeState if st.is_active])
+)
+_LAST_CLOSED = (
+    select(HedgeRow.pair, func.max(HedgeRow.closed_at))
+    .where(HedgeRow.closed_at.is_not(None))
+    .group_by(HedgeRow.pair)
+)
+_TRADING_STATE = select(_table(TradingStateRow)).where(TradingStateRow.id == 1)
+
+
+async def _hedges_in_states(
+    s: AsyncSession, states: Iterable[HedgeState] | None
+) -> list[Hedge]:
+    q = _ALL_HEDGES
+    if states is not None:
+        q = q.where(HedgeRow.state.in_([st.value for st in states]))
+    return [_hedge(cast(HedgeRow, r)) for r in await s.execute(q)]
+
+
+async def _active_hedges(s: AsyncSession) -> list[Hedge]:
+    return [_hedge(cast(HedgeRow, r)) for r in await s.execute(_ACTIVE_HEDGES)]
+
+
+async def _last_closed_at(s: AsyncSession) -> dict[str, datetime]:
+    return {pair: at for pair, at in await s.execute(_LAST_CLOSED) if at is not None}
+
+
+_FUNDING_KEY = ("venue", "symbol", "funding_time")
 
 
 _HEDGE_FIELDS = {
@@ -553,14 +611,8 @@ class FundingRepository(_Repository):
         ]
         if not values:
             return 0
-        async with self._sessions.begin() as s:
-            stmt = (
-                _insert(s, FundingPaymentRow)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=["venue", "symbol", "funding_time"])
-            )
-            result = await s.execute(stmt)
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        async with self._engine.begin() as conn:
+            return await _insert_new(conn, FundingPaymentRow, _FUNDING_KEY, values)
 
     async def payments(
         self, *, venue: str | None = None, hedge_id: int | None = None
@@ -598,38 +650,50 @@ class FundingRepository(_Repository):
 
 class SnapshotRepository(_Repository):
     async def record_balances(self, snapshots: Iterable[BalanceSnapshot]) -> None:
-        async with self._sessions.begin() as s:
-            s.add_all(
-                BalanceSnapshotRow(
-                    taken_at=b.taken_at,
-                    wallet=b.wallet,
-                    asset=b.asset,
-                    free=b.free,
-                    locked=b.locked,
-                    total=b.total,
-                    value_usdt=b.value_usdt,
-                )
-                for b in snapshots
-            )
+        await self.record(snapshots, ())
 
     async def record_positions(self, snapshots: Iterable[PositionSnapshot]) -> None:
-        async with self._sessions.begin() as s:
-            s.add_all(
-                PositionSnapshotRow(
-                    taken_at=p.taken_at,
-                    symbol=p.symbol,
-                    position_side=p.position_side.value,
-                    size=p.size,
-                    is_short=p.is_short,
-                    entry_price=p.entry_price,
-                    mark_price=p.mark_price,
-                    liquidation_price=p.liquidation_price,
-                    unrealized_pnl=p.unrealized_pnl,
-                    margin_ratio=p.margin_ratio,
-                    leverage=p.leverage,
-                )
-                for p in snapshots
-            )
+        await self.record((), snapshots)
+
+    async def record(
+        self, balances: Iterable[BalanceSnapshot], positions: Iterable[PositionSnapshot]
+    ) -> None:
+        """Write balance and position snapshots in one transaction."""
+        balance_rows = [
+            {
+                "taken_at": b.taken_at,
+                "wallet": b.wallet,
+                "asset": b.asset,
+                "free": b.free,
+                "locked": b.locked,
+                "total": b.total,
+                "value_usdt": b.value_usdt,
+            }
+            for b in balances
+        ]
+        position_rows = [
+            {
+                "taken_at": p.taken_at,
+                "symbol": p.symbol,
+                "position_side": p.position_side.value,
+                "size": p.size,
+                "is_short": p.is_short,
+                "entry_price": p.entry_price,
+                "mark_price": p.mark_price,
+                "liquidation_price": p.liquidation_price,
+                "unrealized_pnl": p.unrealized_pnl,
+                "margin_ratio": p.margin_ratio,
+                "leverage": p.leverage,
+            }
+            for p in positions
+        ]
+        if not balance_rows and not position_rows:
+            return
+        async with self._engine.begin() as conn:
+            if balance_rows:
+                await conn.execute(insert(_table(BalanceSnapshotRow)), balance_rows)
+            if position_rows:
+                await conn.execute(insert(_table(PositionSnapshotRow)), position_rows)
 
     async def latest_balances(self) -> list[BalanceSnapshot]:
         """Return the most recent balance snapshot of each wallet."""
@@ -731,12 +795,15 @@ class TradingStateRepository(_Repository):
     async def get(self) -> TradingStatus | None:
         """Return the kill-switch state, or None when it was never set (treated as ACTIVE)."""
         async with self._sessions() as s:
-            row = await s.get(TradingStateRow, self._ROW_ID)
-            if row is None:
-                return None
-            return TradingStatus(
-                TradingState(row.state), row.reason, row.changed_by, row.changed_at
-            )
+            return await self.read(s)
+
+    @staticmethod
+    async def read(s: AsyncSession) -> TradingStatus | None:
+        """Return the kill-switch state within session `s` (None when never set)."""
+        row = (await s.execute(_TRADING_STATE)).first()
+        if row is None:
+            return None
+        return TradingStatus(TradingState(row.state), row.reason, row.changed_by, row.changed_at)
 
     async def set(
         self, state: TradingState, *, reason: str, changed_by: str, at: datetime
@@ -801,6 +868,20 @@ class Ledger:
         """Return a ledger whose events are tagged with `run_id`."""
         return Ledger(self.sessions, run_id)
 
+    async def cycle_view(self) -> CycleView:
+        """Return the trading state, the active hedges and the last closes in one round trip."""
+        async with _engine_of(self.sessions).connect() as conn:
+            state = (await conn.execute(_TRADING_STATE)).first()
+            return CycleView(
+                TradingStatus(
+                    TradingState(state.state), state.reason, state.changed_by, state.changed_at
+                )
+                if state is not None
+                else None,
+                [_hedge(cast(HedgeRow, r)) for r in await conn.execute(_ACTIVE_HEDGES)],
+                {pair: at for pair, at in await conn.execute(_LAST_CLOSED) if at is not None},
+            )
+
 
 # --- row -> domain -----------------------------------------------------------------------
 
@@ -815,6 +896,29 @@ def _run(r: BotRunRow) -> BotRun:
         r.started_at,
         r.stopped_at,
         r.stop_reason,
+    )
+
+
+@cache
+def _insert_ignoring(dialect: str, model: type[Any], keys: tuple[str, ...]) -> Any:
+    """Return INSERT … ON CONFLICT (keys) DO NOTHING into `model`'s table."""
+    if dialect not in {"postgresql", "sqlite"}:
+        raise NotImplementedError(f"unsupported database dialect {dialect}")
+    table = _table(model)
+    stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return stmt.on_conflict_do_nothing(index_elements=list(keys))
+
+
+@cache
+def _observation_upsert(dialect: str) -> Any:
+    """Return the INSERT … ON CONFLICT (symbol, observed_at) DO UPDATE of observations."""
+    if dialect not in {"postgresql", "sqlite"}:
+        raise NotImplementedError(f"unsupported database dialect {dialect}")
+    table = _table(MarketObservationRow)
+    stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    keys = [c.name for c in table.columns if c.name not in {"id", "symbol", "observed_at"}]
+    return stmt.on_conflict_do_update(
+        index_elements=["symbol", "observed_at"], set_={k: stmt.excluded[k] for k in keys}
     )
 
 

@@ -114,6 +114,19 @@ class BotEnv:
         self.fake.control("POST", "/_fake/funding", {"symbol": f"{base}/USDT:USDT",
                                                       "mark": str(mid), "index": index})
 
+    def settle_like_binance(self, base: str, rate: str, mark: str, *, lead: float = 2.5) -> None:
+        """Advertise a funding time `lead` seconds ahead, let the bot see it, then settle it.
+
+        The fake then advertises the next funding time one interval later, as Binance does.
+        """
+        symbol = f"{base}/USDT:USDT"
+        when = datetime.now(UTC) + timedelta(seconds=lead)
+        self.fake.control("POST", "/_fake/funding",
+                          {"symbol": symbol, "next_funding_time": when.isoformat()})
+        time.sleep(lead + 0.5)  # real processes on the wall clock: the bot polls meanwhile
+        self.fake.control("POST", "/_fake/funding/settle", {"symbol": symbol, "rate": rate,
+                                                            "mark": mark})
+
     def account(self) -> dict[str, Any]:
         result: dict[str, Any] = self.fake.control("GET", "/_fake/account")
         return result
@@ -185,3 +198,18 @@ def fake_process(standard: bool = True) -> Iterator[FakeBinanceProcess]:
 
 
 __all__ = ["BotEnv", "BotProcess", "fake_process", "ledger_at", "signal"]
+
+
+def server_exposure(env: BotEnv, base: str = "BTC") -> tuple[Decimal, Decimal]:
+    """(spot holding, short size) of `base` on the fake exchange's own books."""
+    account = env.account()
+    spot = account["spot"].get(base, {"free": "0", "locked": "0"})
+    held = Decimal(spot["free"]) + Decimal(spot["locked"])
+    short = sum((abs(Decimal(p["size"])) for p in account["positions"]
+                 if p["symbol"] == f"{base}/USDT:USDT"), Decimal(0))
+    return held, short
+
+
+def server_orders(env: BotEnv, prefix: str = "cb-") -> list[dict[str, Any]]:
+    """Every order the fake exchange holds whose client id starts with `prefix`."""
+    return [o for o in env.account()["orders"] if o["client_order_id"].startswith(prefix)]

@@ -1,0 +1,262 @@
+"""Run the bot's own trading loop over replayed history, driven by a simulated clock.
+
+Nothing here re-implements trading: `assemble_loop` (the composition root of live and paper
+mode) builds the loop over a `PaperExchange` whose market data is a `ReplaySource`. What a
+backtest injects is the clock, the source, a seeded uid generator and its own ledger.
+
+The clock visits every event time t (each hourly bar open and each funding time in
+[start, end]) and the jobs run at t + `REACTION`, in the live scheduler's order: poll,
+capture funding, (balance snapshot, reconcile when due), evaluate. Acting one second after
+the bar opens keeps the exchange's order of things: the funding settled at t is paid to the
+position held at t, so a hedge opened at a funding time does not collect it and one closed
+then does. At the end, hedges still open are closed by the executor, so every figure is
+realised and the costs of leaving are counted, as in the passive baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot import __version__
+from bot.app import assemble_loop, start_up
+from bot.backtest.history import History, load_history
+from bot.backtest.replay import DataRange, ReplaySource
+from bot.backtest.series import HOUR_MS, from_ms
+from bot.clock import SimulatedClock
+from bot.config import Config, normalise_database_url
+from bot.domain import HedgeState, PositionMode
+from bot.errors import UserError
+from bot.exchange.paper import PaperExchange
+from bot.persistence import migrate
+from bot.persistence.db import THROWAWAY_SQLITE_PRAGMAS, create_engine, session_factory
+from bot.persistence.inline_sqlite import inline_sqlite_args
+from bot.persistence.models import BotRunRow
+from bot.persistence.outage import BufferedEventSink, OutageGuard
+from bot.persistence.repositories import Ledger
+from bot.trading import TradingLoop
+
+log = logging.getLogger(__name__)
+
+REACTION = timedelta(seconds=1)
+"""How long after an event time the jobs run (see the module docstring)."""
+END_REASON = "backtest end"
+PAPER_STATE_KEY = "backtest"
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    """What to replay: the config, the data, the period (inclusive) and where to record it."""
+
+    config: Config
+    data_dir: Path
+    database_url: str
+    start: datetime | None = None
+    end: datetime | None = None
+    seed: int = 0
+    snapshot_every: timedelta = timedelta(hours=1)
+    reconcile_every: timedelta = timedelta(days=1)
+    throwaway_database: bool = True
+
+
+@dataclass(frozen=True)
+class EquityPoint:
+    at: datetime
+    equity: Decimal
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """What the replay did; the ledger at `database_url` holds the rest."""
+
+    spec: BacktestSpec
+    history: History
+    start: datetime
+    end: datetime
+    events: int
+    run_id: int
+    initial_equity: Decimal
+    equity: list[EquityPoint]
+    strategy_failures: int
+
+
+def symbols_to_load(config: Config) -> list[str] | None:
+    """Return the exchange symbols the universe can trade (None: all, automatic universe)."""
+    explicit = [s for s in config.universe.symbols if s not in config.universe.deny]
+    return explicit or None
+
+
+def load_for(config: Config, data_dir: Path) -> History:
+    """Load the history of the pairs `config`'s universe can trade."""
+    return load_history(data_dir, symbols=symbols_to_load(config))
+
+
+def replay_period(
+    ranges: dict[str, DataRange], start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    """Clamp the requested period (inclusive) to where some pair has data."""
+    first = min(r.start for r in ranges.values())
+    last = max(r.end for r in ranges.values()) - timedelta(milliseconds=HOUR_MS)
+    lo = max(start, first) if start is not None else first
+    hi = min(end, last) if end is not None else last
+    if lo > hi:
+        raise UserError(
+            f"no data between {lo:%Y-%m-%d %H:%M} and {hi:%Y-%m-%d %H:%M} UTC: the history "
+            f"covers {first:%Y-%m-%d} to {last:%Y-%m-%d}; change --from/--to"
+        )
+    return lo, hi
+
+
+async def run_backtest(
+    spec: BacktestSpec, *, history: History | None = None, progress: Progress | None = None
+) -> BacktestRun:
+    """Replay `spec`'s period through the trading loop; return what happened."""
+    history = history or load_for(spec.config, spec.data_dir)
+    clock = SimulatedClock(from_ms(min(s.start_ms for s in history.symbols.values())))
+    source = ReplaySource(history, clock)
+    start, end = replay_period(source.data_ranges(), spec.start, spec.end)
+    times = source.event_times(start, end)
+    clock.set(times[0] + REACTION)
+    engine = _create_engine(spec)
+    try:
+        await migrate.upgrade(engine)
+        sessions = session_factory(engine)
+        await _require_empty(sessions, spec.database_url)
+        base = Ledger(sessions)
+        run = await base.runs.start(
+            mode="backtest",
+            environment="replay",
+            config_hash=spec.config.fingerprint(),
+            version=__version__,
+            at=clock.now(),
+        )
+        ledger = base.for_run(run.id)
+        loop, exchange = await _assemble(spec, source, clock, ledger, engine, run.id)
+        initial = await loop.snapshot_balances() or Decimal(0)
+        equity: list[EquityPoint] = []
+        stepper = _Stepper(loop, spec, equity)
+        for i, t in enumerate(times):
+            clock.set(t + REACTION)
+            await stepper.step()
+            if progress is not None:
+                progress(i + 1, len(times))
+        await _close_all(loop)
+        await loop.capture_funding(force=True)
+        await stepper.snapshot()
+        await ledger.paper_state.save(
+            PAPER_STATE_KEY, exchange.simulator.to_state(), at=clock.now()
+        )
+        await base.runs.stop(run.id, at=clock.now(), reason="backtest finished")
+        return BacktestRun(
+            spec=spec,
+            history=history,
+            start=start,
+            end=end,
+            events=len(times),
+            run_id=run.id,
+            initial_equity=initial,
+            equity=equity,
+            strategy_failures=loop.strategy.failures,
+        )
+    finally:
+        await engine.dispose()
+
+
+def _create_engine(spec: BacktestSpec) -> AsyncEngine:
+    """A throwaway SQLite file runs in this thread with durability off; else the usual."""
+    url = normalise_database_url(spec.database_url)
+    if spec.throwaway_database and url.startswith("sqlite"):
+        return create_engine(
+            url, sqlite_pragmas=THROWAWAY_SQLITE_PRAGMAS, connect_args=inline_sqlite_args()
+        )
+    return create_engine(url)
+
+
+async def _require_empty(sessions: async_sessionmaker[AsyncSession], url: str) -> None:
+    async with sessions() as s:
+        runs = int(await s.scalar(select(func.count()).select_from(BotRunRow)) or 0)
+    if runs:
+        raise UserError(
+            f"--database {url}: already holds {runs} run(s); a backtest needs an empty "
+            "database (drop it, or leave --database out for a fresh SQLite file)"
+        )
+
+
+async def _assemble(
+    spec: BacktestSpec,
+    source: ReplaySource,
+    clock: SimulatedClock,
+    ledger: Ledger,
+    engine: AsyncEngine,
+    run_id: int,
+) -> tuple[TradingLoop, PaperExchange]:
+    config = spec.config
+    exchange = await PaperExchange.open(
+        source,
+        clock=clock,
+        fees=config.fees,
+        paper=config.paper,
+        position_mode=(
+            PositionMode.HEDGE if config.exchange.position_mode == "hedge" else PositionMode.ONE_WAY
+        ),
+    )
+    exchange.simulator.set_instruments(source.all_instruments())
+    guard = OutageGuard(engine, clock)
+    events = BufferedEventSink(ledger.events, guard)
+    rng = random.Random(spec.seed)
+    loop = await assemble_loop(config, exchange, ledger, guard, events, clock, run_id, rng=rng)
+    await start_up(loop, exchange, events, clock)
+    return loop, exchange
+
+
+class _Stepper:
+    """Call the loop's jobs at one clock time, in the live scheduler's order."""
+
+    def __init__(self, loop: TradingLoop, spec: BacktestSpec, equity: list[EquityPoint]) -> None:
+        self._loop = loop
+        self._spec = spec
+        self._equity = equity
+        self._next_snapshot: datetime | None = None
+        self._next_reconcile: datetime | None = None
+
+    async def step(self) -> None:
+        loop = self._loop
+        now = loop.clock.now()
+        await loop.poll()
+        await loop.capture_funding()
+        if self._next_snapshot is None or now >= self._next_snapshot:
+            await self.snapshot()
+            self._next_snapshot = now + self._spec.snapshot_every
+        if self._next_reconcile is None or now >= self._next_reconcile:
+            await loop.reconcile()
+            self._next_reconcile = now + self._spec.reconcile_every
+        await loop.evaluate()
+
+    async def snapshot(self) -> None:
+        value = await self._loop.snapshot_balances()
+        if value is not None:
+            self._equity.append(EquityPoint(self._loop.clock.now(), value))
+
+
+async def _close_all(loop: TradingLoop) -> None:
+    """Close what is still open through the executor, as an operator would at the end."""
+    async with loop.lock:
+        for hedge in await loop.ledger.hedges.active():
+            pair = loop.pairs.get(hedge.pair)
+            if pair is None:
+                log.warning("Hedge %s on %s left open: pair unknown", hedge.id, hedge.pair)
+                continue
+            if hedge.state is HedgeState.OPEN:
+                await loop.executor.close(hedge, pair, reason=END_REASON)
+            else:
+                await loop.executor.recover(hedge, pair)

@@ -1,0 +1,3 @@
+"""Fixtures of the executor-over-live-adapter tests: the fake Binance and a full stack on it."""
+
+from tests.integration.execution.rig import rig_factory  # noqa: F401
