@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -79,6 +80,8 @@ class LoopState:
     equity: Decimal | None = None
     day_start_equity: tuple[datetime, Decimal] | None = None
     cycles: int = 0
+    poll_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    evaluate_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 class TradingLoop:
@@ -130,6 +133,13 @@ class TradingLoop:
         """Take one market-wide snapshot; back off on exchange errors."""
         if self.clock.monotonic() < self.state.poll_resume_at:
             return None
+        started = self.clock.monotonic()
+        snap = await self._poll()
+        if snap is not None:
+            self.state.poll_ms.append((self.clock.monotonic() - started) * 1000)
+        return snap
+
+    async def _poll(self) -> MarketSnapshot | None:
         try:
             snap = await self._snapshot()
         except ExchangeError as exc:
@@ -242,6 +252,7 @@ class TradingLoop:
         async with self.lock:
             if self.is_stopping():
                 return []
+            started = self.clock.monotonic()
             try:
                 return await self._evaluate_locked(snap)
             except Exception as exc:
@@ -249,6 +260,8 @@ class TradingLoop:
                     raise
                 self.guard.mark_down(exc)
                 return []
+            finally:
+                self.state.evaluate_ms.append((self.clock.monotonic() - started) * 1000)
 
     async def _evaluate_locked(self, snap: MarketSnapshot) -> list[Intent]:
         """One evaluation; the caller holds the lock. Nothing is sent unless recorded first."""
@@ -576,6 +589,11 @@ class TradingLoop:
             f"trading {self.state.trading.value.upper()}"
             f"{', database DOWN' if not self.guard.healthy else ''}"
         )
+        for name, samples in (("poll", self.state.poll_ms), ("evaluate", self.state.evaluate_ms)):
+            if samples:
+                ordered = sorted(samples)
+                p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+                line += f", {name} mean {sum(ordered) / len(ordered):.1f} ms p99 {p99:.1f} ms"
         log.info("%s", line)
         return line
 

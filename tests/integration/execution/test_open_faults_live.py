@@ -53,7 +53,8 @@ async def test_open_spot_rejected_unwinds_the_short_and_fails_flat(
         (Leg.PERP, OrderPurpose.UNWIND, OrderStatus.FILLED),
         (Leg.SPOT, OrderPurpose.OPEN, OrderStatus.REJECTED),
     ]
-    spot_open = (await rig.ledger.orders.for_hedge(hedge.id))[0]
+    records = await rig.ledger.orders.for_hedge(hedge.id)
+    (spot_open,) = [o for o in records if o.leg is Leg.SPOT]
     assert spot_open.error_code == code
 
 
