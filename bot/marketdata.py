@@ -28,7 +28,7 @@ from bot.domain import FundingInfo, MarketKind, MarketSnapshot, OrderBook, Pair,
 from bot.errors import ExchangeError
 from bot.exchange.port import MarketDataSource
 from strategies.base import UniverseParams
-from strategies.universe import eligible_pairs
+from strategies.universe import select_universe
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,10 @@ class MarketData:
             funding_task, spot_task, perp_task, self._refresh_volumes()
         )
         pairs = self._pairs
-        universe = eligible_pairs(pairs, self._volumes, self._universe, now)
+        # Only the pairs the strategy will evaluate need history (top N when automatic):
+        # fundingRate has its own small budget (500 requests / 5 min).
+        preliminary = MarketSnapshot(now, tuple(pairs), dict(funding), {}, {}, self._volumes)
+        universe = select_universe(preliminary, self._universe)
         await self._update_history(self._tracked(pairs, universe), funding, now)
         books = await self._fetch_books(universe) if self._book_depth > 0 else {}
         snap = MarketSnapshot(

@@ -65,7 +65,7 @@ from bot.exchange import binance_parse as parse
 from bot.exchange.ccxt_client import build_client
 from bot.exchange.port import ExchangePort
 from bot.exchange.sim_filters import check_order
-from bot.exchange.throttle import Pacer
+from bot.exchange.throttle import Pacer, WeightThrottler
 from bot.exchange.translate import (
     NO_CHANGE_MARGIN,
     NO_CHANGE_POSITION_MODE,
@@ -81,6 +81,7 @@ FUNDING_INFO_RETRY_SECONDS = 60.0
 DEFAULT_INTERVAL_HOURS = 8
 LOOKUP_BACKOFF_SECONDS = (0.25, 0.5, 1.0)
 PAGE = 1000
+FUNDING_REQUESTS_PER_5_MIN = 500
 _FUTURES_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)
 _SPOT = {"type": "spot"}
 _LINEAR = {"type": "swap", "subType": "linear"}
@@ -101,6 +102,10 @@ class LiveExchange:
         self._clock: Clock = clock or SystemClock()
         self._events = events
         self._pacer = Pacer.from_config(config, self._clock)
+        # fundingRate and fundingInfo share a separate 500 requests / 5 min / IP budget.
+        self._funding_budget = WeightThrottler(
+            max(1, int(FUNDING_REQUESTS_PER_5_MIN * config.weight_headroom)), 300.0, self._clock
+        )
         self._client = build_client(
             config, api_key=api_key, api_secret=api_secret, pacer=self._pacer
         )
@@ -223,6 +228,7 @@ class LiveExchange:
         if not force and now < self._intervals_due:
             return
         try:
+            await self._funding_budget.acquire()
             rows = await self._call("funding info", lambda: self._client.fetch_funding_intervals())
         except CarrybotError as exc:
             self._intervals_due = now + FUNDING_INFO_RETRY_SECONDS
@@ -342,6 +348,7 @@ class LiveExchange:
         params = {"until": ms_from_utc(until)} if until is not None else {}
         out: dict[datetime, SettledFunding] = {}
         while True:
+            await self._funding_budget.acquire()
             page = await self._call(
                 f"funding history {symbol}",
                 partial(self._client.fetch_funding_rate_history, symbol, start, PAGE, dict(params)),

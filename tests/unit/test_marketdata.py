@@ -212,3 +212,16 @@ async def test_snapshot_keeps_history_of_watched_perpetuals_outside_the_universe
     snap = await market.snapshot()
 
     assert set(snap.funding_history) == {"BTC/USDT:USDT", "ETH/USDT:USDT"}
+
+
+async def test_automatic_universe_fetches_history_only_for_the_top_n() -> None:
+    clock = SimulatedClock(T0)
+    source = StandIn(clock)
+    source._pairs = [kit.pair(base) for base in ("BTC", "ETH", "SOL", "XRP", "DOGE", "ADA")]
+    automatic = UniverseParams(symbols=(), min_quote_volume_24h=D(0), min_listing_age_days=0,
+                               top_n=2)
+    market = _market(clock, source, automatic)
+
+    await market.snapshot()
+
+    assert len({symbol for symbol, _ in source.history_calls}) == 2

@@ -130,3 +130,16 @@ async def test_order_during_retry_after_is_refused_without_sending(tight: Paced)
 
     assert 0 < raised.value.retry_after <= 30
     assert tight.fake.requests_to("/fapi/v1/order") == []
+
+
+async def test_funding_history_is_paced_within_its_own_5_minute_budget() -> None:
+    async for p in _paced(weight_headroom="0.01"):  # 500 x 0.01 = 5 requests per 5 minutes
+        start = p.clock.monotonic()
+        for _ in range(12):
+            await p.live.fetch_funding_history("BTC/USDT:USDT", p.clock.now())
+
+        elapsed = p.clock.monotonic() - start
+        sent = [r for r in p.fake.requests if r.path == "/fapi/v1/fundingRate"]
+
+        assert len(sent) == 12
+        assert elapsed >= 2 * 300  # 12 requests at 5 per window: two full waits
