@@ -296,6 +296,17 @@ class PaperExchange:
         """Set cross or isolated margin ("no change" is not an error) and save."""
         await self._configure(self._sim.set_margin_mode, symbol, mode)
 
+    @_bot_errors_only
+    async def transfer(
+        self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
+    ) -> None:
+        """Move funds between the simulated spot and futures wallets, and save."""
+        try:
+            self._sim.transfer(asset, amount, from_wallet=from_wallet, to_wallet=to_wallet)
+        except ValueError as exc:
+            raise FatalExchangeError(f"transfer: {exc}") from exc
+        await self._save()
+
     # --- funding --------------------------------------------------------------------------
     @_bot_errors_only
     async def fetch_funding_payments(

@@ -135,3 +135,9 @@ class ExchangePort(MarketDataSource, Protocol):
     ) -> Sequence[FundingPayment]:
         """Return funding received or paid since `since`, oldest first."""
         ...
+
+    async def transfer(
+        self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
+    ) -> None:
+        """Move `amount` of `asset` between the `spot` and `futures` wallets."""
+        ...

@@ -247,3 +247,16 @@ async def test_funding_payment_of_a_short(venue: Venue) -> None:
     assert [(p.symbol, p.funding_time, p.amount, p.asset) for p in payments] == [
         (PERP, funding_time, D("0.0002") * D("50000") * D("0.01"), "USDT")
     ]
+
+
+async def test_transfer_moves_usdt_between_wallets_and_refuses_overdrafts(venue: Venue) -> None:
+    exchange = venue.exchange
+    spot_before = (await exchange.fetch_spot_balances())["USDT"].free
+    futures_before = (await exchange.fetch_futures_account()).wallet_balance
+
+    await exchange.transfer("USDT", D("250.5"), from_wallet="spot", to_wallet="futures")
+    with pytest.raises(InsufficientFunds):
+        await exchange.transfer("USDT", D("1000000"), from_wallet="spot", to_wallet="futures")
+
+    assert (await exchange.fetch_spot_balances())["USDT"].free == spot_before - D("250.5")
+    assert (await exchange.fetch_futures_account()).wallet_balance == futures_before + D("250.5")

@@ -162,6 +162,7 @@ class FakeBinance:
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.transfers = 0
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> str:

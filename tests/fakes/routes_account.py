@@ -349,7 +349,26 @@ def income(fake: FakeBinance, params: Params) -> Any:
     return out
 
 
+_TRANSFER_TYPES = {"MAIN_UMFUTURE": ("spot", "futures"), "UMFUTURE_MAIN": ("futures", "spot")}
+
+
+def post_transfer(fake: FakeBinance, params: Params) -> Any:
+    """Universal transfer between the spot (MAIN) and USDⓈ-M (UMFUTURE) wallets."""
+    for name in ("type", "asset", "amount"):
+        if name not in params:
+            raise _mandatory(name)
+    wallets = _TRANSFER_TYPES.get(params["type"])
+    if wallets is None:
+        raise BinanceError(-1102, "Mandatory parameter 'type' was not sent or is invalid.")
+    amount = Decimal(params["amount"])
+    simulated(lambda: fake.account.transfer(params["asset"], amount, from_wallet=wallets[0],
+                                            to_wallet=wallets[1]))
+    fake.transfers += 1
+    return {"tranId": 100000 + fake.transfers}
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
+    ("POST", "/sapi/v1/asset/transfer"): post_transfer,
     ("GET", "/api/v3/account"): spot_account,
     ("POST", "/api/v3/order"): lambda f, p: _new_order(f, p, False),
     ("GET", "/api/v3/order"): lambda f, p: _get_order(f, p, False),
