@@ -111,8 +111,8 @@ def main() -> None:
     warm = [(t, v) for t, v in rss if t >= 60] or rss
     print(f"soak: {args.symbols} symbols, poll every {args.poll:g}s, {args.minutes:g} min, "
           f"exit code {bot.returncode}")
-    print(f"peak RSS: {max(v for _, v in rss) / 1024:.1f} MiB; start {rss[0][1] / 1024:.1f} "
-          f"MiB, end {rss[-1][1] / 1024:.1f} MiB")
+    print(f"peak RSS: {max(v for _, v in rss) / 1024:.1f} MiB; after 1 min "
+          f"{warm[0][1] / 1024:.1f} MiB, at the end {rss[-1][1] / 1024:.1f} MiB")
     print(f"RSS growth after the first minute: {slope_per_hour(warm) / 1024:+.1f} MiB/hour")
     if beats:
         last = beats[-1]
