@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -64,3 +65,14 @@ async def test_high_btc_funding_opens_then_rotation_to_eth_then_funding_recorded
         assert payments[0].amount > 0
         assert payments[0].amount == D("0.0008") * eth.perp_quantity * D("3003")
         assert (await ledger.funding.totals_by_hedge())[eth.id] == payments[0].amount
+
+    # The status report reads the same ledger: one closed BTC hedge, ETH open with its funding.
+    status = bot_env.cli("status", "--json")
+    assert status.code == 0, status.stderr[-2000:]
+    report = json.loads(status.stdout)
+    assert [h["pair"] for h in report["open_hedges"]] == ["ETH/USDT"]
+    assert [h["pair"] for h in report["closed_hedges"]] == ["BTC/USDT"]
+    assert D(report["open_hedges"][0]["funding"]) == payments[0].amount
+    assert report["trading_state"] == "active" and report["snapshot_age_seconds"] is not None
+    totals = report["totals"]
+    assert D(totals["net"]) == D(totals["funding"]) + D(totals["basis_pnl"]) - D(totals["fees"])
