@@ -67,15 +67,34 @@ def _symbol(with_symbol: int, without: int) -> Callable[..., int]:
     return lambda params: with_symbol if "symbol" in params else without
 
 
+def _symbols(one: int, by_count: tuple[tuple[int, int], ...], every: int) -> Callable[..., int]:
+    """Spot tickers: `symbol` weighs `one`, a `symbols` list by its length, none `every`."""
+
+    def weight(params: Mapping[str, Any]) -> int:
+        if "symbol" in params:
+            return one
+        raw = str(params.get("symbols", ""))
+        count = raw.count(",") + 1 if raw.strip("[]") else 0
+        for upto, w in by_count:
+            if 0 < count <= upto:
+                return w
+        return every
+
+    return weight
+
+
 def _const(w: int) -> Callable[..., int]:
     return lambda params: w
 
 
+_FUTURES_KLINES = ((99, 1), (499, 2), (1000, 5), (1500, 10))
+
+# Binance's documented IP weights (spot REST API, USDⓈ-M futures); unlisted endpoints weigh 1.
 _WEIGHTS: dict[tuple[str, str], Callable[[Mapping[str, Any]], int]] = {
     ("GET", "/api/v3/exchangeInfo"): _const(20),
     ("GET", "/api/v3/depth"): _by_limit(((100, 5), (500, 25), (1000, 50), (5000, 250)), 100),
-    ("GET", "/api/v3/ticker/bookTicker"): _symbol(2, 4),
-    ("GET", "/api/v3/ticker/24hr"): _symbol(2, 80),
+    ("GET", "/api/v3/ticker/bookTicker"): _symbols(2, (), 4),
+    ("GET", "/api/v3/ticker/24hr"): _symbols(2, ((20, 2), (100, 40)), 80),
     ("GET", "/api/v3/klines"): _const(2),
     ("GET", "/api/v3/account"): _const(20),
     ("GET", "/api/v3/order"): _const(4),
@@ -85,8 +104,8 @@ _WEIGHTS: dict[tuple[str, str], Callable[[Mapping[str, Any]], int]] = {
     ("GET", "/fapi/v1/ticker/bookTicker"): _symbol(2, 5),
     ("GET", "/fapi/v1/ticker/24hr"): _symbol(1, 40),
     ("GET", "/fapi/v1/premiumIndex"): _symbol(1, 10),
-    ("GET", "/fapi/v1/klines"): _by_limit(((99, 1), (499, 2), (1000, 5), (1500, 10)), 500),
-    ("GET", "/fapi/v1/markPriceKlines"): _by_limit(((99, 1), (499, 2), (1000, 5), (1500, 10)), 500),
+    ("GET", "/fapi/v1/klines"): _by_limit(_FUTURES_KLINES, 500),
+    ("GET", "/fapi/v1/markPriceKlines"): _by_limit(_FUTURES_KLINES, 500),
     ("GET", "/fapi/v2/account"): _const(5),
     ("GET", "/fapi/v3/account"): _const(5),
     ("GET", "/fapi/v2/balance"): _const(5),

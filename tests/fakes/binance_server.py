@@ -47,6 +47,7 @@ from bot.domain import (
     SettledFunding,
 )
 from bot.exchange.simulator import SimulatedExchange
+from bot.exchange.weights import request_weight
 from strategies.base import FeeParams
 from tests.fakes import control, routes_account, routes_market, wire
 from tests.fakes.auth import BinanceError, check_signed
@@ -58,7 +59,6 @@ from tests.fakes.weights import (
     RollingWindow,
     is_order_post,
     market_of,
-    request_weight,
 )
 
 DEFAULT_API_KEY = "fake-api-key"

@@ -8,16 +8,22 @@ from decimal import Decimal
 import pytest
 
 from bot.domain import (
+    Hedge,
     HedgeState,
     Leg,
     MarketKind,
     OrderPurpose,
+    OrderRequest,
     OrderStatus,
+    OrderType,
     Pair,
     PositionMode,
     PositionSide,
     Quote,
+    Side,
+    client_order_id,
 )
+from bot.domain.ledger import NewOrder
 from bot.execution.sizing import SizingError, size_hedge
 from bot.persistence.repositories import Ledger
 from tests import kit
@@ -223,95 +229,58 @@ async def test_sizing_failure_sends_nothing_and_records_why(ledger: Ledger) -> N
     assert "margin" in event.message
 
 
+async def crashed_opening(stack: Stack, uid: str) -> tuple[Hedge, list[NewOrder]]:
+    """A hedge whose ledger rows were written before a crash; nothing recorded after."""
+    pair = kit.pair("BTC")
+    legs = [
+        (Leg.SPOT, pair.spot.symbol, Side.BUY, D("0.02003")),
+        (Leg.PERP, pair.perp.symbol, Side.SELL, D("0.02")),
+    ]
+    orders = [
+        NewOrder(
+            client_order_id(uid, leg, OrderPurpose.OPEN),
+            leg,
+            OrderPurpose.OPEN,
+            symbol,
+            side,
+            OrderType.MARKET,
+            qty,
+        )
+        for leg, symbol, side, qty in legs
+    ]
+    hedge, _ = await stack.ledger.hedges.create(
+        uid=uid,
+        pair=pair.key,
+        spot_symbol=pair.spot.symbol,
+        perp_symbol=pair.perp.symbol,
+        target_quantity=D("0.02"),
+        target_notional=D(1000),
+        reason="t",
+        metrics={},
+        at=stack.clock.now(),
+        venue="paper",
+        orders=orders,
+    )
+    return hedge, orders
+
+
 async def test_recover_a_hedge_whose_orders_were_never_sent_fails_it_without_sending(
     ledger: Ledger,
 ) -> None:
-    from bot.domain import OrderType, Side, client_order_id
-    from bot.domain.ledger import NewOrder
-
     stack = await build_stack(ledger)
-    pair = kit.pair("BTC")
-    orders = [
-        NewOrder(
-            client_order_id("crash1", Leg.SPOT, OrderPurpose.OPEN),
-            Leg.SPOT,
-            OrderPurpose.OPEN,
-            pair.spot.symbol,
-            Side.BUY,
-            OrderType.MARKET,
-            D("0.02"),
-        ),
-        NewOrder(
-            client_order_id("crash1", Leg.PERP, OrderPurpose.OPEN),
-            Leg.PERP,
-            OrderPurpose.OPEN,
-            pair.perp.symbol,
-            Side.SELL,
-            OrderType.MARKET,
-            D("0.02"),
-        ),
-    ]
-    hedge, _ = await ledger.hedges.create(
-        uid="crash1",
-        pair=pair.key,
-        spot_symbol=pair.spot.symbol,
-        perp_symbol=pair.perp.symbol,
-        target_quantity=D("0.02"),
-        target_notional=D(1000),
-        reason="t",
-        metrics={},
-        at=stack.clock.now(),
-        venue="paper",
-        orders=orders,
-    )
+    hedge, _ = await crashed_opening(stack, "crash1")
 
-    recovered = await stack.executor.recover(hedge, pair)
+    recovered = await stack.executor.recover(hedge, kit.pair("BTC"))
 
     assert recovered.state is HedgeState.FAILED
     assert await exposure(stack) == (D(0), D(0))
-    assert await stack.exchange.fetch_my_trades(pair.spot.symbol) == []
+    assert await stack.exchange.fetch_my_trades("BTC/USDT") == []
 
 
 async def test_recover_adopts_legs_sent_before_a_crash(ledger: Ledger) -> None:
-    from bot.domain import OrderRequest, OrderType, Side, client_order_id
-    from bot.domain.ledger import NewOrder
-
     stack = await build_stack(ledger)
     pair = kit.pair("BTC")
-    cids = [client_order_id("crash2", leg, OrderPurpose.OPEN) for leg in (Leg.SPOT, Leg.PERP)]
-    orders = [
-        NewOrder(
-            cids[0],
-            Leg.SPOT,
-            OrderPurpose.OPEN,
-            pair.spot.symbol,
-            Side.BUY,
-            OrderType.MARKET,
-            D("0.02003"),
-        ),
-        NewOrder(
-            cids[1],
-            Leg.PERP,
-            OrderPurpose.OPEN,
-            pair.perp.symbol,
-            Side.SELL,
-            OrderType.MARKET,
-            D("0.02"),
-        ),
-    ]
-    hedge, _ = await ledger.hedges.create(
-        uid="crash2",
-        pair=pair.key,
-        spot_symbol=pair.spot.symbol,
-        perp_symbol=pair.perp.symbol,
-        target_quantity=D("0.02"),
-        target_notional=D(1000),
-        reason="t",
-        metrics={},
-        at=stack.clock.now(),
-        venue="paper",
-        orders=orders,
-    )
+    hedge, orders = await crashed_opening(stack, "crash2")
     # the process sent both legs, then died before recording anything
     for o in orders:
         await stack.exchange.create_order(
