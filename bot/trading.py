@@ -122,6 +122,7 @@ class TradingLoop:
         self.state = LoopState()
         self._rng = rng or random.Random()
         self._held_pairs: set[str] = set()
+        self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
 
     def is_stopping(self) -> bool:
@@ -383,12 +384,27 @@ class TradingLoop:
                         perp_quote=pq,
                     )
             elif isinstance(action, AddMargin):
-                log.error(
-                    "Hedge %s needs %s USDT more margin; transfers are not automated: "
-                    "add margin by hand or use liquidation_action = 'reduce'",
-                    hedge.id,
-                    action.amount,
-                )
+                await self._add_margin(hedge, pair, action, snap)
+
+    async def _add_margin(
+        self, hedge: Hedge, pair: Pair, action: AddMargin, snap: MarketSnapshot
+    ) -> None:
+        """Move spot USDT to futures for a short near liquidation; shrink it if that fails."""
+        try:
+            await self.exchange.transfer("USDT", action.amount, from_wallet="spot",
+                                         to_wallet="futures")
+            await self.events.emit(Event(
+                "risk.margin_added", f"hedge {hedge.id}: moved {action.amount} USDT to futures",
+                self.clock.now(), Severity.ALERT, {"amount": str(action.amount)}, hedge.id))
+            return
+        except ExchangeError as exc:
+            log.error("Margin transfer for hedge %s failed (%s): reducing the hedge instead",
+                      hedge.id, exc)
+        sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(pair.perp.symbol)
+        if sq and pq:
+            await self.executor.resize(hedge, pair, hedge.target_notional / 2,
+                                       reason=f"{action.reason}; margin transfer failed",
+                                       spot_quote=sq, perp_quote=pq)
 
     async def _execute(self, intent: Intent, snap: MarketSnapshot, hedges: list[Hedge]) -> bool:
         try:
@@ -450,7 +466,13 @@ class TradingLoop:
         if not due and not force:
             return 0
         try:
-            self._all_hedges = await self.ledger.hedges.in_states(None)
+            window = self.state.last_funding_capture
+            # After the first capture, only hedges held since the window can own a payment.
+            self._all_hedges = (
+                await self.ledger.hedges.in_states(None)
+                if window is None
+                else await self.ledger.hedges.held_since(window - timedelta(hours=1))
+            )
         except Exception as exc:
             if not is_db_outage(exc):
                 raise
@@ -470,18 +492,22 @@ class TradingLoop:
         by_symbol: dict[str, list[FundingPayment]] = {}
         for p in payments:
             by_symbol.setdefault(p.symbol, []).append(p)
-        recorded = 0
+        batches: dict[tuple[str, int | None], list[FundingPayment]] = {}
         for symbol, rows in by_symbol.items():
             for payment in rows:
                 owner = _owner(held, symbol, payment.funding_time)
-                ids = {symbol: owner.id} if owner else {}
-                ok = await self.guard.write(
-                    f"funding {symbol} {payment.funding_time:%Y-%m-%d %H:%M}",
-                    lambda p=payment, i=ids: self.ledger.funding.record(  # type: ignore[misc]
-                        self.exchange.venue, [p], hedge_ids=i
-                    ),
-                )
-                recorded += int(ok)
+                batches.setdefault((symbol, owner.id if owner else None), []).append(payment)
+        recorded = 0
+        for (symbol, owner_id), batch in batches.items():  # one write per owner, not per payment
+            ids = {symbol: owner_id} if owner_id is not None else {}
+            ok = await self.guard.write(
+                f"{len(batch)} funding payment(s) {symbol} from "
+                f"{batch[0].funding_time:%Y-%m-%d %H:%M}",
+                lambda b=batch, i=ids: self.ledger.funding.record(  # type: ignore[misc]
+                    self.exchange.venue, b, hedge_ids=i
+                ),
+            )
+            recorded += len(batch) if ok else 0
         for symbol in [s for s, t in self.state.funding_due.items() if now >= t + delay]:
             del self.state.funding_due[symbol]
         self.state.last_funding_capture = now - timedelta(hours=12)
@@ -564,15 +590,18 @@ class TradingLoop:
         await self.ledger.snapshots.record(rows, positions)
 
     def _asset_prices(self) -> dict[str, Decimal]:
+        """Return each base asset's latest USDT bid, the last one seen if a quote is missing.
+
+        Valuing a held asset at nothing while its market pauses (exchange maintenance)
+        would look like a loss and trip the daily loss limit.
+        """
         snap = self.state.latest
-        if snap is None:
-            return {}
-        out = {}
-        for pair in snap.pairs:
-            quote = snap.spot_quotes.get(pair.spot.symbol)
-            if quote is not None and pair.spot.quote == "USDT":
-                out[pair.base] = quote.bid
-        return out
+        if snap is not None:
+            for pair in snap.pairs:
+                quote = snap.spot_quotes.get(pair.spot.symbol)
+                if quote is not None and pair.spot.quote == "USDT":
+                    self._asset_price[pair.base] = quote.bid
+        return dict(self._asset_price)
 
     async def heartbeat(self) -> str:
         """Log one line: open hedges, equity, snapshot age, trading state."""

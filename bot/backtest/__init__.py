@@ -1,4 +1,4 @@
-"""Backtests: historical data, the replay market-data source, and (later) the engine."""
+"""Backtests: historical data, the replay market-data source, the engine, reports, sweeps."""
 
 from bot.backtest.book import SyntheticBook
 from bot.backtest.history import History, SymbolHistory, load_history

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +53,7 @@ END_REASON = "backtest end"
 PAPER_STATE_KEY = "backtest"
 
 Progress = Callable[[int, int], None]
+_MIGRATING = threading.Lock()  # sweeps on Dask run backtests in threads of one process
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,8 @@ class BacktestSpec:
     start: datetime | None = None
     end: datetime | None = None
     seed: int = 0
-    snapshot_every: timedelta = timedelta(hours=1)
-    reconcile_every: timedelta = timedelta(days=1)
+    snapshot_every: timedelta = timedelta(hours=8)
+    reconcile_every: timedelta | None = None
     throwaway_database: bool = True
 
 
@@ -129,7 +131,8 @@ async def run_backtest(
     clock.set(times[0] + REACTION)
     engine = _create_engine(spec)
     try:
-        await migrate.upgrade(engine)
+        with _MIGRATING:  # Alembic keeps global state: one migration at a time per process
+            await migrate.upgrade(engine)
         sessions = session_factory(engine)
         await _require_empty(sessions, spec.database_url)
         base = Ledger(sessions)
@@ -237,9 +240,10 @@ class _Stepper:
         if self._next_snapshot is None or now >= self._next_snapshot:
             await self.snapshot()
             self._next_snapshot = now + self._spec.snapshot_every
-        if self._next_reconcile is None or now >= self._next_reconcile:
+        every = self._spec.reconcile_every
+        if every is not None and (self._next_reconcile is None or now >= self._next_reconcile):
             await loop.reconcile()
-            self._next_reconcile = now + self._spec.reconcile_every
+            self._next_reconcile = now + every
         await loop.evaluate()
 
     async def snapshot(self) -> None:

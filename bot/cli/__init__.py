@@ -9,7 +9,17 @@ from typing import NoReturn
 import typer
 
 from bot import __version__
-from bot.cli import config_cmd, control_cmd, data_cmd, db_cmd, run_cmd, scan_cmd, status_cmd
+from bot.cli import (
+    backtest_cmd,
+    config_cmd,
+    control_cmd,
+    data_cmd,
+    db_cmd,
+    run_cmd,
+    scan_cmd,
+    status_cmd,
+    sweep_cmd,
+)
 from bot.cli.common import err_console
 from bot.errors import CarrybotError, DatabaseBehindError, UserError
 
@@ -27,6 +37,8 @@ run_cmd.register(app)
 scan_cmd.register(app)
 control_cmd.register(app)
 status_cmd.register(app)
+backtest_cmd.register(app)
+sweep_cmd.register(app)
 
 
 def _version(value: bool) -> None:

@@ -53,12 +53,6 @@ def register(app: typer.Typer) -> None:
         code = asyncio.run(run_bot(ctx.settings, ctx.config, ctx.database_url, mode, options))
         raise typer.Exit(code)
 
-    for name, help_text in (
-        ("backtest", "Replay history through the strategy, risk gate and executor."),
-        ("sweep", "Run backtests over a grid of parameters."),
-    ):
-        _pending(app, name, help_text)
-
 
 def _pending(app: typer.Typer, name: str, help_text: str) -> None:
     def command() -> None:

@@ -100,7 +100,7 @@ async def _insert_new(
     The statement is built once per dialect; one row executes it as is (the common case),
     several rows as one multi-row INSERT so the count stays exact on every backend.
     """
-    stmt = _insert_ignoring(conn.dialect.name, model, keys)
+    stmt = _insert_ignoring(conn.dialect.name, model.__tablename__, keys)
     if len(values) == 1:
         result = await conn.execute(stmt, values[0])
     else:
@@ -332,6 +332,15 @@ class HedgeRepository(_Repository):
             return [
                 HedgeTransition(r.hedge_id, r.from_state, r.to_state, r.reason, r.at) for r in rows
             ]
+
+    async def held_since(self, since: datetime) -> list[Hedge]:
+        """Return hedges that held a position at some time at or after `since`, oldest first."""
+        q = _ALL_HEDGES.where(
+            HedgeRow.opened_at.is_not(None),
+            HedgeRow.closed_at.is_(None) | (HedgeRow.closed_at >= since),
+        )
+        async with self._sessions() as s:
+            return [_hedge(cast(HedgeRow, r)) for r in await s.execute(q)]
 
     async def last_closed_at(self) -> dict[str, datetime]:
         """Return, per pair, when its most recent hedge was closed (for cooldowns)."""
@@ -900,11 +909,11 @@ def _run(r: BotRunRow) -> BotRun:
 
 
 @cache
-def _insert_ignoring(dialect: str, model: type[Any], keys: tuple[str, ...]) -> Any:
-    """Return INSERT … ON CONFLICT (keys) DO NOTHING into `model`'s table."""
+def _insert_ignoring(dialect: str, table_name: str, keys: tuple[str, ...]) -> Any:
+    """Return INSERT … ON CONFLICT (keys) DO NOTHING into the table `table_name`."""
     if dialect not in {"postgresql", "sqlite"}:
         raise NotImplementedError(f"unsupported database dialect {dialect}")
-    table = _table(model)
+    table = HedgeRow.metadata.tables[table_name]
     stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     return stmt.on_conflict_do_nothing(index_elements=list(keys))
 

@@ -1,0 +1,158 @@
+"""`carrybot backtest` and `carrybot sweep` end to end, as subprocesses, on synthetic data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import run_cli
+from tests.unit.backtest_engine.synthetic import write_flat_history
+
+CONFIG = """
+[universe]
+symbols = ["BTC/USDT", "ETH/USDT"]
+[strategy]
+entry_apr = 0.02
+exit_apr = 0.01
+max_breakeven_hours = 1000
+"""
+GRID = """
+[strategy]
+entry_apr = [0.02, 0.5]
+exit_apr = [0.01, 0.03]
+"""
+PERIOD = ("--from", "2024-03-01", "--to", "2024-03-06")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    write_flat_history(tmp_path / "data", symbols=("BTCUSDT", "ETHUSDT"), days=20)
+    (tmp_path / "carrybot.toml").write_text(CONFIG)
+    (tmp_path / "grid.toml").write_text(GRID)
+    return tmp_path
+
+
+def test_cli_backtest_synthetic_writes_every_output(workspace: Path) -> None:
+    result = run_cli(
+        "backtest",
+        "--config",
+        "carrybot.toml",
+        "--data",
+        "data",
+        *PERIOD,
+        "--out",
+        "bt",
+        cwd=workspace,
+    )
+
+    assert result.code == 0, result.stderr
+    out = workspace / "bt"
+    names = {"summary.json", "hedges.csv", "equity.csv", "equity.png", "funding_apr.png"}
+    assert names <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bot"]["hedges"] == 2
+    assert summary["passive"]["hedges"] == 2
+    assert "net APR on capital" in result.stdout
+    status = run_cli(
+        "status", "--database", f"sqlite+aiosqlite:///{out / 'ledger.db'}", "--json", cwd=workspace
+    )
+    assert status.code == 0, status.stderr
+    assert json.loads(status.stdout)["totals"]["hedges"] == 2
+
+
+def test_cli_sweep_bad_grid_key_exits_2_with_one_line(workspace: Path) -> None:
+    (workspace / "bad.toml").write_text("[strategy]\nentry_aprr = [0.1]\n")
+
+    result = run_cli("sweep", "--grid", "bad.toml", "--data", "data", cwd=workspace)
+
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: bad.toml: strategy.entry_aprr: unknown key in [strategy]")
+
+
+def test_cli_sweep_ranks_combinations_and_reports_invalid_ones(workspace: Path) -> None:
+    result = run_cli(
+        "sweep",
+        "--grid",
+        "grid.toml",
+        "--data",
+        "data",
+        *PERIOD,
+        "--workers",
+        "2",
+        "--out",
+        "sw",
+        cwd=workspace,
+    )
+
+    assert result.code == 0, result.stderr
+    with (workspace / "sw" / "ranking.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["combination"] == "1"  # entry 2%: the only one that trades
+    assert len(rows) == 4
+    invalid = [r for r in rows if r["error"]]
+    assert len(invalid) == 1 and "exit_apr" in invalid[0]["error"]
+    ranking = json.loads((workspace / "sw" / "ranking.json").read_text())
+    assert ranking["metric"] == "net_apr"
+
+
+def test_cli_sweep_walk_forward_tests_the_train_winner_after_the_split(workspace: Path) -> None:
+    result = run_cli(
+        "sweep",
+        "--grid",
+        "grid.toml",
+        "--data",
+        "data",
+        *PERIOD,
+        "--workers",
+        "1",
+        "--train-until",
+        "2024-03-04",
+        "--out",
+        "wf",
+        cwd=workspace,
+    )
+
+    assert result.code == 0, result.stderr
+    report = json.loads((workspace / "wf" / "walk_forward.json").read_text())
+    assert report["chosen_on_train"]["index"] == 1
+    assert report["test"]["index"] == 1
+    test_summary = json.loads((workspace / "wf" / "test" / "summary.json").read_text())
+    assert test_summary["start"].startswith("2024-03-04T00:00")
+    train_summary = json.loads((workspace / "wf" / "runs" / "001" / "summary.json").read_text())
+    assert train_summary["end"].startswith("2024-03-03T23:00")
+
+
+def test_cli_sweep_on_dask_local_cluster_runs_every_combination(workspace: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        result = run_cli(
+            "sweep",
+            "--grid",
+            "grid.toml",
+            "--data",
+            "data",
+            *PERIOD,
+            "--dask-scheduler",
+            cluster.scheduler_address,
+            "--out",
+            "dk",
+            cwd=workspace,
+        )
+
+    assert result.code == 0, result.stderr
+    assert "on Dask" in result.stdout
+    with (workspace / "dk" / "ranking.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sum(1 for r in rows if not r["error"]) == 3
