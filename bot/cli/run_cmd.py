@@ -1,4 +1,4 @@
-"""`carrybot run` and the commands whose issue has not landed yet."""
+"""`carrybot run`: the bot, in paper mode unless --live."""
 
 from __future__ import annotations
 
@@ -53,12 +53,3 @@ def register(app: typer.Typer) -> None:
         code = asyncio.run(run_bot(ctx.settings, ctx.config, ctx.database_url, mode, options))
         raise typer.Exit(code)
 
-
-def _pending(app: typer.Typer, name: str, help_text: str) -> None:
-    def command() -> None:
-        from bot.errors import UserError
-
-        raise UserError(f"`carrybot {name}` is not built yet in this version")
-
-    command.__doc__ = help_text + " (not built yet)"
-    app.command(name)(command)

@@ -80,15 +80,6 @@ def test_run_refuses_an_unmigrated_database_then_db_upgrade_fixes_it(tmp_path: P
     assert "up to date" in current.stdout
 
 
-@pytest.mark.parametrize("command", ["sweep"])
-def test_commands_not_built_yet_say_so_and_exit_2(tmp_path: Path, command: str) -> None:
-    result = run_cli(command, cwd=tmp_path)
-
-    if result.code == 0 or "not built yet" not in result.stderr:
-        pytest.skip(f"`{command}` is built now")
-    assert result.code == 2
-
-
 @pytest.mark.parametrize(
     "command", ["run", "scan", "status", "backtest", "sweep", "data", "db", "config"]
 )
