@@ -81,7 +81,8 @@ def test_run_refuses_an_unmigrated_database_then_db_upgrade_fixes_it(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    "command", ["run", "scan", "status", "backtest", "sweep", "data", "db", "config"]
+    "command",
+    ["run", "scan", "status", "backtest", "sweep", "data", "db", "config", "halt", "resume"],
 )
 def test_every_command_has_useful_help(tmp_path: Path, command: str) -> None:
     result = run_cli(command, "--help", cwd=tmp_path)
