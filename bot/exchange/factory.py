@@ -35,11 +35,16 @@ async def build_exchange(
             events=events,
         )
     wanted = config.exchange.position_mode
-    return await PaperExchange.open(
-        public_source(config, clock, events),
-        clock=clock,
-        fees=config.fees,
-        paper=config.paper,
-        store=paper_store,
-        position_mode=PositionMode.HEDGE if wanted == "hedge" else PositionMode.ONE_WAY,
-    )
+    source = public_source(config, clock, events)
+    try:
+        return await PaperExchange.open(
+            source,
+            clock=clock,
+            fees=config.fees,
+            paper=config.paper,
+            store=paper_store,
+            position_mode=PositionMode.HEDGE if wanted == "hedge" else PositionMode.ONE_WAY,
+        )
+    except BaseException:
+        await source.close()  # release its HTTP session before the caller retries
+        raise

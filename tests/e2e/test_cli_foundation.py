@@ -89,3 +89,22 @@ def test_every_command_has_useful_help(tmp_path: Path, command: str) -> None:
 
     assert result.code == 0
     assert "Usage:" in result.stdout
+
+
+def test_run_once_with_the_exchange_unreachable_says_so_in_one_line_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[exchange]\nspot_api_url = "http://127.0.0.1:9"\nfutures_api_url = "http://127.0.0.1:9"\n'
+    )
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+    assert run_cli("db", "upgrade", "--config", str(config), cwd=tmp_path, env=env).code == 0
+
+    result = run_cli("run", "--once", "--config", str(config), cwd=tmp_path, env=env)
+
+    assert result.code == 1
+    assert "Traceback" not in result.stderr
+    assert "Unclosed client session" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "127.0.0.1:9" in result.stderr
