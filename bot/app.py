@@ -20,7 +20,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
 from bot.domain.ledger import TradingState
-from bot.errors import ExchangeError
+from bot.errors import ExchangeError, UserError
 from bot.exchange.factory import build_exchange
 from bot.exchange.port import ExchangePort
 from bot.execution.account_setup import AccountSetup
@@ -240,10 +240,23 @@ async def assemble_loop(
     )
 
 
+async def ensure_same_venue(ledger: Ledger, venue: str) -> None:
+    """Refuse a ledger whose active hedges were traded on another venue (paper vs live)."""
+    for hedge in await ledger.hedges.active():
+        venues = {o.venue for o in await ledger.orders.for_hedge(hedge.id)}
+        if venues - {venue}:
+            raise UserError(
+                f"this database holds active {', '.join(sorted(venues))} hedges (hedge "
+                f"{hedge.id}) but the bot now trades on {venue}: use a separate database per "
+                "mode (set DATABASE_URL or [database] url), or close those hedges first"
+            )
+
+
 async def start_up(
     loop: TradingLoop, exchange: ExchangePort, events: BufferedEventSink, clock: Clock
 ) -> None:
     """Reconcile before any trading (crash-only start); the position mode is known by now."""
+    await ensure_same_venue(loop.ledger, exchange.venue)
     async with loop.lock:
         report = await loop.reconciler.run(startup=True)
     status = await loop.ledger.trading_state.get()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from bot.domain import HedgeState
 from tests.e2e.bot_harness import BotEnv, ledger_at
+from tests.e2e.conftest import make_env
+from tests.fakes.fixtures import FakeBinanceProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 D = Decimal
@@ -76,3 +79,21 @@ async def test_high_btc_funding_opens_then_rotation_to_eth_then_funding_recorded
     assert report["trading_state"] == "active" and report["snapshot_age_seconds"] is not None
     totals = report["totals"]
     assert D(totals["net"]) == D(totals["funding"]) + D(totals["basis_pnl"]) - D(totals["fees"])
+
+
+async def test_live_refuses_a_ledger_holding_paper_hedges(
+    fake_proc: FakeBinanceProcess, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    paper = make_env(fake_proc, tmp_path, url, live=False)
+    paper.set_funding("BTC", "0.0006", history="0.0006")
+    paper.set_perp_premium("ETH", "3000", "0", tick="0.01", qty="20")
+    assert paper.run_once().code == 0
+
+    live = BotEnv(fake_proc, tmp_path, url, live=True)
+    refused = live.run_once()
+
+    assert refused.code == 2
+    assert "holds active paper hedges" in refused.stderr
+    assert "use a separate database per mode" in refused.stderr
+    assert live.orders_on_server("/api/v3/order") == []
