@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot.cli.common import console, err_console, load_context
+from bot.cli.common import console, load_context, progress_bar
 from bot.cli.replay_options import (
     ConfigOption,
     DatabaseOption,
@@ -71,7 +70,7 @@ def register(app: typer.Typer) -> None:
         )
         began = time.perf_counter()
         history = load_for(ctx.config, data)
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("replaying", total=None)
 
             def step(done: int, total: int) -> None:
@@ -118,14 +117,3 @@ def _cell(value: object, kind: str) -> str:
     if kind == "hours":
         return f"{number:.1f}"
     return f"{number:,.2f}"
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )

@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from bot.config import Config, load_config, normalise_database_url
 from bot.errors import UserError
@@ -55,3 +62,15 @@ def load_context(config_option: Path | None, database_option: str | None = None)
         )
         raise UserError(f"{source} = {url!r}: {exc}") from None
     return Context(settings, config, path, url)
+
+
+def progress_bar() -> Progress:
+    """A transient progress bar on stderr (so stdout stays clean for tables and JSON)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )

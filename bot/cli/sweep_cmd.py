@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot.cli.common import console, err_console, load_context
+from bot.cli.common import console, load_context, progress_bar
 from bot.cli.replay_options import (
     ConfigOption,
     DataOption,
@@ -74,7 +73,7 @@ def register(app: typer.Typer) -> None:
         began = time.perf_counter()
 
         def run(batch: list[sweeps.SweepTask], what: str) -> list[sweeps.SweepRow]:
-            with _progress() as bar:
+            with progress_bar() as bar:
                 task = bar.add_task(what, total=len(batch))
 
                 def done(_: sweeps.SweepRow) -> None:
@@ -179,14 +178,3 @@ def _money(value: object) -> str:
 
 def _pct(value: object) -> str:
     return "-" if value is None else f"{float(str(value)) * 100:.2f}%"
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
