@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.config import ScheduleConfig
-from bot.domain import FundingInfo, MarketKind, MarketSnapshot, OrderBook, Pair, SettledFunding
+from bot.domain import (
+    FundingInfo,
+    MarketKind,
+    MarketSnapshot,
+    OrderBook,
+    Pair,
+    Quote,
+    SettledFunding,
+)
 from bot.errors import ExchangeError
 from bot.exchange.port import MarketDataSource
 from strategies.base import UniverseParams
@@ -104,7 +112,10 @@ class MarketData:
         funding_task = self._source.fetch_funding_snapshot()
         spot_task = self._source.fetch_best_quotes(MarketKind.SPOT)
         perp_task = self._source.fetch_best_quotes(MarketKind.PERPETUAL)
-        funding, spot_quotes, perp_quotes, _ = await asyncio.gather(
+        funding: Mapping[str, FundingInfo]
+        spot_quotes: Mapping[str, Quote]
+        perp_quotes: Mapping[str, Quote]
+        funding, spot_quotes, perp_quotes, _ = await gather_eagerly(
             funding_task, spot_task, perp_task, self._refresh_volumes()
         )
         pairs = self._pairs
@@ -142,7 +153,7 @@ class MarketData:
         if not self._due(self._volumes_at, self._schedule.volume_refresh_seconds):
             return
         try:
-            spot, perp = await asyncio.gather(
+            spot, perp = await gather_eagerly(
                 self._source.fetch_volumes_24h(MarketKind.SPOT),
                 self._source.fetch_volumes_24h(MarketKind.PERPETUAL),
             )
@@ -165,7 +176,7 @@ class MarketData:
     async def _update_history(
         self, symbols: Sequence[str], funding: Mapping[str, FundingInfo], now: datetime
     ) -> None:
-        jobs: list[Awaitable[None]] = []
+        jobs: list[Coroutine[Any, Any, list[SettledFunding]]] = []
         for symbol in symbols:
             info = funding.get(symbol)
             if info is None:
@@ -179,35 +190,38 @@ class MarketData:
                 jobs.append(self._extend(symbol, info, now))
             self._next_funding[symbol] = info.next_funding_time
         if jobs:
-            await asyncio.gather(*jobs)
+            fetched: list[list[SettledFunding]] = await gather_eagerly(*jobs)
+            await self._save([row for rows in fetched for row in rows])  # one write for all
 
     def _retry_due(self, symbol: str) -> bool:
         return self._clock.monotonic() >= self._retry_at.get(symbol, float("-inf"))
 
-    async def _seed(self, symbol: str, info: FundingInfo, now: datetime) -> None:
+    async def _seed(self, symbol: str, info: FundingInfo, now: datetime) -> list[SettledFunding]:
+        """Seed `symbol`'s history; return the fetched rows the store does not hold yet."""
         latest = info.next_funding_time - timedelta(hours=info.interval_hours)
         if self._store is not None:
             stored = await self._store.history(self._venue, symbol, self._history_periods)
             if stored and stored[-1].funding_time >= latest - SETTLEMENT_TOLERANCE:
                 self._history[symbol] = list(stored)
-                return
+                return []
         since = now - timedelta(hours=info.interval_hours * (self._history_periods + 1))
         rows = await self._fetch_history(symbol, since)
         if rows is None:
-            return  # seeded again on the next snapshot
+            return []  # seeded again on the next snapshot
         kept = [r for r in rows if r.funding_time <= now][-self._history_periods :]
         self._history[symbol] = kept
-        await self._save(kept)
         if not kept or kept[-1].funding_time < latest - SETTLEMENT_TOLERANCE:
             self._pending[symbol] = 0  # the latest settlement is not published yet
             self._retry_at[symbol] = self._clock.monotonic() + SETTLEMENT_RETRY_SECONDS
+        return list(kept)
 
-    async def _extend(self, symbol: str, info: FundingInfo, now: datetime) -> None:
+    async def _extend(self, symbol: str, info: FundingInfo, now: datetime) -> list[SettledFunding]:
+        """Fetch what settled since `symbol`'s last known row; return the new rows."""
         rows = self._history[symbol]
         expected = info.next_funding_time - timedelta(hours=info.interval_hours)
         if rows and rows[-1].funding_time >= expected - SETTLEMENT_TOLERANCE:
             self._pending.pop(symbol, None)
-            return
+            return []
         since = (
             rows[-1].funding_time + timedelta(milliseconds=1)
             if rows
@@ -222,10 +236,9 @@ class MarketData:
         ]
         rows.extend(new)
         del rows[: -self._history_periods]
-        await self._save(new)
         if rows and rows[-1].funding_time >= expected - SETTLEMENT_TOLERANCE:
             self._pending.pop(symbol, None)
-            return
+            return new
         self._pending[symbol] += 1
         self._retry_at[symbol] = self._clock.monotonic() + SETTLEMENT_RETRY_SECONDS
         if self._pending[symbol] >= MAX_SETTLEMENT_ATTEMPTS:
@@ -235,6 +248,7 @@ class MarketData:
                 expected.isoformat(),
                 self._pending.pop(symbol),
             )
+        return new
 
     async def _fetch_history(self, symbol: str, since: datetime) -> Sequence[SettledFunding] | None:
         try:
@@ -254,7 +268,9 @@ class MarketData:
             pairs.sort(key=self._min_volume, reverse=True)
             pairs = pairs[: self._universe.top_n]
         symbols = [s for p in pairs for s in (p.spot.symbol, p.perp.symbol)]
-        books = await asyncio.gather(*(self._fetch_book(s) for s in symbols))
+        books: list[OrderBook | None] = await gather_eagerly(
+            *(self._fetch_book(s) for s in symbols)
+        )
         return {b.symbol: b for b in books if b is not None}
 
     async def _fetch_book(self, symbol: str) -> OrderBook | None:
@@ -270,3 +286,77 @@ class MarketData:
         return min(
             self._volumes.get(pair.spot.symbol, zero), self._volumes.get(pair.perp.symbol, zero)
         )
+
+
+async def gather_eagerly(*coros: Coroutine[Any, Any, Any]) -> list[Any]:
+    """Run coroutines concurrently like `asyncio.gather`; those that never wait cost no task.
+
+    A source that answers from memory (the replay, a stand-in) finishes each request at
+    once, and a task per request would only add trips round the event loop. So each
+    coroutine is started in turn in the calling task: one that finishes at once just gives
+    its result. The first one that has to wait is carried on in the calling task (whatever it
+    tied to the current task, such as a timeout, stays right) while the ones after it run
+    as tasks of an `asyncio.gather`, started before it resumes; with a live exchange that
+    is as concurrent as `asyncio.gather` itself.
+
+    Results come back in order. As with `asyncio.gather`, every coroutine is started even
+    when one fails, the first failure met is raised and the others are left to finish, and
+    cancelling the caller cancels those still running. One difference: a failure of a later
+    coroutine is raised once the one carried on in the calling task is done.
+    """
+    results: list[Any] = [None] * len(coros)
+    for i, coro in enumerate(coros):
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration as done:
+            results[i] = done.value
+            continue
+        except BaseException:
+            _leave_running(asyncio.gather(*coros[i + 1 :]))
+            raise
+        later = asyncio.gather(*coros[i + 1 :])  # their tasks start at the next loop turn
+        try:
+            results[i] = await _Resumed(coro, waiting_on)
+        except asyncio.CancelledError:
+            later.cancel()
+            raise
+        except BaseException:
+            _leave_running(later)
+            raise
+        results[i + 1 :] = await later
+        break
+    return results
+
+
+class _Resumed:
+    """Await, in the awaiting task, the rest of a coroutine that stopped on `waiting_on`."""
+
+    __slots__ = ("_coro", "_waiting_on")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
+        self._coro = coro
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, waiting_on = self._coro, self._waiting_on
+        while True:  # what `await coro` does, from where the coroutine stopped
+            try:
+                sent = yield waiting_on
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waiting_on = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    waiting_on = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
+
+
+def _leave_running(future: asyncio.Future[Any]) -> None:
+    """Let `future` finish on its own; its outcome is dropped (as `asyncio.gather` drops it)."""
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -124,6 +124,8 @@ class TradingLoop:
         self._held_pairs: set[str] = set()
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
+        self._funding_recorded: set[tuple[str, datetime]] = set()  # (perp, funding time)
+        self._steps: dict[str, tuple[Pair, Decimal]] = {}  # pair key -> (pair, common step)
 
     def is_stopping(self) -> bool:
         """Tell whether shutdown has begun (checked again after every await)."""
@@ -342,8 +344,19 @@ class TradingLoop:
             leverage=self.config.exchange.leverage,
             daily_pnl=self._daily_pnl(),
             # The executor equalises legs to the step both markets accept; so does the gate.
-            step_sizes={k: common_step(p) for k, p in self.pairs.items()},
+            step_sizes=self._step_sizes(),
         )
+
+    def _step_sizes(self) -> dict[str, Decimal]:
+        """Return each known pair's common step, worked out again only for a new pair object."""
+        steps = self._steps
+        out: dict[str, Decimal] = {}
+        for key, pair in self.pairs.items():
+            known = steps.get(key)
+            if known is None or known[0] is not pair:
+                known = steps[key] = (pair, common_step(pair))
+            out[key] = known[1]
+        return out
 
     def _daily_pnl(self) -> Decimal:
         if self.state.equity is None or self.state.day_start_equity is None:
@@ -391,20 +404,36 @@ class TradingLoop:
     ) -> None:
         """Move spot USDT to futures for a short near liquidation; shrink it if that fails."""
         try:
-            await self.exchange.transfer("USDT", action.amount, from_wallet="spot",
-                                         to_wallet="futures")
-            await self.events.emit(Event(
-                "risk.margin_added", f"hedge {hedge.id}: moved {action.amount} USDT to futures",
-                self.clock.now(), Severity.ALERT, {"amount": str(action.amount)}, hedge.id))
+            await self.exchange.transfer(
+                "USDT", action.amount, from_wallet="spot", to_wallet="futures"
+            )
+            await self.events.emit(
+                Event(
+                    "risk.margin_added",
+                    f"hedge {hedge.id}: moved {action.amount} USDT to futures",
+                    self.clock.now(),
+                    Severity.ALERT,
+                    {"amount": str(action.amount)},
+                    hedge.id,
+                )
+            )
             return
         except ExchangeError as exc:
-            log.error("Margin transfer for hedge %s failed (%s): reducing the hedge instead",
-                      hedge.id, exc)
+            log.error(
+                "Margin transfer for hedge %s failed (%s): reducing the hedge instead",
+                hedge.id,
+                exc,
+            )
         sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(pair.perp.symbol)
         if sq and pq:
-            await self.executor.resize(hedge, pair, hedge.target_notional / 2,
-                                       reason=f"{action.reason}; margin transfer failed",
-                                       spot_quote=sq, perp_quote=pq)
+            await self.executor.resize(
+                hedge,
+                pair,
+                hedge.target_notional / 2,
+                reason=f"{action.reason}; margin transfer failed",
+                spot_quote=sq,
+                perp_quote=pq,
+            )
 
     async def _execute(self, intent: Intent, snap: MarketSnapshot, hedges: list[Hedge]) -> bool:
         try:
@@ -459,7 +488,10 @@ class TradingLoop:
 
     # --- funding ------------------------------------------------------------------------
     async def capture_funding(self, *, force: bool = False) -> int:
-        """Record funding payments once a held perpetual's funding time has passed."""
+        """Record funding payments once a held perpetual's funding time has passed.
+
+        Returns how many payments were written; those this loop wrote before are skipped.
+        """
         now = self.clock.now()
         delay = timedelta(seconds=self.config.schedule.funding_capture_delay_seconds)
         due = [t for t in self.state.funding_due.values() if now >= t + delay]
@@ -489,25 +521,30 @@ class TradingLoop:
         except ExchangeError as exc:
             log.warning("Funding payments not fetched now (%s); will retry", exc)
             return 0
+        # The window overlaps the previous one: payments this loop already wrote are skipped.
+        recorded_before = self._funding_recorded
         by_symbol: dict[str, list[FundingPayment]] = {}
         for p in payments:
-            by_symbol.setdefault(p.symbol, []).append(p)
+            if (p.symbol, p.funding_time) not in recorded_before:
+                by_symbol.setdefault(p.symbol, []).append(p)
         batches: dict[tuple[str, int | None], list[FundingPayment]] = {}
         for symbol, rows in by_symbol.items():
             for payment in rows:
                 owner = _owner(held, symbol, payment.funding_time)
                 batches.setdefault((symbol, owner.id if owner else None), []).append(payment)
+        owned = [(p, owner_id) for (_, owner_id), batch in batches.items() for p in batch]
         recorded = 0
-        for (symbol, owner_id), batch in batches.items():  # one write per owner, not per payment
-            ids = {symbol: owner_id} if owner_id is not None else {}
+        if owned:  # one write for the whole capture, each payment with its owner
+            first = min(p.funding_time for p, _ in owned)
             ok = await self.guard.write(
-                f"{len(batch)} funding payment(s) {symbol} from "
-                f"{batch[0].funding_time:%Y-%m-%d %H:%M}",
-                lambda b=batch, i=ids: self.ledger.funding.record(  # type: ignore[misc]
-                    self.exchange.venue, b, hedge_ids=i
-                ),
+                f"{len(owned)} funding payment(s) from {first:%Y-%m-%d %H:%M}",
+                lambda: self.ledger.funding.record_owned(self.exchange.venue, owned),
             )
-            recorded += len(batch) if ok else 0
+            if ok:
+                recorded = len(owned)
+                recorded_before.update((p.symbol, p.funding_time) for p, _ in owned)
+        window_start = since - timedelta(hours=1)
+        self._funding_recorded = {k for k in recorded_before if k[1] >= window_start}
         for symbol in [s for s, t in self.state.funding_due.items() if now >= t + delay]:
             del self.state.funding_due[symbol]
         self.state.last_funding_capture = now - timedelta(hours=12)

@@ -185,10 +185,8 @@ def exit_intent(
     """
     age = hedge_age_hours(hedge, now)
     negative = trailing_negative(history[-params.history_periods :])
-    metrics = dict(signal.metrics()) if signal is not None else {}
-    metrics["age_hours"] = quantize_metric(age)
-    metrics["negative_run"] = Decimal(negative)
     reason: str | None = None
+    take_profit: Decimal | None = None
     if negative >= params.negative_periods_to_exit:
         reason = f"negative_funding: {negative} negative settlements in a row"
     elif age >= params.max_holding_hours:
@@ -198,12 +196,18 @@ def exit_intent(
     elif (captured := captured_since_entry(hedge, signal)) is not None and (
         captured >= params.take_profit_basis
     ):
-        metrics["captured_since_entry"] = quantize_metric(captured)
+        take_profit = captured
         reason = f"take_profit: basis captured {captured:.4%} >= {params.take_profit_basis:.4%}"
     elif signal.smoothed_apr < params.exit_apr:
         reason = f"exit_apr: smoothed APR {signal.smoothed_apr:.2%} < {params.exit_apr:.2%}"
     if reason is None:
         return None
+    # The metrics are built only for a close: most evaluations keep the hedge.
+    metrics = dict(signal.metrics()) if signal is not None else {}
+    metrics["age_hours"] = quantize_metric(age)
+    metrics["negative_run"] = Decimal(negative)
+    if take_profit is not None:
+        metrics["captured_since_entry"] = quantize_metric(take_profit)
     return CloseHedge(hedge_id=hedge.id, reason=reason, metrics=metrics)
 
 

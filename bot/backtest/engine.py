@@ -67,6 +67,8 @@ class BacktestSpec:
     end: datetime | None = None
     seed: int = 0
     snapshot_every: timedelta = timedelta(hours=8)
+    # The replayed prices are already on disk: the ledger keeps a sparse record of them.
+    observation_every: timedelta = timedelta(hours=8)
     reconcile_every: timedelta | None = None
     throwaway_database: bool = True
 
@@ -217,9 +219,19 @@ async def _assemble(
     guard = OutageGuard(engine, clock)
     events = BufferedEventSink(ledger.events, guard)
     rng = random.Random(spec.seed)
-    loop = await assemble_loop(config, exchange, ledger, guard, events, clock, run_id, rng=rng)
+    loop = await assemble_loop(
+        _recording_config(spec), exchange, ledger, guard, events, clock, run_id, rng=rng
+    )
     await start_up(loop, exchange, events, clock)
     return loop, exchange
+
+
+def _recording_config(spec: BacktestSpec) -> Config:
+    """`spec.config` with market observations stored every `spec.observation_every`."""
+    schedule = spec.config.schedule.model_copy(
+        update={"observation_every_seconds": spec.observation_every.total_seconds()}
+    )
+    return spec.config.model_copy(update={"schedule": schedule})
 
 
 class _Stepper:

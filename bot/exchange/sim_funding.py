@@ -9,6 +9,7 @@ symbol went flat has been settled.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,8 @@ class FundingBook:
 
     def __init__(self) -> None:
         self._payments: list[FundingPayment] = []
+        # _latest[i]: the latest funding time among _payments[: i + 1] (never decreases).
+        self._latest: list[datetime] = []
         self._settled: set[tuple[str, datetime]] = set()
         self._windows: dict[str, FundingWindow] = {}
         self._exposure: dict[str, list[tuple[datetime, Sizes]]] = {}
@@ -85,7 +88,7 @@ class FundingBook:
                     position_size=net,
                     income_id=str(self._income_seq),
                 )
-                self._payments.append(payment)
+                self._append(payment)
         self._advance(symbol, when)
         return payment
 
@@ -97,11 +100,18 @@ class FundingBook:
         self, since: datetime | None = None, symbol: str | None = None
     ) -> list[FundingPayment]:
         """Return the payments at or after `since`, oldest first."""
+        # Payments before `start` are all older than `since`: skip them without a look.
+        start = 0 if since is None else bisect_left(self._latest, since)
         return [
             p
-            for p in self._payments
+            for p in self._payments[start:]
             if (since is None or p.funding_time >= since) and (symbol is None or p.symbol == symbol)
         ]
+
+    def _append(self, payment: FundingPayment) -> None:
+        latest = self._latest[-1] if self._latest else payment.funding_time
+        self._payments.append(payment)
+        self._latest.append(max(latest, payment.funding_time))
 
     def _advance(self, symbol: str, when: datetime) -> None:
         window = self._windows.get(symbol)
@@ -143,7 +153,8 @@ class FundingBook:
         """Rebuild a book from `to_state` data (raises KeyError/ValueError when malformed)."""
         time = codec.time
         book = cls()
-        book._payments = [codec.decode_payment(p) for p in state["funding"]]
+        for payment in state["funding"]:
+            book._append(codec.decode_payment(payment))
         book._settled = {(s, time(t)) for s, t in state["settled"]}
         book._windows = {
             s: FundingWindow(time(w["start"]), codec.opt_time(w["end"]))

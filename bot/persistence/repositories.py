@@ -7,14 +7,16 @@ is stored once; funding on (venue, symbol, funding time) likewise; market observ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -97,15 +99,16 @@ async def _insert_new(
 ) -> int:
     """INSERT rows, skipping those whose `keys` exist; return how many were new.
 
-    The statement is built once per dialect; one row executes it as is (the common case),
-    several rows as one multi-row INSERT so the count stays exact on every backend.
+    The statement is built once per dialect and executed once per row, in the caller's
+    transaction, so the count stays exact on every backend (an executemany's rowcount is
+    not) and the compiled statement is reused (a multi-row VALUES is compiled every time).
     """
     stmt = _insert_ignoring(conn.dialect.name, model.__tablename__, keys)
-    if len(values) == 1:
-        result = await conn.execute(stmt, values[0])
-    else:
-        result = await conn.execute(stmt.values(values))
-    return int(result.rowcount or 0)
+    new = 0
+    for row in values:
+        result = await conn.execute(stmt, row)
+        new += int(result.rowcount or 0)
+    return new
 
 
 class RunRepository(_Repository):
@@ -209,6 +212,58 @@ class SettledFundingRepository(_Repository):
         ]
 
 
+class _HedgeReads:
+    """The active hedges and the last closes per pair, as read, until the next hedge write.
+
+    Hedges are written only by the bot's own process, through `HedgeRepository` (what
+    another process writes, `carrybot halt`/`resume`, is the trading state, never kept
+    here). Each hedge write bumps `generation` when it begins and again when it ends,
+    committed or not; a read keeps what it read only if no write began or ended meanwhile,
+    so the copy is never older than a hedge write made through the same engine.
+    """
+
+    __slots__ = ("active", "generation", "last_closed", "read_at")
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.read_at = -1  # the generation `active` and `last_closed` were read at
+        self.active: tuple[Hedge, ...] = ()
+        self.last_closed: dict[str, datetime] = {}
+
+    def invalidate(self) -> None:
+        self.generation += 1
+
+    def current(self) -> tuple[list[Hedge], dict[str, datetime]] | None:
+        """Return copies of the kept reads, or None when a hedge was written since."""
+        if self.read_at != self.generation:
+            return None
+        return list(self.active), dict(self.last_closed)
+
+    async def read(self, conn: AsyncConnection) -> tuple[list[Hedge], dict[str, datetime]]:
+        """Return the kept reads, else read both on `conn` (and keep them if still current)."""
+        kept = self.current()
+        if kept is not None:
+            return kept
+        generation = self.generation
+        active = [_hedge(cast(HedgeRow, r)) for r in await conn.execute(_ACTIVE_HEDGES)]
+        closed = {pair: at for pair, at in await conn.execute(_LAST_CLOSED) if at is not None}
+        if generation == self.generation:
+            self.active, self.last_closed, self.read_at = tuple(active), dict(closed), generation
+        return active, closed
+
+
+_HEDGE_READS: weakref.WeakKeyDictionary[Any, _HedgeReads] = weakref.WeakKeyDictionary()
+
+
+def _hedge_reads(sessions: Sessions) -> _HedgeReads:
+    """Return the hedge reads kept for the engine behind `sessions` (one per engine)."""
+    engine = _engine_of(sessions).sync_engine
+    reads = _HEDGE_READS.get(engine)
+    if reads is None:
+        reads = _HEDGE_READS[engine] = _HedgeReads()
+    return reads
+
+
 @dataclass(frozen=True, slots=True)
 class CycleView:
     """What one evaluation cycle reads from the ledger (see `Ledger.cycle_view`)."""
@@ -219,6 +274,16 @@ class CycleView:
 
 
 class HedgeRepository(_Repository):
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """Mark the kept hedge reads stale before a write and again once it is over."""
+        reads = _hedge_reads(self._sessions)
+        reads.invalidate()
+        try:
+            yield
+        finally:
+            reads.invalidate()
+
     async def create(
         self,
         *,
@@ -237,7 +302,7 @@ class HedgeRepository(_Repository):
         run_id: int | None = None,
     ) -> tuple[Hedge, list[OrderRecord]]:
         """Write a hedge and the orders it will send in one transaction, before any send."""
-        async with self._sessions.begin() as s:
+        async with self._writing(), self._sessions.begin() as s:
             row = HedgeRow(
                 uid=uid,
                 run_id=run_id,
@@ -283,14 +348,18 @@ class HedgeRepository(_Repository):
 
     async def active(self) -> list[Hedge]:
         """Return hedges that may hold exposure (anything but CLOSED and FAILED)."""
-        async with self._sessions() as s:
-            return await _active_hedges(s)
+        reads = _hedge_reads(self._sessions)
+        kept = reads.current()
+        if kept is not None:
+            return kept[0]
+        async with self._engine.connect() as conn:
+            return (await reads.read(conn))[0]
 
     async def transition(
         self, hedge_id: int, to: HedgeState, *, reason: str, at: datetime, **fields: Any
     ) -> Hedge:
         """Move a hedge along its state machine, recording the reason; update other fields."""
-        async with self._sessions.begin() as s:
+        async with self._writing(), self._sessions.begin() as s:
             row = await s.get(HedgeRow, hedge_id, with_for_update=True)
             if row is None:
                 raise KeyError(f"hedge {hedge_id} not found")
@@ -313,7 +382,7 @@ class HedgeRepository(_Repository):
 
     async def update(self, hedge_id: int, *, at: datetime, **fields: Any) -> Hedge:
         """Update quantities, prices or metrics without changing state."""
-        async with self._sessions.begin() as s:
+        async with self._writing(), self._sessions.begin() as s:
             row = await s.get(HedgeRow, hedge_id, with_for_update=True)
             if row is None:
                 raise KeyError(f"hedge {hedge_id} not found")
@@ -335,17 +404,18 @@ class HedgeRepository(_Repository):
 
     async def held_since(self, since: datetime) -> list[Hedge]:
         """Return hedges that held a position at some time at or after `since`, oldest first."""
-        q = _ALL_HEDGES.where(
-            HedgeRow.opened_at.is_not(None),
-            HedgeRow.closed_at.is_(None) | (HedgeRow.closed_at >= since),
-        )
-        async with self._sessions() as s:
-            return [_hedge(cast(HedgeRow, r)) for r in await s.execute(q)]
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(_HELD_SINCE, {"since": since})
+            return [_hedge(cast(HedgeRow, r)) for r in rows]
 
     async def last_closed_at(self) -> dict[str, datetime]:
         """Return, per pair, when its most recent hedge was closed (for cooldowns)."""
-        async with self._sessions() as s:
-            return await _last_closed_at(s)
+        reads = _hedge_reads(self._sessions)
+        kept = reads.current()
+        if kept is not None:
+            return kept[1]
+        async with self._engine.connect() as conn:
+            return (await reads.read(conn))[1]
 
 
 def _table(model: type[Any]) -> Table:
@@ -363,23 +433,26 @@ _LAST_CLOSED = (
     .group_by(HedgeRow.pair)
 )
 _TRADING_STATE = select(_table(TradingStateRow)).where(TradingStateRow.id == 1)
+_HELD_SINCE = _ALL_HEDGES.where(
+    HedgeRow.opened_at.is_not(None),
+    HedgeRow.closed_at.is_(None) | (HedgeRow.closed_at >= bindparam("since")),
+)
+_FIRST_VALUE_SINCE = (
+    select(BalanceSnapshotRow.value_usdt)
+    .where(
+        BalanceSnapshotRow.wallet == bindparam("wallet"),
+        BalanceSnapshotRow.taken_at >= bindparam("since"),
+    )
+    .order_by(BalanceSnapshotRow.taken_at, BalanceSnapshotRow.id)
+    .limit(1)
+)
 
 
-async def _hedges_in_states(
-    s: AsyncSession, states: Iterable[HedgeState] | None
-) -> list[Hedge]:
+async def _hedges_in_states(s: AsyncSession, states: Iterable[HedgeState] | None) -> list[Hedge]:
     q = _ALL_HEDGES
     if states is not None:
         q = q.where(HedgeRow.state.in_([st.value for st in states]))
     return [_hedge(cast(HedgeRow, r)) for r in await s.execute(q)]
-
-
-async def _active_hedges(s: AsyncSession) -> list[Hedge]:
-    return [_hedge(cast(HedgeRow, r)) for r in await s.execute(_ACTIVE_HEDGES)]
-
-
-async def _last_closed_at(s: AsyncSession) -> dict[str, datetime]:
-    return {pair: at for pair, at in await s.execute(_LAST_CLOSED) if at is not None}
 
 
 _FUNDING_KEY = ("venue", "symbol", "funding_time")
@@ -603,6 +676,13 @@ class FundingRepository(_Repository):
 
         `hedge_ids` maps a perpetual symbol to the hedge that held it.
         """
+        ids = hedge_ids or {}
+        return await self.record_owned(venue, [(p, ids.get(p.symbol)) for p in payments])
+
+    async def record_owned(
+        self, venue: str, owned: Iterable[tuple[FundingPayment, int | None]]
+    ) -> int:
+        """Like `record`, each payment with the hedge that held it (or None), in one transaction."""
         values = [
             {
                 "venue": venue,
@@ -613,10 +693,10 @@ class FundingRepository(_Repository):
                 "rate": p.rate,
                 "mark_price": p.mark_price,
                 "position_size": p.position_size,
-                "hedge_id": (hedge_ids or {}).get(p.symbol),
+                "hedge_id": hedge_id,
                 "income_id": p.income_id,
             }
-            for p in payments
+            for p, hedge_id in owned
         ]
         if not values:
             return 0
@@ -728,14 +808,12 @@ class SnapshotRepository(_Repository):
 
     async def first_value_since(self, wallet: str, since: datetime) -> Decimal | None:
         """Return the value_usdt of the first `wallet` snapshot at or after `since`."""
-        async with self._sessions() as s:
-            row = await s.scalar(
-                select(BalanceSnapshotRow)
-                .where(BalanceSnapshotRow.wallet == wallet, BalanceSnapshotRow.taken_at >= since)
-                .order_by(BalanceSnapshotRow.taken_at, BalanceSnapshotRow.id)
-                .limit(1)
-            )
-            return row.value_usdt if row else None
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(_FIRST_VALUE_SINCE, {"wallet": wallet, "since": since})
+            ).first()
+            value: Decimal | None = row.value_usdt if row is not None else None
+            return value
 
     async def latest_positions(self) -> list[PositionSnapshot]:
         async with self._sessions() as s:
@@ -878,17 +956,22 @@ class Ledger:
         return Ledger(self.sessions, run_id)
 
     async def cycle_view(self) -> CycleView:
-        """Return the trading state, the active hedges and the last closes in one round trip."""
+        """Return the trading state, the active hedges and the last closes in one round trip.
+
+        The trading state is read every time (`carrybot halt` writes it from another
+        process); the hedges are read again only after this process wrote one.
+        """
         async with _engine_of(self.sessions).connect() as conn:
             state = (await conn.execute(_TRADING_STATE)).first()
+            active, last_closed = await _hedge_reads(self.sessions).read(conn)
             return CycleView(
                 TradingStatus(
                     TradingState(state.state), state.reason, state.changed_by, state.changed_at
                 )
                 if state is not None
                 else None,
-                [_hedge(cast(HedgeRow, r)) for r in await conn.execute(_ACTIVE_HEDGES)],
-                {pair: at for pair, at in await conn.execute(_LAST_CLOSED) if at is not None},
+                active,
+                last_closed,
             )
 
 

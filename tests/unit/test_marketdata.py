@@ -1,7 +1,9 @@
-"""MarketData: requests per cycle, volume cache, funding history seeding and extension, books."""
+"""MarketData: requests per cycle, volume cache, funding history seeding and extension, books;
+`gather_eagerly`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -12,7 +14,7 @@ import pytest
 from bot.clock import SimulatedClock
 from bot.config import ScheduleConfig
 from bot.exchange.port import MarketDataSource
-from bot.marketdata import MarketData
+from bot.marketdata import MarketData, gather_eagerly
 from strategies.base import UniverseParams
 from tests import kit
 from tests.unit.standin import MemoryStore, StandIn
@@ -218,10 +220,99 @@ async def test_automatic_universe_fetches_history_only_for_the_top_n() -> None:
     clock = SimulatedClock(T0)
     source = StandIn(clock)
     source._pairs = [kit.pair(base) for base in ("BTC", "ETH", "SOL", "XRP", "DOGE", "ADA")]
-    automatic = UniverseParams(symbols=(), min_quote_volume_24h=D(0), min_listing_age_days=0,
-                               top_n=2)
+    automatic = UniverseParams(
+        symbols=(), min_quote_volume_24h=D(0), min_listing_age_days=0, top_n=2
+    )
     market = _market(clock, source, automatic)
 
     await market.snapshot()
 
     assert len({symbol for symbol, _ in source.history_calls}) == 2
+
+
+# --- gather_eagerly ------------------------------------------------------------------------
+
+
+async def test_gather_eagerly_runs_coroutines_that_never_wait_in_the_calling_task() -> None:
+    seen: list[object] = []
+
+    async def answer(value: int) -> int:
+        seen.append(asyncio.current_task())
+        return value
+
+    results = await gather_eagerly(answer(1), answer(2), answer(3))
+
+    assert results == [1, 2, 3]
+    assert seen == [asyncio.current_task()] * 3
+
+
+async def test_gather_eagerly_runs_later_coroutines_while_one_waits() -> None:
+    ready = asyncio.Event()
+    tasks: list[object] = []
+
+    async def waits() -> str:
+        tasks.append(asyncio.current_task())
+        await ready.wait()  # set by the next coroutine: sequential awaits would hang
+        tasks.append(asyncio.current_task())
+        return "waited"
+
+    async def sets() -> str:
+        await asyncio.sleep(0)
+        ready.set()
+        return "set"
+
+    caller = asyncio.create_task(gather_eagerly(waits(), sets()))
+    results = await asyncio.wait_for(caller, timeout=5)
+
+    assert results == ["waited", "set"]
+    assert tasks == [caller, caller]  # carried on in the task it started in
+
+
+async def test_gather_eagerly_starts_every_coroutine_when_one_fails_at_once() -> None:
+    started: list[str] = []
+
+    async def fails() -> None:
+        raise ValueError("no answer")
+
+    async def answers() -> str:
+        started.append("answers")
+        return "ok"
+
+    with pytest.raises(ValueError, match="no answer"):
+        await gather_eagerly(fails(), answers())
+    await asyncio.sleep(0)
+
+    assert started == ["answers"]
+
+
+async def test_gather_eagerly_raises_a_failure_of_a_later_coroutine() -> None:
+    async def waits() -> str:
+        await asyncio.sleep(0)
+        return "ok"
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("later failed")
+
+    with pytest.raises(ValueError, match="later failed"):
+        await gather_eagerly(waits(), fails())
+
+
+async def test_gather_eagerly_cancelling_the_caller_cancels_what_still_runs() -> None:
+    cancelled: list[str] = []
+
+    async def forever(name: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+
+    caller = asyncio.create_task(gather_eagerly(forever("first"), forever("second")))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    caller.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert sorted(cancelled) == ["first", "second"]
