@@ -42,7 +42,7 @@ from bot.persistence.db import THROWAWAY_SQLITE_PRAGMAS, create_engine, session_
 from bot.persistence.inline_sqlite import inline_sqlite_args
 from bot.persistence.models import BotRunRow
 from bot.persistence.outage import BufferedEventSink, OutageGuard
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import Ledger, keep_trading_state
 from bot.trading import TradingLoop
 
 log = logging.getLogger(__name__)
@@ -181,9 +181,11 @@ def _create_engine(spec: BacktestSpec) -> AsyncEngine:
     """A throwaway SQLite file runs in this thread with durability off; else the usual."""
     url = normalise_database_url(spec.database_url)
     if spec.throwaway_database and url.startswith("sqlite"):
-        return create_engine(
+        engine = create_engine(
             url, sqlite_pragmas=THROWAWAY_SQLITE_PRAGMAS, connect_args=inline_sqlite_args()
         )
+        keep_trading_state(engine)  # this run's own file: no `carrybot halt` can reach it
+        return engine
     return create_engine(url)
 
 

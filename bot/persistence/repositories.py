@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -212,29 +212,50 @@ class SettledFundingRepository(_Repository):
         ]
 
 
-class _HedgeReads:
-    """The active hedges and the last closes per pair, as read, until the next hedge write.
+class _CycleReads:
+    """What each evaluation cycle reads, kept as read until the next write that changes it.
 
-    Hedges are written only by the bot's own process, through `HedgeRepository` (what
-    another process writes, `carrybot halt`/`resume`, is the trading state, never kept
-    here). Each hedge write bumps `generation` when it begins and again when it ends,
-    committed or not; a read keeps what it read only if no write began or ended meanwhile,
-    so the copy is never older than a hedge write made through the same engine.
+    Hedges are written only by the bot's own process, through `HedgeRepository`; the trading
+    state also by `carrybot halt`/`resume` from another process, so it is kept only for a
+    ledger marked private (`keep_trading_state`: a backtest's throwaway file). Each write
+    through this engine bumps `generation` when it begins and again when it ends, committed
+    or not; a read keeps what it read only if no write began or ended meanwhile, so a copy
+    is never older than a write made through the same engine.
     """
 
-    __slots__ = ("active", "generation", "last_closed", "read_at")
+    __slots__ = (
+        "active",
+        "generation",
+        "last_closed",
+        "private",
+        "read_at",
+        "status",
+        "status_read_at",
+    )
 
     def __init__(self) -> None:
         self.generation = 0
         self.read_at = -1  # the generation `active` and `last_closed` were read at
         self.active: tuple[Hedge, ...] = ()
         self.last_closed: dict[str, datetime] = {}
+        self.private = False
+        self.status_read_at = -1  # the generation `status` was read at
+        self.status: TradingStatus | None = None
 
     def invalidate(self) -> None:
         self.generation += 1
 
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Mark the kept reads stale before a write and again once it is over."""
+        self.invalidate()
+        try:
+            yield
+        finally:
+            self.invalidate()
+
     def current(self) -> tuple[list[Hedge], dict[str, datetime]] | None:
-        """Return copies of the kept reads, or None when a hedge was written since."""
+        """Return copies of the kept hedge reads, or None when a hedge was written since."""
         if self.read_at != self.generation:
             return None
         return list(self.active), dict(self.last_closed)
@@ -251,17 +272,42 @@ class _HedgeReads:
             self.active, self.last_closed, self.read_at = tuple(active), dict(closed), generation
         return active, closed
 
+    def kept_status(self) -> tuple[bool, TradingStatus | None]:
+        """Return (True, status) when a private ledger's trading state is kept and current."""
+        if self.private and self.status_read_at == self.generation:
+            return True, self.status
+        return False, None
 
-_HEDGE_READS: weakref.WeakKeyDictionary[Any, _HedgeReads] = weakref.WeakKeyDictionary()
+    async def read_status(self, conn: AsyncConnection) -> TradingStatus | None:
+        """Read the trading state on `conn` (kept when the ledger is private)."""
+        generation = self.generation
+        status = _trading_status((await conn.execute(_TRADING_STATE)).first())
+        if self.private and generation == self.generation:
+            self.status, self.status_read_at = status, generation
+        return status
 
 
-def _hedge_reads(sessions: Sessions) -> _HedgeReads:
-    """Return the hedge reads kept for the engine behind `sessions` (one per engine)."""
-    engine = _engine_of(sessions).sync_engine
-    reads = _HEDGE_READS.get(engine)
+_CYCLE_READS: weakref.WeakKeyDictionary[Any, _CycleReads] = weakref.WeakKeyDictionary()
+
+
+def _cycle_reads(sessions: Sessions | AsyncEngine) -> _CycleReads:
+    """Return the reads kept for the engine behind `sessions` (one per engine)."""
+    engine = (sessions if isinstance(sessions, AsyncEngine) else _engine_of(sessions)).sync_engine
+    reads = _CYCLE_READS.get(engine)
     if reads is None:
-        reads = _HEDGE_READS[engine] = _HedgeReads()
+        reads = _CYCLE_READS[engine] = _CycleReads()
     return reads
+
+
+def keep_trading_state(engine: AsyncEngine) -> None:
+    """Keep the trading state between cycles: only for a ledger no other process writes."""
+    _cycle_reads(engine).private = True
+
+
+def _trading_status(row: Any) -> TradingStatus | None:
+    if row is None:
+        return None
+    return TradingStatus(TradingState(row.state), row.reason, row.changed_by, row.changed_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,15 +320,8 @@ class CycleView:
 
 
 class HedgeRepository(_Repository):
-    @asynccontextmanager
-    async def _writing(self) -> AsyncIterator[None]:
-        """Mark the kept hedge reads stale before a write and again once it is over."""
-        reads = _hedge_reads(self._sessions)
-        reads.invalidate()
-        try:
-            yield
-        finally:
-            reads.invalidate()
+    def _writing(self) -> AbstractAsyncContextManager[None]:
+        return _cycle_reads(self._sessions).writing()
 
     async def create(
         self,
@@ -348,7 +387,7 @@ class HedgeRepository(_Repository):
 
     async def active(self) -> list[Hedge]:
         """Return hedges that may hold exposure (anything but CLOSED and FAILED)."""
-        reads = _hedge_reads(self._sessions)
+        reads = _cycle_reads(self._sessions)
         kept = reads.current()
         if kept is not None:
             return kept[0]
@@ -410,7 +449,7 @@ class HedgeRepository(_Repository):
 
     async def last_closed_at(self) -> dict[str, datetime]:
         """Return, per pair, when its most recent hedge was closed (for cooldowns)."""
-        reads = _hedge_reads(self._sessions)
+        reads = _cycle_reads(self._sessions)
         kept = reads.current()
         if kept is not None:
             return kept[1]
@@ -887,15 +926,12 @@ class TradingStateRepository(_Repository):
     @staticmethod
     async def read(s: AsyncSession) -> TradingStatus | None:
         """Return the kill-switch state within session `s` (None when never set)."""
-        row = (await s.execute(_TRADING_STATE)).first()
-        if row is None:
-            return None
-        return TradingStatus(TradingState(row.state), row.reason, row.changed_by, row.changed_at)
+        return _trading_status((await s.execute(_TRADING_STATE)).first())
 
     async def set(
         self, state: TradingState, *, reason: str, changed_by: str, at: datetime
     ) -> TradingStatus:
-        async with self._sessions.begin() as s:
+        async with _cycle_reads(self._sessions).writing(), self._sessions.begin() as s:
             stmt = _insert(s, TradingStateRow).values(
                 id=self._ROW_ID,
                 state=state.value,
@@ -959,20 +995,19 @@ class Ledger:
         """Return the trading state, the active hedges and the last closes in one round trip.
 
         The trading state is read every time (`carrybot halt` writes it from another
-        process); the hedges are read again only after this process wrote one.
+        process) unless the ledger is private (`keep_trading_state`); the hedges are read
+        again only after this process wrote one.
         """
+        reads = _cycle_reads(self.sessions)
+        kept, status = reads.kept_status()
+        hedges = reads.current()
+        if kept and hedges is not None:
+            return CycleView(status, *hedges)
         async with _engine_of(self.sessions).connect() as conn:
-            state = (await conn.execute(_TRADING_STATE)).first()
-            active, last_closed = await _hedge_reads(self.sessions).read(conn)
-            return CycleView(
-                TradingStatus(
-                    TradingState(state.state), state.reason, state.changed_by, state.changed_at
-                )
-                if state is not None
-                else None,
-                active,
-                last_closed,
-            )
+            if not kept:
+                status = await reads.read_status(conn)
+            active, last_closed = await reads.read(conn)
+            return CycleView(status, active, last_closed)
 
 
 # --- row -> domain -----------------------------------------------------------------------

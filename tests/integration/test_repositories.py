@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain import (
     Event,
@@ -30,7 +31,8 @@ from bot.domain.ledger import (
     PositionSnapshot,
     TradingState,
 )
-from bot.persistence.repositories import Ledger
+from bot.persistence.db import create_engine, session_factory
+from bot.persistence.repositories import Ledger, keep_trading_state
 
 pytestmark = pytest.mark.postgres
 
@@ -308,3 +310,48 @@ async def test_naive_timestamps_and_float_money_are_refused(ledger: Ledger) -> N
         )
     with pytest.raises(Exception, match="Decimal"):
         await ledger.funding.record("binance", [FundingPayment("X", T0, 0.1)])  # type: ignore[arg-type]
+
+
+# --- what each cycle reads --------------------------------------------------------------
+
+
+async def test_cycle_view_sees_this_process_hedge_writes_and_a_halt_from_another(
+    ledger: Ledger, engine: AsyncEngine
+) -> None:
+    assert (await ledger.cycle_view()).active == []
+    hedge, _ = await make_hedge(ledger)
+    assert [h.id for h in (await ledger.cycle_view()).active] == [hedge.id]
+
+    await ledger.hedges.transition(hedge.id, HedgeState.FAILED, reason="leg rejected", at=T0)
+    view = await ledger.cycle_view()
+    assert view.active == [] and view.last_closed_at == {}
+
+    other = create_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:  # `carrybot halt` runs in another process: its own engine
+        await Ledger(session_factory(other)).trading_state.set(
+            TradingState.HALTED, reason="manual", changed_by="cli", at=T0
+        )
+    finally:
+        await other.dispose()
+    status = (await ledger.cycle_view()).trading
+    assert status is not None and status.state is TradingState.HALTED
+
+
+async def test_a_private_ledger_keeps_the_trading_state_until_it_writes_one(
+    ledger: Ledger, engine: AsyncEngine
+) -> None:
+    keep_trading_state(engine)
+    assert (await ledger.cycle_view()).trading is None
+
+    other = create_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:  # nothing else may write a private ledger: a write that does is not seen
+        await Ledger(session_factory(other)).trading_state.set(
+            TradingState.HALTED, reason="manual", changed_by="cli", at=T0
+        )
+    finally:
+        await other.dispose()
+    assert (await ledger.cycle_view()).trading is None
+
+    await ledger.trading_state.set(TradingState.REDUCING, reason="loss", changed_by="risk", at=T0)
+    status = (await ledger.cycle_view()).trading
+    assert status is not None and status.state is TradingState.REDUCING
