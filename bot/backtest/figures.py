@@ -103,6 +103,42 @@ class Figures:
         raise KeyError(name)
 
 
+def figures_of(
+    intervals: Sequence[Interval],
+    *,
+    net: Decimal,
+    funding: Decimal,
+    fees: Decimal,
+    basis_pnl: Decimal,
+    start: datetime,
+    end: datetime,
+    equity: Sequence[Decimal],
+    hedges: int,
+    avg_holding_hours: Decimal | None,
+    worst_hedge: WorstHedge | None,
+) -> Figures:
+    """Return the figures of a run: the sums as given; exposure, APRs, drawdown derived."""
+    capital, notional = peak_exposure(intervals)
+    period = Decimal(str((end - start).total_seconds()))
+    drawdown, drawdown_pct = max_drawdown(equity)
+    return Figures(
+        net_pnl=net,
+        funding=funding,
+        fees=fees,
+        basis_pnl=basis_pnl,
+        capital_used=capital,
+        notional=notional,
+        net_apr=apr(net, capital, period),
+        net_apr_notional=apr(net, notional, period),
+        max_drawdown=drawdown,
+        max_drawdown_pct=drawdown_pct,
+        time_in_market=time_in_market(intervals, start, end),
+        hedges=hedges,
+        avg_holding_hours=avg_holding_hours,
+        worst_hedge=worst_hedge,
+    )
+
+
 def apr(net: Decimal, base: Decimal, period_seconds: Decimal) -> Decimal | None:
     """Annualise `net` earned on `base` over `period_seconds` (None without a base)."""
     if base <= 0 or period_seconds <= 0:

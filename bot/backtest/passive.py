@@ -16,16 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
 
-from bot.backtest.figures import (
-    ZERO,
-    Figures,
-    Interval,
-    WorstHedge,
-    apr,
-    max_drawdown,
-    peak_exposure,
-    time_in_market,
-)
+from bot.backtest.figures import ZERO, Figures, Interval, WorstHedge, figures_of
 from bot.backtest.history import History
 from bot.backtest.replay import ReplaySource
 from bot.domain import MarketKind, Pair, Quote
@@ -242,24 +233,17 @@ def _figures(
     intervals = [
         Interval(leg.entered_at, leg.left_at, leg.capital(leverage), leg.notional) for leg in legs
     ]
-    capital, notional = peak_exposure(intervals)
-    net = sum((leg.net for leg in legs), ZERO)
-    period = Decimal(str((end - start).total_seconds()))
-    drawdown, drawdown_pct = max_drawdown(equity)
     worst = min(legs, key=lambda leg: (leg.net, leg.pair), default=None)
     hours = [Decimal(str((leg.left_at - leg.entered_at).total_seconds())) / 3600 for leg in legs]
-    return Figures(
-        net_pnl=net,
+    return figures_of(
+        intervals,
+        net=sum((leg.net for leg in legs), ZERO),
         funding=sum((leg.funding for leg in legs), ZERO),
         fees=sum((leg.fees for leg in legs), ZERO),
         basis_pnl=sum((leg.basis_pnl for leg in legs), ZERO),
-        capital_used=capital,
-        notional=notional,
-        net_apr=apr(net, capital, period),
-        net_apr_notional=apr(net, notional, period),
-        max_drawdown=drawdown,
-        max_drawdown_pct=drawdown_pct,
-        time_in_market=time_in_market(intervals, start, end),
+        start=start,
+        end=end,
+        equity=equity,
         hedges=len(legs),
         avg_holding_hours=sum(hours, ZERO) / len(hours) if hours else None,
         worst_hedge=None

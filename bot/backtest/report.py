@@ -13,18 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.backtest.engine import REACTION, BacktestRun
-from bot.backtest.figures import (
-    ZERO,
-    Figures,
-    Interval,
-    WorstHedge,
-    apr,
-    iso,
-    max_drawdown,
-    money,
-    peak_exposure,
-    time_in_market,
-)
+from bot.backtest.figures import ZERO, Figures, Interval, WorstHedge, figures_of, iso, money
 from bot.backtest.passive import PassiveLeg, passive_carry
 from bot.backtest.series import from_ms, to_ms
 from bot.domain import Fill, FundingPayment, Hedge
@@ -168,25 +157,18 @@ def _interval(line: HedgeLine, end: datetime) -> Interval | None:
 def _bot_figures(run: BacktestRun, lines: Sequence[HedgeLine]) -> Figures:
     start, end = run.start + REACTION, run.end + REACTION
     intervals = [iv for line in lines if (iv := _interval(line, end)) is not None]
-    capital, notional = peak_exposure(intervals)
     pnls = [line.pnl for line in lines]
-    net = sum((p.net for p in pnls), ZERO)
-    period = Decimal(str((end - start).total_seconds()))
-    drawdown, drawdown_pct = max_drawdown([p.equity for p in run.equity])
     opened = [line for line in lines if line.hedge.opened_at is not None]
     worst = min(lines, key=lambda line: (line.pnl.net, line.hedge.id), default=None)
-    return Figures(
-        net_pnl=net,
+    return figures_of(
+        intervals,
+        net=sum((p.net for p in pnls), ZERO),
         funding=sum((p.funding for p in pnls), ZERO),
         fees=sum((p.fees for p in pnls), ZERO),
         basis_pnl=sum((p.basis_pnl for p in pnls), ZERO),
-        capital_used=capital,
-        notional=notional,
-        net_apr=apr(net, capital, period),
-        net_apr_notional=apr(net, notional, period),
-        max_drawdown=drawdown,
-        max_drawdown_pct=drawdown_pct,
-        time_in_market=time_in_market(intervals, start, end),
+        start=start,
+        end=end,
+        equity=[p.equity for p in run.equity],
         hedges=len(opened),
         avg_holding_hours=(
             sum((line.pnl.holding_hours for line in opened), ZERO) / len(opened) if opened else None
