@@ -190,11 +190,15 @@ async def assemble_loop(
     run_id: int,
     *,
     rng: random.Random | None = None,
+    store_funding_history: bool = True,
 ) -> TradingLoop:
     """Wire strategy, risk gate, executor, reconciler and market data into the bot's loop.
 
     Live, paper and backtest runs all build their loop here; only the injected parts differ
     (exchange, ledger, clock, and `rng`, which seeds hedge uids and jitter when given).
+    The ledger keeps the exchange's settled funding so a restarted bot need not fetch it
+    again; a backtest, which never restarts and replays that history from its data
+    directory, passes `store_funding_history=False`.
     """
     pairs = {p.key: p for p in await exchange.pairs()}
     setup = AccountSetup(exchange, config.exchange, events, clock)
@@ -217,7 +221,7 @@ async def assemble_loop(
         universe=config.universe,
         schedule=config.schedule,
         history_periods=int(getattr(config.strategy, "history_periods", 21)),
-        store=GuardedSettledStore(ledger.settled_funding, guard),
+        store=GuardedSettledStore(ledger.settled_funding, guard) if store_funding_history else None,
         venue=exchange.venue,
     )
     held = await ledger.hedges.active()
@@ -333,8 +337,11 @@ async def _wait_in_flight(loop: TradingLoop) -> None:
         await asyncio.wait_for(loop.lock.acquire(), timeout=SHUTDOWN_GRACE_SECONDS)
         loop.lock.release()
     except TimeoutError:
-        log.error("A hedge was still in flight after %.0fs; start-up reconciliation finishes "
-                  "it at the next start", SHUTDOWN_GRACE_SECONDS)
+        log.error(
+            "A hedge was still in flight after %.0fs; start-up reconciliation finishes "
+            "it at the next start",
+            SHUTDOWN_GRACE_SECONDS,
+        )
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -222,7 +222,15 @@ async def _assemble(
     events = BufferedEventSink(ledger.events, guard)
     rng = random.Random(spec.seed)
     loop = await assemble_loop(
-        _recording_config(spec), exchange, ledger, guard, events, clock, run_id, rng=rng
+        _recording_config(spec),
+        exchange,
+        ledger,
+        guard,
+        events,
+        clock,
+        run_id,
+        rng=rng,
+        store_funding_history=False,
     )
     await start_up(loop, exchange, events, clock)
     return loop, exchange

@@ -226,6 +226,9 @@ class _CycleReads:
     __slots__ = (
         "active",
         "generation",
+        "held",
+        "held_read_at",
+        "held_since",
         "last_closed",
         "private",
         "read_at",
@@ -241,6 +244,9 @@ class _CycleReads:
         self.private = False
         self.status_read_at = -1  # the generation `status` was read at
         self.status: TradingStatus | None = None
+        self.held_read_at = -1  # the generation `held` was read at
+        self.held_since: datetime | None = None
+        self.held: tuple[Hedge, ...] = ()
 
     def invalidate(self) -> None:
         self.generation += 1
@@ -271,6 +277,26 @@ class _CycleReads:
         if generation == self.generation:
             self.active, self.last_closed, self.read_at = tuple(active), dict(closed), generation
         return active, closed
+
+    def kept_held(self, since: datetime) -> list[Hedge] | None:
+        """Hedges held at or after `since`, from a read kept for an earlier `since`, or None.
+
+        A hedge held at or after `since` was also held after any earlier time, so a current
+        read from an earlier `since` holds every answer; the filter drops those closed before.
+        """
+        kept_since = self.held_since
+        if self.held_read_at != self.generation or kept_since is None or kept_since > since:
+            return None
+        return [h for h in self.held if h.closed_at is None or h.closed_at >= since]
+
+    async def read_held(self, conn: AsyncConnection, since: datetime) -> list[Hedge]:
+        """Read the hedges held at or after `since` on `conn` (kept while still current)."""
+        generation = self.generation
+        rows = await conn.execute(_HELD_SINCE, {"since": since})
+        held = [_hedge(cast(HedgeRow, r)) for r in rows]
+        if generation == self.generation:
+            self.held, self.held_since, self.held_read_at = tuple(held), since, generation
+        return held
 
     def kept_status(self) -> tuple[bool, TradingStatus | None]:
         """Return (True, status) when a private ledger's trading state is kept and current."""
@@ -443,9 +469,12 @@ class HedgeRepository(_Repository):
 
     async def held_since(self, since: datetime) -> list[Hedge]:
         """Return hedges that held a position at some time at or after `since`, oldest first."""
+        reads = _cycle_reads(self._sessions)
+        kept = reads.kept_held(since)
+        if kept is not None:
+            return kept
         async with self._engine.connect() as conn:
-            rows = await conn.execute(_HELD_SINCE, {"since": since})
-            return [_hedge(cast(HedgeRow, r)) for r in rows]
+            return await reads.read_held(conn, since)
 
     async def last_closed_at(self) -> dict[str, datetime]:
         """Return, per pair, when its most recent hedge was closed (for cooldowns)."""

@@ -355,3 +355,36 @@ async def test_a_private_ledger_keeps_the_trading_state_until_it_writes_one(
     await ledger.trading_state.set(TradingState.REDUCING, reason="loss", changed_by="risk", at=T0)
     status = (await ledger.cycle_view()).trading
     assert status is not None and status.state is TradingState.REDUCING
+
+
+async def test_held_since_answers_a_later_window_from_its_last_read_until_a_hedge_write(
+    ledger: Ledger,
+) -> None:
+    first, _ = await make_hedge(ledger, "h1")
+    second, _ = await make_hedge(ledger, "h2")
+    for hedge in (first, second):
+        await ledger.hedges.transition(
+            hedge.id, HedgeState.OPEN, reason="filled", at=T0, opened_at=T0
+        )
+    await ledger.hedges.transition(first.id, HedgeState.CLOSING, reason="exit", at=T0)
+    closed_at = T0 + timedelta(hours=10)
+    await ledger.hedges.transition(
+        first.id, HedgeState.CLOSED, reason="closed", at=closed_at, closed_at=closed_at
+    )
+
+    assert [h.id for h in await ledger.hedges.held_since(T0)] == [first.id, second.id]
+    # A later window: the hedge closed before it drops out, the one closed at it stays.
+    assert [h.id for h in await ledger.hedges.held_since(closed_at)] == [first.id, second.id]
+    later = closed_at + timedelta(seconds=1)
+    assert [h.id for h in await ledger.hedges.held_since(later)] == [second.id]
+    # An earlier window than the last read is read again.
+    assert [h.id for h in await ledger.hedges.held_since(T0 - timedelta(days=1))] == [
+        first.id,
+        second.id,
+    ]
+
+    third, _ = await make_hedge(ledger, "h3")
+    await ledger.hedges.transition(
+        third.id, HedgeState.OPEN, reason="filled", at=later, opened_at=later
+    )
+    assert [h.id for h in await ledger.hedges.held_since(later)] == [second.id, third.id]
