@@ -213,14 +213,16 @@ class SettledFundingRepository(_Repository):
 
 
 class _CycleReads:
-    """What each evaluation cycle reads, kept as read until the next write that changes it.
+    """What each cycle reads, kept as read until the next write that changes it.
 
-    Hedges are written only by the bot's own process, through `HedgeRepository`; the trading
-    state also by `carrybot halt`/`resume` from another process, so it is kept only for a
-    ledger marked private (`keep_trading_state`: a backtest's throwaway file). Each write
-    through this engine bumps `generation` when it begins and again when it ends, committed
-    or not; a read keeps what it read only if no write began or ended meanwhile, so a copy
-    is never older than a write made through the same engine.
+    Kept: the active hedges, the last close per pair, the hedges held since a time (funding
+    capture) and, for a private ledger, the trading state. Hedges are written only by the
+    bot's own process, through `HedgeRepository`; the trading state also by `carrybot
+    halt`/`resume` from another process, so it is kept only for a ledger marked private
+    (`keep_trading_state`: a backtest's throwaway file). Each write through this engine bumps
+    `generation` when it begins and again when it ends, committed or not; a read keeps what
+    it read only if no write began or ended meanwhile, so a copy is never older than a write
+    made through the same engine.
     """
 
     __slots__ = (
