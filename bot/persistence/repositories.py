@@ -415,12 +415,7 @@ class HedgeRepository(_Repository):
 
     async def active(self) -> list[Hedge]:
         """Return hedges that may hold exposure (anything but CLOSED and FAILED)."""
-        reads = _cycle_reads(self._sessions)
-        kept = reads.current()
-        if kept is not None:
-            return kept[0]
-        async with self._engine.connect() as conn:
-            return (await reads.read(conn))[0]
+        return (await self._cycle_hedges())[0]
 
     async def transition(
         self, hedge_id: int, to: HedgeState, *, reason: str, at: datetime, **fields: Any
@@ -480,12 +475,16 @@ class HedgeRepository(_Repository):
 
     async def last_closed_at(self) -> dict[str, datetime]:
         """Return, per pair, when its most recent hedge was closed (for cooldowns)."""
+        return (await self._cycle_hedges())[1]
+
+    async def _cycle_hedges(self) -> tuple[list[Hedge], dict[str, datetime]]:
+        """The active hedges and last close per pair: kept copies, else read on a connection."""
         reads = _cycle_reads(self._sessions)
         kept = reads.current()
         if kept is not None:
-            return kept[1]
+            return kept
         async with self._engine.connect() as conn:
-            return (await reads.read(conn))[1]
+            return await reads.read(conn)
 
 
 def _table(model: type[Any]) -> Table:
