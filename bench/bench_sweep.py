@@ -10,6 +10,7 @@ after the history is loaded, so they share it.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ END = datetime(2024, 12, 31, 23, tzinfo=UTC)
 
 def main(root: Path, workers: int) -> None:
     quiet_bot_logs()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     combos = combinations(BASE, GRID)
     base = config_from_dict(BASE, source="bench")
     began = time.perf_counter()
@@ -64,6 +66,7 @@ def main(root: Path, workers: int) -> None:
         f"({seconds / len(tasks):.1f} s per combination, {events / seconds:,.0f} events/s)"
     )
     print(f"best by net_apr: {best.label}: net_apr {best.bot.get('net_apr')}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
