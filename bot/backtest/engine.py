@@ -40,9 +40,11 @@ from bot.exchange.paper import PaperExchange
 from bot.persistence import migrate
 from bot.persistence.db import THROWAWAY_SQLITE_PRAGMAS, create_engine, session_factory
 from bot.persistence.inline_sqlite import inline_sqlite_args
+from bot.persistence.memory import MemoryLedger
+from bot.persistence.memory_write import write_ledger
 from bot.persistence.models import BotRunRow
 from bot.persistence.outage import BufferedEventSink, OutageGuard
-from bot.persistence.repositories import Ledger, keep_trading_state
+from bot.persistence.repositories import Ledger
 from bot.trading import TradingLoop
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ class BacktestRun:
     initial_equity: Decimal
     equity: list[EquityPoint]
     strategy_failures: int
+    ledger: Ledger
+    """The run's ledger in memory (also stored at `spec.database_url`)."""
 
 
 def symbols_to_load(config: Config) -> list[str] | None:
@@ -137,7 +141,7 @@ async def run_backtest(
             await migrate.upgrade(engine)
         sessions = session_factory(engine)
         await _require_empty(sessions, spec.database_url)
-        base = Ledger(sessions)
+        base = MemoryLedger()  # written to the database once, at the end
         run = await base.runs.start(
             mode="backtest",
             environment="replay",
@@ -162,6 +166,7 @@ async def run_backtest(
             PAPER_STATE_KEY, exchange.simulator.to_state(), at=clock.now()
         )
         await base.runs.stop(run.id, at=clock.now(), reason="backtest finished")
+        await write_ledger(base.tables, engine)
         return BacktestRun(
             spec=spec,
             history=history,
@@ -172,6 +177,7 @@ async def run_backtest(
             initial_equity=initial,
             equity=equity,
             strategy_failures=loop.strategy.failures,
+            ledger=base,
         )
     finally:
         await engine.dispose()
@@ -181,11 +187,9 @@ def _create_engine(spec: BacktestSpec) -> AsyncEngine:
     """A throwaway SQLite file runs in this thread with durability off; else the usual."""
     url = normalise_database_url(spec.database_url)
     if spec.throwaway_database and url.startswith("sqlite"):
-        engine = create_engine(
+        return create_engine(
             url, sqlite_pragmas=THROWAWAY_SQLITE_PRAGMAS, connect_args=inline_sqlite_args()
         )
-        keep_trading_state(engine)  # this run's own file: no `carrybot halt` can reach it
-        return engine
     return create_engine(url)
 
 

@@ -8,9 +8,6 @@ from bot.backtest.engine import BacktestSpec, Progress, run_backtest
 from bot.backtest.history import History
 from bot.backtest.outputs import write_outputs
 from bot.backtest.report import BacktestReport, build_report
-from bot.config import normalise_database_url
-from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
 
 LEDGER_FILE = "ledger.db"
 
@@ -34,11 +31,7 @@ async def backtest(
 ) -> BacktestReport:
     """Replay `spec`, then write summary.json, hedges.csv, equity.csv (and charts) to `out`."""
     run = await run_backtest(spec, history=history, progress=progress)
-    engine = create_engine(normalise_database_url(spec.database_url))
-    try:
-        report = await build_report(run, Ledger(session_factory(engine)))
-    finally:
-        await engine.dispose()
+    report = await build_report(run, run.ledger)
     write_outputs(report, out)
     if charts:
         from bot.backtest.plots import write_charts  # matplotlib loads only when drawing
