@@ -617,10 +617,10 @@ class MemoryTradingState(_Memory, TradingStateRepository):
 class MemoryPaperState(_Memory, PaperStateRepository):
     async def load(self, key: str) -> dict[str, Any] | None:
         saved = self._t.paper.get(key)
-        return json.loads(saved[0]) if saved is not None else None
+        return json.loads(json.dumps(saved[0])) if saved is not None else None  # a JSON copy
 
     async def save(self, key: str, state: dict[str, Any], *, at: datetime) -> None:
-        self._t.paper[key] = (json.dumps(state), at)
+        self._t.paper[key] = (state, at)  # the caller's fresh dict (`to_state()`), kept as is
 
 
 class MemoryLedger(Ledger):

@@ -201,7 +201,7 @@ class Tables:
     def __init__(self) -> None:
         self.rows: dict[str, list[Row]] = {name: [] for name in TABLES}
         self.trading: TradingStatus | None = None
-        self.paper: dict[str, tuple[str, datetime]] = {}  # key -> (JSON, updated_at)
+        self.paper: dict[str, tuple[dict[str, Any], datetime]] = {}  # key -> (state, updated_at)
         # natural keys (idempotent writes)
         self.observation_keys: dict[tuple[str, datetime], Row] = {}
         self.settled_keys: dict[tuple[str, str, datetime], Row] = {}

@@ -22,7 +22,11 @@ from bot.domain import Event, Severity
 log = logging.getLogger(__name__)
 
 DB_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, DBAPIError, OSError, ConnectionError,
+    OperationalError,
+    InterfaceError,
+    DBAPIError,
+    OSError,
+    ConnectionError,
 )
 
 
@@ -33,9 +37,13 @@ def is_db_outage(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | OSError | ConnectionError):
         return True
     name = type(exc).__name__
-    return name in {"ConnectionDoesNotExistError", "CannotConnectNowError",
-                    "ConnectionRefusedError", "AdminShutdownError", "InterfaceError"} or (
-        isinstance(exc, DBAPIError) and "connection" in str(exc).lower())
+    return name in {
+        "ConnectionDoesNotExistError",
+        "CannotConnectNowError",
+        "ConnectionRefusedError",
+        "AdminShutdownError",
+        "InterfaceError",
+    } or (isinstance(exc, DBAPIError) and "connection" in str(exc).lower())
 
 
 @dataclass
@@ -70,8 +78,11 @@ class OutageGuard:
             return False
         if not self.healthy:
             down_for = self._clock.monotonic() - (self.down_since or self._clock.monotonic())
-            log.warning("Database is back after %.0fs; writing %d buffered record(s)",
-                        down_for, len(self._pending))
+            log.warning(
+                "Database is back after %.0fs; writing %d buffered record(s)",
+                down_for,
+                len(self._pending),
+            )
             self.healthy = True
             self.down_since = None
         await self.flush()
@@ -101,8 +112,9 @@ class OutageGuard:
                 await item.write()
             except Exception as exc:
                 if not is_db_outage(exc):
-                    log.exception("Dropping buffered write %s: not an outage error",
-                                  item.description)
+                    log.exception(
+                        "Dropping buffered write %s: not an outage error", item.description
+                    )
                     self._pending.popleft()
                     continue
                 self._mark_down(exc)
@@ -117,8 +129,11 @@ class OutageGuard:
 
     def _mark_down(self, exc: BaseException) -> None:
         if self.healthy:
-            log.error("Database unavailable (%s): no new orders until it is back; "
-                      "fills and funding are kept in memory", type(exc).__name__)
+            log.error(
+                "Database unavailable (%s): no new orders until it is back; "
+                "fills and funding are kept in memory",
+                type(exc).__name__,
+            )
             self.down_since = self._clock.monotonic()
         self.healthy = False
 
