@@ -84,6 +84,7 @@ class MarketData:
         self._volumes: dict[str, Decimal] = {}
         self._volumes_at: float | None = None
         self._history: dict[str, list[SettledFunding]] = {}
+        self._history_kept: dict[str, tuple[SettledFunding, ...]] = {}  # popped on change
         self._next_funding: dict[str, datetime] = {}
         self._pending: dict[str, int] = {}  # symbol -> attempts at its latest settlement
         self._retry_at: dict[str, float] = {}  # symbol -> monotonic time of the next attempt
@@ -118,25 +119,39 @@ class MarketData:
         funding, spot_quotes, perp_quotes, _ = await gather_eagerly(
             funding_task, spot_task, perp_task, self._refresh_volumes()
         )
-        pairs = self._pairs
+        pairs = tuple(self._pairs)
+        funding = dict(funding)
+        volumes = dict(self._volumes)
         # Only the pairs the strategy will evaluate need history (top N when automatic):
-        # fundingRate has its own small budget (500 requests / 5 min).
-        preliminary = MarketSnapshot(now, tuple(pairs), dict(funding), {}, {}, self._volumes)
+        # fundingRate has its own small budget (500 requests / 5 min). The final snapshot
+        # shares these inputs, so its universe is not selected again (`select_universe`).
+        preliminary = MarketSnapshot(now, pairs, funding, {}, {}, volumes)
         universe = select_universe(preliminary, self._universe)
         await self._update_history(self._tracked(pairs, universe), funding, now)
         books = await self._fetch_books(universe) if self._book_depth > 0 else {}
         snap = MarketSnapshot(
             taken_at=now,
-            pairs=tuple(pairs),
-            funding=dict(funding),
+            pairs=pairs,
+            funding=funding,
             spot_quotes=dict(spot_quotes),
             perp_quotes=dict(perp_quotes),
-            volumes_24h=dict(self._volumes),
-            funding_history={s: tuple(rows) for s, rows in self._history.items()},
+            volumes_24h=volumes,
+            funding_history=self._history_tuples(),
             books=books,
         )
         self._last = snap
         return snap
+
+    def _history_tuples(self) -> dict[str, tuple[SettledFunding, ...]]:
+        """Each tracked history as a tuple, the same tuple while the history is unchanged."""
+        kept = self._history_kept
+        out: dict[str, tuple[SettledFunding, ...]] = {}
+        for symbol, rows in self._history.items():
+            frozen = kept.get(symbol)
+            if frozen is None:
+                frozen = kept[symbol] = tuple(rows)
+            out[symbol] = frozen
+        return out
 
     def _due(self, last: float | None, every: float) -> bool:
         return last is None or self._clock.monotonic() - last >= every
@@ -202,6 +217,7 @@ class MarketData:
         if self._store is not None:
             stored = await self._store.history(self._venue, symbol, self._history_periods)
             if stored and stored[-1].funding_time >= latest - SETTLEMENT_TOLERANCE:
+                self._history_kept.pop(symbol, None)
                 self._history[symbol] = list(stored)
                 return []
         since = now - timedelta(hours=info.interval_hours * (self._history_periods + 1))
@@ -209,6 +225,7 @@ class MarketData:
         if rows is None:
             return []  # seeded again on the next snapshot
         kept = [r for r in rows if r.funding_time <= now][-self._history_periods :]
+        self._history_kept.pop(symbol, None)
         self._history[symbol] = kept
         if not kept or kept[-1].funding_time < latest - SETTLEMENT_TOLERANCE:
             self._pending[symbol] = 0  # the latest settlement is not published yet
@@ -234,6 +251,7 @@ class MarketData:
             for r in fetched or ()
             if (last is None or r.funding_time > last) and r.funding_time <= now
         ]
+        self._history_kept.pop(symbol, None)
         rows.extend(new)
         del rows[: -self._history_periods]
         if rows and rows[-1].funding_time >= expected - SETTLEMENT_TOLERANCE:

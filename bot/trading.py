@@ -199,6 +199,9 @@ class TradingLoop:
     async def _store_observations(self, snap: MarketSnapshot) -> None:
         every = self.config.schedule.observation_every_seconds
         bucket = _floor_time(snap.taken_at, every)
+        stored = self.state.last_observation_bucket
+        if all(stored.get(p.perp.symbol) == bucket for p in snap.pairs):
+            return  # every pair was stored in this bucket already
         keep = self._observed_symbols()
         rows: list[MarketObservation] = []
         for pair in snap.pairs:

@@ -6,12 +6,13 @@ Every number a decision uses is on the signal, and `metrics()` hands them to the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from bot.domain import MarketSnapshot, Pair
+from bot.domain import MarketSnapshot, Pair, SettledFunding
 from strategies import carry
 from strategies.base import FeeParams
 
@@ -178,7 +179,7 @@ def carry_signal(
     history = snapshot.funding_history.get(pair.perp.symbol, ())
     history = history[-params.history_periods :]
     ewma_apr = (
-        carry.settled_ewma_apr(history, interval, params.ewma_halflife_periods) if history else None
+        _settled_ewma_apr(history, interval, params.ewma_halflife_periods) if history else None
     )
     blended = smoothed_apr(
         predicted_apr,
@@ -228,6 +229,29 @@ def carry_signal(
         breakeven_hours=carry.breakeven_hours(total_fees + slippage - captured, blended),
         negative_run=carry.trailing_negative(history),
     )
+
+
+_EWMA_KEPT: dict[int, tuple[Sequence[SettledFunding], int, Decimal, Decimal]] = {}
+_EWMA_KEPT_MAX = 512
+
+
+def _settled_ewma_apr(
+    history: Sequence[SettledFunding], interval: int, halflife: Decimal
+) -> Decimal:
+    """`carry.settled_ewma_apr`, worked out again only when the history changed.
+
+    Settled funding changes once a period while prices change every poll, and a snapshot
+    hands the same history object until a new settlement arrives; the object is held with
+    its answer, so its id is never mistaken for another's.
+    """
+    kept = _EWMA_KEPT.get(id(history))
+    if kept is not None and kept[0] is history and kept[1] == interval and kept[2] == halflife:
+        return kept[3]
+    value = carry.settled_ewma_apr(history, interval, halflife)
+    if len(_EWMA_KEPT) >= _EWMA_KEPT_MAX:
+        _EWMA_KEPT.clear()
+    _EWMA_KEPT[id(history)] = (history, interval, halflife, value)
+    return value
 
 
 def _slippage(

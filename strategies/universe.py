@@ -58,12 +58,51 @@ def eligible_pairs(
     return [p for p in pairs if exclusion_reason(p, volumes, universe, now) is None]
 
 
+_Kept = tuple[object, object, object, datetime, UniverseParams, tuple[Pair, ...]]
+_last: list[_Kept] = []
+"""The latest selection and what it was made from (pairs, funding, volumes, time, params).
+
+Market data, the observation store and the strategy all ask for the universe of the same
+snapshot; the answer depends only on those inputs, and a snapshot's mappings are not changed
+once it is taken. The inputs are held, not just their ids, so an id is never mistaken for a
+later object's; the entry is replaced in one step (sweeps on Dask run in threads).
+"""
+
+
 def select_universe(snapshot: MarketSnapshot, universe: UniverseParams) -> list[Pair]:
     """Return the pairs to evaluate: explicit symbols, or the automatic top N by score.
 
     The automatic score is the current funding APR (lastFundingRate annualised with the
-    symbol's own interval); pairs without funding data are dropped.
+    symbol's own interval); pairs without funding data are dropped. Asked again about the
+    same snapshot's inputs, it answers from the previous selection.
     """
+    kept = _last[0] if _last else None
+    if (
+        kept is not None
+        and kept[0] is snapshot.pairs
+        and kept[1] is snapshot.funding
+        and kept[2] is snapshot.volumes_24h
+        and kept[3] == snapshot.taken_at
+        and (kept[4] is universe or kept[4] == universe)
+    ):
+        return list(kept[5])
+    selected = _select(snapshot, universe)
+    entry = (
+        snapshot.pairs,
+        snapshot.funding,
+        snapshot.volumes_24h,
+        snapshot.taken_at,
+        universe,
+        tuple(selected),
+    )
+    if _last:
+        _last[0] = entry
+    else:
+        _last.append(entry)
+    return selected
+
+
+def _select(snapshot: MarketSnapshot, universe: UniverseParams) -> list[Pair]:
     pairs = eligible_pairs(snapshot.pairs, snapshot.volumes_24h, universe, snapshot.taken_at)
     if universe.symbols:
         return pairs
