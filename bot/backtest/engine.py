@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot import __version__
 from bot.app import assemble_loop, start_up
 from bot.backtest.history import History, load_history
-from bot.backtest.replay import DataRange, ReplaySource
+from bot.backtest.replay import DataRange, ReplayAnswers, ReplaySource
 from bot.backtest.series import HOUR_MS, from_ms
 from bot.clock import SimulatedClock
 from bot.config import Config, normalise_database_url
@@ -126,12 +126,19 @@ def replay_period(
 
 
 async def run_backtest(
-    spec: BacktestSpec, *, history: History | None = None, progress: Progress | None = None
+    spec: BacktestSpec,
+    *,
+    history: History | None = None,
+    progress: Progress | None = None,
+    answers: ReplayAnswers | None = None,
 ) -> BacktestRun:
-    """Replay `spec`'s period through the trading loop; return what happened."""
+    """Replay `spec`'s period through the trading loop; return what happened.
+
+    `answers` (a sweep's, shared by its runs over `history`) keeps what the replay showed.
+    """
     history = history or load_for(spec.config, spec.data_dir)
     clock = SimulatedClock(from_ms(min(s.start_ms for s in history.symbols.values())))
-    source = ReplaySource(history, clock)
+    source = ReplaySource(history, clock, answers=answers)
     start, end = replay_period(source.data_ranges(), spec.start, spec.end)
     times = source.event_times(start, end)
     clock.set(times[0] + REACTION)

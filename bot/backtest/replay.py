@@ -24,10 +24,11 @@ callers treat like an exchange answer they cannot use (no trade now), not as a r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from bot.backtest.book import Level, SyntheticBook
 from bot.backtest.filters import build_instruments
@@ -45,6 +46,7 @@ from bot.domain import (
 )
 from bot.errors import BadResponseError, FatalExchangeError
 
+T = TypeVar("T")
 DEFAULT_INTEREST_RATE = Decimal("0.0001")
 _DAY_MS = 24 * HOUR_MS
 
@@ -85,6 +87,29 @@ class _Market:
         return self.bars.first_ms <= ms < self.bars.end_ms
 
 
+class ReplayAnswers:
+    """Answers of `ReplaySource`s over one history, kept for the next replay of it.
+
+    What the replay shows at a time depends only on the history, the synthetic book and the
+    interest rate, so the combinations of a sweep (one process, many replays of the same
+    data) share one of these: after the first run, the funding snapshots, quotes and 24h
+    volumes of a time are looked up rather than built. Safe across threads (a Dask worker):
+    an answer computed twice is the same.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[object, ...], Mapping[str, Any]] = {}
+
+    def get(self, key: tuple[object, ...]) -> Mapping[str, Any] | None:
+        return self._kept.get(key)
+
+    def keep(self, key: tuple[object, ...], answer: Mapping[str, Any]) -> None:
+        self._kept[key] = answer
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 class ReplaySource:
     """Historical market data as the exchange would have shown it at the clock's time."""
 
@@ -95,11 +120,13 @@ class ReplaySource:
         *,
         book: SyntheticBook | None = None,
         interest_rate: Decimal = DEFAULT_INTEREST_RATE,
+        answers: ReplayAnswers | None = None,
     ) -> None:
         self._history = history
         self._clock = clock
         self._book = book or SyntheticBook()
         self._interest_rate = interest_rate
+        self._answers = answers
         self._symbols: list[tuple[SymbolHistory, _Market, _Market]] = []
         self._markets: dict[str, _Market] = {}
         self._by_kind: dict[MarketKind, list[_Market]] = {k: [] for k in MarketKind}
@@ -167,6 +194,29 @@ class ReplaySource:
         ]
 
     async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
+        return self._answer(("funding",), self._funding_snapshot)
+
+    async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
+        return self._answer(("quotes", kind), lambda: self._best_quotes(kind))
+
+    async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
+        return self._answer(("volumes", kind), lambda: self._volumes_24h(kind))
+
+    def _answer(
+        self, what: tuple[object, ...], build: Callable[[], Mapping[str, T]]
+    ) -> dict[str, T]:
+        """Build an answer, or take it from the shared `ReplayAnswers` (a copy either way)."""
+        answers = self._answers
+        if answers is None:
+            return dict(build())
+        key = (*what, self._clock.now(), self._book, self._interest_rate)
+        kept = answers.get(key)
+        if kept is None:
+            kept = build()
+            answers.keep(key, kept)
+        return dict(kept)
+
+    def _funding_snapshot(self) -> dict[str, FundingInfo]:
         now = self._clock.now()
         ms = to_ms(now)
         out: dict[str, FundingInfo] = {}
@@ -192,7 +242,7 @@ class ReplaySource:
             )
         return out
 
-    async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
+    def _best_quotes(self, kind: MarketKind) -> dict[str, Quote]:
         now = self._clock.now()
         ms = to_ms(now)
         out: dict[str, Quote] = {}
@@ -220,7 +270,7 @@ class ReplaySource:
         bids, asks = market.book_levels
         return OrderBook(symbol, bids, asks, now)
 
-    async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
+    def _volumes_24h(self, kind: MarketKind) -> dict[str, Decimal]:
         ms = self._now_ms()
         hour = hour_floor(ms)
         out: dict[str, Decimal] = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 from bot.backtest.engine import BacktestSpec, Progress, run_backtest
 from bot.backtest.history import History
 from bot.backtest.outputs import write_outputs
+from bot.backtest.replay import ReplayAnswers
 from bot.backtest.report import BacktestReport, build_report
 
 LEDGER_FILE = "ledger.db"
@@ -28,9 +29,10 @@ async def backtest(
     history: History | None = None,
     charts: bool = True,
     progress: Progress | None = None,
+    answers: ReplayAnswers | None = None,
 ) -> BacktestReport:
     """Replay `spec`, then write summary.json, hedges.csv, equity.csv (and charts) to `out`."""
-    run = await run_backtest(spec, history=history, progress=progress)
+    run = await run_backtest(spec, history=history, progress=progress, answers=answers)
     report = await build_report(run, run.ledger)
     write_outputs(report, out)
     if charts:

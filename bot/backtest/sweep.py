@@ -27,6 +27,8 @@ from typing import Any
 from bot.backtest.engine import BacktestSpec, load_for
 from bot.backtest.grid import Combination
 from bot.backtest.history import History
+from bot.backtest.replay import ReplayAnswers
+from bot.backtest.resume import clear_finished, mark_finished
 from bot.config import config_from_dict
 from bot.errors import UserError
 
@@ -133,7 +135,7 @@ def tasks_for(
 
 # --- running one task (in whatever process runs it) ------------------------------------
 
-_HISTORY: dict[tuple[str, tuple[str, ...] | None], History] = {}
+_HISTORY: dict[tuple[str, tuple[str, ...] | None], tuple[History, ReplayAnswers]] = {}
 
 
 def run_task(task: SweepTask) -> SweepRow:
@@ -152,6 +154,7 @@ def _run(task: SweepTask) -> SweepRow:
     logging.getLogger("strategies").setLevel(logging.WARNING)
     config = config_from_dict(task.raw, source=f"combination {task.index}")
     out = Path(task.out)
+    clear_finished(task)  # a run cut short must not leave an older marker behind
     spec = BacktestSpec(
         config=config,
         data_dir=Path(task.data_dir),
@@ -160,25 +163,33 @@ def _run(task: SweepTask) -> SweepRow:
         end=task.end,
         seed=task.seed,
     )
-    report = asyncio.run(backtest(spec, out, history=cached_history(spec), charts=False))
+    history, answers = cached_replay(spec)
+    report = asyncio.run(backtest(spec, out, history=history, charts=False, answers=answers))
     summary = report.summary_json()
-    return SweepRow(
+    row = SweepRow(
         index=task.index,
         label=task.label,
         bot=summary["bot"],
         passive=summary["passive"],
         events=report.run.events,
     )
+    mark_finished(task, config.fingerprint(), row)  # last: `--resume` trusts only this
+    return row
 
 
 def cached_history(spec: BacktestSpec) -> History:
     """Load a history once per process (a worker runs many combinations on the same data)."""
+    return cached_replay(spec)[0]
+
+
+def cached_replay(spec: BacktestSpec) -> tuple[History, ReplayAnswers]:
+    """The history of `spec` and the replay answers shared by this process's runs over it."""
     from bot.backtest.engine import symbols_to_load
 
     symbols = symbols_to_load(spec.config)
     key = (str(spec.data_dir.resolve()), tuple(symbols) if symbols else None)
     if key not in _HISTORY:
-        _HISTORY[key] = load_for(spec.config, spec.data_dir)
+        _HISTORY[key] = (load_for(spec.config, spec.data_dir), ReplayAnswers())
     return _HISTORY[key]
 
 

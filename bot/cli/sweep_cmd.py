@@ -50,6 +50,14 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, typer.Option("--out", help="Output directory (default out/sweep-…).")
         ] = None,
+        resume: Annotated[
+            bool,
+            typer.Option(
+                "--resume",
+                help="Keep the combinations already finished in runs/ (after Ctrl-C or a "
+                "lost Dask worker) and run only the others.",
+            ),
+        ] = False,
     ) -> None:
         """Run backtests over a grid of parameters and rank them."""
         from bot.backtest import grid as grids
@@ -83,7 +91,17 @@ def register(app: typer.Typer) -> None:
                     return sweeps.run_dask(batch, dask_scheduler, done)
                 return sweeps.run_local(batch, n_workers, done)
 
-        rows = sweeps.with_overrides(run(tasks, "combinations"), combos)
+        kept: list[sweeps.SweepRow] = []
+        if resume:
+            from bot.backtest.resume import split_finished
+
+            kept, tasks = split_finished(tasks)
+            console.print(
+                f"--resume: {len(kept)} combination(s) already finished in {target / 'runs'}, "
+                f"{len(tasks)} to run",
+                markup=False,
+            )
+        rows = sweeps.with_overrides(kept + run(tasks, "combinations"), combos)
         ranked = sweeps.rank(rows + sweeps.invalid_rows(combos), metric)
         _save_ranking(target, ranked, metric)
         title = "training period" if split else "sweep"
