@@ -551,7 +551,7 @@ class TradingLoop:
         for symbol in [s for s, t in self.state.funding_due.items() if now >= t + delay]:
             del self.state.funding_due[symbol]
         self.state.last_funding_capture = now - timedelta(hours=12)
-        if payments:
+        if payments and log.isEnabledFor(logging.INFO):
             log.info(
                 "Funding capture: %d payment(s) seen since %s", len(payments), since.isoformat()
             )

@@ -44,7 +44,7 @@ from bot.persistence.memory import MemoryLedger
 from bot.persistence.memory_write import write_ledger
 from bot.persistence.models import BotRunRow
 from bot.persistence.outage import BufferedEventSink, OutageGuard
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import Ledger, keep_trading_state
 from bot.trading import TradingLoop
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ class BacktestSpec:
     observation_every: timedelta = timedelta(hours=8)
     reconcile_every: timedelta | None = None
     throwaway_database: bool = True
+    ledger_in_memory: bool = True
+    """Keep the ledger in memory and store it at the end (False: write as it goes, as the bot
+    does; the same rows either way, kept for comparison)."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ async def run_backtest(
             await migrate.upgrade(engine)
         sessions = session_factory(engine)
         await _require_empty(sessions, spec.database_url)
-        base = MemoryLedger()  # written to the database once, at the end
+        base = MemoryLedger() if spec.ledger_in_memory else Ledger(sessions)
         run = await base.runs.start(
             mode="backtest",
             environment="replay",
@@ -173,7 +176,8 @@ async def run_backtest(
             PAPER_STATE_KEY, exchange.simulator.to_state(), at=clock.now()
         )
         await base.runs.stop(run.id, at=clock.now(), reason="backtest finished")
-        await write_ledger(base.tables, engine)
+        if isinstance(base, MemoryLedger):
+            await write_ledger(base.tables, engine)  # the whole run in one transaction
         return BacktestRun(
             spec=spec,
             history=history,
@@ -194,9 +198,11 @@ def _create_engine(spec: BacktestSpec) -> AsyncEngine:
     """A throwaway SQLite file runs in this thread with durability off; else the usual."""
     url = normalise_database_url(spec.database_url)
     if spec.throwaway_database and url.startswith("sqlite"):
-        return create_engine(
+        engine = create_engine(
             url, sqlite_pragmas=THROWAWAY_SQLITE_PRAGMAS, connect_args=inline_sqlite_args()
         )
+        keep_trading_state(engine)  # this run's own file: no `carrybot halt` can reach it
+        return engine
     return create_engine(url)
 
 

@@ -98,16 +98,18 @@ class ReplayAnswers:
     """
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[object, ...], Mapping[str, Any]] = {}
+        self._tables: dict[tuple[SyntheticBook, Decimal], dict[str, dict[datetime, Any]]] = {}
 
-    def get(self, key: tuple[object, ...]) -> Mapping[str, Any] | None:
-        return self._kept.get(key)
-
-    def keep(self, key: tuple[object, ...], answer: Mapping[str, Any]) -> None:
-        self._kept[key] = answer
+    def table(self, book: SyntheticBook, interest_rate: Decimal) -> dict[str, dict[datetime, Any]]:
+        """The answers of replays with this book and interest rate: kind → time → answer."""
+        key = (book, interest_rate)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables.setdefault(key, {})
+        return table
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return sum(len(kept) for t in self._tables.values() for kept in t.values())
 
 
 class ReplaySource:
@@ -126,7 +128,8 @@ class ReplaySource:
         self._clock = clock
         self._book = book or SyntheticBook()
         self._interest_rate = interest_rate
-        self._answers = answers
+        # kind of answer ("funding", "quotes:spot", ...) -> clock time -> answer
+        self._kept = answers.table(self._book, interest_rate) if answers is not None else None
         self._symbols: list[tuple[SymbolHistory, _Market, _Market]] = []
         self._markets: dict[str, _Market] = {}
         self._by_kind: dict[MarketKind, list[_Market]] = {k: [] for k in MarketKind}
@@ -194,26 +197,26 @@ class ReplaySource:
         ]
 
     async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
-        return self._answer(("funding",), self._funding_snapshot)
+        return self._answer("funding", self._funding_snapshot)
 
     async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
-        return self._answer(("quotes", kind), lambda: self._best_quotes(kind))
+        return self._answer(f"quotes:{kind.value}", lambda: self._best_quotes(kind))
 
     async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
-        return self._answer(("volumes", kind), lambda: self._volumes_24h(kind))
+        return self._answer(f"volumes:{kind.value}", lambda: self._volumes_24h(kind))
 
-    def _answer(
-        self, what: tuple[object, ...], build: Callable[[], Mapping[str, T]]
-    ) -> dict[str, T]:
+    def _answer(self, what: str, build: Callable[[], Mapping[str, T]]) -> dict[str, T]:
         """Build an answer, or take it from the shared `ReplayAnswers` (a copy either way)."""
-        answers = self._answers
-        if answers is None:
+        tables = self._kept
+        if tables is None:
             return dict(build())
-        key = (*what, self._clock.now(), self._book, self._interest_rate)
-        kept = answers.get(key)
+        kept_at = tables.get(what)
+        if kept_at is None:
+            kept_at = tables.setdefault(what, {})
+        now = self._clock.now()
+        kept = kept_at.get(now)
         if kept is None:
-            kept = build()
-            answers.keep(key, kept)
+            kept = kept_at[now] = build()
         return dict(kept)
 
     def _funding_snapshot(self) -> dict[str, FundingInfo]:

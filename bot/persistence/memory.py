@@ -485,6 +485,12 @@ class MemoryFunding(_Memory, FundingRepository):
 
 
 class MemorySnapshots(_Memory, SnapshotRepository):
+    async def record_balances(self, snapshots: Iterable[BalanceSnapshot]) -> None:
+        await self.record(snapshots, ())
+
+    async def record_positions(self, snapshots: Iterable[PositionSnapshot]) -> None:
+        await self.record((), snapshots)
+
     async def record(
         self, balances: Iterable[BalanceSnapshot], positions: Iterable[PositionSnapshot]
     ) -> None:
