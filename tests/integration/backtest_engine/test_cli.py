@@ -156,3 +156,62 @@ def test_cli_sweep_on_dask_local_cluster_runs_every_combination(workspace: Path)
     with (workspace / "dk" / "ranking.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert sum(1 for r in rows if not r["error"]) == 3
+
+
+def _sweep(workspace: Path, out: str, *extra: str) -> str:
+    result = run_cli(
+        "sweep",
+        "--grid",
+        "grid.toml",
+        "--data",
+        "data",
+        *PERIOD,
+        "--out",
+        out,
+        *extra,
+        cwd=workspace,
+    )
+    assert result.code == 0, result.stderr
+    return result.stdout
+
+
+def test_cli_sweep_resume_runs_only_the_unfinished_combinations(workspace: Path) -> None:
+    _sweep(workspace, "rs", "--workers", "1")
+    ranking = (workspace / "rs" / "ranking.csv").read_bytes()
+    (workspace / "rs" / "runs" / "003" / "finished.json").unlink()  # as if cut short
+    (workspace / "rs" / "runs" / "001" / "summary.json").unlink()  # the marker decides
+
+    stdout = _sweep(workspace, "rs", "--workers", "1", "--resume")
+
+    assert "--resume: 2 combination(s) already finished" in stdout
+    assert "1 to run" in stdout
+    assert (workspace / "rs" / "ranking.csv").read_bytes() == ranking
+    assert (workspace / "rs" / "runs" / "003" / "finished.json").is_file()
+    assert not (workspace / "rs" / "runs" / "001" / "summary.json").exists()  # not rerun
+
+
+def test_cli_sweep_resume_ignores_markers_of_other_parameters(workspace: Path) -> None:
+    _sweep(workspace, "rp", "--workers", "1")
+    (workspace / "carrybot.toml").write_text(CONFIG + "[sizing]\nnotional_per_hedge = 500\n")
+
+    stdout = _sweep(workspace, "rp", "--workers", "1", "--resume", "--config", "carrybot.toml")
+
+    assert "--resume: 0 combination(s) already finished" in stdout
+
+
+def test_cli_sweep_on_dask_ranks_as_local_processes_do(workspace: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    _sweep(workspace, "local", "--workers", "2")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        _sweep(workspace, "dask", "--dask-scheduler", cluster.scheduler_address)
+
+    local = (workspace / "local" / "ranking.csv").read_bytes()
+    assert local == (workspace / "dask" / "ranking.csv").read_bytes()
+    assert local.count(b"\n") == 5  # header, three ranked combinations, one refused
