@@ -74,15 +74,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="carrybot-soak-"))
     db = work / "soak.db"
     (work / "carrybot.toml").write_text(CONFIG.format(url=fake.url, poll=args.poll))
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "LOG_LEVEL": "INFO",
-           "DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO),
+        "LOG_LEVEL": "INFO",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+    }
     base = [sys.executable, "-m", "bot"]
-    subprocess.run([*base, "db", "upgrade"], cwd=work, env=env, check=True,
-                   capture_output=True)
+    subprocess.run([*base, "db", "upgrade"], cwd=work, env=env, check=True, capture_output=True)
     log_path = work / "bot.log"
     with log_path.open("w") as log:
-        bot = subprocess.Popen([*base, "run", "--duration", str(seconds)], cwd=work, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+        bot = subprocess.Popen(
+            [*base, "run", "--duration", str(seconds)],
+            cwd=work,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         rss: list[tuple[float, int]] = []
         weights: list[tuple[int, int]] = []
         started = time.monotonic()
@@ -101,32 +109,49 @@ def main() -> None:
         bot.wait()
     fake.stop()
     text = log_path.read_text()
-    beats = re.findall(r"poll mean ([\d.]+) ms p99 ([\d.]+) ms, evaluate mean ([\d.]+) ms "
-                       r"p99 ([\d.]+) ms", text)
+    beats = re.findall(
+        r"poll mean ([\d.]+) ms p99 ([\d.]+) ms, evaluate mean ([\d.]+) ms "
+        r"p99 ([\d.]+) ms",
+        text,
+    )
     with sqlite3.connect(db) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'")]
-        rows = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # noqa: S608
-                for t in tables}
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'"
+            )
+        ]
+        rows = {
+            t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # noqa: S608
+            for t in tables
+        }
     warm = [(t, v) for t, v in rss if t >= 60] or rss
-    print(f"soak: {args.symbols} symbols, poll every {args.poll:g}s, {args.minutes:g} min, "
-          f"exit code {bot.returncode}")
-    print(f"peak RSS: {max(v for _, v in rss) / 1024:.1f} MiB; after 1 min "
-          f"{warm[0][1] / 1024:.1f} MiB, at the end {rss[-1][1] / 1024:.1f} MiB")
+    print(
+        f"soak: {args.symbols} symbols, poll every {args.poll:g}s, {args.minutes:g} min, "
+        f"exit code {bot.returncode}"
+    )
+    print(
+        f"peak RSS: {max(v for _, v in rss) / 1024:.1f} MiB; after 1 min "
+        f"{warm[0][1] / 1024:.1f} MiB, at the end {rss[-1][1] / 1024:.1f} MiB"
+    )
     print(f"RSS growth after the first minute: {slope_per_hour(warm) / 1024:+.1f} MiB/hour")
     if beats:
         last = beats[-1]
-        print(f"poll: mean {last[0]} ms, p99 {last[1]} ms; evaluate: mean {last[2]} ms, "
-              f"p99 {last[3]} ms (last 1000 cycles)")
+        print(
+            f"poll: mean {last[0]} ms, p99 {last[1]} ms; evaluate: mean {last[2]} ms, "
+            f"p99 {last[3]} ms (last 1000 cycles)"
+        )
     print("ledger rows: " + ", ".join(f"{t} {n}" for t, n in sorted(rows.items()) if n))
     if weights:
         spot = [s for s, _ in weights]
         fut = [f for _, f in weights]
-        print(f"weight per minute: spot mean {sum(spot) / len(spot):.0f} "
-              f"({sum(spot) / len(spot) / SPOT_BUDGET:.1%} of {SPOT_BUDGET}), max {max(spot)}; "
-              f"futures mean {sum(fut) / len(fut):.0f} "
-              f"({sum(fut) / len(fut) / FUTURES_BUDGET:.1%} of {FUTURES_BUDGET}), "
-              f"max {max(fut)}")
+        print(
+            f"weight per minute: spot mean {sum(spot) / len(spot):.0f} "
+            f"({sum(spot) / len(spot) / SPOT_BUDGET:.1%} of {SPOT_BUDGET}), max {max(spot)}; "
+            f"futures mean {sum(fut) / len(fut):.0f} "
+            f"({sum(fut) / len(fut) / FUTURES_BUDGET:.1%} of {FUTURES_BUDGET}), "
+            f"max {max(fut)}"
+        )
     print(f"errors in log: {text.count(' ERROR ')}; log: {log_path}")
 
 
