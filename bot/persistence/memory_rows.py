@@ -23,7 +23,7 @@ from bot.domain import (
     Side,
 )
 from bot.domain.ledger import MarketObservation, NewOrder, OrderRecord, TradingStatus
-from bot.persistence.repositories import _order_params
+from bot.persistence.repositories import _obs_values, _order_params
 from bot.persistence.types import _strip_zeros
 
 Row = dict[str, Any]
@@ -178,21 +178,8 @@ def order_of(row: Row, raw: Iterable[str] = ()) -> OrderRecord:
 
 
 def observation_row(o: MarketObservation) -> Row:
-    return {
-        "symbol": o.symbol,
-        "observed_at": o.observed_at,
-        "funding_rate": o.funding_rate,
-        "next_funding_time": o.next_funding_time,
-        "interval_hours": o.interval_hours,
-        "mark_price": o.mark_price,
-        "index_price": o.index_price,
-        "interest_rate": o.interest_rate,
-        "premium": o.premium,
-        "spot_bid": o.spot_bid,
-        "spot_ask": o.spot_ask,
-        "perp_bid": o.perp_bid,
-        "perp_ask": o.perp_ask,
-    }
+    """Return the row of an observation (the columns the SQL ledger writes)."""
+    return _obs_values(o)
 
 
 class Tables:

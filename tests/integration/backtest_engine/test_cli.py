@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,14 +130,7 @@ def test_cli_sweep_walk_forward_tests_the_train_winner_after_the_split(workspace
 
 def test_cli_sweep_on_dask_local_cluster_runs_every_combination(workspace: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
+    with _local_cluster(distributed, workers=1, threads=2) as cluster:
         result = run_cli(
             "sweep",
             "--grid",
@@ -156,6 +150,18 @@ def test_cli_sweep_on_dask_local_cluster_runs_every_combination(workspace: Path)
     with (workspace / "dk" / "ranking.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert sum(1 for r in rows if not r["error"]) == 3
+
+
+def _local_cluster(distributed: Any, *, workers: int, threads: int) -> Any:
+    """An in-process Dask cluster on loopback TCP (the CLI connects to it by address)."""
+    return distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
 
 
 def _sweep(workspace: Path, out: str, *extra: str) -> str:
@@ -202,14 +208,7 @@ def test_cli_sweep_resume_ignores_markers_of_other_parameters(workspace: Path) -
 def test_cli_sweep_on_dask_ranks_as_local_processes_do(workspace: Path) -> None:
     distributed = pytest.importorskip("distributed")
     _sweep(workspace, "local", "--workers", "2")
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
+    with _local_cluster(distributed, workers=2, threads=1) as cluster:
         _sweep(workspace, "dask", "--dask-scheduler", cluster.scheduler_address)
 
     local = (workspace / "local" / "ranking.csv").read_bytes()
