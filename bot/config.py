@@ -18,6 +18,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_valida
 
 import strategies
 from bot.errors import UserError
+from bot.web.config import WebConfig
 from strategies.base import (
     FeeParams,
     Fraction,
@@ -148,6 +149,7 @@ class Config(FrozenModel):
     schedule: ScheduleConfig = ScheduleConfig()
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
+    web: WebConfig = WebConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -312,6 +314,7 @@ def redacted_settings_view(settings: Any) -> dict[str, Any]:
         "CARRYBOT_CONFIG": str(settings.config_path) if settings.config_path else None,
         "LOG_LEVEL": settings.log_level,
         "LOG_FORMAT": settings.log_format,
+        "CARRYBOT_WEB_TOKEN": "***" if settings.web_token else None,
     }
 
 

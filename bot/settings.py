@@ -35,6 +35,7 @@ class Settings(BaseSettings):
         default="INFO", validation_alias="LOG_LEVEL"
     )
     log_format: Literal["text", "json"] = Field(default="text", validation_alias="LOG_FORMAT")
+    web_token: SecretStr | None = Field(default=None, validation_alias="CARRYBOT_WEB_TOKEN")
 
     @field_validator("mode", "log_level", "log_format", mode="before")
     @classmethod
@@ -47,7 +48,9 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("binance_api_key", "binance_api_secret", "database_url", mode="before")
+    @field_validator(
+        "binance_api_key", "binance_api_secret", "database_url", "web_token", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -62,7 +65,7 @@ class Settings(BaseSettings):
         """Return the secret strings, for log redaction."""
         return [
             s.get_secret_value()
-            for s in (self.binance_api_key, self.binance_api_secret)
+            for s in (self.binance_api_key, self.binance_api_secret, self.web_token)
             if s is not None and s.get_secret_value()
         ]
 
