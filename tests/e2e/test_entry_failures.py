@@ -12,14 +12,19 @@ import pytest
 from bot.domain import HedgeState
 from bot.domain.ledger import TradingState
 from tests.e2e.bot_harness import BotEnv, ledger_at, server_exposure
-from tests.e2e.reliability_kit import add_fault, btc_attractive_env, requests, tune, wait_until
+from tests.e2e.reliability_kit import add_fault, btc_attractive_env, requests, tune
 from tests.fakes.fixtures import FakeBinanceProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 D = Decimal
-MIN_NOTIONAL = {"kind": "reject", "path": "/fapi/v1/order", "method": "POST", "times": None,
-                "code": -4164, "msg": "Order's notional must be no smaller than 5000 (unless "
-                "you choose reduce only)."}
+MIN_NOTIONAL = {
+    "kind": "reject",
+    "path": "/fapi/v1/order",
+    "method": "POST",
+    "times": None,
+    "code": -4164,
+    "msg": "Order's notional must be no smaller than 5000 (unless you choose reduce only).",
+}
 
 
 @pytest.fixture
@@ -77,8 +82,15 @@ async def test_filter_error_reloads_the_markets_before_the_pair_is_tried_again(
 
 async def test_account_level_failures_stop_all_entries_with_an_alert(churn: BotEnv) -> None:
     tune(churn, "risk", entry_failure_backoff_seconds=1)
-    add_fault(churn, kind="reject", path="/fapi/v1/order", method="POST", times=None,
-              code=-2019, msg="Margin is insufficient.")
+    add_fault(
+        churn,
+        kind="reject",
+        path="/fapi/v1/order",
+        method="POST",
+        times=None,
+        code=-2019,
+        msg="Margin is insufficient.",
+    )
     bot = churn.spawn("run", "--live", "--duration", "40")
     try:
         bot.wait_for_log("entries stopped", timeout=35)

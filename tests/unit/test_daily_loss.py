@@ -12,8 +12,9 @@ D = Decimal
 T0 = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
 
 
-def fill(n: int, symbol: str, side: Side, price: str, qty: str, fee: str, asset: str,
-         at: datetime) -> Fill:
+def fill(
+    n: int, symbol: str, side: Side, price: str, qty: str, fee: str, asset: str, at: datetime
+) -> Fill:
     return Fill(str(n), symbol, str(n), side, D(price), D(qty), D(fee), asset, at)
 
 
