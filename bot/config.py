@@ -107,6 +107,9 @@ class RiskConfig(FrozenModel):
     order_timeout_seconds: PositiveSeconds = 10.0
     close_retry_attempts: PositiveInt = 5
     close_retry_backoff_seconds: PositiveSeconds = 1.0
+    entry_failure_backoff_seconds: PositiveSeconds = 60.0
+    entry_failure_backoff_max_seconds: PositiveSeconds = 3600.0
+    account_failures_to_stop: PositiveInt = 2
 
 
 class ScheduleConfig(FrozenModel):
