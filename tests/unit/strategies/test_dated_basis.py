@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from bot.domain import CloseHedge, Hedge, MarketSnapshot, OpenHedge, Pair
-from strategies.base import DatedParams
+from strategies.base import DatedParams, SizingParams
 from strategies.best_carry import BestCarry
 from strategies.dated_basis import dated_signal
 from strategies.funding_carry import FundingCarry, FundingCarryParams
@@ -140,15 +140,9 @@ def test_sizing_limits_count_dated_hedges() -> None:
     snap = market_snapshot(Market("BTC", rate="0.0003"), Market("ETH", rate="0.0003"))
     snap = with_dated(snap, "BTC", "100.9", QUARTER)
     held = dated_hedge("BTC", QUARTER, "101")
-    p = params(sizing=kit_sizing(max_hedges=1))
+    p = params(sizing=SizingParams(max_hedges=1))
 
     assert [i for i in evaluate(snap, held, p=p) if isinstance(i, OpenHedge)] == []
-
-
-def kit_sizing(**kw: object):  # type: ignore[no-untyped-def]
-    from strategies.base import SizingParams
-
-    return SizingParams.model_validate(kw)
 
 
 def test_take_profit_when_most_of_the_basis_is_captured() -> None:
