@@ -16,11 +16,15 @@ currency, as Bitstamp does.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+import signal
+import sys
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -435,3 +439,39 @@ def _early(fault: Fault) -> web.Response | None:
     if fault.kind is FaultKind.BODY:
         return _json(fault.body, fault.status or 200)
     return None
+
+
+async def _serve_forever(args: argparse.Namespace) -> None:
+    fake = FakeBitstamp(api_key=args.api_key, api_secret=args.api_secret, host=args.host)
+    if args.standard:
+        from tests.fakes.bitstamp_fixtures import bitstamp_instruments, seed_bitstamp
+
+        fake = FakeBitstamp(
+            bitstamp_instruments(), api_key=args.api_key, api_secret=args.api_secret,
+            host=args.host,
+        )  # fmt: skip
+        seed_bitstamp(fake)
+    print(await fake.start(), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the fake as a process: print the base URL, serve until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(description="Fake Bitstamp REST server for carrybot tests")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--api-secret", default=DEFAULT_API_SECRET)
+    parser.add_argument("--standard", action="store_true", help="BTC/ETH books, funded account")
+    asyncio.run(_serve_forever(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
