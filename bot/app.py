@@ -19,6 +19,7 @@ from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
+from bot.domain.instruments import dated_pairs
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError, UserError
 from bot.exchange.factory import build_exchange
@@ -221,6 +222,8 @@ async def assemble_loop(
     directory, passes `store_funding_history=False`.
     """
     pairs = {p.key: p for p in await exchange.pairs()}
+    # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
+    pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
     executor = HedgeExecutor(
@@ -243,6 +246,7 @@ async def assemble_loop(
         history_periods=int(getattr(config.strategy, "history_periods", 21)),
         store=GuardedSettledStore(ledger.settled_funding, guard) if store_funding_history else None,
         venue=exchange.venue,
+        dated=config.strategy.trades_dated,
     )
     held = await ledger.hedges.active()
     market_data.watch(h.perp_symbol for h in held)

@@ -993,6 +993,9 @@ class SimulatedExchange:
 
     # --- funding ------------------------------------------------------------------------
     def _record_exposure(self, symbol: str) -> None:
+        inst = self._instruments.get(symbol)
+        if inst is not None and inst.is_dated:
+            return  # dated futures pay no funding; they settle at delivery
         sizes: Sizes = {
             side: p.size for (s, side), p in sorted(self._positions.items()) if s == symbol
         }
