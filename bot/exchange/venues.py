@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -71,6 +71,17 @@ class SpotVenue(Protocol):
     async def close(self) -> None: ...
 
 
+def order_absence_window(exchange: object, symbol: str, default: timedelta) -> timedelta:
+    """Return how long after sending an order "not found" may still turn into "filled".
+
+    Binance: recvWindow plus a margin (`default`). Bitstamp accepts a signed request up to
+    150 s after its X-Auth-Timestamp, so a spot order there is absent only after that.
+    """
+    window = getattr(exchange, "absence_window", None)
+    found = window(symbol) if callable(window) else None
+    return found if isinstance(found, timedelta) else default
+
+
 def spot_fee_in_base(exchange: object) -> bool:
     """Tell whether spot buys on `exchange` pay their fee in the base asset (Binance: yes)."""
     return bool(getattr(exchange, "spot_fee_in_base", True))
@@ -108,6 +119,13 @@ class VenueRouter:
     def usd_per_usdt(self) -> Decimal | None:
         """The USDT/USD rate in use (USD per USDT), None before the first spot poll."""
         return self._rate
+
+    def absence_window(self, symbol: str) -> timedelta | None:
+        """The spot venue's lost-order window for its symbols (None: the caller's default)."""
+        if symbol not in self._spot_symbols:
+            return None
+        window = getattr(self._spot, "lost_order_window", None)
+        return window if isinstance(window, timedelta) else None
 
     def venue_of(self, symbol: str) -> str:
         """Return the name of the venue that trades `symbol`."""
