@@ -7,8 +7,9 @@ from bot.config import Config
 from bot.domain import EventSink, PositionMode
 from bot.exchange.ccxt_live import LiveExchange
 from bot.exchange.paper import PaperExchange, StateStore
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import ExchangePort, MarketDataSource
 from bot.settings import Mode, Settings
+from bot.streams.factory import streaming_source, with_streams
 
 
 def public_source(config: Config, clock: Clock, events: EventSink | None = None) -> LiveExchange:
@@ -27,15 +28,17 @@ async def build_exchange(
     """Return the live adapter (real orders) or the paper adapter over live public data."""
     if mode is Mode.LIVE:
         assert settings.binance_api_key is not None and settings.binance_api_secret is not None
-        return LiveExchange(
+        live = LiveExchange(
             config.exchange,
             api_key=settings.binance_api_key.get_secret_value(),
             api_secret=settings.binance_api_secret.get_secret_value(),
             clock=clock,
             events=events,
         )
+        return with_streams(live, config, clock)
     wanted = config.exchange.position_mode
-    source = public_source(config, clock, events)
+    rest = public_source(config, clock, events)
+    source: MarketDataSource = streaming_source(rest, config, clock) or rest
     try:
         return await PaperExchange.open(
             source,

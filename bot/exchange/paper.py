@@ -164,6 +164,11 @@ class PaperExchange:
         return "paper"
 
     @property
+    def source(self) -> MarketDataSource:
+        """The market data source this adapter passes through (live, streams or replay)."""
+        return self._source
+
+    @property
     def simulator(self) -> SimulatedExchange:
         """The simulated account behind this adapter (tests and backtests inspect it)."""
         return self._sim
