@@ -22,6 +22,8 @@ def streams_off_reason(config: Config) -> str | None:
     streams, exchange = config.streams, config.exchange
     if not streams.enabled:
         return "[streams] enabled = false"
+    if config.venues.cross_venue:
+        return "streams cover Binance only; a cross-venue setup polls REST"
     if exchange.spot_api_url is not None and streams.spot_ws_url is None:
         return (
             "exchange.spot_api_url points at another server but streams.spot_ws_url is not "
