@@ -37,6 +37,8 @@ from bot.reconcile import Reconciler
 from bot.risk import RiskGate
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
+from bot.streams.factory import find_streaming_source
+from bot.streams.gate import EntryGate
 from bot.trading import TradingLoop
 from strategies.runner import load_safe_strategy
 
@@ -250,13 +252,19 @@ async def assemble_loop(
         dated=config.strategy.trades_dated or any(is_dated_symbol(h.perp_symbol) for h in held),
     )
     market_data.watch(h.perp_symbol for h in held)
+    streams = find_streaming_source(exchange)
+    gate = (
+        EntryGate(config.streams, clock, streams, pairs)
+        if streams is not None or config.streams.maintenance
+        else None
+    )
     return TradingLoop(
         config=config,
         exchange=exchange,
         snapshot=market_data.snapshot,
         strategy=load_safe_strategy(config.strategy.name),
         params=config.strategy,
-        risk=RiskGate(config.risk, config.exchange),
+        risk=RiskGate(config.risk, config.exchange, entry_gate=gate),
         executor=executor,
         reconciler=Reconciler(exchange, ledger, executor, clock, events, pairs),
         ledger=ledger,
@@ -265,6 +273,7 @@ async def assemble_loop(
         clock=clock,
         pairs=pairs,
         rng=rng,
+        poll_before_evaluate=streams is not None,  # a snapshot from memory: decide on fresh data
     )
 
 

@@ -109,8 +109,10 @@ class TradingLoop:
         clock: Clock,
         pairs: Mapping[str, Pair],
         rng: random.Random | None = None,
+        poll_before_evaluate: bool = False,
     ) -> None:
         self.config = config
+        self._poll_before_evaluate = poll_before_evaluate
         self.exchange = exchange
         self._snapshot = snapshot
         self.strategy = strategy
@@ -263,6 +265,8 @@ class TradingLoop:
     # --- evaluate -----------------------------------------------------------------------
     async def evaluate(self) -> list[Intent]:
         """Strategy → risk gate → executor on the latest snapshot. Returns what was done."""
+        if self._poll_before_evaluate and not self.state.stopping:
+            await self.poll()  # streams: the snapshot comes from memory, so take a fresh one
         snap = self.state.latest
         if self.state.stopping or snap is None:
             return []

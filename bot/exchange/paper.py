@@ -170,6 +170,11 @@ class PaperExchange:
         return "paper"
 
     @property
+    def source(self) -> MarketDataSource:
+        """The market data source this adapter passes through (live, streams or replay)."""
+        return self._source
+
+    @property
     def spot_fee_in_base(self) -> bool:
         """False when the simulated spot venue charges buys their fee in the quote asset."""
         return not self._sim.spot_fee_in_quote
