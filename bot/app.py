@@ -19,7 +19,7 @@ from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
-from bot.domain.instruments import dated_pairs
+from bot.domain.instruments import dated_pairs, is_dated_symbol
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError, UserError
 from bot.exchange.factory import build_exchange
@@ -240,6 +240,7 @@ async def assemble_loop(
         run_id=run_id,
         recv_window_ms=config.exchange.recv_window_ms,
     )
+    held = await ledger.hedges.active()
     market_data = MarketData(
         exchange,
         clock,
@@ -248,9 +249,8 @@ async def assemble_loop(
         history_periods=int(getattr(config.strategy, "history_periods", 21)),
         store=GuardedSettledStore(ledger.settled_funding, guard) if store_funding_history else None,
         venue=exchange.venue,
-        dated=config.strategy.trades_dated,
+        dated=config.strategy.trades_dated or any(is_dated_symbol(h.perp_symbol) for h in held),
     )
-    held = await ledger.hedges.active()
     market_data.watch(h.perp_symbol for h in held)
     streams = find_streaming_source(exchange)
     gate = (

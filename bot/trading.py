@@ -51,6 +51,7 @@ from bot.domain.ledger import (
 from bot.equity import equity_snapshot
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
+from bot.execution.delivery import settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
@@ -481,6 +482,9 @@ class TradingLoop:
             if hedge is None or pair is None:
                 return False
             if isinstance(intent, CloseHedge):
+                hedge = await settle_delivered(
+                    hedge, pair, self.exchange, self.ledger, self.clock, self.events
+                )
                 self._remember(await self.executor.close(hedge, pair, reason=intent.reason))
                 await self._book(hedge.id)
                 return True

@@ -313,6 +313,15 @@ class FakeBinance:
             state.next_funding_time = when + timedelta(hours=state.interval_hours)
         return payment
 
+    def deliver(self, symbol: str, price: Decimal | str) -> Decimal:
+        """Deliver a dated future at `price`: publish the price, settle the account's positions."""
+        inst = self.market.instruments[symbol]
+        assert inst.expiry is not None, f"{symbol} is not a dated future"
+        self.market.delivery_prices[(f"{inst.base}{inst.quote}", wire.ms(inst.expiry))] = Decimal(
+            price
+        )
+        return self.account.deliver(symbol, Decimal(price))
+
     def add_funding_history(self, symbol: str, rows: Iterable[SettledFunding]) -> None:
         self.market.add_history(symbol, rows)
 
