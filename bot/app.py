@@ -19,6 +19,7 @@ from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
+from bot.domain.instruments import dated_pairs
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError, UserError
 from bot.exchange.factory import build_exchange
@@ -29,6 +30,7 @@ from bot.ids import UidFactory
 from bot.marketdata import MarketData
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
+from bot.persistence.instance_lock import LockKeeper, instance_lock_for
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger, SettledFundingRepository
 from bot.reconcile import Reconciler
@@ -43,10 +45,15 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 25.0
 
 
+LOCK_CHECK_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class RunOptions:
     once: bool = False
     duration: float | None = None
+    banner: str | None = None
+    """Printed once the instance lock is held (a refused second instance prints only why)."""
 
 
 class GuardedSettledStore:
@@ -89,11 +96,17 @@ async def run_bot(
     """Run the bot until stopped; return the process exit status."""
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
+    lock = instance_lock_for(database_url, now=clock.now)
+    await lock.acquire()
+    keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
     exchange: ExchangePort | None = None
     run_id: int | None = None
     base_ledger = Ledger(session_factory(engine))
+    keeping: asyncio.Task[None] | None = None
     try:
+        if options.banner:
+            print(options.banner, flush=True)
         await migrate.ensure_current(engine)
         run = await base_ledger.runs.start(
             mode=mode.value,
@@ -104,7 +117,8 @@ async def run_bot(
         )
         run_id = run.id
         ledger = base_ledger.for_run(run.id)
-        guard = OutageGuard(engine, clock)
+        guard = OutageGuard(engine, clock, probe=keeper.ensure)
+        keeping = asyncio.create_task(keeper.run(guard.mark_down, LOCK_CHECK_SECONDS))
         events = BufferedEventSink(ledger.events, guard)
         _install_signal_handlers(stop)
         connected = await _connect(
@@ -133,14 +147,21 @@ async def run_bot(
             reason = "--once finished"
         else:
             reason = await _serve(loop, config, clock, stop, options.duration)
+        if keeper.lost:
+            reason = "instance lock taken by another carrybot"
         await _shutdown(loop, reason)
         await base_ledger.runs.stop(run_id, at=clock.now(), reason=reason)
-        return 0
+        return 1 if keeper.lost else 0
     finally:
+        if keeping is not None:
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
         if exchange is not None:
             with contextlib.suppress(Exception):
                 await exchange.close()
         await engine.dispose()
+        await lock.release()
 
 
 async def _connect(
@@ -201,6 +222,8 @@ async def assemble_loop(
     directory, passes `store_funding_history=False`.
     """
     pairs = {p.key: p for p in await exchange.pairs()}
+    # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
+    pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
     executor = HedgeExecutor(
@@ -223,6 +246,7 @@ async def assemble_loop(
         history_periods=int(getattr(config.strategy, "history_periods", 21)),
         store=GuardedSettledStore(ledger.settled_funding, guard) if store_funding_history else None,
         venue=exchange.venue,
+        dated=config.strategy.trades_dated,
     )
     held = await ledger.hedges.active()
     market_data.watch(h.perp_symbol for h in held)

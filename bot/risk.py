@@ -122,7 +122,16 @@ class RiskGate:
         open_count = len(view.active_hedges())
         closing: set[int] = set()
         decisions: list[RiskDecision] = []
+        rolled: set[int] = set()
         for intent in intents:
+            after = intent.after_close if isinstance(intent, OpenHedge) else None
+            if after is not None and after in closing and after not in rolled:
+                # A roll: the hedge it replaces is closed first (the open waits for that).
+                rolled.add(after)
+                replaced = _find(view, after)
+                if replaced is not None:
+                    notional_by_pair[replaced.pair] -= replaced.target_notional
+                    open_count -= 1
             decision = self._decide_one(intent, view, notional_by_pair, open_count, closing)
             decisions.append(decision)
             if decision.accepted and isinstance(intent, OpenHedge):

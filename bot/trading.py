@@ -40,6 +40,7 @@ from bot.domain import (
     ResizeHedge,
     Severity,
 )
+from bot.domain.instruments import pair_of
 from bot.domain.ledger import (
     BalanceSnapshot,
     MarketObservation,
@@ -195,6 +196,7 @@ class TradingLoop:
         self.state.latest = snap
         # Pairs listed after start-up: hedges opened on them must be closable too.
         self.pairs.update((p.key, p) for p in snap.pairs if p.key not in self.pairs)
+        self.pairs.update((p.perp.symbol, p) for p in snap.dated_pairs)  # keyed by future
         await self._store_observations(snap)
         return snap
 
@@ -380,7 +382,7 @@ class TradingLoop:
         by_id = {h.id: h for h in view.hedges}
         for action in self.risk.protect(view):
             hedge = by_id.get(action.hedge_id)
-            pair = self.pairs.get(hedge.pair) if hedge else None
+            pair = self._pair_of(hedge) if hedge else None
             if hedge is None or pair is None:
                 continue
             await self.events.emit(
@@ -451,7 +453,9 @@ class TradingLoop:
     async def _execute(self, intent: Intent, snap: MarketSnapshot, hedges: list[Hedge]) -> bool:
         try:
             if isinstance(intent, OpenHedge):
-                pair = self.pairs.get(intent.pair) or snap.pair(intent.pair)
+                if not self._may_open(intent):
+                    return False
+                pair = self._open_pair(intent, snap)
                 sq = snap.spot_quotes.get(pair.spot.symbol) if pair else None
                 pq = snap.perp_quotes.get(pair.perp.symbol) if pair else None
                 if pair is None or sq is None or pq is None:
@@ -470,7 +474,7 @@ class TradingLoop:
                     await self._after_entry(pair, opened)
                 return opened is not None
             hedge = next((h for h in hedges if h.id == intent.hedge_id), None)
-            pair = self.pairs.get(hedge.pair) if hedge else None
+            pair = self._pair_of(hedge) if hedge else None
             if hedge is None or pair is None:
                 return False
             if isinstance(intent, CloseHedge):
@@ -497,6 +501,32 @@ class TradingLoop:
                 )
             )
             return False
+
+    def _pair_of(self, hedge: Hedge) -> Pair | None:
+        return pair_of(self.pairs, hedge.pair, hedge.perp_symbol)
+
+    def _open_pair(self, intent: OpenHedge, snap: MarketSnapshot) -> Pair | None:
+        """The pair an open trades: the asset's perpetual, or the dated future it names."""
+        if intent.future_symbol is not None:
+            return self.pairs.get(intent.future_symbol) or next(
+                (p for p in snap.dated_pairs if p.perp.symbol == intent.future_symbol), None
+            )
+        return self.pairs.get(intent.pair) or snap.pair(intent.pair)
+
+    def _may_open(self, intent: OpenHedge) -> bool:
+        """A roll's open waits until the hedge it replaces is CLOSED (no asset held twice)."""
+        if intent.after_close is None:
+            return True
+        before = next((h for h in self._all_hedges if h.id == intent.after_close), None)
+        if before is not None and before.state is HedgeState.CLOSED:
+            return True
+        log.warning(
+            "Roll into %s skipped: hedge %s is %s, not CLOSED",
+            intent.future_symbol,
+            intent.after_close,
+            before.state.value.upper() if before else "unknown",
+        )
+        return False
 
     async def _after_entry(self, pair: Pair, hedge: Hedge) -> None:
         """Book the entry's fees and losses; after a failed entry, cool the pair down."""

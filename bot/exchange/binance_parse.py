@@ -130,6 +130,7 @@ def instrument(market: Row) -> Instrument | None:
         expiry=utc_from_ms(int(expiry)) if kind is MarketKind.DATED_FUTURE and expiry else None,
         listed_at=utc_from_ms(int(onboard)) if onboard else None,
         active=info.get("status", info.get("contractStatus")) == "TRADING",
+        contract_type=str(info["contractType"]) if info.get("contractType") else None,
     )
 
 

@@ -118,10 +118,14 @@ class PaperExchange:
         store: StateStore | None = None,
         state_key: str = DEFAULT_STATE_KEY,
         position_mode: PositionMode = PositionMode.ONE_WAY,
+        spot_quote_asset: str = MARGIN_ASSET,
+        spot_fee_in_quote: bool = False,
     ) -> PaperExchange:
         """Load instruments, then restore the saved account or fund a new one from `paper`.
 
-        `position_mode` applies to a new account only; a restored one keeps its own.
+        `position_mode` applies to a new account only; a restored one keeps its own. A spot
+        account on another venue funds `spot_quote_asset` (e.g. USD on Bitstamp) and, with
+        `spot_fee_in_quote`, charges buys their fee in the quote asset as that venue does.
         """
         paper = paper or PaperConfig()
         instruments = await source.load_instruments()
@@ -132,6 +136,7 @@ class PaperExchange:
             slippage_bps=paper.slippage_bps,
             depth_levels=paper.depth_levels,
             position_mode=position_mode,
+            spot_fee_in_quote=spot_fee_in_quote,
         )
         exchange = cls(source, sim, clock=clock, store=store, state_key=state_key)
         saved = await exchange._load_saved()
@@ -147,14 +152,15 @@ class PaperExchange:
             logger.info("paper account %r restored", state_key)
             return exchange
         if paper.initial_spot_quote > 0:
-            sim.deposit(SPOT_WALLET, MARGIN_ASSET, paper.initial_spot_quote)
+            sim.deposit(SPOT_WALLET, spot_quote_asset, paper.initial_spot_quote)
         if paper.initial_futures_quote > 0:
             sim.deposit(FUTURES_WALLET, MARGIN_ASSET, paper.initial_futures_quote)
         await exchange._save()
         logger.info(
-            "paper account %r created with %s USDT spot and %s USDT futures",
+            "paper account %r created with %s %s spot and %s USDT futures",
             state_key,
             paper.initial_spot_quote,
+            spot_quote_asset,
             paper.initial_futures_quote,
         )
         return exchange
@@ -162,6 +168,11 @@ class PaperExchange:
     @property
     def venue(self) -> str:
         return "paper"
+
+    @property
+    def spot_fee_in_base(self) -> bool:
+        """False when the simulated spot venue charges buys their fee in the quote asset."""
+        return not self._sim.spot_fee_in_quote
 
     @property
     def simulator(self) -> SimulatedExchange:

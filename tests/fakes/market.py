@@ -123,6 +123,7 @@ def universe(
             max_qty=D("100000"),
             settle="USDT",
             listed_at=listed,
+            contract_type="PERPETUAL",
         )
         instruments += [spot, perp]
         for inst, spread in ((spot, D("0.01")), (perp, D("0.02"))):
@@ -158,6 +159,7 @@ def universe(
                 settle="USDT",
                 expiry=expiry,
                 listed_at=listed,
+                contract_type="CURRENT_QUARTER" if j == 0 else "NEXT_QUARTER",
             )
         )
     return instruments, books, funding
