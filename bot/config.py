@@ -18,6 +18,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_valida
 
 import strategies
 from bot.errors import UserError
+from bot.streams.config import StreamsConfig
 from strategies.base import (
     FeeParams,
     Fraction,
@@ -189,6 +190,7 @@ class Config(FrozenModel):
     schedule: ScheduleConfig = ScheduleConfig()
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
+    streams: StreamsConfig = StreamsConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -10,7 +10,7 @@ every decision, accepted or denied, as a ledger event with its inputs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -111,9 +111,17 @@ class RiskDecision:
 class RiskGate:
     """Hard limits from `[risk]`, enforced whatever the strategy asks for."""
 
-    def __init__(self, limits: RiskConfig, exchange: ExchangeConfig) -> None:
+    def __init__(
+        self,
+        limits: RiskConfig,
+        exchange: ExchangeConfig,
+        *,
+        entry_gate: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.limits = limits
         self.leverage = exchange.leverage
+        # Reason no new exposure may be taken on a pair now (streams, maintenance), or None.
+        self.entry_gate = entry_gate
 
     # --- decisions ----------------------------------------------------------------------
     def decide(self, intents: Sequence[Intent], view: RiskView) -> list[RiskDecision]:
@@ -280,6 +288,10 @@ class RiskGate:
         ]
         delta_ok, delta_reason = self._delta_ok(pair, view)
         checks.append((delta_ok, delta_reason))
+        blocked = self.entry_gate(pair) if self.entry_gate is not None else None
+        if blocked is not None:
+            inputs["entry_gate"] = blocked
+        checks.append((blocked is None, blocked or ""))
         for ok, reason in checks:
             if not ok:
                 return RiskDecision(intent, False, reason, inputs)

@@ -51,6 +51,7 @@ from bot.domain.ledger import (
 from bot.equity import equity_snapshot
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
+from bot.execution.delivery import settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
@@ -108,8 +109,10 @@ class TradingLoop:
         clock: Clock,
         pairs: Mapping[str, Pair],
         rng: random.Random | None = None,
+        poll_before_evaluate: bool = False,
     ) -> None:
         self.config = config
+        self._poll_before_evaluate = poll_before_evaluate
         self.exchange = exchange
         self._snapshot = snapshot
         self.strategy = strategy
@@ -262,6 +265,8 @@ class TradingLoop:
     # --- evaluate -----------------------------------------------------------------------
     async def evaluate(self) -> list[Intent]:
         """Strategy → risk gate → executor on the latest snapshot. Returns what was done."""
+        if self._poll_before_evaluate and not self.state.stopping:
+            await self.poll()  # streams: the snapshot comes from memory, so take a fresh one
         snap = self.state.latest
         if self.state.stopping or snap is None:
             return []
@@ -478,6 +483,9 @@ class TradingLoop:
             if hedge is None or pair is None:
                 return False
             if isinstance(intent, CloseHedge):
+                hedge = await settle_delivered(
+                    hedge, pair, self.exchange, self.ledger, self.clock, self.events
+                )
                 self._remember(await self.executor.close(hedge, pair, reason=intent.reason))
                 await self._book(hedge.id)
                 return True

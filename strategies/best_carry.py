@@ -17,7 +17,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from bot.domain import HedgeState, Intent, MarketSnapshot, OpenHedge, Pair, Portfolio
+from bot.domain import CloseHedge, HedgeState, Intent, MarketSnapshot, OpenHedge, Pair, Portfolio
 from bot.domain.instruments import is_dated_symbol
 from strategies.allocation import Capacity
 from strategies.base import Strategy, StrategyParams
@@ -62,6 +62,9 @@ class BestCarry:
                 continue
             held = by_symbol.get(hedge.perp_symbol)
             if held is None:
+                if snapshot.dated_pairs:  # dated futures are polled and this one is gone
+                    reason = f"delivered: {hedge.perp_symbol} is no longer listed"
+                    closes.append(CloseHedge(hedge.id, reason))
                 continue
             later = [
                 p

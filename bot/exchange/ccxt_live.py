@@ -374,6 +374,29 @@ class LiveExchange:
             start = ms_from_utc(max(out)) + 1
         return [out[t] for t in sorted(out)]
 
+    async def fetch_delivery_price(self, symbol: str) -> Decimal | None:
+        """Return a dated future's delivery price, None until Binance publishes it.
+
+        GET /futures/data/delivery-price?pair=… lists the pair's past deliveries; the row whose
+        deliveryTime is the contract's delivery time is the one.
+        """
+        inst = await self._instrument(symbol)
+        if not inst.is_dated or inst.expiry is None:
+            raise FatalExchangeError(f"{symbol} is not a dated future")
+        pair = f"{inst.base}{inst.quote}"
+        rows = await self._call(
+            f"delivery price {symbol}",
+            lambda: self._client.fapiDataGetDeliveryPrice({"pair": pair}),
+        )
+        due = ms_from_utc(inst.expiry)
+        for row in _rows(rows, "delivery-price"):
+            if str(row.get("deliveryTime")) == str(due):
+                try:
+                    return parse.positive(row, "deliveryPrice")
+                except ValueError as exc:
+                    raise BadResponseError(f"delivery-price of {symbol}: {exc}") from exc
+        return None
+
     # --- orders -------------------------------------------------------------------------
     async def create_order(self, request: OrderRequest) -> Order:
         self._require_keys("create_order")

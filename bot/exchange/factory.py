@@ -13,9 +13,10 @@ from bot.domain import EventSink, PositionMode
 from bot.exchange.bitstamp_live import BitstampSpot
 from bot.exchange.ccxt_live import LiveExchange
 from bot.exchange.paper import PaperExchange, StateStore
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import ExchangePort, MarketDataSource
 from bot.exchange.venues import VenueRouter
 from bot.settings import Mode, Settings, require_venue_keys
+from bot.streams.factory import streaming_source, with_streams
 
 CROSS_VENUE_LIVE = "bitstamp+binance"
 CROSS_VENUE_PAPER = "paper:bitstamp+binance"
@@ -64,7 +65,7 @@ async def build_exchange(
             events=events,
         )
         if not config.venues.cross_venue:
-            return binance
+            return with_streams(binance, config, clock)
         assert settings.bitstamp_api_key is not None and settings.bitstamp_api_secret is not None
         spot = BitstampSpot(
             config.venues,
@@ -78,7 +79,8 @@ async def build_exchange(
     position_mode = PositionMode.HEDGE if wanted == "hedge" else PositionMode.ONE_WAY
     if config.venues.cross_venue:
         return await _cross_venue_paper(config, clock, events, paper_store, position_mode)
-    source = public_source(config, clock, events)
+    rest = public_source(config, clock, events)
+    source: MarketDataSource = streaming_source(rest, config, clock) or rest
     try:
         return await PaperExchange.open(
             source,

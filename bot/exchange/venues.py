@@ -314,6 +314,11 @@ class VenueRouter:
     ) -> Sequence[FundingPayment]:
         return await self._futures.fetch_funding_payments(since, symbol)
 
+    async def fetch_delivery_price(self, symbol: str) -> Decimal | None:
+        """Return a dated future's delivery price from the futures venue (None if unknown)."""
+        fetch = getattr(self._futures, "fetch_delivery_price", None)
+        return await fetch(symbol) if fetch is not None else None
+
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
     ) -> None:

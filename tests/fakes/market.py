@@ -55,6 +55,7 @@ class MarketState:
     funding_history: dict[str, list[SettledFunding]] = field(default_factory=dict)
     klines: dict[tuple[str, str, str], list[Kline]] = field(default_factory=dict)
     volumes: dict[str, Decimal] = field(default_factory=dict)
+    delivery_prices: dict[tuple[str, int], Decimal] = field(default_factory=dict)  # (pair, ms)
     _by_id: dict[tuple[bool, str], Instrument] = field(default_factory=dict)
 
     def set_instruments(self, instruments: Iterable[Instrument]) -> None:

@@ -367,6 +367,17 @@ def _interval_ms(interval: str) -> int:
     return int(interval[:-1]) * unit[interval[-1]]
 
 
+def delivery_price(fake: FakeBinance, params: Params) -> Any:
+    """GET /futures/data/delivery-price?pair=BTCUSDT: the pair's deliveries, oldest first."""
+    pair = params.get("pair")
+    if not pair:
+        raise BinanceError(-1102, "Mandatory parameter 'pair' was not sent, was empty/null.")
+    rows = sorted(
+        (at, price) for (p, at), price in fake.market.delivery_prices.items() if p == pair
+    )
+    return [{"deliveryTime": at, "deliveryPrice": float(price)} for at, price in rows]
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/api/v3/ping"): ping,
     ("GET", "/api/v3/time"): time_,
@@ -386,4 +397,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/fapi/v1/fundingInfo"): funding_info,
     ("GET", "/fapi/v1/klines"): lambda f, p: _klines(f, p, True, "last"),
     ("GET", "/fapi/v1/markPriceKlines"): lambda f, p: _klines(f, p, True, "mark"),
+    ("GET", "/futures/data/delivery-price"): delivery_price,
 }

@@ -92,3 +92,17 @@ async def test_dated_quotes_are_one_more_request_only_when_dated_carries_are_on(
     assert {r.perp_symbol for r in rows} == {"BTC/USDT:USDT", "ETH/USDT:USDT"}
     book_tickers = [r for r in fake.requests if r.path == "/fapi/v1/ticker/bookTicker"]
     assert len(book_tickers) == 1  # perpetuals only; with quarterlies on it is two
+
+
+async def test_delivery_price_is_read_from_binance_once_published(fake: FakeBinance) -> None:
+    live = live_for(fake, keys=False)
+    try:
+        assert await live.fetch_delivery_price(QUARTER) is None
+        fake.deliver(QUARTER, "50123.4")
+
+        assert await live.fetch_delivery_price(QUARTER) == D("50123.4")
+        assert await live.fetch_delivery_price(NEXT) is None
+        (request,) = fake.requests_to("/futures/data/delivery-price")[-1:]
+        assert request.params == {"pair": "BTCUSDT"}
+    finally:
+        await live.close()
