@@ -18,6 +18,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_valida
 
 import strategies
 from bot.errors import UserError
+from bot.streams.config import StreamsConfig
 from bot.web.config import WebConfig
 from strategies.base import (
     FeeParams,
@@ -68,6 +69,43 @@ class ExchangeConfig(FrozenModel):
     weight_headroom: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.8")
 
 
+class VenuesConfig(FrozenModel):
+    """Which venue holds each leg: the perpetual short is always on Binance USDⓈ-M.
+
+    `spot = "bitstamp"` trades the spot leg on Bitstamp (ccxt `bitstamp`);
+    `bitstamp_api_url` replaces its REST base, the part before `/api/v2/`.
+    """
+
+    spot: Literal["binance", "bitstamp"] = "binance"
+    bitstamp_api_url: AnyHttpUrl | None = None
+    bitstamp_timeout_ms: Annotated[int, Field(ge=100, le=120000)] = 10000
+    bitstamp_requests_per_10_min: PositiveInt = 8000
+
+    @property
+    def cross_venue(self) -> bool:
+        """True when the spot leg is not on Binance."""
+        return self.spot != "binance"
+
+
+# ccxt `bitstamp`'s trading fee schedule for the lowest tier (a test checks it against ccxt):
+# the spot fees of a config with `[venues] spot = "bitstamp"` unless [fees] sets them.
+BITSTAMP_SPOT_TAKER = Decimal("0.004")
+BITSTAMP_SPOT_MAKER = Decimal("0.004")
+
+
+def _default_spot_fees(data: dict[str, Any]) -> None:
+    venues = data.get("venues")
+    if not isinstance(venues, dict) or venues.get("spot") != "bitstamp":
+        return
+    fees = data.get("fees", {})
+    if not isinstance(fees, dict):
+        return
+    fees = dict(fees)
+    fees.setdefault("spot_taker", BITSTAMP_SPOT_TAKER)
+    fees.setdefault("spot_maker", BITSTAMP_SPOT_MAKER)
+    data["fees"] = fees
+
+
 class DatabaseConfig(FrozenModel):
     """Where the ledger lives. `DATABASE_URL` in the environment overrides `url`."""
 
@@ -108,6 +146,9 @@ class RiskConfig(FrozenModel):
     order_timeout_seconds: PositiveSeconds = 10.0
     close_retry_attempts: PositiveInt = 5
     close_retry_backoff_seconds: PositiveSeconds = 1.0
+    entry_failure_backoff_seconds: PositiveSeconds = 60.0
+    entry_failure_backoff_max_seconds: PositiveSeconds = 3600.0
+    account_failures_to_stop: PositiveInt = 2
 
 
 class ScheduleConfig(FrozenModel):
@@ -141,6 +182,7 @@ class Config(FrozenModel):
     """The whole TOML file. Sections and keys are documented in README and config.example.toml."""
 
     exchange: ExchangeConfig = ExchangeConfig()
+    venues: VenuesConfig = VenuesConfig()
     database: DatabaseConfig = DatabaseConfig()
     universe: UniverseParams = UniverseParams()
     strategy: StrategyParamsField
@@ -150,6 +192,7 @@ class Config(FrozenModel):
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
     web: WebConfig = WebConfig()
+    streams: StreamsConfig = StreamsConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -158,6 +201,7 @@ class Config(FrozenModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        _default_spot_fees(data)
         section = data.get("strategy", {})
         if isinstance(section, BaseModel):
             return data
@@ -210,7 +254,10 @@ class Config(FrozenModel):
 
     def fingerprint(self) -> str:
         """Return a short hash of the effective config, recorded with every bot run."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        data = self.model_dump(mode="json")
+        if not self.venues.cross_venue and self.venues == VenuesConfig():
+            data.pop("venues")  # Binance-only configs keep the fingerprint they had
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -311,6 +358,8 @@ def redacted_settings_view(settings: Any) -> dict[str, Any]:
         "DATABASE_URL": redact_url(settings.database_url) if settings.database_url else None,
         "BINANCE_API_KEY": "***" if settings.binance_api_key else None,
         "BINANCE_API_SECRET": "***" if settings.binance_api_secret else None,
+        "BITSTAMP_API_KEY": "***" if settings.bitstamp_api_key else None,
+        "BITSTAMP_API_SECRET": "***" if settings.bitstamp_api_secret else None,
         "CARRYBOT_CONFIG": str(settings.config_path) if settings.config_path else None,
         "LOG_LEVEL": settings.log_level,
         "LOG_FORMAT": settings.log_format,

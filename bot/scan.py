@@ -1,4 +1,8 @@
-"""`carrybot scan` rows: every pair of one snapshot ranked by net carry. Pure."""
+"""`carrybot scan` rows: every carry of every pair of one snapshot, ranked by net APR. Pure.
+
+A pair has one row for its perpetual (funding carry) and, when dated carries are enabled,
+one per dated future (basis to delivery, `strategies.dated_basis`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import MarketSnapshot, OpenHedge, Pair, Portfolio
+from strategies import dated_basis
+from strategies.best_carry import BestCarry, enabled_dated
+from strategies.dated_basis import DatedSignal, dated_signal
 from strategies.funding_carry import FundingCarry, FundingCarryParams, entry_block
 from strategies.signals import CarrySignal, carry_signal
 from strategies.universe import exclusion_reason, select_universe
+
+PERPETUAL = "perpetual"
 
 ZERO = Decimal(0)
 
@@ -27,9 +36,13 @@ class ScanRow:
     next_funding_in: timedelta | None
     would_enter: bool
     reason: str  # why not, as a short code; "enter" when it would
+    dated: DatedSignal | None = None  # the basis carry of a dated row
+    carry: str = PERPETUAL  # "perpetual", or the dated contract (type and delivery date)
 
     @property
     def net_apr(self) -> Decimal | None:
+        if self.dated is not None:
+            return self.dated.net_apr
         return self.signal.net_apr if self.signal is not None else None
 
 
@@ -48,11 +61,11 @@ def scan_rows(
     `negative_funding`), `capacity` (passes but the sizing limits are full), `no_data`.
     """
     portfolio = portfolio or Portfolio(hedges=())
-    opened = {
-        i.pair
-        for i in FundingCarry().evaluate(snapshot, portfolio, params)
-        if isinstance(i, OpenHedge)
-    }
+    intents = BestCarry(FundingCarry()).evaluate(snapshot, portfolio, params)
+    opens = [i for i in intents if isinstance(i, OpenHedge)]
+    opened = {i.pair for i in opens if i.future_symbol is None}
+    opened_dated = {i.future_symbol for i in opens if i.future_symbol is not None}
+    dated_assets = {i.pair for i in opens if i.future_symbol is not None}
     selected = {p.key for p in select_universe(snapshot, params.universe)}
     size = params.sizing.notional_per_hedge
     rows: list[ScanRow] = []
@@ -70,10 +83,53 @@ def scan_rows(
                 signal=signal,
                 next_funding_in=info.next_funding_time - snapshot.taken_at if info else None,
                 would_enter=pair.key in opened,
-                reason=_reason(pair, signal, snapshot, params, selected, opened),
+                reason=_reason(pair, signal, snapshot, params, selected, opened, dated_assets),
             )
         )
+    if params.trades_dated:
+        rows += _dated_rows(snapshot, params, min_volume, selected, opened_dated, opened)
     rows.sort(key=lambda r: (r.net_apr is not None, r.net_apr or ZERO), reverse=True)
+    return rows
+
+
+def _dated_rows(
+    snapshot: MarketSnapshot,
+    params: FundingCarryParams,
+    min_volume: Decimal,
+    selected: set[str],
+    opened: set[str],
+    opened_perp: set[str],
+) -> list[ScanRow]:
+    size = params.sizing.notional_per_hedge
+    rows: list[ScanRow] = []
+    for pair in enabled_dated(snapshot.dated_pairs, params):
+        volume = _min_volume(pair, snapshot)
+        if volume < min_volume:
+            continue
+        signal = dated_signal(pair, snapshot, params, size)
+        expiry = pair.perp.expiry
+        if signal is None:
+            reason = "no_data"
+        elif pair.perp.symbol in opened:
+            reason = "enter"
+        elif pair.key not in selected:
+            reason = "not_in_universe"
+        else:
+            block = dated_basis.entry_block(signal, params.dated)
+            reason = block or ("better_carry" if pair.key in opened_perp else "capacity")
+        rows.append(
+            ScanRow(
+                pair=pair.key,
+                perp_symbol=pair.perp.symbol,
+                volume_24h=volume,
+                signal=None,
+                next_funding_in=expiry - snapshot.taken_at if expiry else None,
+                would_enter=reason == "enter",
+                reason=reason,
+                dated=signal,
+                carry=f"{(pair.perp.contract_type or 'dated').lower()} {expiry:%Y-%m-%d}",
+            )
+        )
     return rows
 
 
@@ -84,6 +140,7 @@ def _reason(
     params: FundingCarryParams,
     selected: set[str],
     opened: set[str],
+    dated_assets: set[str],
 ) -> str:
     if pair.key in opened:
         return "enter"
@@ -94,14 +151,19 @@ def _reason(
         return "no_data"
     if pair.key not in selected:
         return "not_top_n"
-    return entry_block(signal, params) or "capacity"
+    if (block := entry_block(signal, params)) is not None:
+        return block
+    return "better_carry" if pair.key in dated_assets else "capacity"  # a dated one instead
 
 
 def row_json(row: ScanRow) -> dict[str, Any]:
     """Return a row as JSON-ready values (rates and APRs as fractions, basis in bps)."""
     sig = row.signal
+    if row.dated is not None or row.carry != PERPETUAL:
+        return _dated_json(row)
     return {
         "symbol": row.pair,
+        "carry": row.carry,
         "perp_symbol": row.perp_symbol,
         "funding_rate": _num(sig.funding_rate) if sig else None,
         "interval_hours": sig.interval_hours if sig else None,
@@ -122,20 +184,55 @@ def row_json(row: ScanRow) -> dict[str, Any]:
     }
 
 
+def _dated_json(row: ScanRow) -> dict[str, Any]:
+    sig = row.dated
+    return {
+        "symbol": row.pair,
+        "carry": row.carry,
+        "perp_symbol": row.perp_symbol,
+        "contract_type": sig.contract_type if sig else None,
+        "delivery_time": sig.expiry.isoformat() if sig else None,
+        "days_to_expiry": _num(sig.days_to_expiry) if sig else None,
+        "funding_rate": None,
+        "interval_hours": None,
+        "funding_apr": None,
+        "basis_bps": _num(sig.entry_basis * 10_000) if sig else None,
+        "basis_apr": _num(sig.gross_apr) if sig else None,
+        "net_basis": _num(sig.net_basis) if sig else None,
+        "net_apr": _num(sig.net_apr) if sig else None,
+        "breakeven_hours": None,
+        "next_funding_in_seconds": None,
+        "delivery_in_seconds": (
+            int(row.next_funding_in.total_seconds()) if row.next_funding_in is not None else None
+        ),
+        "volume_24h": _num(row.volume_24h),
+        "would_enter": row.would_enter,
+        "reason": row.reason,
+    }
+
+
 def table_cells(row: ScanRow) -> list[str]:
     """Return a row as the text cells of the scan table (see TABLE_COLUMNS)."""
     sig = row.signal
+    dated = row.dated
+    if dated is not None:
+        return [row.pair, row.carry, "-", "-", "-", "-", f"{dated.entry_basis * 10_000:.1f}",
+                f"{dated.gross_apr:.2%}", f"{dated.net_apr:.2%}", "-",
+                f"delivery {_duration(row.next_funding_in)}", _volume(row.volume_24h),
+                "yes" if row.would_enter else f"no: {row.reason}"]  # fmt: skip
     if sig is None:
-        return [row.pair, "-", "-", "-", "-", "-", "-", "-", _duration(row.next_funding_in),
-                _volume(row.volume_24h), row.reason]  # fmt: skip
+        return [row.pair, row.carry, "-", "-", "-", "-", "-", "-", "-", "-",
+                _duration(row.next_funding_in), _volume(row.volume_24h), row.reason]  # fmt: skip
     breakeven = f"{sig.breakeven_hours:.0f}" if sig.breakeven_hours is not None else "never"
     return [
         row.pair,
+        row.carry,
         f"{sig.funding_rate:.4%}",
         f"{sig.interval_hours}h",
         f"{sig.funding_apr:.2%}",
         f"{sig.predicted_rate:.4%}",
         f"{sig.entry_basis * 10_000:.1f}",
+        "-",
         f"{sig.net_apr:.2%}",
         breakeven,
         _duration(row.next_funding_in),
@@ -146,11 +243,13 @@ def table_cells(row: ScanRow) -> list[str]:
 
 TABLE_COLUMNS: Sequence[str] = (
     "symbol",
+    "carry",
     "funding",
     "interval",
     "funding APR",
     "predicted",
     "basis bps",
+    "basis APR",
     "net APR",
     "break-even h",
     "next funding",

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     binance_api_secret: SecretStr | None = Field(
         default=None, validation_alias="BINANCE_API_SECRET"
     )
+    bitstamp_api_key: SecretStr | None = Field(default=None, validation_alias="BITSTAMP_API_KEY")
+    bitstamp_api_secret: SecretStr | None = Field(
+        default=None, validation_alias="BITSTAMP_API_SECRET"
+    )
     config_path: Path | None = Field(default=None, validation_alias="CARRYBOT_CONFIG")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="LOG_LEVEL"
@@ -49,7 +53,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "binance_api_key", "binance_api_secret", "database_url", "web_token", mode="before"
+        "binance_api_key",
+        "binance_api_secret",
+        "bitstamp_api_key",
+        "bitstamp_api_secret",
+        "database_url",
+        "web_token",
+        mode="before",
     )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
@@ -65,9 +75,34 @@ class Settings(BaseSettings):
         """Return the secret strings, for log redaction."""
         return [
             s.get_secret_value()
-            for s in (self.binance_api_key, self.binance_api_secret, self.web_token)
+            for s in (
+                self.binance_api_key,
+                self.binance_api_secret,
+                self.bitstamp_api_key,
+                self.bitstamp_api_secret,
+                self.web_token,
+            )
             if s is not None and s.get_secret_value()
         ]
+
+
+def require_venue_keys(settings: Settings, spot_venue: str) -> None:
+    """Raise UserError naming the missing keys when live mode trades spot on `spot_venue`."""
+    if spot_venue != "bitstamp":
+        return
+    missing = [
+        name
+        for name, value in (
+            ("BITSTAMP_API_KEY", settings.bitstamp_api_key),
+            ("BITSTAMP_API_SECRET", settings.bitstamp_api_secret),
+        )
+        if value is None
+    ]
+    if missing:
+        raise UserError(
+            f"venues.spot = 'bitstamp' in live mode needs {' and '.join(missing)} in the "
+            "environment or .env; set them, or run paper mode"
+        )
 
 
 def load_settings(env_file: Path | None = Path(".env")) -> Settings:

@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bot.capital import CapitalWatch, capital_shortfalls
 from bot.clock import Clock
 from bot.config import Config
+from bot.daily_loss import DailyLoss
 from bot.domain import (
+    Balance,
     CloseHedge,
     Event,
     EventSink,
     FundingPayment,
+    FuturesAccount,
     Hedge,
     HedgeState,
     Intent,
@@ -39,6 +43,7 @@ from bot.domain import (
     ResizeHedge,
     Severity,
 )
+from bot.domain.instruments import pair_of
 from bot.domain.ledger import (
     BalanceSnapshot,
     MarketObservation,
@@ -46,8 +51,12 @@ from bot.domain.ledger import (
     TradingState,
     TradingStatus,
 )
+from bot.equity import equity_snapshot
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
+from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
+from bot.execution.delivery import settle_delivered
+from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
 from bot.persistence.outage import OutageGuard, is_db_outage
@@ -77,8 +86,8 @@ class LoopState:
     last_observation_bucket: dict[str, datetime] = field(default_factory=dict)
     funding_due: dict[str, datetime] = field(default_factory=dict)
     last_funding_capture: datetime | None = None
-    equity: Decimal | None = None
-    day_start_equity: tuple[datetime, Decimal] | None = None
+    daily: DailyLoss = field(default_factory=DailyLoss)
+    snapshot_deferred: bool = False
     cycles: int = 0
     poll_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     evaluate_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
@@ -104,8 +113,10 @@ class TradingLoop:
         clock: Clock,
         pairs: Mapping[str, Pair],
         rng: random.Random | None = None,
+        poll_before_evaluate: bool = False,
     ) -> None:
         self.config = config
+        self._poll_before_evaluate = poll_before_evaluate
         self.exchange = exchange
         self._snapshot = snapshot
         self.strategy = strategy
@@ -121,11 +132,18 @@ class TradingLoop:
         self.lock = asyncio.Lock()
         self.state = LoopState()
         self._rng = rng or random.Random()
+        self._capital: CapitalWatch | None = None
         self._held_pairs: set[str] = set()
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
         self._funding_recorded: set[tuple[str, datetime]] = set()  # (perp, funding time)
         self._steps: dict[str, tuple[Pair, Decimal]] = {}  # pair key -> (pair, common step)
+        self.entry_backoff = EntryBackoff(
+            clock.monotonic,
+            first_seconds=config.risk.entry_failure_backoff_seconds,
+            max_seconds=config.risk.entry_failure_backoff_max_seconds,
+            account_failures_to_stop=config.risk.account_failures_to_stop,
+        )
 
     def is_stopping(self) -> bool:
         """Tell whether shutdown has begun (checked again after every await)."""
@@ -140,6 +158,8 @@ class TradingLoop:
         snap = await self._poll()
         if snap is not None:
             self.state.poll_ms.append((self.clock.monotonic() - started) * 1000)
+            if self.state.snapshot_deferred:
+                await self.snapshot_balances()
         return snap
 
     async def _poll(self) -> MarketSnapshot | None:
@@ -184,6 +204,7 @@ class TradingLoop:
         self.state.latest = snap
         # Pairs listed after start-up: hedges opened on them must be closable too.
         self.pairs.update((p.key, p) for p in snap.pairs if p.key not in self.pairs)
+        self.pairs.update((p.perp.symbol, p) for p in snap.dated_pairs)  # keyed by future
         await self._store_observations(snap)
         return snap
 
@@ -249,6 +270,8 @@ class TradingLoop:
     # --- evaluate -----------------------------------------------------------------------
     async def evaluate(self) -> list[Intent]:
         """Strategy → risk gate → executor on the latest snapshot. Returns what was done."""
+        if self._poll_before_evaluate and not self.state.stopping:
+            await self.poll()  # streams: the snapshot comes from memory, so take a fresh one
         snap = self.state.latest
         if self.state.stopping or snap is None:
             return []
@@ -287,7 +310,7 @@ class TradingLoop:
         portfolio = Portfolio(
             hedges=hedges,
             last_closed_at=ledger_view.last_closed_at,
-            equity=self.state.equity or ZERO,
+            equity=self.state.daily.equity or ZERO,
         )
         intents = self.strategy.evaluate(snap, portfolio, self.params)
         accepted = await self.risk.review(intents, view, self.events)
@@ -309,6 +332,8 @@ class TradingLoop:
                 status.reason if status else "-",
                 status.changed_by if status else "-",
             )
+        if state is TradingState.ACTIVE and self.state.trading is not TradingState.ACTIVE:
+            self.entry_backoff.reset_account()  # the operator resumed: try the account again
         self.state.trading = state
 
     async def _set_trading_state(self, state: TradingState, reason: str) -> None:
@@ -345,7 +370,9 @@ class TradingLoop:
             positions=positions,
             prices=prices,
             leverage=self.config.exchange.leverage,
-            daily_pnl=self._daily_pnl(),
+            daily_pnl=self.state.daily.pnl(),
+            entry_blocks=self.entry_backoff.blocks(),
+            snapshot=snap,
             # The executor equalises legs to the step both markets accept; so does the gate.
             step_sizes=self._step_sizes(),
         )
@@ -361,16 +388,11 @@ class TradingLoop:
             out[key] = known[1]
         return out
 
-    def _daily_pnl(self) -> Decimal:
-        if self.state.equity is None or self.state.day_start_equity is None:
-            return ZERO
-        return self.state.equity - self.state.day_start_equity[1]
-
     async def _protect(self, view: RiskView, snap: MarketSnapshot) -> None:
         by_id = {h.id: h for h in view.hedges}
         for action in self.risk.protect(view):
             hedge = by_id.get(action.hedge_id)
-            pair = self.pairs.get(hedge.pair) if hedge else None
+            pair = self._pair_of(hedge) if hedge else None
             if hedge is None or pair is None:
                 continue
             await self.events.emit(
@@ -441,7 +463,9 @@ class TradingLoop:
     async def _execute(self, intent: Intent, snap: MarketSnapshot, hedges: list[Hedge]) -> bool:
         try:
             if isinstance(intent, OpenHedge):
-                pair = self.pairs.get(intent.pair) or snap.pair(intent.pair)
+                if not self._may_open(intent):
+                    return False
+                pair = self._open_pair(intent, snap)
                 sq = snap.spot_quotes.get(pair.spot.symbol) if pair else None
                 pq = snap.perp_quotes.get(pair.perp.symbol) if pair else None
                 if pair is None or sq is None or pq is None:
@@ -457,13 +481,18 @@ class TradingLoop:
                 )
                 if opened is not None:
                     self._remember(opened)
+                    await self._after_entry(pair, opened)
                 return opened is not None
             hedge = next((h for h in hedges if h.id == intent.hedge_id), None)
-            pair = self.pairs.get(hedge.pair) if hedge else None
+            pair = self._pair_of(hedge) if hedge else None
             if hedge is None or pair is None:
                 return False
             if isinstance(intent, CloseHedge):
+                hedge = await settle_delivered(
+                    hedge, pair, self.exchange, self.ledger, self.clock, self.events
+                )
                 self._remember(await self.executor.close(hedge, pair, reason=intent.reason))
+                await self._book(hedge.id)
                 return True
             sq, pq = snap.spot_quotes.get(pair.spot.symbol), snap.perp_quotes.get(pair.perp.symbol)
             if sq is None or pq is None:
@@ -471,6 +500,7 @@ class TradingLoop:
             await self.executor.resize(
                 hedge, pair, intent.notional, reason=intent.reason, spot_quote=sq, perp_quote=pq
             )
+            await self._book(hedge.id)
             return True
         except ExchangeError as exc:
             log.error("Executing %s failed: %s", type(intent).__name__, exc)
@@ -484,6 +514,99 @@ class TradingLoop:
                 )
             )
             return False
+
+    def _pair_of(self, hedge: Hedge) -> Pair | None:
+        return pair_of(self.pairs, hedge.pair, hedge.perp_symbol)
+
+    def _open_pair(self, intent: OpenHedge, snap: MarketSnapshot) -> Pair | None:
+        """The pair an open trades: the asset's perpetual, or the dated future it names."""
+        if intent.future_symbol is not None:
+            return self.pairs.get(intent.future_symbol) or next(
+                (p for p in snap.dated_pairs if p.perp.symbol == intent.future_symbol), None
+            )
+        return self.pairs.get(intent.pair) or snap.pair(intent.pair)
+
+    def _may_open(self, intent: OpenHedge) -> bool:
+        """A roll's open waits until the hedge it replaces is CLOSED (no asset held twice)."""
+        if intent.after_close is None:
+            return True
+        before = next((h for h in self._all_hedges if h.id == intent.after_close), None)
+        if before is not None and before.state is HedgeState.CLOSED:
+            return True
+        log.warning(
+            "Roll into %s skipped: hedge %s is %s, not CLOSED",
+            intent.future_symbol,
+            intent.after_close,
+            before.state.value.upper() if before else "unknown",
+        )
+        return False
+
+    async def _after_entry(self, pair: Pair, hedge: Hedge) -> None:
+        """Book the entry's fees and losses; after a failed entry, cool the pair down."""
+        await self._book(hedge.id)
+        if hedge.state is HedgeState.OPEN:
+            self.entry_backoff.record_success(pair.key)
+            return
+        if hedge.state not in (HedgeState.FAILED, HedgeState.UNWINDING):
+            return  # OPENING with an unresolved order: reconciliation decides
+        orders = await self.ledger.orders.for_hedge(hedge.id)
+        codes = [o.error_code for o in orders if o.error_code is not None]
+        failure = self.entry_backoff.record_failure(
+            pair.key, codes, hedge.close_reason or "entry failed"
+        )
+        scope = "every pair" if failure.account_level else pair.key
+        log.warning(
+            "Entry of %s failed (%s): no new entry on %s for %.0fs",
+            pair.key,
+            failure.reason,
+            scope,
+            failure.cooldown_seconds,
+        )
+        await self.events.emit(
+            Event(
+                "entry.backoff",
+                f"{scope}: no new entry for {failure.cooldown_seconds:.0f}s after a failed "
+                f"entry of {pair.key} ({failure.reason})",
+                self.clock.now(),
+                Severity.WARNING,
+                {
+                    "pair": pair.key,
+                    "reason": failure.reason,
+                    "cooldown_seconds": failure.cooldown_seconds,
+                    "account_level": failure.account_level,
+                },
+                hedge.id,
+            )
+        )
+        if failure.reload_filters:
+            await self._reload_filters(pair)
+        if failure.stop_entries and self.state.trading is TradingState.ACTIVE:
+            await self._set_trading_state(
+                TradingState.REDUCING,
+                f"entries stopped: repeated account-level entry failures ({failure.reason}, "
+                f"last on {pair.key}); fix the account, then `carrybot resume`",
+            )
+
+    async def _reload_filters(self, pair: Pair) -> None:
+        """Reload the markets (exchangeInfo) so the next try of `pair` uses current filters."""
+        try:
+            await self.exchange.load_instruments(reload=True)
+            fresh = {p.key: p for p in await self.exchange.pairs()}
+        except ExchangeError as exc:
+            log.warning("Filters of %s not reloaded now (%s)", pair.key, exc)
+            return
+        if pair.key in fresh:
+            self.pairs[pair.key] = fresh[pair.key]
+            log.info(
+                "Reloaded the filters of %s: spot min notional %s, perp min notional %s",
+                pair.key,
+                fresh[pair.key].spot.min_notional,
+                fresh[pair.key].perp.min_notional,
+            )
+
+    async def _book(self, hedge_id: int) -> None:
+        """Count the hedge's fees and realised P&L since the last snapshot toward the day."""
+        self.state.daily.book(hedge_id, await self.ledger.fills.for_hedge(hedge_id))
 
     def _remember(self, hedge: Hedge) -> None:
         """Keep the latest view of a hedge in memory (used while the database is down)."""
@@ -566,7 +689,11 @@ class TradingLoop:
             await self.reconciler.run(startup=False)
 
     async def snapshot_balances(self) -> Decimal | None:
-        """Record balances, positions and equity; track the day's starting equity."""
+        """Record balances, positions and equity; track the day's starting equity.
+
+        A snapshot with a held asset unpriced is deferred (nothing written, nothing used)
+        and taken again after the next poll that prices it.
+        """
         try:
             spot = await self.exchange.fetch_spot_balances()
             futures = await self.exchange.fetch_futures_account()
@@ -575,27 +702,21 @@ class TradingLoop:
             log.warning("Balances not fetched now: %s", exc)
             return None
         now = self.clock.now()
-        prices = self._asset_prices()
-        rows: list[BalanceSnapshot] = []
-        equity = futures.margin_balance
-        for asset, bal in sorted(spot.items()):
-            if bal.total <= 0:
-                continue
-            price = Decimal(1) if asset == "USDT" else prices.get(asset)
-            value = bal.total * price if price is not None else None
-            equity += value or ZERO
-            rows.append(BalanceSnapshot(now, "spot", asset, bal.free, bal.locked, value))
-        rows.append(
-            BalanceSnapshot(
-                now,
-                "futures",
-                "USDT",
-                futures.available_balance,
-                futures.margin_balance - futures.available_balance,
-                futures.margin_balance,
-            )
+        await self._watch_capital(spot, futures)
+        prices, priceable = self._asset_prices()
+        taken = equity_snapshot(
+            now, spot, futures, prices, priceable, wallets=wallet_names(self.exchange)
         )
-        rows.append(BalanceSnapshot(now, "total", "USDT", equity, ZERO, equity))
+        if not taken.complete:
+            if not self.state.snapshot_deferred:
+                log.info(
+                    "Balance snapshot deferred: no fresh price yet for %s (an unpriced "
+                    "asset is not a loss); retried after the next poll",
+                    ", ".join(taken.missing),
+                )
+            self.state.snapshot_deferred = True
+            return None
+        self.state.snapshot_deferred = False
         position_rows = [
             PositionSnapshot(
                 now,
@@ -613,35 +734,59 @@ class TradingLoop:
             for p in positions
         ]
         await self.guard.write(
-            "balance snapshot", lambda: self._write_snapshot(rows, position_rows)
+            "balance snapshot", lambda: self._write_snapshot(taken.rows, position_rows)
         )
-        self.state.equity = equity
-        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        if self.state.day_start_equity is None or self.state.day_start_equity[0] != day:
-            start = None
-            if self.guard.healthy:
-                start = await self.ledger.snapshots.first_value_since("total", day)
-            self.state.day_start_equity = (day, start if start is not None else equity)
-        return equity
+        start = None
+        if self.state.daily.needs_day_start(now) and self.guard.healthy:
+            day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            start = await self.ledger.snapshots.first_value_since("total", day)
+        self.state.daily.snapshot(taken.equity, now, start)
+        return taken.equity
+
+    async def _watch_capital(self, spot: Mapping[str, Balance], futures: FuturesAccount) -> None:
+        """Across venues, alert when one venue's balance cannot carry a configured hedge."""
+        if not isinstance(self.exchange, VenueRouter):
+            return
+        if self._capital is None:
+            self._capital = CapitalWatch(self.events, self.clock)
+        spot_venue, futures_venue = self.exchange.leg_venues
+        shortfalls = capital_shortfalls(
+            self.config, spot_venue=spot_venue, futures_venue=futures_venue, spot=spot,
+            futures=futures, spot_quotes={p.spot.quote for p in self.pairs.values()},
+            usd_per_usdt=self.exchange.usd_per_usdt,
+        )  # fmt: skip
+        await self._capital.observe(shortfalls)
 
     async def _write_snapshot(
         self, rows: list[BalanceSnapshot], positions: list[PositionSnapshot]
     ) -> None:
         await self.ledger.snapshots.record(rows, positions)
 
-    def _asset_prices(self) -> dict[str, Decimal]:
-        """Return each base asset's latest USDT bid, the last one seen if a quote is missing.
+    def _asset_prices(self) -> tuple[dict[str, Decimal], set[str]]:
+        """Return (fresh USDT bid per asset, assets that have a USDT market).
 
-        Valuing a held asset at nothing while its market pauses (exchange maintenance)
-        would look like a loss and trip the daily loss limit.
+        Prices come from the latest snapshot only when it is fresh (`max_data_age_seconds`);
+        an asset quoted before, or with a listed USDT pair, counts as priceable.
         """
         snap = self.state.latest
+        prices: dict[str, Decimal] = {}
         if snap is not None:
+            age = (self.clock.now() - snap.taken_at).total_seconds()
             for pair in snap.pairs:
                 quote = snap.spot_quotes.get(pair.spot.symbol)
-                if quote is not None and pair.spot.quote == "USDT":
+                # a VenueRouter shows USD-quoted spot in USDT terms, so those price too
+                if quote is not None and pair.spot.quote in USDT_TERMS:
                     self._asset_price[pair.base] = quote.bid
-        return dict(self._asset_price)
+                    if age <= self.config.risk.max_data_age_seconds:
+                        prices[pair.base] = quote.bid
+        priceable = set(self._asset_price) | {
+            p.base for p in self.pairs.values() if p.spot.quote in USDT_TERMS
+        }
+        rate = getattr(self.exchange, "usd_per_usdt", None)
+        if isinstance(rate, Decimal) and rate > 0:
+            prices["USD"] = self._asset_price["USD"] = 1 / rate
+            priceable.add("USD")
+        return prices, priceable
 
     async def heartbeat(self) -> str:
         """Log one line: open hedges, equity, snapshot age, trading state."""
@@ -651,7 +796,8 @@ class TradingLoop:
             open_count = len(await self.ledger.hedges.in_states([HedgeState.OPEN]))
         except Exception:
             open_count = -1
-        equity = f"{self.state.equity:.2f} USDT" if self.state.equity is not None else "unknown"
+        known = self.state.daily.equity
+        equity = f"{known:.2f} USDT" if known is not None else "unknown"
         line = f"Heartbeat: {open_count if open_count >= 0 else '?'} open hedge(s), equity {equity}"
         line += (
             f", last snapshot {'never' if age is None else f'{age:.0f}s ago'}, "

@@ -49,18 +49,19 @@ def perp(base: str = "BTC", quote: str = "USDT", listed_at: datetime | None = No
         symbol=f"{base}/{quote}:{quote}", exchange_symbol=f"{base}{quote}",
         kind=MarketKind.PERPETUAL, base=base, quote=quote, tick_size=tick, step_size=step,
         min_qty=min_qty, min_notional=min_notional, max_qty=D("1000"), settle=quote,
-        listed_at=listed_at or datetime(2019, 9, 8, tzinfo=UTC),
+        listed_at=listed_at or datetime(2019, 9, 8, tzinfo=UTC), contract_type="PERPETUAL",
     )
 
 
-def dated(base: str = "BTC", expiry: datetime | None = None, quote: str = "USDT") -> Instrument:
+def dated(base: str = "BTC", expiry: datetime | None = None, quote: str = "USDT",
+          contract_type: str = "CURRENT_QUARTER") -> Instrument:
     expiry = expiry or T0 + timedelta(days=30)
     tick, step, min_qty, min_notional = _FILTERS.get(base, _GENERIC)["perp"]
     return Instrument(
         symbol=f"{base}/{quote}:{quote}-{expiry:%y%m%d}",
         exchange_symbol=f"{base}{quote}_{expiry:%y%m%d}", kind=MarketKind.DATED_FUTURE,
         base=base, quote=quote, tick_size=tick, step_size=step, min_qty=min_qty,
-        min_notional=min_notional, settle=quote, expiry=expiry,
+        min_notional=min_notional, settle=quote, expiry=expiry, contract_type=contract_type,
     )
 
 

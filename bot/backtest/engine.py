@@ -11,6 +11,11 @@ the bar opens keeps the exchange's order of things: the funding settled at t is 
 position held at t, so a hedge opened at a funding time does not collect it and one closed
 then does. At the end, hedges still open are closed by the executor, so every figure is
 realised and the costs of leaving are counted, as in the passive baseline.
+
+A pair whose data ends before the run's end (a market delisted, one file shorter than the
+other) is no longer offered to the strategy in its last hour of data (`DATA_END_WINDOW`),
+and hedges on it are closed by the executor at that hour, while both markets still have
+prices. A close whose legs cannot both be priced is not sent at all (never half a hedge).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from bot.backtest.replay import DataRange, ReplayAnswers, ReplaySource
 from bot.backtest.series import HOUR_MS, from_ms
 from bot.clock import SimulatedClock
 from bot.config import Config, normalise_database_url
-from bot.domain import HedgeState, PositionMode
+from bot.domain import Hedge, HedgeState, MarketKind, PositionMode
 from bot.errors import UserError
 from bot.exchange.paper import PaperExchange
 from bot.persistence import migrate
@@ -51,7 +56,10 @@ log = logging.getLogger(__name__)
 
 REACTION = timedelta(seconds=1)
 """How long after an event time the jobs run (see the module docstring)."""
+DATA_END_WINDOW = timedelta(hours=1)
+"""A pair stops being offered this long before its data ends: the time left to close."""
 END_REASON = "backtest end"
+DATA_END_REASON = "data end"
 PAPER_STATE_KEY = "backtest"
 
 Progress = Callable[[int, int], None]
@@ -141,7 +149,7 @@ async def run_backtest(
     """
     history = history or load_for(spec.config, spec.data_dir)
     clock = SimulatedClock(from_ms(min(s.start_ms for s in history.symbols.values())))
-    source = ReplaySource(history, clock, answers=answers)
+    source = ReplaySource(history, clock, answers=answers, closing_window=DATA_END_WINDOW)
     start, end = replay_period(source.data_ranges(), spec.start, spec.end)
     times = source.event_times(start, end)
     clock.set(times[0] + REACTION)
@@ -163,7 +171,7 @@ async def run_backtest(
         loop, exchange = await _assemble(spec, source, clock, ledger, engine, run.id)
         initial = await loop.snapshot_balances() or Decimal(0)
         equity: list[EquityPoint] = []
-        stepper = _Stepper(loop, spec, equity)
+        stepper = _Stepper(loop, spec, equity, _data_ends(source, times[-1]))
         for i, t in enumerate(times):
             clock.set(t + REACTION)
             await stepper.step()
@@ -264,18 +272,28 @@ def _recording_config(spec: BacktestSpec) -> Config:
 class _Stepper:
     """Call the loop's jobs at one clock time, in the live scheduler's order."""
 
-    def __init__(self, loop: TradingLoop, spec: BacktestSpec, equity: list[EquityPoint]) -> None:
+    def __init__(
+        self,
+        loop: TradingLoop,
+        spec: BacktestSpec,
+        equity: list[EquityPoint],
+        data_ends: dict[str, datetime],
+    ) -> None:
         self._loop = loop
         self._spec = spec
         self._equity = equity
         self._next_snapshot: datetime | None = None
         self._next_reconcile: datetime | None = None
+        self._data_ends = data_ends  # pair -> its last bar, for pairs ending before the run
+        self._next_data_end = min(data_ends.values(), default=None)
 
     async def step(self) -> None:
         loop = self._loop
         now = loop.clock.now()
         await loop.poll()
         await loop.capture_funding()
+        if self._next_data_end is not None and now >= self._next_data_end:
+            await self._close_ending(now)
         if self._next_snapshot is None or now >= self._next_snapshot:
             await self.snapshot()
             self._next_snapshot = now + self._spec.snapshot_every
@@ -285,21 +303,59 @@ class _Stepper:
             self._next_reconcile = now + every
         await loop.evaluate()
 
+    async def _close_ending(self, now: datetime) -> None:
+        """Close the hedges on pairs in their last hour of data (before the strategy runs)."""
+        ending = {p for p, last in self._data_ends.items() if now >= last}
+        for pair in ending:
+            del self._data_ends[pair]
+        self._next_data_end = min(self._data_ends.values(), default=None)
+        loop = self._loop
+        async with loop.lock:
+            for hedge in await loop.ledger.hedges.active():
+                if hedge.pair in ending:
+                    await _close_one(loop, hedge, DATA_END_REASON)
+
     async def snapshot(self) -> None:
         value = await self._loop.snapshot_balances()
         if value is not None:
             self._equity.append(EquityPoint(self._loop.clock.now(), value))
 
 
+def _data_ends(source: ReplaySource, last_time: datetime) -> dict[str, datetime]:
+    """Return the last bar of every pair whose data ends before the run's last event time."""
+    out: dict[str, datetime] = {}
+    for pair, span in source.data_ranges().items():
+        last = span.end - DATA_END_WINDOW
+        if last < last_time:
+            out[pair] = last
+    return out
+
+
 async def _close_all(loop: TradingLoop) -> None:
     """Close what is still open through the executor, as an operator would at the end."""
     async with loop.lock:
         for hedge in await loop.ledger.hedges.active():
-            pair = loop.pairs.get(hedge.pair)
-            if pair is None:
-                log.warning("Hedge %s on %s left open: pair unknown", hedge.id, hedge.pair)
-                continue
-            if hedge.state is HedgeState.OPEN:
-                await loop.executor.close(hedge, pair, reason=END_REASON)
-            else:
-                await loop.executor.recover(hedge, pair)
+            await _close_one(loop, hedge, END_REASON)
+
+
+async def _close_one(loop: TradingLoop, hedge: Hedge, reason: str) -> None:
+    """Close (or finish closing) `hedge` if both its markets can be priced now, else log."""
+    pair = loop.pairs.get(hedge.pair)
+    if pair is None:
+        log.warning("Hedge %s on %s left open: pair unknown", hedge.id, hedge.pair)
+        return
+    spot = await loop.exchange.fetch_best_quotes(MarketKind.SPOT)
+    perp = await loop.exchange.fetch_best_quotes(MarketKind.PERPETUAL)
+    if pair.spot.symbol not in spot or pair.perp.symbol not in perp:
+        log.warning(
+            "Hedge %s on %s left open at %s: no price for both legs (%s); nothing sent",
+            hedge.id,
+            hedge.pair,
+            reason,
+            ", ".join(s for s in (pair.spot.symbol, pair.perp.symbol) if s not in {**spot, **perp}),
+        )
+        return
+    if hedge.state is HedgeState.OPEN:
+        await loop.executor.close(hedge, pair, reason=reason)
+    else:
+        await loop.executor.recover(hedge, pair)

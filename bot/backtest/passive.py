@@ -1,10 +1,19 @@
 """The passive carry baseline: each pair hedged over the whole period, entered and left once.
 
-With the same notional per pair as the bot's hedges (`sizing.notional_per_hedge`), the same
-step rounding, fees and quotes (the replay's synthetic book, as the paper fills see it):
-buy spot at the ask and short the perpetual at the bid at the first event time the pair has
-quotes, collect every settlement after that (rate × mark × quantity), and at the last event
-time sell spot at the bid and buy the short back at the ask. Taker fees on all four trades.
+Both ways use the same quotes as the paper fills (the replay's synthetic book): enter at the
+first event time the pair has quotes (buy spot at the ask, short the perpetual at the bid),
+collect every settlement after that, leave at the last event time the pair has quotes (sell
+spot at the bid, buy the short back at the ask). Taker fees of one round trip of both legs.
+
+- **Constant notional** (the baseline reported as `passive`): each pair is kept at
+  `sizing.notional_per_hedge` N per leg, as if rebalanced at every settlement (rebalancing
+  fees not counted). Funding = Σ N × rate; basis P&L = N × (entry basis − exit basis), basis
+  = perp / spot − 1 at the executable quotes; fees = N × 2 × (spot taker + futures taker).
+  This is what holding the carry earns without betting on the price.
+- **Fixed quantity** (kept as `passive_fixed_quantity`): the quantity N / spot ask (floored
+  to the common step) is bought once and held, so funding (rate × mark × quantity) grows
+  with the price; over 2020–2024 that counts price gains (SOL ×50) that a 2× short could
+  not have carried without margin top-ups.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ class PassiveLeg:
     """Settlement times collected, in order."""
     paid: tuple[Decimal, ...]
     """Funding collected up to and including each settlement (cumulative)."""
+    constant_notional: Decimal | None = None
+    """N when the leg is kept at constant notional N; None for a fixed quantity."""
 
     @property
     def funding(self) -> Decimal:
@@ -55,8 +66,15 @@ class PassiveLeg:
 
     @property
     def basis_pnl(self) -> Decimal:
+        return self.basis_pnl_at(self.exit_spot, self.exit_perp)
+
+    def basis_pnl_at(self, spot_bid: Decimal, perp_ask: Decimal) -> Decimal:
+        """Return the basis P&L of leaving at these quotes."""
+        n = self.constant_notional
+        if n is not None:
+            return n * (self.entry_perp / self.entry_spot - perp_ask / spot_bid)
         q = self.quantity
-        return q * (self.exit_spot - self.entry_spot) + q * (self.entry_perp - self.exit_perp)
+        return q * (spot_bid - self.entry_spot) + q * (self.entry_perp - perp_ask)
 
     @property
     def net(self) -> Decimal:
@@ -64,10 +82,22 @@ class PassiveLeg:
 
     @property
     def notional(self) -> Decimal:
-        return self.quantity * self.entry_spot
+        n = self.constant_notional
+        return n if n is not None else self.quantity * self.entry_spot
 
     def capital(self, leverage: int) -> Decimal:
-        return self.notional + self.quantity * self.entry_perp / max(leverage, 1)
+        n = self.constant_notional
+        short = n if n is not None else self.quantity * self.entry_perp
+        return self.notional + short / max(leverage, 1)
+
+    def entry_fees(self, fees: FeeParams) -> Decimal:
+        """Return the fees paid to enter (half the round trip's)."""
+        n = self.constant_notional
+        if n is not None:
+            return n * (fees.spot_taker + fees.futures_taker)
+        return self.quantity * (
+            self.entry_spot * fees.spot_taker + self.entry_perp * fees.futures_taker
+        )
 
 
 class _Cursor:
@@ -90,6 +120,7 @@ class _Cursor:
 class PassiveResult:
     figures: Figures
     legs: list[PassiveLeg]
+    constant_notional: bool
 
 
 async def passive_carry(
@@ -102,19 +133,24 @@ async def passive_carry(
     leverage: int,
     initial_equity: Decimal,
     reaction: timedelta,
+    constant_notional: bool = True,
 ) -> PassiveResult:
-    """Hold each of `pairs` (spot symbols) passively over the event `times` (sorted)."""
+    """Hold each of `pairs` (spot symbols) passively over the event `times` (sorted).
+
+    `constant_notional`: keep each pair at `notional` (the baseline to compare with), else
+    hold the quantity bought at entry (see the module docstring).
+    """
     clock = _Cursor(times[0] + reaction)
     source = ReplaySource(history, clock)
     legs: list[PassiveLeg] = []
     for key in sorted(pairs):
-        leg = await _hold(source, clock, key, times, notional, fees, reaction)
+        leg = await _hold(source, clock, key, times, notional, fees, reaction, constant_notional)
         if leg is not None:
             legs.append(leg)
     start, end = times[0] + reaction, times[-1] + reaction
     values = await _daily_values(source, clock, legs, times, fees, reaction)
     figures = _figures(legs, start, end, leverage, [initial_equity + v for v in values])
-    return PassiveResult(figures, legs)
+    return PassiveResult(figures, legs, constant_notional)
 
 
 async def _hold(
@@ -125,6 +161,7 @@ async def _hold(
     notional: Decimal,
     fees: FeeParams,
     reaction: timedelta,
+    constant_notional: bool,
 ) -> PassiveLeg | None:
     span = source.data_ranges().get(key)
     if span is None:
@@ -145,10 +182,15 @@ async def _hold(
         for r in await source.fetch_funding_history(pair.perp.symbol, entered_at, left_at)
         if r.funding_time > entered_at  # the short opens just after a settlement at entry
     ]
-    amounts = [quantity * (r.mark_price or perp_in.bid) * r.rate for r in rows]
-    costs = (spot_in.ask + spot_out.bid) * fees.spot_taker + (perp_in.bid + perp_out.ask) * (
-        fees.futures_taker
-    )
+    if constant_notional:
+        amounts = [notional * r.rate for r in rows]
+        paid_fees = notional * 2 * (fees.spot_taker + fees.futures_taker)
+    else:
+        amounts = [quantity * (r.mark_price or perp_in.bid) * r.rate for r in rows]
+        costs = (spot_in.ask + spot_out.bid) * fees.spot_taker + (
+            perp_in.bid + perp_out.ask
+        ) * fees.futures_taker
+        paid_fees = quantity * costs
     return PassiveLeg(
         pair=key,
         entered_at=entered_at,
@@ -158,9 +200,10 @@ async def _hold(
         entry_perp=perp_in.bid,
         exit_spot=spot_out.bid,
         exit_perp=perp_out.ask,
-        fees=quantity * costs,
+        fees=paid_fees,
         paid_at=tuple(r.funding_time for r in rows),
         paid=tuple(accumulate(amounts)),
+        constant_notional=notional if constant_notional else None,
     )
 
 
@@ -213,12 +256,7 @@ async def _daily_values(
             if sq is not None and pq is not None:
                 marks[leg.pair] = (sq.bid, pq.ask)
             bid, ask = marks.get(leg.pair, (leg.entry_spot, leg.entry_perp))
-            funding = leg.funding_until(at)
-            entry_fees = leg.quantity * (
-                leg.entry_spot * fees.spot_taker + leg.entry_perp * fees.futures_taker
-            )
-            basis = leg.quantity * (bid - leg.entry_spot) + leg.quantity * (leg.entry_perp - ask)
-            total += funding + basis - entry_fees
+            total += leg.funding_until(at) + leg.basis_pnl_at(bid, ask) - leg.entry_fees(fees)
         out.append(total)
     return out
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -123,8 +123,12 @@ class ReplaySource:
         book: SyntheticBook | None = None,
         interest_rate: Decimal = DEFAULT_INTEREST_RATE,
         answers: ReplayAnswers | None = None,
+        closing_window: timedelta = timedelta(0),
     ) -> None:
+        """`closing_window`: a pair is no longer offered (`pairs`) this long before its data
+        ends, while its quotes still are, so hedges on it can be closed but none opened."""
         self._history = history
+        self._closing_ms = int(closing_window.total_seconds() * 1000)
         self._clock = clock
         self._book = book or SyntheticBook()
         self._interest_rate = interest_rate
@@ -188,12 +192,14 @@ class ReplaySource:
         return {s: m.instrument for s, m in self._markets.items() if m.bars.first_ms <= ms}
 
     async def pairs(self) -> Sequence[Pair]:
-        """Return the pairs whose spot and perpetual both trade at the clock's time."""
+        """Return the pairs whose spot and perpetual both trade at the clock's time (and
+        for longer than the closing window)."""
         ms = self._now_ms()
+        closing = self._closing_ms
         return [
             Pair(spot=spot.instrument, perp=perp.instrument)
             for sym, spot, perp in self._symbols
-            if sym.start_ms <= ms < sym.end_ms
+            if sym.start_ms <= ms < sym.end_ms - closing
         ]
 
     async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:

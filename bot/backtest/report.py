@@ -20,7 +20,15 @@ from bot.domain import Fill, FundingPayment, Hedge
 from bot.persistence.repositories import Ledger
 from bot.pnl import HedgePnL, fee_usdt, hedge_pnl
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+PASSIVE_METHOD = (
+    "constant notional: every pair held at sizing.notional_per_hedge per leg over its data, "
+    "funding = notional x rate at each settlement, one round trip of taker fees"
+)
+FIXED_QUANTITY_METHOD = (
+    "fixed quantity bought at entry and held: funding grows with the price, which a "
+    "leveraged short could not carry without margin top-ups; not a fair baseline"
+)
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,13 @@ class BacktestReport:
     run: BacktestRun
     bot: Figures
     passive: Figures
+    """The passive baseline at constant notional (see `bot.backtest.passive`)."""
     hedges: list[HedgeLine]
     passive_legs: list[PassiveLeg]
     days: list[DayLine]
     funding_payments: list[FundingPayment]
+    passive_fixed_quantity: Figures | None = None
+    """The older baseline holding the quantity bought at entry (its funding grows with price)."""
 
     @property
     def started_at(self) -> datetime:
@@ -79,6 +90,7 @@ class BacktestReport:
             "final_equity": money(run.equity[-1].equity if run.equity else run.initial_equity),
             "strategy_failures": run.strategy_failures,
             "bot": self.bot.to_json(),
+            "passive_method": PASSIVE_METHOD,
             "passive": self.passive.to_json(),
             "by_pair": _by_pair(self.hedges),
             "passive_by_pair": {
@@ -94,6 +106,14 @@ class BacktestReport:
                 }
                 for leg in self.passive_legs
             },
+            **(
+                {
+                    "passive_fixed_quantity_method": FIXED_QUANTITY_METHOD,
+                    "passive_fixed_quantity": self.passive_fixed_quantity.to_json(),
+                }
+                if self.passive_fixed_quantity is not None
+                else {}
+            ),
         }
 
 
@@ -120,16 +140,20 @@ async def build_report(run: BacktestRun, ledger: Ledger) -> BacktestReport:
     payments = await ledger.funding.payments()
     fills = await ledger.fills.all()
     event_times = _event_times(run)
-    passive = await passive_carry(
-        run.history,
-        tradable_pairs(run),
-        event_times,
-        notional=config.sizing.notional_per_hedge,
-        fees=config.fees,
-        leverage=leverage,
-        initial_equity=run.initial_equity,
-        reaction=REACTION,
-    )
+    passive, fixed = [
+        await passive_carry(
+            run.history,
+            tradable_pairs(run),
+            event_times,
+            notional=config.sizing.notional_per_hedge,
+            fees=config.fees,
+            leverage=leverage,
+            initial_equity=run.initial_equity,
+            reaction=REACTION,
+            constant_notional=constant,
+        )
+        for constant in (True, False)
+    ]
     return BacktestReport(
         run=run,
         bot=_bot_figures(run, lines),
@@ -138,6 +162,7 @@ async def build_report(run: BacktestRun, ledger: Ledger) -> BacktestReport:
         passive_legs=passive.legs,
         days=_days(run, lines, payments, fills),
         funding_payments=payments,
+        passive_fixed_quantity=fixed.figures,
     )
 
 

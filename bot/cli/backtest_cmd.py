@@ -89,20 +89,26 @@ def register(app: typer.Typer) -> None:
 
 
 def summary_table(summary: dict[str, object]) -> Table:
-    """Return the bot's figures next to the passive baseline's."""
+    """Return the bot's figures next to the passive baselines' (constant notional first)."""
     bot, passive = summary["bot"], summary["passive"]
+    fixed = summary.get("passive_fixed_quantity")
     assert isinstance(bot, dict) and isinstance(passive, dict)
     table = Table(
         title=f"Backtest {summary['start']} → {summary['end']} ({', '.join(summary['pairs'])})"  # type: ignore[arg-type]
     )
     table.add_column("figure")
     table.add_column("carrybot", justify="right")
-    table.add_column("passive carry", justify="right")
+    table.add_column("passive carry\n(constant notional)", justify="right")
+    if isinstance(fixed, dict):
+        table.add_column("passive, fixed quantity\n(price-inflated)", justify="right")
     for label, key, kind in FIGURES:
-        table.add_row(label, _cell(bot.get(key), kind), _cell(passive.get(key), kind))
+        cells = [_cell(bot.get(key), kind), _cell(passive.get(key), kind)]
+        if isinstance(fixed, dict):
+            cells.append(_cell(fixed.get(key), kind))
+        table.add_row(label, *cells)
     worst = bot.get("worst_hedge")
     if isinstance(worst, dict):
-        table.add_row("worst hedge", f"{worst['pair']} {float(worst['net']):,.2f}", "")
+        table.add_row("worst hedge", f"{worst['pair']} {float(worst['net']):,.2f}")
     return table
 
 

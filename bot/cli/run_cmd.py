@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import Context, console, load_context
+from bot.cli.common import Context, load_context
 from bot.config import redact_url
 from bot.settings import Mode, resolve_mode
 
@@ -45,11 +45,8 @@ def register(app: typer.Typer) -> None:
         """Run the bot (paper mode unless --live)."""
         ctx = load_context(config)
         mode = resolve_mode(ctx.settings, live)
-        console.print(banner(ctx, mode), markup=False)
-
         from bot.app import RunOptions, run_bot
 
-        options = RunOptions(once=once, duration=duration)
+        options = RunOptions(once=once, duration=duration, banner=banner(ctx, mode))
         code = asyncio.run(run_bot(ctx.settings, ctx.config, ctx.database_url, mode, options))
         raise typer.Exit(code)
-

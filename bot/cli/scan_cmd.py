@@ -19,6 +19,7 @@ from bot.errors import UserError
 from bot.exchange.port import MarketDataSource
 from bot.marketdata import MarketData
 from bot.scan import TABLE_COLUMNS, ScanRow, row_json, scan_rows, table_cells, taken_at_text
+from bot.scan_venues import row_venue_json, venue_view
 from strategies.funding_carry import FundingCarryParams
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
@@ -46,15 +47,22 @@ def register(app: typer.Typer) -> None:
             run_scan(source, clock, ctx.config, params, Decimal(str(min_volume)))
         )
         shown = rows[:top]
+        venues = venue_view(source, ctx.config.fees)
         if as_json:
             report: dict[str, Any] = {
                 "taken_at": taken_at.isoformat(),
                 "pairs_scanned": scanned,
-                "rows": [row_json(r) for r in shown],
+                "rows": [
+                    row_json(r) | (row_venue_json(r, venues) if venues else {}) for r in shown
+                ],
             }
+            if venues is not None:
+                report["venues"] = venues.to_json()
             console.print_json(json.dumps(report))
             return
         console.print(render_table(shown, taken_at_text(taken_at), scanned))
+        if venues is not None:
+            console.print(venues.caption())
 
 
 async def run_scan(
@@ -71,6 +79,7 @@ async def run_scan(
         universe=config.universe,
         schedule=config.schedule,
         history_periods=params.history_periods,
+        dated=params.trades_dated,
     )
     try:
         snapshot = await market.snapshot()

@@ -19,7 +19,8 @@ Rules modelled (Binance's):
   rests (NEW / PARTIALLY_FILLED) and fills as maker at its own price when a later
   `set_book` / `set_quote` crosses it (the book is a snapshot: resting orders do not consume
   it); spot limit orders lock their funds, futures ones count as open-order margin;
-- fees: spot buys pay the fee in the base asset, spot sells in the quote asset; futures pay
+- fees: spot buys pay the fee in the base asset (in the quote asset with
+  `spot_fee_in_quote`, as on Bitstamp), spot sells in the quote asset; futures pay
   in USDT from the futures wallet; taker for immediate fills, maker for resting ones;
 - spot: -2010 "Account has insufficient balance for requested action." when the wallet
   cannot pay (quote for buys: the walked cost, or quantity x limit price; base for sells);
@@ -134,9 +135,11 @@ class SimulatedExchange:
         position_mode: PositionMode = PositionMode.ONE_WAY,
         maintenance_rate: Decimal = DEFAULT_MAINTENANCE_RATE,
         default_leverage: int = 20,
+        spot_fee_in_quote: bool = False,
     ) -> None:
         self._clock = clock
         self._fees = fees or FeeParams()
+        self._spot_fee_in_quote = spot_fee_in_quote  # Bitstamp: buys pay the fee in quote
         self._slippage_bps = slippage_bps
         self._depth_levels = depth_levels
         self._mmr = maintenance_rate
@@ -160,6 +163,11 @@ class SimulatedExchange:
         self._funding = FundingBook()
         self._order_seq = 0
         self._trade_seq: dict[str, int] = {}
+
+    @property
+    def spot_fee_in_quote(self) -> bool:
+        """True when spot buys pay their fee in the quote asset (Bitstamp), not the base."""
+        return self._spot_fee_in_quote
 
     # --- market state, fed by the caller ------------------------------------------------
     def set_instruments(self, instruments: Mapping[str, Instrument]) -> None:
@@ -206,6 +214,10 @@ class SimulatedExchange:
     def instrument(self, symbol: str) -> Instrument | None:
         """Return the instrument of `symbol`, None when unknown."""
         return self._instruments.get(symbol)
+
+    def mid_price(self, symbol: str) -> Decimal | None:
+        """Return the mid of the last book or quote of `symbol`, None without one."""
+        return self._mid(symbol)
 
     def mark_price(self, symbol: str) -> Decimal | None:
         """Return the last mark set for `symbol` (None when never set)."""
@@ -341,6 +353,10 @@ class SimulatedExchange:
         inst = self._instruments.get(request.symbol)
         if inst is None:
             raise reject(-1121, "Invalid symbol.")
+        if inst.is_dated and inst.expiry is not None and inst.expiry <= self._clock.now():
+            raise reject(
+                -4108, "Symbol is on delivering or delivered or settling or closed or pre-trading."
+            )
         check_client_order_id(request.client_order_id, futures=inst.is_derivative)
         if request.client_order_id in self._orders:
             if inst.is_derivative:
@@ -419,6 +435,35 @@ class SimulatedExchange:
                 pos.margin -= size * mark * rate  # an isolated position's funding is its own
         self._check_liquidations()
         return payment
+
+    def deliver(self, symbol: str, price: Decimal) -> Decimal:
+        """Settle every position on a dated future at its delivery price, as Binance does.
+
+        The positions are closed without a trade or a trading fee; their P&L at `price` goes to
+        the futures wallet (returned). Open orders on the symbol are cancelled.
+        """
+        inst = self._derivative(symbol)
+        if not inst.is_dated:
+            raise reject(-4108, "Symbol is not a delivery contract.")
+        realized = _ZERO
+        for (sym, side), pos in sorted(self._positions.items()):
+            if sym != symbol:
+                continue
+            realized += self._apply_to_position(symbol, side, -pos.size, price)
+        for state in [o for o in self._open_states() if o.request.symbol == symbol]:
+            self._close_order(state, OrderStatus.CANCELED)
+        self._add_futures(realized)
+        self._touch()
+        return realized
+
+    def dated_positions_due(self, now: datetime) -> list[str]:
+        """Return the dated futures held whose delivery time has come."""
+        due = set()
+        for symbol, _ in self._positions:
+            inst = self._instruments.get(symbol)
+            if inst is not None and inst.is_dated and inst.expiry and inst.expiry <= now:
+                due.add(symbol)
+        return sorted(due)
 
     def funding_payments(
         self, since: datetime | None = None, symbol: str | None = None
@@ -506,6 +551,8 @@ class SimulatedExchange:
         limit = _limit_price(req)
         if req.side is Side.BUY:
             need = _cost(fills) if limit is None else req.quantity * limit
+            if self._spot_fee_in_quote:
+                need += need * self._fees.spot_taker
             have = self._spot_free.get(inst.quote, _ZERO)
         else:
             need, have = req.quantity, self._spot_free.get(inst.base, _ZERO)
@@ -526,7 +573,11 @@ class SimulatedExchange:
     ) -> None:
         rate = self._fees.spot_maker if maker else self._fees.spot_taker
         notional = price * qty
-        if state.request.side is Side.BUY:
+        if state.request.side is Side.BUY and self._spot_fee_in_quote:
+            fee, fee_asset = notional * rate, inst.quote
+            self._take_spot(inst.quote, notional + fee, state, from_locked=maker)
+            self._spot_free[inst.base] = self._spot_free.get(inst.base, _ZERO) + qty
+        elif state.request.side is Side.BUY:
             fee, fee_asset = qty * rate, inst.base
             self._take_spot(inst.quote, notional, state, from_locked=maker)
             self._spot_free[inst.base] = self._spot_free.get(inst.base, _ZERO) + qty - fee
@@ -979,6 +1030,9 @@ class SimulatedExchange:
 
     # --- funding ------------------------------------------------------------------------
     def _record_exposure(self, symbol: str) -> None:
+        inst = self._instruments.get(symbol)
+        if inst is not None and inst.is_dated:
+            return  # dated futures pay no funding; they settle at delivery
         sizes: Sizes = {
             side: p.size for (s, side), p in sorted(self._positions.items()) if s == symbol
         }

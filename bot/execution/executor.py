@@ -49,6 +49,7 @@ from bot.errors import (
     ReduceOnlyRejected,
 )
 from bot.exchange.port import ExchangePort
+from bot.exchange.venues import spot_fee_in_base
 from bot.execution.account_setup import AccountSetup
 from bot.execution.legs import LegResult, LegSender
 from bot.execution.sizing import SizingError, common_step, size_hedge, spot_quantity_for
@@ -102,6 +103,9 @@ class HedgeExecutor:
         self._setup = setup
         self._risk = risk
         self._fees = fees
+        # Binance charges a spot buy's fee in the base asset, so the buy is grossed up;
+        # Bitstamp charges it in the quote asset.
+        self._base_fee = fees.spot_taker if spot_fee_in_base(exchange) else ZERO
         self._events = events
         self._uids = uids
         self._run_id = run_id
@@ -134,7 +138,7 @@ class HedgeExecutor:
         try:
             size = size_hedge(
                 pair, notional, spot_ask=spot_quote.ask, perp_bid=perp_quote.bid,
-                spot_fee=self._fees.spot_taker, leverage=self._setup.leverage,
+                spot_fee=self._base_fee, leverage=self._setup.leverage,
                 spot_free_quote=free_quote.free if free_quote else ZERO,
                 futures_available=futures.available_balance,
                 balance_buffer=self._risk.balance_buffer, margin_buffer=self._risk.margin_buffer,
@@ -242,10 +246,10 @@ class HedgeExecutor:
                     perp_qty += done.filled
         else:
             need = -diff
-            buy = spot_quantity_for(need, pair, self._fees.spot_taker)
+            buy = spot_quantity_for(need, pair, self._base_fee)
             if _tradable(buy, price, pair.spot.min_qty, pair.spot.min_notional):
                 done = await self._leg(hedge, pair, Leg.SPOT, Side.BUY, buy, OrderPurpose.TOP_UP)
-                spot_net += done.filled * (1 - self._fees.spot_taker)
+                spot_net += done.filled * (1 - self._base_fee)
             else:
                 cut = floor_to_step(need, pair.perp.step_size)
                 if cut >= pair.perp.min_qty:  # reduce-only orders are exempt from min notional
@@ -360,7 +364,7 @@ class HedgeExecutor:
                 quote_free = balances.get(pair.spot.quote)
                 size = size_hedge(
                     pair, delta * price, spot_ask=spot_quote.ask, perp_bid=perp_quote.bid,
-                    spot_fee=self._fees.spot_taker, leverage=self._setup.leverage,
+                    spot_fee=self._base_fee, leverage=self._setup.leverage,
                     spot_free_quote=quote_free.free if quote_free else ZERO,
                     futures_available=futures.available_balance,
                     balance_buffer=self._risk.balance_buffer,
@@ -375,7 +379,7 @@ class HedgeExecutor:
                           OrderPurpose.RESIZE),
                 self._leg(hedge, pair, Leg.PERP, Side.SELL, size.quantity, OrderPurpose.RESIZE),
             )
-            spot_qty = hedge.spot_quantity + spot_done.filled * (1 - self._fees.spot_taker)
+            spot_qty = hedge.spot_quantity + spot_done.filled * (1 - self._base_fee)
             perp_qty = hedge.perp_quantity + perp_done.filled
         hedge = await self._ledger.hedges.update(
             hedge.id, at=self._clock.now(), spot_quantity=spot_qty, perp_quantity=perp_qty,

@@ -78,6 +78,12 @@ def market_data_health(report: dict[str, Any], live: Any) -> dict[str, Any]:
         health["snapshot_age_seconds"] = live.market_data_age_seconds
         health["poll_failures"] = live.poll_failures
         health["database_up"] = live.database_up
+        if live.streams:
+            health["streams"] = {
+                str(h.get("name")): f"{h.get('state')}, last message {h.get('age_seconds')}s ago, "
+                f"{h.get('reconnects')} reconnects"
+                for h in live.streams
+            }
         health["request_weight"] = {
             venue: {"used": used, "limit": cap}
             for venue, (used, cap) in live.request_weight.items()

@@ -38,6 +38,7 @@ class LiveFacts:
     alert_channels: list[ChannelHealth] = field(default_factory=list)
     poll_ms: list[float] = field(default_factory=list)
     evaluate_ms: list[float] = field(default_factory=list)
+    streams: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LiveProbe(Protocol):
@@ -65,7 +66,7 @@ class LoopProbe:
         return LiveFacts(
             mode=self._mode,
             trading_state=state.trading.value,
-            equity=state.equity,
+            equity=state.daily.equity,
             market_data_age_seconds=age,
             poll_failures=state.poll_failures,
             database_up=self._loop.guard.healthy,
@@ -73,22 +74,46 @@ class LoopProbe:
             alert_channels=self._channels() if self._channels else [],
             poll_ms=list(state.poll_ms),
             evaluate_ms=list(state.evaluate_ms),
+            streams=stream_health(self._loop.exchange),
         )
 
 
-def request_weight(exchange: Any) -> dict[str, tuple[int, int]]:
-    """(used, allowed) request weight per venue over the last minute, where the adapter paces.
+_WRAPPED = ("live", "source", "_source", "rest")
 
-    The live adapter has a `pacer`; paper mode's market data comes from a live adapter it
-    wraps (its `_source`); a backtest's replay has neither.
+
+def find_pacer(exchange: Any, depth: int = 4) -> Any:
+    """The request pacer of the live adapter behind `exchange`, wherever it is wrapped.
+
+    The live adapter has a `pacer`; paper mode wraps a live adapter for its market data, and
+    streams wrap the REST source (`live`, `source`, `_source`, `rest`); a replay has none.
     """
-    pacer = getattr(exchange, "pacer", None) or getattr(
-        getattr(exchange, "_source", None), "pacer", None
-    )
-    gates = getattr(pacer, "gates", None)
-    if not isinstance(gates, dict):
+    if exchange is None or depth < 0:
+        return None
+    pacer = getattr(exchange, "pacer", None)
+    if pacer is not None and isinstance(getattr(pacer, "gates", None), dict):
+        return pacer
+    for name in _WRAPPED:
+        found = find_pacer(getattr(exchange, name, None), depth - 1)
+        if found is not None:
+            return found
+    return None
+
+
+def request_weight(exchange: Any) -> dict[str, tuple[int, int]]:
+    """(used, allowed) request weight per venue over the last minute, where it is paced."""
+    pacer = find_pacer(exchange)
+    if pacer is None:
         return {}
-    out: dict[str, tuple[int, int]] = {}
-    for venue, gate in gates.items():
-        out[str(getattr(venue, "value", venue))] = (gate.weight.used(), gate.weight.rate_limit)
-    return out
+    return {
+        str(getattr(venue, "value", venue)): (gate.weight.used(), gate.weight.rate_limit)
+        for venue, gate in pacer.gates.items()
+    }
+
+
+def stream_health(exchange: Any) -> list[dict[str, Any]]:
+    """Each WebSocket stream's state, message age and reconnects (empty when polling)."""
+    from bot.streams.factory import find_streaming_source
+
+    source = find_streaming_source(exchange)
+    health = getattr(source, "health", None)
+    return list(health.to_json()) if health is not None else []

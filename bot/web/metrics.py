@@ -219,6 +219,18 @@ def _live_families(live: LiveFacts) -> Iterator[Metric]:
         sent.add_metric([ch.name, "failed"], ch.failed)
     yield up
     yield sent
+    stream_up = GaugeMetricFamily(
+        "carrybot_stream_up", "1 while the WebSocket stream is live.", labels=["stream"]
+    )
+    stream_reconnects = CounterMetricFamily(
+        "carrybot_stream_reconnects", "Reconnects of each WebSocket stream.", labels=["stream"]
+    )
+    for h in live.streams:
+        name = str(h.get("name"))
+        stream_up.add_metric([name], int(h.get("state") == "live"))
+        stream_reconnects.add_metric([name], float(h.get("reconnects") or 0))
+    yield stream_up
+    yield stream_reconnects
 
 
 def _buckets(values: Sequence[float], bounds: Sequence[float]) -> list[tuple[str, float]]:

@@ -55,6 +55,7 @@ class MarketState:
     funding_history: dict[str, list[SettledFunding]] = field(default_factory=dict)
     klines: dict[tuple[str, str, str], list[Kline]] = field(default_factory=dict)
     volumes: dict[str, Decimal] = field(default_factory=dict)
+    delivery_prices: dict[tuple[str, int], Decimal] = field(default_factory=dict)  # (pair, ms)
     _by_id: dict[tuple[bool, str], Instrument] = field(default_factory=dict)
 
     def set_instruments(self, instruments: Iterable[Instrument]) -> None:
@@ -123,6 +124,7 @@ def universe(
             max_qty=D("100000"),
             settle="USDT",
             listed_at=listed,
+            contract_type="PERPETUAL",
         )
         instruments += [spot, perp]
         for inst, spread in ((spot, D("0.01")), (perp, D("0.02"))):
@@ -158,6 +160,7 @@ def universe(
                 settle="USDT",
                 expiry=expiry,
                 listed_at=listed,
+                contract_type="CURRENT_QUARTER" if j == 0 else "NEXT_QUARTER",
             )
         )
     return instruments, books, funding

@@ -120,7 +120,7 @@ def _exchange_info(fake: FakeBinance, params: Params, futures: bool) -> dict[str
 def _book_ticker(fake: FakeBinance, params: Params, futures: bool) -> Any:
     insts = _symbols_param(fake, params, futures) or fake.market.of_market(futures)
     rows: list[dict[str, Any]] = []
-    now = fake.market_ms()
+    now = fake.data_ms()
     for inst in insts:
         book = fake.market.books.get(inst.symbol)
         top = best(book) if book is not None else None
@@ -144,7 +144,7 @@ def _book_ticker(fake: FakeBinance, params: Params, futures: bool) -> Any:
 
 def _ticker_24hr(fake: FakeBinance, params: Params, futures: bool) -> Any:
     insts = _symbols_param(fake, params, futures) or fake.market.of_market(futures)
-    now = fake.market_ms()
+    now = fake.data_ms()
     rows: list[dict[str, Any]] = []
     for inst in insts:
         book = fake.market.books.get(inst.symbol)
@@ -200,13 +200,13 @@ def _depth(fake: FakeBinance, params: Params, futures: bool) -> Any:
         "asks": [[wire.num(p), wire.num(q)] for p, q in asks],
     }
     if futures:
-        data["E"] = data["T"] = fake.market_ms()
+        data["E"] = data["T"] = fake.data_ms()
     return data
 
 
 def premium_index(fake: FakeBinance, params: Params) -> Any:
     insts = _symbols_param(fake, params, True) or fake.market.of_market(True)
-    now = fake.market_ms()
+    now = fake.data_ms()
     rows: list[dict[str, Any]] = []
     for inst in insts:
         state = fake.market.funding.get(inst.symbol)
@@ -367,6 +367,17 @@ def _interval_ms(interval: str) -> int:
     return int(interval[:-1]) * unit[interval[-1]]
 
 
+def delivery_price(fake: FakeBinance, params: Params) -> Any:
+    """GET /futures/data/delivery-price?pair=BTCUSDT: the pair's deliveries, oldest first."""
+    pair = params.get("pair")
+    if not pair:
+        raise BinanceError(-1102, "Mandatory parameter 'pair' was not sent, was empty/null.")
+    rows = sorted(
+        (at, price) for (p, at), price in fake.market.delivery_prices.items() if p == pair
+    )
+    return [{"deliveryTime": at, "deliveryPrice": float(price)} for at, price in rows]
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/api/v3/ping"): ping,
     ("GET", "/api/v3/time"): time_,
@@ -386,4 +397,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/fapi/v1/fundingInfo"): funding_info,
     ("GET", "/fapi/v1/klines"): lambda f, p: _klines(f, p, True, "last"),
     ("GET", "/fapi/v1/markPriceKlines"): lambda f, p: _klines(f, p, True, "mark"),
+    ("GET", "/futures/data/delivery-price"): delivery_price,
 }

@@ -125,7 +125,7 @@ def futures_symbol(inst: Instrument) -> dict[str, Any]:
     data: dict[str, Any] = {
         "symbol": inst.exchange_symbol,
         "pair": f"{inst.base}{inst.quote}",
-        "contractType": "PERPETUAL" if perpetual else "CURRENT_QUARTER",
+        "contractType": inst.contract_type or ("PERPETUAL" if perpetual else "CURRENT_QUARTER"),
         "deliveryDate": PERPETUAL_DELIVERY_MS if perpetual else ms(inst.expiry),
         "status": "TRADING" if inst.active else "SETTLING",
         "maintMarginPercent": "2.5000",

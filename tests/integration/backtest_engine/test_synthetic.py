@@ -44,7 +44,8 @@ async def test_backtest_constant_funding_for_30_days_earns_90_settlements_exactl
     short = await _perp_sold(tmp_path / "out")
     assert short == D("0.049")
     assert report.bot.funding == 90 * RATE * PRICE * short == D("8.82")
-    assert report.bot.funding == report.passive.funding
+    assert report.passive_fixed_quantity is not None
+    assert report.bot.funding == report.passive_fixed_quantity.funding
     assert report.bot.net_pnl == report.bot.funding + report.bot.basis_pnl - report.bot.fees
 
 
