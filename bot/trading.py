@@ -492,6 +492,15 @@ class TradingLoop:
                 hedge = await settle_delivered(
                     hedge, pair, self.exchange, self.ledger, self.clock, self.events
                 )
+                unpriced = _unpriced_legs(hedge, pair, snap)
+                if unpriced:
+                    log.warning(
+                        "Hedge %s not closed now: no price for %s; neither leg sent, "
+                        "retried next cycle",
+                        hedge.id,
+                        ", ".join(unpriced),
+                    )
+                    return False
                 self._remember(await self.executor.close(hedge, pair, reason=intent.reason))
                 await self._book(hedge.id)
                 return True
@@ -809,6 +818,19 @@ def _execution_order(intent: Intent) -> int:
     if isinstance(intent, ResizeHedge):
         return 1
     return 2
+
+
+def _unpriced_legs(hedge: Hedge, pair: Pair, snap: MarketSnapshot) -> list[str]:
+    """Return the symbols of the hedge's held legs that the snapshot cannot price.
+
+    A close sends both legs or neither: one leg sent alone would leave the other naked.
+    """
+    missing = []
+    if hedge.spot_quantity > 0 and pair.spot.symbol not in snap.spot_quotes:
+        missing.append(pair.spot.symbol)
+    if hedge.perp_quantity > 0 and pair.perp.symbol not in snap.perp_quotes:
+        missing.append(pair.perp.symbol)
+    return missing
 
 
 def _owner(hedges: list[Hedge], perp_symbol: str, at: datetime) -> Hedge | None:
