@@ -367,6 +367,7 @@ class TradingLoop:
             leverage=self.config.exchange.leverage,
             daily_pnl=self.state.daily.pnl(),
             entry_blocks=self.entry_backoff.blocks(),
+            snapshot=snap,
             # The executor equalises legs to the step both markets accept; so does the gate.
             step_sizes=self._step_sizes(),
         )

@@ -174,6 +174,11 @@ class LiveExchange:
                     )
                 )
 
+    def _time_offset_ms(self) -> float:
+        """Return local minus Binance time in ms, as ccxt last measured it (0 if never)."""
+        offset = self._client.options.get("timeDifference")
+        return float(offset) if isinstance(offset, int | float) else 0.0
+
     def _require_keys(self, what: str) -> None:
         if not self._has_keys:
             raise AuthError(f"{what} needs BINANCE_API_KEY and BINANCE_API_SECRET")
@@ -270,6 +275,7 @@ class LiveExchange:
             "funding rates", lambda: self._client.fapiPublicGetPremiumIndex({})
         )
         out: dict[str, FundingInfo] = {}
+        now, offset = self._clock.now(), self._time_offset_ms()
         for info in _rows(rates, "premiumIndex"):
             inst = self._find(True, info.get("symbol"))
             if inst is None or inst.kind is not MarketKind.PERPETUAL:
@@ -278,7 +284,9 @@ class LiveExchange:
                 inst.symbol, (DEFAULT_INTERVAL_HOURS, None, None)
             )
             try:
-                out[inst.symbol] = parse.funding(info, inst.symbol, hours, cap, floor)
+                out[inst.symbol] = parse.funding(
+                    info, inst.symbol, hours, cap, floor, received=now, offset_ms=offset
+                )
             except ValueError as exc:
                 logger.error("Dropping premiumIndex row of %s: %s", inst.symbol, exc)
         return out
@@ -298,14 +306,14 @@ class LiveExchange:
                 "COIN-M book tickers", lambda: self._client.dapiPublicGetTickerBookTicker({})
             )
             rows = [*rows, *_rows(coin, "dapi bookTicker")]
-        now = self._clock.now()
+        now, offset = self._clock.now(), self._time_offset_ms()
         out: dict[str, Quote] = {}
         for row in rows:
             inst = self._find(futures, row.get("symbol"))
             if inst is None or inst.kind is not kind:
                 continue
             try:
-                out[inst.symbol] = parse.quote(row, inst.symbol, now)
+                out[inst.symbol] = parse.quote(row, inst.symbol, now, offset)
             except ValueError as exc:
                 logger.error("Dropping bookTicker row of %s: %s", inst.symbol, exc)
         return out
@@ -607,13 +615,15 @@ class LiveExchange:
     ) -> None:
         accounts = {"spot": "spot", "futures": "linear"}
         if from_wallet not in accounts or to_wallet not in accounts or from_wallet == to_wallet:
-            raise FatalExchangeError(f"transfer from {from_wallet!r} to {to_wallet!r}: "
-                                     "wallets are 'spot' and 'futures'")
+            raise FatalExchangeError(
+                f"transfer from {from_wallet!r} to {to_wallet!r}: wallets are 'spot' and 'futures'"
+            )
         self._require_keys("transfer")
         await self._call(
             f"transfer {amount} {asset} {from_wallet}->{to_wallet}",
-            lambda: self._client.transfer(asset, float(amount), accounts[from_wallet],
-                                          accounts[to_wallet]),
+            lambda: self._client.transfer(
+                asset, float(amount), accounts[from_wallet], accounts[to_wallet]
+            ),
         )
         logger.info("Transferred %s %s from %s to %s", amount, asset, from_wallet, to_wallet)
 

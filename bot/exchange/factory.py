@@ -66,7 +66,13 @@ async def build_exchange(
             coinm=_coinm(config),
         )
         if not config.venues.cross_venue:
-            return with_streams(binance, config, clock)
+            return with_streams(
+                binance,
+                config,
+                clock,
+                api_key=settings.binance_api_key.get_secret_value(),
+                api_secret=settings.binance_api_secret.get_secret_value(),
+            )
         assert settings.bitstamp_api_key is not None and settings.bitstamp_api_secret is not None
         spot = BitstampSpot(
             config.venues,

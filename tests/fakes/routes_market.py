@@ -131,7 +131,7 @@ def _book_ticker(
         fake.market.of_coinm() if coinm else fake.market.of_market(futures)
     )
     rows: list[dict[str, Any]] = []
-    now = fake.market_ms()
+    now = fake.data_ms()
     for inst in insts:
         book = fake.market.books.get(inst.symbol)
         top = best(book) if book is not None else None
@@ -157,7 +157,7 @@ def _book_ticker(
 
 def _ticker_24hr(fake: FakeBinance, params: Params, futures: bool) -> Any:
     insts = _symbols_param(fake, params, futures) or fake.market.of_market(futures)
-    now = fake.market_ms()
+    now = fake.data_ms()
     rows: list[dict[str, Any]] = []
     for inst in insts:
         book = fake.market.books.get(inst.symbol)
@@ -213,13 +213,13 @@ def _depth(fake: FakeBinance, params: Params, futures: bool) -> Any:
         "asks": [[wire.num(p), wire.num(q)] for p, q in asks],
     }
     if futures:
-        data["E"] = data["T"] = fake.market_ms()
+        data["E"] = data["T"] = fake.data_ms()
     return data
 
 
 def premium_index(fake: FakeBinance, params: Params) -> Any:
     insts = _symbols_param(fake, params, True) or fake.market.of_market(True)
-    now = fake.market_ms()
+    now = fake.data_ms()
     rows: list[dict[str, Any]] = []
     for inst in insts:
         state = fake.market.funding.get(inst.symbol)
