@@ -22,15 +22,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bot.capital import CapitalWatch, capital_shortfalls
 from bot.circuit import ExchangeCircuit
 from bot.clock import Clock
 from bot.config import Config
 from bot.daily_loss import DailyLoss
 from bot.domain import (
+    Balance,
     CloseHedge,
     Event,
     EventSink,
     FundingPayment,
+    FuturesAccount,
     Hedge,
     HedgeState,
     Intent,
@@ -52,6 +55,7 @@ from bot.domain.ledger import (
 from bot.equity import equity_snapshot
 from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import ExchangePort
+from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
 from bot.execution.delivery import settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
@@ -130,6 +134,7 @@ class TradingLoop:
         self.circuit = ExchangeCircuit(
             clock.monotonic, max_seconds=config.exchange.outage_backoff_max_seconds, rng=self._rng
         )
+        self._capital: CapitalWatch | None = None
         self._held_pairs: set[str] = set()
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
@@ -722,8 +727,11 @@ class TradingLoop:
             log.warning("Balances not fetched now: %s", exc)
             return None
         now = self.clock.now()
+        await self._watch_capital(spot, futures)
         prices, priceable = self._asset_prices()
-        taken = equity_snapshot(now, spot, futures, prices, priceable)
+        taken = equity_snapshot(
+            now, spot, futures, prices, priceable, wallets=wallet_names(self.exchange)
+        )
         if not taken.complete:
             if not self.state.snapshot_deferred:
                 log.info(
@@ -760,6 +768,20 @@ class TradingLoop:
         self.state.daily.snapshot(taken.equity, now, start)
         return taken.equity
 
+    async def _watch_capital(self, spot: Mapping[str, Balance], futures: FuturesAccount) -> None:
+        """Across venues, alert when one venue's balance cannot carry a configured hedge."""
+        if not isinstance(self.exchange, VenueRouter):
+            return
+        if self._capital is None:
+            self._capital = CapitalWatch(self.events, self.clock)
+        spot_venue, futures_venue = self.exchange.leg_venues
+        shortfalls = capital_shortfalls(
+            self.config, spot_venue=spot_venue, futures_venue=futures_venue, spot=spot,
+            futures=futures, spot_quotes={p.spot.quote for p in self.pairs.values()},
+            usd_per_usdt=self.exchange.usd_per_usdt,
+        )  # fmt: skip
+        await self._capital.observe(shortfalls)
+
     async def _write_snapshot(
         self, rows: list[BalanceSnapshot], positions: list[PositionSnapshot]
     ) -> None:
@@ -777,13 +799,18 @@ class TradingLoop:
             age = (self.clock.now() - snap.taken_at).total_seconds()
             for pair in snap.pairs:
                 quote = snap.spot_quotes.get(pair.spot.symbol)
-                if quote is not None and pair.spot.quote == "USDT":
+                # a VenueRouter shows USD-quoted spot in USDT terms, so those price too
+                if quote is not None and pair.spot.quote in USDT_TERMS:
                     self._asset_price[pair.base] = quote.bid
                     if age <= self.config.risk.max_data_age_seconds:
                         prices[pair.base] = quote.bid
         priceable = set(self._asset_price) | {
-            p.base for p in self.pairs.values() if p.spot.quote == "USDT"
+            p.base for p in self.pairs.values() if p.spot.quote in USDT_TERMS
         }
+        rate = getattr(self.exchange, "usd_per_usdt", None)
+        if isinstance(rate, Decimal) and rate > 0:
+            prices["USD"] = self._asset_price["USD"] = 1 / rate
+            priceable.add("USD")
         return prices, priceable
 
     async def heartbeat(self) -> str:
