@@ -65,8 +65,11 @@ class ExchangeConfig(FrozenModel):
     spot_weight_per_minute: PositiveInt = 6000
     futures_weight_per_minute: PositiveInt = 2400
     futures_orders_per_minute: PositiveInt = 1200
+    coinm_weight_per_minute: PositiveInt = 2400
+    coinm_orders_per_minute: PositiveInt = 1200
     spot_orders_per_10s: PositiveInt = 100
     weight_headroom: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.8")
+    outage_backoff_max_seconds: PositiveSeconds = 15.0
 
 
 class VenuesConfig(FrozenModel):

@@ -68,7 +68,7 @@ class LoopProbe:
             trading_state=state.trading.value,
             equity=state.daily.equity,
             market_data_age_seconds=age,
-            poll_failures=state.poll_failures,
+            poll_failures=self._loop.circuit.failures,
             database_up=self._loop.guard.healthy,
             request_weight=request_weight(self._loop.exchange),
             alert_channels=self._channels() if self._channels else [],
