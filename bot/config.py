@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_validator, model_validator
 
 import strategies
+from bot.alerts.config import AlertsConfig
 from bot.errors import UserError
 from bot.streams.config import StreamsConfig
 from bot.web.config import WebConfig
@@ -195,6 +196,7 @@ class Config(FrozenModel):
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
     web: WebConfig = WebConfig()
+    alerts: AlertsConfig = AlertsConfig()
     streams: StreamsConfig = StreamsConfig()
 
     @model_validator(mode="before")
@@ -367,6 +369,9 @@ def redacted_settings_view(settings: Any) -> dict[str, Any]:
         "LOG_LEVEL": settings.log_level,
         "LOG_FORMAT": settings.log_format,
         "CARRYBOT_WEB_TOKEN": "***" if settings.web_token else None,
+        "TELEGRAM_BOT_TOKEN": "***" if settings.telegram_bot_token else None,
+        "TELEGRAM_CHAT_ID": "***" if settings.telegram_chat_id else None,
+        "CARRYBOT_ALERT_WEBHOOK_URL": "***" if settings.alert_webhook_url else None,
     }
 
 
