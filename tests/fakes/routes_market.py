@@ -124,9 +124,7 @@ def _coinm_exchange_info(fake: FakeBinance, params: Params) -> dict[str, Any]:
     return info
 
 
-def _book_ticker(
-    fake: FakeBinance, params: Params, futures: bool, *, coinm: bool = False
-) -> Any:
+def _book_ticker(fake: FakeBinance, params: Params, futures: bool, *, coinm: bool = False) -> Any:
     insts = _symbols_param(fake, params, futures) or (
         fake.market.of_coinm() if coinm else fake.market.of_market(futures)
     )
