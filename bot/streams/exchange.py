@@ -1,11 +1,15 @@
 """`StreamedExchange`: an `ExchangePort` whose market data comes from a `StreamingSource`.
 
-Live mode trades through `LiveExchange`; only the market-data methods are answered by the
-streams (with REST fallback). Every other method is the live adapter's.
+Live mode trades through `LiveExchange`; the market-data methods are answered by the
+streams (with REST fallback), and `fetch_order` by the user-data stream when it saw the
+order's final state (an order whose response was lost is known at once). Every other
+method is the live adapter's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +34,7 @@ from bot.domain import (
 )
 from bot.exchange.port import ExchangePort
 from bot.streams.source import StreamingSource
+from bot.streams.user import FUTURES_USER, SPOT_USER
 
 
 class StreamedExchange:
@@ -38,6 +43,9 @@ class StreamedExchange:
     def __init__(self, live: ExchangePort, source: StreamingSource) -> None:
         self.live = live
         self.source = source
+        self.stream_fills = 0  # orders whose outcome came from the stream before REST
+        self.stream_lookups = 0  # look-ups answered by the user-data stream
+        self.rest_lookups = 0
 
     @property
     def venue(self) -> str:
@@ -72,9 +80,40 @@ class StreamedExchange:
 
     # --- trading and account: the live adapter ------------------------------------------
     async def create_order(self, request: OrderRequest) -> Order:
-        return await self.live.create_order(request)
+        """Send by REST; the first of its answer and the stream's final report wins.
+
+        An order the stream reports final was received by the exchange, so a REST answer
+        still outstanding (slow, or lost and being looked up) is abandoned then.
+        """
+        user = self.source.user
+        stream = FUTURES_USER if ":" in request.symbol else SPOT_USER
+        if user is None or not user.live(stream):
+            return await self.live.create_order(request)
+        rest = asyncio.ensure_future(self.live.create_order(request))
+        streamed = asyncio.ensure_future(user.wait_final(request.client_order_id))
+        try:
+            await asyncio.wait({rest, streamed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            rest.cancel()
+            streamed.cancel()
+            raise
+        if rest.done():
+            streamed.cancel()
+            return rest.result()
+        rest.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await rest
+        self.stream_fills += 1
+        return streamed.result()
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+        """The final state the user-data stream reported, else the REST look-up."""
+        user = self.source.user
+        order = user.final_order(client_order_id) if user is not None else None
+        if order is not None and order.symbol == symbol:
+            self.stream_lookups += 1
+            return order
+        self.rest_lookups += 1
         return await self.live.fetch_order(symbol, client_order_id)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:

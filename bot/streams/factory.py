@@ -60,19 +60,39 @@ def streaming_source(
     client = build_pro_client(
         config.exchange,
         config.streams,
-        api_key=api_key,
-        api_secret=api_secret,
         spot_url=config.streams.spot_endpoints()[0],
         futures_url=config.streams.futures_endpoints()[0],
     )
+    user_client = None
+    if api_key and api_secret and config.streams.user_data:
+        user_client = build_pro_client(
+            config.exchange,
+            config.streams,
+            api_key=api_key,
+            api_secret=api_secret,
+            spot_url=config.streams.spot_endpoints()[0],
+            futures_url=config.streams.futures_endpoints()[0],
+        )
     return StreamingSource(
-        rest, client, config.streams, clock, universe_symbols=config.universe.symbols
+        rest,
+        client,
+        config.streams,
+        clock,
+        universe_symbols=config.universe.symbols,
+        user_client=user_client,
     )
 
 
-def with_streams(live: ExchangePort, config: Config, clock: Clock) -> ExchangePort:
-    """The live adapter with stream market data, or itself when streams are off."""
-    source = streaming_source(live, config, clock)
+def with_streams(
+    live: ExchangePort,
+    config: Config,
+    clock: Clock,
+    *,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+) -> ExchangePort:
+    """The live adapter with stream market (and user) data, or itself when streams are off."""
+    source = streaming_source(live, config, clock, api_key=api_key, api_secret=api_secret)
     return live if source is None else StreamedExchange(live, source)
 
 

@@ -70,13 +70,16 @@ def build_pro_client(
 
 
 def set_stream_url(client: CarryBinancePro, kind: str, url: str) -> None:
-    """Point the next subscription of `kind` (`spot` or `linear`) at `url` (failover).
+    """Point the next subscription of `kind` (`spot`, `linear`, `ws-api`) at `url` (failover).
 
     A watch call reads the URL before its first await, so setting it just before the call
     is safe with several supervisors of one kind on different endpoints.
     """
     ws = client.urls["api"]["ws"]
-    ws[kind] = url
+    if kind == "ws-api":
+        ws["ws-api"]["spot"] = url
+    else:
+        ws[kind] = url
     if kind == "spot":
         ws["margin"] = url
     backoff = getattr(client, "ws_dial_backoff", None)

@@ -8,7 +8,8 @@ fetched again every `FUNDING_REST_SECONDS` (interest rate, intervals and caps ar
 the stream), or at every call while the stream is stale. Everything else is REST.
 
 Subscriptions start on the first call: the pairs of an explicit `[universe] symbols` list,
-else every spot/perpetual pair.
+else every spot/perpetual pair; in live mode (a keyed `user_client`) the user-data streams
+start with them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.streams.config import StreamsConfig
 from bot.streams.health import HealthBoard, StreamState
 from bot.streams.market import MarketStreams
 from bot.streams.pro_client import CarryBinancePro
+from bot.streams.user import UserStreams
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,12 @@ class StreamingSource:
         clock: Clock,
         *,
         universe_symbols: Sequence[str] = (),
+        user_client: CarryBinancePro | None = None,
     ) -> None:
         self.rest = rest
         self.client = client
+        self.user_client = user_client
+        self.user: UserStreams | None = None
         self.config = config
         self._clock = clock
         self._universe = set(universe_symbols)
@@ -78,6 +83,12 @@ class StreamingSource:
         streams = MarketStreams(self.client, self.config, self._clock, self.health, instruments)
         streams.start(self._spot, self._perp)
         self.streams = streams
+        if self.user_client is not None:
+            await self.user_client.load_markets()
+            self.user = UserStreams(
+                self.user_client, self.config, self._clock, self.health, instruments
+            )
+            self.user.start()
         log.info(
             "Streams: %d spot and %d perpetual book tickers, mark prices; endpoints %s / %s",
             len(self._spot),
@@ -190,6 +201,10 @@ class StreamingSource:
         try:
             if self.streams is not None:
                 await self.streams.stop()
+            if self.user is not None:
+                await self.user.stop()
             await self.client.close()
+            if self.user_client is not None:
+                await self.user_client.close()
         finally:
             await self.rest.close()

@@ -35,7 +35,7 @@ class Subscription:
     """One watch call of ccxt.pro and how to recognise its connection.
 
     `kind` is ccxt's URL key (`spot` or `linear`); `probe` is one of the message hashes the
-    call subscribes, found in the connection's `subscriptions`.
+    call subscribes, found in the connection's `subscriptions` (or a part of its URL).
     """
 
     name: str
@@ -43,6 +43,7 @@ class Subscription:
     endpoints: list[str]
     watch: Callable[[], Awaitable[Any]]
     probe: str
+    live_when_connected: bool = False  # user data: quiet until an order event
 
 
 class Supervisor:
@@ -75,7 +76,7 @@ class Supervisor:
     def connection(self) -> Any | None:
         """The ccxt client (one WebSocket) carrying this subscription, if any."""
         for ws in list((self.client.clients or {}).values()):
-            if self.sub.probe in ws.subscriptions:
+            if self.sub.probe in ws.subscriptions or self.sub.probe in ws.url:
                 return ws
         return None
 
@@ -105,22 +106,49 @@ class Supervisor:
     async def _session(self, url: str) -> None:
         live = False
         while True:
+            if self.sub.live_when_connected and not live:
+                await self._until_connected(url)
+                live = True
+                continue
             set_stream_url(self.client, self.sub.kind, url)  # no await between this and the dial
             await self.sub.watch()
             if not live:
                 live = True
-                now = self._clock.monotonic()
-                self.connected_at = now
-                self.health.state = StreamState.LIVE
-                self.health.live_since = now
-                self.health.down_since = None
-                if self._was_live:
-                    self.health.reconnects += 1
-                    log.info("Stream %s live again on %s", self.sub.name, url)
-                self._was_live = True
-                self._failures = 0
-                if self._on_live is not None:
-                    self._on_live(self)
+                self._mark_live(url)
+
+    async def _until_connected(self, url: str) -> None:
+        """Start the watch; return once its connection is open (or the watch returned)."""
+
+        async def watch() -> Any:
+            set_stream_url(self.client, self.sub.kind, url)
+            return await self.sub.watch()
+
+        task = asyncio.ensure_future(watch())
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.05)
+                ws = self.connection()
+                if ws is not None and ws.isConnected and not ws.closed():
+                    break
+            self._mark_live(url)
+            await task  # an error raises here and the run loop reconnects
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+    def _mark_live(self, url: str) -> None:
+        now = self._clock.monotonic()
+        self.connected_at = now
+        self.health.state = StreamState.LIVE
+        self.health.live_since = now
+        self.health.down_since = None
+        if self._was_live:
+            self.health.reconnects += 1
+            log.info("Stream %s live again on %s", self.sub.name, url)
+        self._was_live = True
+        self._failures = 0
+        if self._on_live is not None:
+            self._on_live(self)
 
     async def _after_failure(self, url: str, exc: Exception) -> None:
         now = self._clock.monotonic()

@@ -135,6 +135,7 @@ class FakeBinance:
         self.faults = FaultBook()
         self.requests: list[LoggedRequest] = []
         self.skew_ms = 0
+        self.market_lag_ms = 0  # market data stamped this much in the past (stale feed)
         self.order_ids: dict[tuple[bool, str], str] = {}
         self.order_sides: dict[str, PositionSide | None] = {}
         self._row_patches: dict[tuple[str, bool, str], dict[str, Any]] = {}
@@ -370,6 +371,10 @@ class FakeBinance:
     def market_ms(self) -> int:
         """Return the time stamped on market and account data: the fake's clock."""
         return wire.ms(self.clock.now())
+
+    def data_ms(self) -> int:
+        """Return the time stamped on market data (`time`, `E`, `T`): lagging when stale."""
+        return self.market_ms() - self.market_lag_ms
 
     def consume_weight(self, market: Market | str, weight: int) -> None:
         """Count `weight` as used by someone else on the same IP (another process)."""
