@@ -577,13 +577,15 @@ class LiveExchange:
     ) -> None:
         accounts = {"spot": "spot", "futures": "linear"}
         if from_wallet not in accounts or to_wallet not in accounts or from_wallet == to_wallet:
-            raise FatalExchangeError(f"transfer from {from_wallet!r} to {to_wallet!r}: "
-                                     "wallets are 'spot' and 'futures'")
+            raise FatalExchangeError(
+                f"transfer from {from_wallet!r} to {to_wallet!r}: wallets are 'spot' and 'futures'"
+            )
         self._require_keys("transfer")
         await self._call(
             f"transfer {amount} {asset} {from_wallet}->{to_wallet}",
-            lambda: self._client.transfer(asset, float(amount), accounts[from_wallet],
-                                          accounts[to_wallet]),
+            lambda: self._client.transfer(
+                asset, float(amount), accounts[from_wallet], accounts[to_wallet]
+            ),
         )
         logger.info("Transferred %s %s from %s to %s", amount, asset, from_wallet, to_wallet)
 
