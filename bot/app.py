@@ -19,7 +19,7 @@ from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
-from bot.domain.instruments import dated_pairs
+from bot.domain.instruments import dated_pairs, is_dated_symbol
 from bot.domain.ledger import TradingState
 from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
@@ -39,6 +39,8 @@ from bot.reconcile import Reconciler
 from bot.risk import RiskGate
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
+from bot.streams.factory import find_streaming_source
+from bot.streams.gate import EntryGate
 from bot.trading import TradingLoop
 from strategies.runner import load_safe_strategy
 
@@ -250,6 +252,7 @@ async def assemble_loop(
         run_id=run_id,
         recv_window_ms=config.exchange.recv_window_ms,
     )
+    held = await ledger.hedges.active()
     market_data = MarketData(
         exchange,
         clock,
@@ -258,17 +261,22 @@ async def assemble_loop(
         history_periods=int(getattr(config.strategy, "history_periods", 21)),
         store=GuardedSettledStore(ledger.settled_funding, guard) if store_funding_history else None,
         venue=exchange.venue,
-        dated=config.strategy.trades_dated,
+        dated=config.strategy.trades_dated or any(is_dated_symbol(h.perp_symbol) for h in held),
     )
-    held = await ledger.hedges.active()
     market_data.watch(h.perp_symbol for h in held)
+    streams = find_streaming_source(exchange)
+    gate = (
+        EntryGate(config.streams, clock, streams, pairs)
+        if streams is not None or config.streams.maintenance
+        else None
+    )
     return TradingLoop(
         config=config,
         exchange=exchange,
         snapshot=market_data.snapshot,
         strategy=load_safe_strategy(config.strategy.name),
         params=config.strategy,
-        risk=RiskGate(config.risk, config.exchange),
+        risk=RiskGate(config.risk, config.exchange, entry_gate=gate),
         executor=executor,
         reconciler=Reconciler(exchange, ledger, executor, clock, events, pairs),
         ledger=ledger,
@@ -277,6 +285,7 @@ async def assemble_loop(
         clock=clock,
         pairs=pairs,
         rng=rng,
+        poll_before_evaluate=streams is not None,  # a snapshot from memory: decide on fresh data
     )
 
 

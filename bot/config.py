@@ -18,6 +18,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_valida
 
 import strategies
 from bot.errors import UserError
+from bot.streams.config import StreamsConfig
 from strategies.base import (
     FeeParams,
     Fraction,
@@ -63,6 +64,8 @@ class ExchangeConfig(FrozenModel):
     spot_weight_per_minute: PositiveInt = 6000
     futures_weight_per_minute: PositiveInt = 2400
     futures_orders_per_minute: PositiveInt = 1200
+    coinm_weight_per_minute: PositiveInt = 2400
+    coinm_orders_per_minute: PositiveInt = 1200
     spot_orders_per_10s: PositiveInt = 100
     weight_headroom: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.8")
 
@@ -189,6 +192,7 @@ class Config(FrozenModel):
     schedule: ScheduleConfig = ScheduleConfig()
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
+    streams: StreamsConfig = StreamsConfig()
 
     @model_validator(mode="before")
     @classmethod

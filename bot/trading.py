@@ -22,14 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bot.capital import CapitalWatch, capital_shortfalls
 from bot.clock import Clock
 from bot.config import Config
 from bot.daily_loss import DailyLoss
 from bot.domain import (
+    Balance,
     CloseHedge,
     Event,
     EventSink,
     FundingPayment,
+    FuturesAccount,
     Hedge,
     HedgeState,
     Intent,
@@ -51,6 +54,8 @@ from bot.domain.ledger import (
 from bot.equity import equity_snapshot
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
+from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
+from bot.execution.delivery import settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
@@ -108,8 +113,10 @@ class TradingLoop:
         clock: Clock,
         pairs: Mapping[str, Pair],
         rng: random.Random | None = None,
+        poll_before_evaluate: bool = False,
     ) -> None:
         self.config = config
+        self._poll_before_evaluate = poll_before_evaluate
         self.exchange = exchange
         self._snapshot = snapshot
         self.strategy = strategy
@@ -125,6 +132,7 @@ class TradingLoop:
         self.lock = asyncio.Lock()
         self.state = LoopState()
         self._rng = rng or random.Random()
+        self._capital: CapitalWatch | None = None
         self._held_pairs: set[str] = set()
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
@@ -262,6 +270,8 @@ class TradingLoop:
     # --- evaluate -----------------------------------------------------------------------
     async def evaluate(self) -> list[Intent]:
         """Strategy → risk gate → executor on the latest snapshot. Returns what was done."""
+        if self._poll_before_evaluate and not self.state.stopping:
+            await self.poll()  # streams: the snapshot comes from memory, so take a fresh one
         snap = self.state.latest
         if self.state.stopping or snap is None:
             return []
@@ -362,6 +372,7 @@ class TradingLoop:
             leverage=self.config.exchange.leverage,
             daily_pnl=self.state.daily.pnl(),
             entry_blocks=self.entry_backoff.blocks(),
+            snapshot=snap,
             # The executor equalises legs to the step both markets accept; so does the gate.
             step_sizes=self._step_sizes(),
         )
@@ -477,6 +488,9 @@ class TradingLoop:
             if hedge is None or pair is None:
                 return False
             if isinstance(intent, CloseHedge):
+                hedge = await settle_delivered(
+                    hedge, pair, self.exchange, self.ledger, self.clock, self.events
+                )
                 self._remember(await self.executor.close(hedge, pair, reason=intent.reason))
                 await self._book(hedge.id)
                 return True
@@ -688,8 +702,11 @@ class TradingLoop:
             log.warning("Balances not fetched now: %s", exc)
             return None
         now = self.clock.now()
+        await self._watch_capital(spot, futures)
         prices, priceable = self._asset_prices()
-        taken = equity_snapshot(now, spot, futures, prices, priceable)
+        taken = equity_snapshot(
+            now, spot, futures, prices, priceable, wallets=wallet_names(self.exchange)
+        )
         if not taken.complete:
             if not self.state.snapshot_deferred:
                 log.info(
@@ -726,6 +743,20 @@ class TradingLoop:
         self.state.daily.snapshot(taken.equity, now, start)
         return taken.equity
 
+    async def _watch_capital(self, spot: Mapping[str, Balance], futures: FuturesAccount) -> None:
+        """Across venues, alert when one venue's balance cannot carry a configured hedge."""
+        if not isinstance(self.exchange, VenueRouter):
+            return
+        if self._capital is None:
+            self._capital = CapitalWatch(self.events, self.clock)
+        spot_venue, futures_venue = self.exchange.leg_venues
+        shortfalls = capital_shortfalls(
+            self.config, spot_venue=spot_venue, futures_venue=futures_venue, spot=spot,
+            futures=futures, spot_quotes={p.spot.quote for p in self.pairs.values()},
+            usd_per_usdt=self.exchange.usd_per_usdt,
+        )  # fmt: skip
+        await self._capital.observe(shortfalls)
+
     async def _write_snapshot(
         self, rows: list[BalanceSnapshot], positions: list[PositionSnapshot]
     ) -> None:
@@ -743,13 +774,18 @@ class TradingLoop:
             age = (self.clock.now() - snap.taken_at).total_seconds()
             for pair in snap.pairs:
                 quote = snap.spot_quotes.get(pair.spot.symbol)
-                if quote is not None and pair.spot.quote == "USDT":
+                # a VenueRouter shows USD-quoted spot in USDT terms, so those price too
+                if quote is not None and pair.spot.quote in USDT_TERMS:
                     self._asset_price[pair.base] = quote.bid
                     if age <= self.config.risk.max_data_age_seconds:
                         prices[pair.base] = quote.bid
         priceable = set(self._asset_price) | {
-            p.base for p in self.pairs.values() if p.spot.quote == "USDT"
+            p.base for p in self.pairs.values() if p.spot.quote in USDT_TERMS
         }
+        rate = getattr(self.exchange, "usd_per_usdt", None)
+        if isinstance(rate, Decimal) and rate > 0:
+            prices["USD"] = self._asset_price["USD"] = 1 / rate
+            priceable.add("USD")
         return prices, priceable
 
     async def heartbeat(self) -> str:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from bot.domain import HedgeState, Intent, MarketSnapshot, OpenHedge, Pair, Portfolio
+from bot.domain import CloseHedge, HedgeState, Intent, MarketSnapshot, OpenHedge, Pair, Portfolio
 from bot.domain.instruments import is_dated_symbol
 from strategies.allocation import Capacity
 from strategies.base import Strategy, StrategyParams
@@ -62,6 +62,9 @@ class BestCarry:
                 continue
             held = by_symbol.get(hedge.perp_symbol)
             if held is None:
+                if snapshot.dated_pairs:  # dated futures are polled and this one is gone
+                    reason = f"delivered: {hedge.perp_symbol} is no longer listed"
+                    closes.append(CloseHedge(hedge.id, reason))
                 continue
             later = [
                 p
@@ -83,7 +86,11 @@ class BestCarry:
         candidates = []
         if dated_on:
             universe = {p.key for p in select_universe(snapshot, params.universe)}
-            eligible = [p for p in enabled_dated(snapshot.dated_pairs, params) if p.key in universe]
+            eligible = [
+                p
+                for p in enabled_dated(snapshot.dated_pairs, params)
+                if p.key in universe and not p.perp.is_inverse  # COIN-M: scanned, not traded yet
+            ]
             candidates = dated_candidates(eligible, snapshot, params, skip=held_assets)
         by_asset = {c.pair: c for c in candidates}
 

@@ -263,3 +263,39 @@ async def test_a_roll_whose_new_short_is_rejected_unwinds_its_spot_and_ends_flat
     assert bot.spot() < 2 * kit.spot().step_size
     purposes = [o.purpose for o in await bot.ledger.orders.for_hedge(new.id)]
     assert OrderPurpose.UNWIND in purposes
+
+
+@pytest.mark.parametrize("paper", [True, False], ids=["paper", "live"])
+async def test_held_to_settlement_the_short_is_delivered_and_the_spot_sold(
+    bot_factory: BotFactory, paper: bool
+) -> None:
+    bot = await bot_factory(paper=paper, dated={"hold_to_settlement": True, "take_profit_basis": 1})
+    await bot.cycle()
+    (hedge,) = await bot.hedges()
+    assert hedge.perp_symbol == QUARTER
+    q, entry_future = hedge.perp_quantity, hedge.entry_perp_price
+    assert entry_future is not None
+    delivery = T0.replace(hour=8) + timedelta(days=90)
+    bot.fake.set_quote(QUARTER, "50000.0", "50000.1", "5", "5")  # converged by then
+    bot.clock.advance(delivery + timedelta(minutes=1) - bot.clock.now())
+    if paper:  # the exchange publishes the price; the simulator settles the paper short
+        bot.fake.market.delivery_prices[("BTCUSDT", int(delivery.timestamp() * 1000))] = D(
+            "50000.5"
+        )
+    else:  # the exchange settles the account and publishes the price
+        bot.fake.deliver(QUARTER, "50000.5")
+
+    await bot.cycle(0)
+
+    (hedge,) = await bot.hedges()
+    assert hedge.state is HedgeState.CLOSED
+    assert (hedge.close_reason or "").startswith(f"delivered: {QUARTER} settled")
+    assert (hedge.perp_quantity, hedge.exit_perp_price) == (0, D("50000.5"))
+    assert bot.short(QUARTER) == 0 and bot.spot() < kit.spot().step_size
+    fills = await bot.ledger.fills.for_hedge(hedge.id)
+    future_fills = [f for f in fills if f.symbol == QUARTER]
+    assert [f.side for f in future_fills] == [Side.SELL]  # no trade at delivery
+    pnl = hedge_pnl(hedge, fills, D(0), now=bot.clock.now())
+    assert pnl.perp_pnl == q * (entry_future - D("50000.5"))
+    events = [e.kind for e in await bot.ledger.events.recent()]
+    assert "hedge.delivered" in events
