@@ -68,6 +68,7 @@ class ExchangeConfig(FrozenModel):
     coinm_orders_per_minute: PositiveInt = 1200
     spot_orders_per_10s: PositiveInt = 100
     weight_headroom: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.8")
+    outage_backoff_max_seconds: PositiveSeconds = 15.0
 
 
 class VenuesConfig(FrozenModel):
