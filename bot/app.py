@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot import __version__
@@ -42,6 +42,8 @@ from bot.settings import Mode, Settings
 from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
 from bot.trading import TradingLoop
+from bot.web import Metrics, check_binding, start_dashboard
+from bot.web.live import LoopProbe
 from strategies.runner import load_safe_strategy
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,9 @@ async def run_bot(
     """Run the bot until stopped; return the process exit status."""
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
+    token = settings.web_token.get_secret_value() if settings.web_token else None
+    if config.web.enabled:
+        check_binding(config.web, token)
     lock = instance_lock_for(database_url, now=clock.now)
     keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
@@ -151,7 +156,23 @@ async def run_bot(
             await loop.heartbeat()
             reason = "--once finished"
         else:
-            reason = await _serve(loop, config, clock, stop, options.duration)
+            metrics = Metrics()
+            dashboard = await start_dashboard(
+                config.web,
+                ledger,
+                clock,
+                token=token,
+                leverage=config.exchange.leverage,
+                live=LoopProbe(loop, mode.value),
+                metrics=metrics,
+            )
+            try:
+                reason = await _serve(
+                    loop, config, clock, stop, options.duration, on_job=metrics.observe_job
+                )
+            finally:
+                if dashboard is not None:
+                    await dashboard.stop()
         if keeper.lost:
             reason = "instance lock taken by another carrybot"
         await _shutdown(loop, reason)
@@ -329,8 +350,10 @@ async def _serve(
     clock: Clock,
     stop: asyncio.Event,
     duration: float | None,
+    *,
+    on_job: Callable[[str, float], None] | None = None,
 ) -> str:
-    scheduler = build_scheduler(loop, config.schedule, clock)
+    scheduler = build_scheduler(loop, config.schedule, clock, on_job=on_job)
     scheduler.start()
     try:
         if duration is None:
