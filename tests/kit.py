@@ -65,6 +65,20 @@ def dated(base: str = "BTC", expiry: datetime | None = None, quote: str = "USDT"
     )
 
 
+def coinm(base: str = "BTC", expiry: datetime | None = None,
+          contract_type: str = "CURRENT_QUARTER") -> Instrument:
+    """A COIN-M contract: BTC 100 USD a contract (others 10), whole contracts, coin-settled."""
+    suffix = f"-{expiry:%y%m%d}" if expiry else ""
+    return Instrument(
+        symbol=f"{base}/USD:{base}{suffix}",
+        exchange_symbol=f"{base}USD_{f'{expiry:%y%m%d}' if expiry else 'PERP'}",
+        kind=MarketKind.DATED_FUTURE if expiry else MarketKind.PERPETUAL, base=base, quote="USD",
+        tick_size=D("0.1"), step_size=D("1"), min_qty=D("1"), min_notional=D(0),
+        max_qty=D("1000"), contract_size=D(100 if base == "BTC" else 10), settle=base,
+        expiry=expiry, contract_type=contract_type if expiry else "PERPETUAL",
+    )
+
+
 def pair(base: str = "BTC") -> Pair:
     return Pair(spot=spot(base), perp=perp(base))
 

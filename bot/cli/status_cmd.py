@@ -16,6 +16,7 @@ from bot.clock import SystemClock
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import Ledger
+from bot.persistence.startup_checks import database_errors
 from bot.reporting import HedgeLine, StatusReport, build_status
 from bot.streams.status import StreamStateStore, StreamStatus, status_lines, status_section
 
@@ -38,13 +39,14 @@ def register(app: typer.Typer) -> None:
         async def go() -> tuple[StatusReport, list[StreamStatus]]:
             engine = create_engine(ctx.database_url)
             try:
-                await migrate.ensure_current(engine)
-                report = await build_status(
-                    Ledger(session_factory(engine)),
-                    now=SystemClock().now(),
-                    leverage=ctx.config.exchange.leverage,
-                )
-                return report, await StreamStateStore(session_factory(engine)).read()
+                with database_errors(ctx.database_url, write=False):
+                    await migrate.ensure_current(engine)
+                    report = await build_status(
+                        Ledger(session_factory(engine)),
+                        now=SystemClock().now(),
+                        leverage=ctx.config.exchange.leverage,
+                    )
+                    return report, await StreamStateStore(session_factory(engine)).read()
             finally:
                 await engine.dispose()
 
@@ -75,6 +77,8 @@ def render(report: StatusReport) -> None:
         str(t.hedges), _m(t.funding), _m(t.fees), _m(t.basis_pnl), _m(t.net), _m(t.capital)
     )
     console.print(totals)
+    if report.balances:
+        console.print(_balances_table(report))
     if report.alerts:
         console.print("recent alerts:")
         for e in report.alerts:
@@ -112,6 +116,18 @@ def _table(title: str, lines: list[HedgeLine]) -> Table:
             _m(p.net),
             "-" if p.apr is None else f"{p.apr * 100:.2f}%",
         )
+    return table
+
+
+def _balances_table(report: StatusReport) -> Table:
+    """The latest balance snapshot, one row per wallet and asset (per venue across venues)."""
+    table = Table(title="Balances (last snapshot)")
+    for col in ("wallet", "asset", "free", "locked", "value USDT"):
+        table.add_column(col, justify="left" if col in {"wallet", "asset"} else "right")
+    for b in report.balances:
+        value = "-" if b.value_usdt is None else _m(b.value_usdt)
+        table.add_row(b.wallet, b.asset, f"{b.free:,.8f}".rstrip("0").rstrip("."),
+                      f"{b.locked:,.8f}".rstrip("0").rstrip("."), value)  # fmt: skip
     return table
 
 

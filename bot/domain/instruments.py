@@ -60,6 +60,12 @@ class Instrument:
         """Whether this is a future with a delivery time (settled by the exchange then)."""
         return self.kind is MarketKind.DATED_FUTURE
 
+    @property
+    def is_inverse(self) -> bool:
+        """COIN-M: margined and settled in the base coin, quantities in contracts of
+        `contract_size` quote (USD)."""
+        return self.is_derivative and self.settle is not None and self.settle == self.base
+
 
 @dataclass(frozen=True, slots=True)
 class Pair:
@@ -92,7 +98,8 @@ class Pair:
 def dated_pairs(instruments: Mapping[str, Instrument] | Iterable[Instrument]) -> list[Pair]:
     """Return spot + dated-future pairs of active instruments, by spot symbol then expiry.
 
-    A dated future `BTC/USDT:USDT-250328` pairs with the spot market `BTC/USDT`.
+    A dated future `BTC/USDT:USDT-250328` pairs with the spot market `BTC/USDT`, a COIN-M
+    one `BTC/USD:BTC-250328` with `BTC/USDT`.
     """
     items = list(instruments.values() if isinstance(instruments, Mapping) else instruments)
     spots = {i.symbol: i for i in items if i.kind is MarketKind.SPOT and i.active}
@@ -100,7 +107,8 @@ def dated_pairs(instruments: Mapping[str, Instrument] | Iterable[Instrument]) ->
     for inst in items:
         if not inst.is_dated or not inst.active or inst.expiry is None:
             continue
-        spot = spots.get(f"{inst.base}/{inst.quote}")
+        # A COIN-M contract (BTC/USD:BTC-250328) pairs with the coin bought for USDT.
+        spot = spots.get(f"{inst.base}/{'USDT' if inst.is_inverse else inst.quote}")
         if spot is not None:
             out.append(Pair(spot=spot, perp=inst))
     out.sort(key=lambda p: (p.key, p.perp.symbol))  # YYMMDD suffixes sort by delivery

@@ -94,13 +94,18 @@ def _filters(info: Row) -> dict[str, Row]:
 
 
 def instrument(market: Row) -> Instrument | None:
-    """Return the Instrument of one ccxt market (spot, USDⓈ-M perpetual or dated), else None."""
+    """Return the Instrument of one ccxt market, else None.
+
+    Spot, USDⓈ-M (linear) and COIN-M (inverse: quantities in contracts of `contractSize`
+    USD, margined and settled in the base coin) perpetuals and dated futures.
+    """
     info: Row = market.get("info") or {}
+    derivative = market.get("linear") or market.get("inverse")
     if market.get("spot"):
         kind = MarketKind.SPOT
-    elif market.get("linear") and market.get("swap"):
+    elif derivative and market.get("swap"):
         kind = MarketKind.PERPETUAL
-    elif market.get("linear") and market.get("future"):
+    elif derivative and market.get("future"):
         kind = MarketKind.DATED_FUTURE
     else:
         return None
@@ -125,7 +130,13 @@ def instrument(market: Row) -> Instrument | None:
         market_step_size=optional_positive(market_lot, "stepSize"),
         market_min_qty=optional_positive(market_lot, "minQty"),
         market_max_qty=optional_positive(market_lot, "maxQty"),
-        contract_size=Decimal(1),
+        contract_size=(
+            to_decimal(
+                str(info.get("contractSize", market.get("contractSize"))), field="contractSize"
+            )
+            if market.get("inverse")
+            else Decimal(1)
+        ),
         settle=str(market["settle"]) if market.get("settle") else None,
         expiry=utc_from_ms(int(expiry)) if kind is MarketKind.DATED_FUTURE and expiry else None,
         listed_at=utc_from_ms(int(onboard)) if onboard else None,

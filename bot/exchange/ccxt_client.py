@@ -156,14 +156,16 @@ def build_client(
     api_secret: str | None = None,
     pacer: Pacer | None = None,
     cls: type[CarryBinance] = CarryBinance,
+    coinm: bool = False,
 ) -> CarryBinance:
     """Create the ccxt client for the configured environment and URL overrides.
 
     `cls` may be a subclass that also derives from `ccxt.pro.binance` (the stream client).
+    Markets: spot and USDⓈ-M (perpetual and dated), plus COIN-M (dapi) when `coinm`.
     """
     options: dict[str, Any] = {
         "defaultType": "spot",
-        "fetchMarkets": {"types": ["spot", "linear"]},
+        "fetchMarkets": {"types": ["spot", "linear", "inverse"] if coinm else ["spot", "linear"]},
         "fetchCurrencies": False,
         "fetchMargins": False,
         "recvWindow": config.recv_window_ms,

@@ -98,8 +98,10 @@ class LiveExchange:
         api_secret: str | None = None,
         clock: Clock | None = None,
         events: EventSink | None = None,
+        coinm: bool = False,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
+        self._coinm = coinm
         self._events = events
         self._pacer = Pacer.from_config(config, self._clock)
         # fundingRate and fundingInfo share a separate 500 requests / 5 min / IP budget.
@@ -107,7 +109,7 @@ class LiveExchange:
             max(1, int(FUNDING_REQUESTS_PER_5_MIN * config.weight_headroom)), 300.0, self._clock
         )
         self._client = build_client(
-            config, api_key=api_key, api_secret=api_secret, pacer=self._pacer
+            config, api_key=api_key, api_secret=api_secret, pacer=self._pacer, coinm=coinm
         )
         self._has_keys = bool(api_key and api_secret)
         self._instruments: dict[str, Instrument] = {}
@@ -298,10 +300,15 @@ class LiveExchange:
             fetch = self._client.fapiPublicGetTickerBookTicker
         else:
             fetch = self._client.publicGetTickerBookTicker
-        rows = await self._call(f"{kind} book tickers", lambda: fetch({}))
+        rows = _rows(await self._call(f"{kind} book tickers", lambda: fetch({})), "bookTicker")
+        if self._coinm and kind is MarketKind.DATED_FUTURE:
+            coin = await self._call(
+                "COIN-M book tickers", lambda: self._client.dapiPublicGetTickerBookTicker({})
+            )
+            rows = [*rows, *_rows(coin, "dapi bookTicker")]
         now, offset = self._clock.now(), self._time_offset_ms()
         out: dict[str, Quote] = {}
-        for row in _rows(rows, "bookTicker"):
+        for row in rows:
             inst = self._find(futures, row.get("symbol"))
             if inst is None or inst.kind is not kind:
                 continue

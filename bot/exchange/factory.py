@@ -26,7 +26,7 @@ FUTURES_PAPER_STATE_KEY = "paper-futures"
 
 def public_source(config: Config, clock: Clock, events: EventSink | None = None) -> ExchangePort:
     """Return keyless live adapters: public market data, honouring URL overrides."""
-    binance = LiveExchange(config.exchange, clock=clock, events=events)
+    binance = LiveExchange(config.exchange, clock=clock, events=events, coinm=_coinm(config))
     if not config.venues.cross_venue:
         return binance
     spot = BitstampSpot(config.venues, config.exchange, clock=clock)
@@ -63,6 +63,7 @@ async def build_exchange(
             api_secret=settings.binance_api_secret.get_secret_value(),
             clock=clock,
             events=events,
+            coinm=_coinm(config),
         )
         if not config.venues.cross_venue:
             return with_streams(
@@ -110,7 +111,7 @@ async def _cross_venue_paper(
 ) -> ExchangePort:
     """Two paper accounts: spot on Bitstamp's public data, futures on Binance's."""
     spot_source = BitstampSpot(config.venues, config.exchange, clock=clock)
-    binance = LiveExchange(config.exchange, clock=clock, events=events)
+    binance = LiveExchange(config.exchange, clock=clock, events=events, coinm=_coinm(config))
     try:
         spot = await PaperExchange.open(
             spot_source,
@@ -138,3 +139,8 @@ async def _cross_venue_paper(
         await binance.close()
         raise
     return VenueRouter(spot, futures, venue=CROSS_VENUE_PAPER)
+
+
+def _coinm(config: Config) -> bool:
+    """Whether COIN-M (dapi) markets are loaded: only when `"coinm"` is an instrument."""
+    return "coinm" in config.strategy.instruments

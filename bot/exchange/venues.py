@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 RATE_SYMBOL = "USDT/USD"
 SPOT_QUOTES = ("USDT", "USD")
+USDT_TERMS = frozenset(SPOT_QUOTES)  # spot quotes the bot sees in USDT terms
 PERP_QUOTE = "USDT"
 
 
@@ -82,6 +83,18 @@ def order_absence_window(exchange: object, symbol: str, default: timedelta) -> t
     return found if isinstance(found, timedelta) else default
 
 
+def wallet_names(exchange: object) -> tuple[str, str]:
+    """Return the (spot, futures) wallet labels of balance snapshots.
+
+    One venue: `spot` and `futures`, as always; across venues `bitstamp:spot` and
+    `binance:futures`, so balances read per venue.
+    """
+    if isinstance(exchange, VenueRouter):
+        spot, futures = exchange.leg_venues
+        return f"{spot}:spot", f"{futures}:futures"
+    return "spot", "futures"
+
+
 def spot_fee_in_base(exchange: object) -> bool:
     """Tell whether spot buys on `exchange` pay their fee in the base asset (Binance: yes)."""
     return bool(getattr(exchange, "spot_fee_in_base", True))
@@ -90,10 +103,18 @@ def spot_fee_in_base(exchange: object) -> bool:
 class VenueRouter:
     """ExchangePort routing the spot leg to `spot` and everything else to `futures`."""
 
-    def __init__(self, spot: SpotVenue, futures: ExchangePort, *, venue: str) -> None:
+    def __init__(
+        self,
+        spot: SpotVenue,
+        futures: ExchangePort,
+        *,
+        venue: str,
+        leg_venues: tuple[str, str] = ("bitstamp", "binance"),
+    ) -> None:
         self._spot = spot
         self._futures = futures
         self._venue = venue
+        self.leg_venues = leg_venues  # (spot, futures) exchange names, also in paper mode
         self._spot_symbols: dict[str, Instrument] = {}
         self._rate: Decimal | None = None
         self._rate_lock = asyncio.Lock()

@@ -165,6 +165,23 @@ def futures_symbol(inst: Instrument) -> dict[str, Any]:
     return data
 
 
+def coinm_symbol(inst: Instrument) -> dict[str, Any]:
+    """Return one `symbols[]` entry of GET /dapi/v1/exchangeInfo (COIN-M, inverse)."""
+    perpetual = inst.kind is MarketKind.PERPETUAL
+    data = futures_symbol(inst)
+    data.pop("status", None)
+    data.update(
+        pair=f"{inst.base}{inst.quote}",
+        contractType=inst.contract_type or ("PERPETUAL" if perpetual else "CURRENT_QUARTER"),
+        contractStatus="TRADING" if inst.active else "SETTLING",
+        contractSize=int(inst.contract_size),
+        marginAsset=inst.base,
+        equalQtyPrecision=4,
+        filters=[f for f in data["filters"] if f["filterType"] != "MIN_NOTIONAL"],
+    )
+    return data
+
+
 def _status(status: OrderStatus) -> str:
     return {
         OrderStatus.PENDING: "NEW",

@@ -12,6 +12,7 @@ from rich.console import Console
 from bot.cli.scan_cmd import render_table, run_scan, strategy_params
 from bot.clock import SimulatedClock
 from bot.config import config_from_dict
+from bot.domain import MarketKind
 from bot.scan import row_json
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
@@ -106,3 +107,52 @@ async def test_delivery_price_is_read_from_binance_once_published(fake: FakeBina
         assert request.params == {"pair": "BTCUSDT"}
     finally:
         await live.close()
+
+
+COINM_QUARTER = "BTC/USD:BTC-240530"
+
+
+async def test_coin_m_quarterlies_load_through_dapi_and_scan_beside_the_usdt_ones() -> None:
+    clock = SimulatedClock(T)
+    delivery = kit.T0.replace(hour=8) + timedelta(days=90)
+    instruments = [
+        *standard_instruments(kit.T0),
+        kit.coinm("BTC"),
+        kit.coinm("BTC", expiry=delivery),
+    ]
+    async with FakeBinance(instruments, clock=clock) as fake:
+        seed(fake)
+        fake.set_quote("BTC/USDT", "49999.99", "50000.00", "5", "5")
+        fake.set_quote(COINM_QUARTER, "51000.0", "51000.1", "500", "500")  # 2 % over spot
+        config = config_from_dict(
+            {
+                "universe": {"symbols": ["BTC/USDT"]},
+                "strategy": {"instruments": ["perpetual", "quarterly", "coinm"]},
+            }
+        )
+        live = live_for(fake, keys=False, coinm=True)
+        loaded = await live.load_instruments()
+        assert loaded[COINM_QUARTER] == kit.coinm("BTC", expiry=delivery)
+        assert loaded[COINM_QUARTER].contract_size == 100 and loaded[COINM_QUARTER].is_inverse
+
+        rows, _, _ = await run_scan(live, fake.clock, config, strategy_params(config), D(0))
+
+        assert len(fake.requests_to("/dapi/v1/exchangeInfo")) == 1
+        row = next(r for r in rows if r.perp_symbol == COINM_QUARTER)
+        assert row.pair == "BTC/USDT" and row.dated is not None
+        days = D(90) + (D(8) - D("3.5")) / 24
+        costs = 2 * (D("0.001") + D("0.0005")) + 4 * D("0.0002")
+        assert row.dated.net_apr == (D("51000.0") / D("50000.00") - 1 - costs) * 365 / days
+        assert row.reason == "coinm_not_traded"  # shown, not opened: no COIN-M execution yet
+        assert not row.would_enter
+
+
+async def test_without_coinm_no_dapi_request_is_made(fake: FakeBinance) -> None:
+    live = live_for(fake, keys=False)
+    try:
+        await live.load_instruments()
+        await live.fetch_best_quotes(MarketKind.DATED_FUTURE)
+    finally:
+        await live.close()
+
+    assert [r.path for r in fake.requests if r.path.startswith("/dapi/")] == []
