@@ -83,6 +83,7 @@ class VenuesConfig(FrozenModel):
     bitstamp_api_url: AnyHttpUrl | None = None
     bitstamp_timeout_ms: Annotated[int, Field(ge=100, le=120000)] = 10000
     bitstamp_requests_per_10_min: PositiveInt = 8000
+    align_arrivals: bool = True
 
     @property
     def cross_venue(self) -> bool:
