@@ -42,6 +42,7 @@ from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
 from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
+from bot.streams.status import StreamStateStore, heartbeat_hook
 from bot.trading import TradingLoop
 from bot.web import check_binding
 from strategies.runner import load_safe_strategy
@@ -299,6 +300,9 @@ async def assemble_loop(
         pairs=pairs,
         rng=rng,
         poll_before_evaluate=streams is not None,  # a snapshot from memory: decide on fresh data
+        heartbeat_parts=[]
+        if streams is None
+        else [heartbeat_hook(streams.health, clock, StreamStateStore(ledger.sessions), guard)],
     )
 
 
