@@ -19,6 +19,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_valida
 import strategies
 from bot.errors import UserError
 from bot.streams.config import StreamsConfig
+from bot.web.config import WebConfig
 from strategies.base import (
     FeeParams,
     Fraction,
@@ -82,6 +83,7 @@ class VenuesConfig(FrozenModel):
     bitstamp_api_url: AnyHttpUrl | None = None
     bitstamp_timeout_ms: Annotated[int, Field(ge=100, le=120000)] = 10000
     bitstamp_requests_per_10_min: PositiveInt = 8000
+    align_arrivals: bool = True
 
     @property
     def cross_venue(self) -> bool:
@@ -193,6 +195,7 @@ class Config(FrozenModel):
     schedule: ScheduleConfig = ScheduleConfig()
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
+    web: WebConfig = WebConfig()
     streams: StreamsConfig = StreamsConfig()
 
     @model_validator(mode="before")
@@ -338,6 +341,8 @@ def _allowed_keys(loc: list[str]) -> list[str]:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as written in TOML
     if isinstance(value, dict):
         return "{…}"
     if isinstance(value, Decimal):
@@ -364,6 +369,7 @@ def redacted_settings_view(settings: Any) -> dict[str, Any]:
         "CARRYBOT_CONFIG": str(settings.config_path) if settings.config_path else None,
         "LOG_LEVEL": settings.log_level,
         "LOG_FORMAT": settings.log_format,
+        "CARRYBOT_WEB_TOKEN": "***" if settings.web_token else None,
     }
 
 

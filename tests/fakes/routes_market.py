@@ -124,9 +124,7 @@ def _coinm_exchange_info(fake: FakeBinance, params: Params) -> dict[str, Any]:
     return info
 
 
-def _book_ticker(
-    fake: FakeBinance, params: Params, futures: bool, *, coinm: bool = False
-) -> Any:
+def _book_ticker(fake: FakeBinance, params: Params, futures: bool, *, coinm: bool = False) -> Any:
     insts = _symbols_param(fake, params, futures) or (
         fake.market.of_coinm() if coinm else fake.market.of_market(futures)
     )
@@ -342,13 +340,26 @@ _INTERVALS = {
 }
 
 
-def _klines(fake: FakeBinance, params: Params, futures: bool, price: str) -> Any:
-    inst = instrument(fake, params, futures)
+def _continuous_klines(fake: FakeBinance, params: Params) -> Any:
+    """GET /fapi/v1/continuousKlines?pair=BTCUSDT&contractType=CURRENT_QUARTER&interval=1h."""
+    pair, contract = params.get("pair", ""), params.get("contractType", "")
+    if contract not in ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER"):
+        raise BinanceError(-1121, "Invalid contractType.")
+    if not any(i.base + i.quote == pair for i in fake.market.of_market(True)):
+        raise BinanceError(-1121, "Invalid pair.")
+    return _klines(fake, params, True, contract, key=pair)
+
+
+def _klines(
+    fake: FakeBinance, params: Params, futures: bool, price: str, *, key: str | None = None
+) -> Any:
+    """Klines of `symbol` (or of `key`: a pair's continuous contract) at `price`."""
+    symbol = key if key is not None else instrument(fake, params, futures).symbol
     interval = params.get("interval", "")
     if interval not in _INTERVALS:
         raise BinanceError(-1120, "Invalid interval.")
     start, end, limit = _window(params, 500, 1500 if futures else 1000)
-    rows: list[Kline] = fake.market.klines.get((inst.symbol, price, interval), [])
+    rows: list[Kline] = fake.market.klines.get((symbol, price, interval), [])
     chosen = _select([wire.ms(k.open_time) for k in rows], start, end, limit)
     step = _interval_ms(interval)
     out = []
@@ -410,6 +421,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/fapi/v1/fundingInfo"): funding_info,
     ("GET", "/fapi/v1/klines"): lambda f, p: _klines(f, p, True, "last"),
     ("GET", "/fapi/v1/markPriceKlines"): lambda f, p: _klines(f, p, True, "mark"),
+    ("GET", "/fapi/v1/continuousKlines"): _continuous_klines,
     ("GET", "/futures/data/delivery-price"): delivery_price,
     ("GET", "/dapi/v1/ping"): ping,
     ("GET", "/dapi/v1/time"): time_,
