@@ -293,14 +293,20 @@ def format_validation_errors(exc: ValidationError, *, source: str) -> list[str]:
     lines: list[str] = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
+        tag: str | None = None
         if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in strategies.REGISTRY:
-            loc.pop(1)  # drop the discriminator tag pydantic inserts
+            tag = loc.pop(1)  # drop the discriminator tag pydantic inserts
+        if err["type"] == "union_tag_invalid" and loc == ["strategy"]:
+            name = (err.get("ctx") or {}).get("tag", "")
+            choices = " or ".join(repr(n) for n in sorted(strategies.REGISTRY))
+            lines.append(f"{source}: strategy.name = {name!r}: input should be {choices}")
+            continue
         if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in StrategyParams.RESERVED:
             continue  # the same section is reported under its own name
         key = ".".join(loc) if loc else "config"
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
+            allowed = _allowed_keys(loc[:-1], tag)
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
             section = ".".join(loc[:-1]) or "top level"
             lines.append(f"{source}: {key}: unknown key in [{section}]{hint}")
@@ -315,13 +321,11 @@ def format_validation_errors(exc: ValidationError, *, source: str) -> list[str]:
     return lines or [f"{source}: invalid configuration"]
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
+def _allowed_keys(loc: list[str], strategy: str | None = None) -> list[str]:
     model: Any = Config
     for part in loc:
         if part == "strategy":
-            model = strategies.params_model(
-                next(iter(strategies.REGISTRY)) if len(strategies.REGISTRY) == 1 else part
-            )
+            model = strategies.params_model(strategy or next(iter(strategies.REGISTRY)))
             continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None or not isinstance(field.annotation, type):

@@ -77,7 +77,12 @@ def test_strategy_sees_the_same_sizing_fees_and_universe_as_the_bot() -> None:
         ),
         (
             '[strategy]\nname = "grid"\n',
-            "t.toml: strategy.name = 'grid': input should be 'funding_carry'",
+            "t.toml: strategy.name = 'grid': input should be 'expected_carry' or 'funding_carry'",
+        ),
+        (
+            '[strategy]\nname = "expected_carry"\nentry_apr = 0.2\n',
+            "t.toml: strategy.entry_apr: unknown key in [strategy]; allowed keys: name, "
+            "expected_holding_hours",
         ),
         (
             "[strategy]\nentry_aprr = 0.2\n",
