@@ -204,7 +204,7 @@ class Config(FrozenModel):
         if not isinstance(section, dict):
             return data
         section = dict(section)
-        section.setdefault("name", "funding_carry")
+        section.setdefault("name", "expected_carry")
         for shared in sorted(StrategyParams.RESERVED):
             if shared in section:
                 raise ValueError(

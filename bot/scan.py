@@ -9,11 +9,29 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import MarketSnapshot, OpenHedge, Pair, Portfolio
+from strategies import expected_carry
+from strategies.base import FeeParams
+from strategies.carry import HOURS_PER_YEAR
+from strategies.carry_value import CarryValue
+from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams
 from strategies.funding_carry import FundingCarry, FundingCarryParams, entry_block
 from strategies.signals import CarrySignal, carry_signal
 from strategies.universe import exclusion_reason, select_universe
 
 ZERO = Decimal(0)
+ScanParams = FundingCarryParams | ExpectedCarryParams
+
+
+@dataclass(frozen=True, slots=True)
+class _SignalView:
+    """The signal inputs of `expected_carry`'s parameters (its holding as the horizon)."""
+
+    horizon_hours: int
+    predicted_weight: Decimal
+    ewma_halflife_periods: Decimal
+    history_periods: int
+    slippage_bps: Decimal
+    fees: FeeParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,41 +45,67 @@ class ScanRow:
     next_funding_in: timedelta | None
     would_enter: bool
     reason: str  # why not, as a short code; "enter" when it would
-
-    @property
-    def net_apr(self) -> Decimal | None:
-        return self.signal.net_apr if self.signal is not None else None
+    net_apr: Decimal | None = None
+    """Net APR of entering, by the configured strategy's own cost model."""
+    breakeven_hours: Decimal | None = None
+    """Hours of forecast funding that repay the round trip (None: never)."""
 
 
 def scan_rows(
     snapshot: MarketSnapshot,
-    params: FundingCarryParams,
+    params: ScanParams,
     *,
     min_volume: Decimal = ZERO,
     portfolio: Portfolio | None = None,
 ) -> list[ScanRow]:
     """Return a row per pair with at least `min_volume` on both legs, best net APR first.
 
-    `would_enter` is what `funding_carry` does with this snapshot and `portfolio` (empty by
-    default): the pairs it opens. `reason` explains the others: outside the universe
-    (`denied`, `volume`, …, `not_top_n`), an entry rule (`net_apr`, `basis`, `breakeven`,
-    `negative_funding`), `capacity` (passes but the sizing limits are full), `no_data`.
+    `would_enter` is what the configured strategy does with this snapshot and `portfolio`
+    (empty by default): the pairs it opens. `reason` explains the others: outside the
+    universe (`denied`, `volume`, …, `not_top_n`), an entry rule (`funding_carry`: `net_apr`,
+    `basis`, `breakeven`, `negative_funding`; `expected_carry`: `net_carry`, `dip_ahead`,
+    `basis`, `negative_funding`), `capacity` (passes but the sizing limits are full),
+    `no_data`. Net APR and break-even come from the strategy's own cost model: for
+    `expected_carry`, (forecast carry over the holding − round trip) annualised over the
+    holding, and round trip / forecast funding per hour.
     """
     portfolio = portfolio or Portfolio(hedges=())
+    strategy = ExpectedCarry() if isinstance(params, ExpectedCarryParams) else FundingCarry()
     opened = {
         i.pair
-        for i in FundingCarry().evaluate(snapshot, portfolio, params)
+        for i in strategy.evaluate(snapshot, portfolio, params)  # type: ignore[arg-type]
         if isinstance(i, OpenHedge)
     }
     selected = {p.key for p in select_universe(snapshot, params.universe)}
     size = params.sizing.notional_per_hedge
+    signal_params = (
+        _SignalView(
+            int(params.holding_hours),
+            ZERO,
+            params.ewma_halflife_periods,
+            params.history_periods,
+            params.slippage_bps,
+            params.fees,
+        )
+        if isinstance(params, ExpectedCarryParams)
+        else params
+    )
     rows: list[ScanRow] = []
     for pair in snapshot.pairs:
         volume = _min_volume(pair, snapshot)
         if volume < min_volume:
             continue
-        signal = carry_signal(pair, snapshot, params, size)
+        signal = carry_signal(pair, snapshot, signal_params, size)
         info = snapshot.funding.get(pair.perp.symbol)
+        if isinstance(params, ExpectedCarryParams):
+            value = expected_carry.value_of(pair, snapshot, params, size)
+            block = expected_carry.entry_block(value, params) if value is not None else None
+            net_apr, breakeven = _expected_figures(value)
+        else:
+            block = entry_block(signal, params) if signal is not None else None
+            net_apr = signal.net_apr if signal is not None else None
+            breakeven = signal.breakeven_hours if signal is not None else None
+        no_value = signal is None or net_apr is None
         rows.append(
             ScanRow(
                 pair=pair.key,
@@ -70,18 +114,34 @@ def scan_rows(
                 signal=signal,
                 next_funding_in=info.next_funding_time - snapshot.taken_at if info else None,
                 would_enter=pair.key in opened,
-                reason=_reason(pair, signal, snapshot, params, selected, opened),
+                reason=_reason(pair, no_value, block, snapshot, params, selected, opened),
+                net_apr=net_apr,
+                breakeven_hours=breakeven,
             )
         )
     rows.sort(key=lambda r: (r.net_apr is not None, r.net_apr or ZERO), reverse=True)
     return rows
 
 
+def _expected_figures(
+    value: CarryValue | None,
+) -> tuple[Decimal | None, Decimal | None]:
+    """Return (net APR over the holding, break-even hours) of an `expected_carry` value."""
+    if value is None:
+        return None, None
+    hours = value.holding_hours
+    net_apr = value.net_entry * HOURS_PER_YEAR / hours
+    per_hour = value.expected_carry / hours
+    breakeven = value.round_trip / per_hour if per_hour > 0 else None
+    return net_apr, breakeven
+
+
 def _reason(
     pair: Pair,
-    signal: CarrySignal | None,
+    no_value: bool,
+    block: str | None,
     snapshot: MarketSnapshot,
-    params: FundingCarryParams,
+    params: ScanParams,
     selected: set[str],
     opened: set[str],
 ) -> str:
@@ -90,11 +150,11 @@ def _reason(
     excluded = exclusion_reason(pair, snapshot.volumes_24h, params.universe, snapshot.taken_at)
     if excluded is not None:
         return excluded
-    if signal is None:
+    if no_value:
         return "no_data"
     if pair.key not in selected:
         return "not_top_n"
-    return entry_block(signal, params) or "capacity"
+    return block or "capacity"
 
 
 def row_json(row: ScanRow) -> dict[str, Any]:
@@ -111,8 +171,8 @@ def row_json(row: ScanRow) -> dict[str, Any]:
         "smoothed_apr": _num(sig.smoothed_apr) if sig else None,
         "history_periods": sig.history_used if sig else None,
         "basis_bps": _num(sig.entry_basis * 10_000) if sig else None,
-        "net_apr": _num(sig.net_apr) if sig else None,
-        "breakeven_hours": _num(sig.breakeven_hours) if sig else None,
+        "net_apr": _num(row.net_apr),
+        "breakeven_hours": _num(row.breakeven_hours),
         "next_funding_in_seconds": (
             int(row.next_funding_in.total_seconds()) if row.next_funding_in is not None else None
         ),
@@ -128,7 +188,7 @@ def table_cells(row: ScanRow) -> list[str]:
     if sig is None:
         return [row.pair, "-", "-", "-", "-", "-", "-", "-", _duration(row.next_funding_in),
                 _volume(row.volume_24h), row.reason]  # fmt: skip
-    breakeven = f"{sig.breakeven_hours:.0f}" if sig.breakeven_hours is not None else "never"
+    breakeven = f"{row.breakeven_hours:.0f}" if row.breakeven_hours is not None else "never"
     return [
         row.pair,
         f"{sig.funding_rate:.4%}",
@@ -136,7 +196,7 @@ def table_cells(row: ScanRow) -> list[str]:
         f"{sig.funding_apr:.2%}",
         f"{sig.predicted_rate:.4%}",
         f"{sig.entry_basis * 10_000:.1f}",
-        f"{sig.net_apr:.2%}",
+        f"{row.net_apr:.2%}" if row.net_apr is not None else "-",
         breakeven,
         _duration(row.next_funding_in),
         _volume(row.volume_24h),

@@ -16,7 +16,7 @@ from decimal import Decimal
 from bot.domain import MarketSnapshot, Pair, SettledFunding
 from strategies import carry
 from strategies.base import FeeParams
-from strategies.forecast import FundingForecast, forecast
+from strategies.forecast import FundingForecast, anchor_rate, forecast
 from strategies.signals import open_close_slippage, quantize_metric
 
 
@@ -90,7 +90,10 @@ def carry_value(
     halflife: Decimal,
     default_persistence: Decimal,
 ) -> CarryValue | None:
-    """Return the value of holding `pair` now, None when quotes, funding or history lack."""
+    """Return the value of holding `pair` now, None without quotes or funding.
+
+    Without settled history the exchange's current funding rate is the forecast's level.
+    """
     info = snapshot.funding.get(pair.perp.symbol)
     spot_q = snapshot.spot_quotes.get(pair.spot.symbol)
     perp_q = snapshot.perp_quotes.get(pair.perp.symbol)
@@ -107,8 +110,14 @@ def carry_value(
         halflife,
         default_persistence,
     )
-    if fc is None:
-        return None
+    if fc is None:  # nothing settled yet (a new listing): the exchange's current rate stands in
+        fc = FundingForecast(
+            anchor=anchor_rate(info.interest_rate, info.interval_hours),
+            level=info.funding_rate,
+            persistence=default_persistence,
+            interval_hours=info.interval_hours,
+            fitted=False,
+        )
     entry_basis = carry.perp_basis(perp_q.bid, spot_q.ask)
     exit_basis = carry.perp_basis(perp_q.ask, spot_q.bid)
     mid_basis = carry.perp_basis(perp_q.mid, spot_q.mid)

@@ -60,7 +60,7 @@ class ExpectedCarryParams(StrategyParams):
     entry_margin: NonNegativeDecimal = Decimal("0.002")
     exit_margin: NonNegativeDecimal = Decimal("0")
     rotation_margin: NonNegativeDecimal = Decimal("0.002")
-    ewma_halflife_periods: PositiveDecimal = Decimal("9")
+    ewma_halflife_periods: PositiveDecimal = Decimal("21")
     history_periods: Annotated[int, Field(ge=1, le=1000)] = 500
     default_persistence: Persistence = Decimal("0.99")
     max_entry_basis: NonNegativeDecimal = Decimal("0.0015")

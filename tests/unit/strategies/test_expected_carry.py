@@ -127,3 +127,13 @@ def test_min_hold_must_not_exceed_max_holding() -> None:
         assert "min_hold_hours" in str(exc)
     else:
         raise AssertionError("accepted min_hold_hours > max_holding_hours")
+
+
+def test_without_settled_history_the_exchange_rate_is_the_level() -> None:
+    snap = market_snapshot(Market("NEW", rate="0.0003", history=[]))
+
+    (intent,) = evaluate(snap)
+
+    assert isinstance(intent, OpenHedge)
+    assert intent.metrics["forecast_level"] == D("0.0003")
+    assert intent.metrics["forecast_fitted"] == 0
