@@ -12,13 +12,14 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
+from bot.domain.instruments import dated_pairs, is_dated_symbol
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError, UserError
 from bot.exchange.factory import build_exchange
@@ -29,13 +30,18 @@ from bot.ids import UidFactory
 from bot.marketdata import MarketData
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
+from bot.persistence.instance_lock import LockKeeper, instance_lock_for
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger, SettledFundingRepository
 from bot.reconcile import Reconciler
 from bot.risk import RiskGate
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
+from bot.streams.factory import find_streaming_source
+from bot.streams.gate import EntryGate
 from bot.trading import TradingLoop
+from bot.web import Metrics, check_binding, start_dashboard
+from bot.web.live import LoopProbe
 from strategies.runner import load_safe_strategy
 
 log = logging.getLogger(__name__)
@@ -43,10 +49,15 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 25.0
 
 
+LOCK_CHECK_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class RunOptions:
     once: bool = False
     duration: float | None = None
+    banner: str | None = None
+    """Printed once the instance lock is held (a refused second instance prints only why)."""
 
 
 class GuardedSettledStore:
@@ -89,11 +100,20 @@ async def run_bot(
     """Run the bot until stopped; return the process exit status."""
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
+    token = settings.web_token.get_secret_value() if settings.web_token else None
+    if config.web.enabled:
+        check_binding(config.web, token)
+    lock = instance_lock_for(database_url, now=clock.now)
+    await lock.acquire()
+    keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
     exchange: ExchangePort | None = None
     run_id: int | None = None
     base_ledger = Ledger(session_factory(engine))
+    keeping: asyncio.Task[None] | None = None
     try:
+        if options.banner:
+            print(options.banner, flush=True)
         await migrate.ensure_current(engine)
         run = await base_ledger.runs.start(
             mode=mode.value,
@@ -104,7 +124,8 @@ async def run_bot(
         )
         run_id = run.id
         ledger = base_ledger.for_run(run.id)
-        guard = OutageGuard(engine, clock)
+        guard = OutageGuard(engine, clock, probe=keeper.ensure)
+        keeping = asyncio.create_task(keeper.run(guard.mark_down, LOCK_CHECK_SECONDS))
         events = BufferedEventSink(ledger.events, guard)
         _install_signal_handlers(stop)
         connected = await _connect(
@@ -132,15 +153,38 @@ async def run_bot(
             await loop.heartbeat()
             reason = "--once finished"
         else:
-            reason = await _serve(loop, config, clock, stop, options.duration)
+            metrics = Metrics()
+            dashboard = await start_dashboard(
+                config.web,
+                ledger,
+                clock,
+                token=token,
+                leverage=config.exchange.leverage,
+                live=LoopProbe(loop, mode.value),
+                metrics=metrics,
+            )
+            try:
+                reason = await _serve(
+                    loop, config, clock, stop, options.duration, on_job=metrics.observe_job
+                )
+            finally:
+                if dashboard is not None:
+                    await dashboard.stop()
+        if keeper.lost:
+            reason = "instance lock taken by another carrybot"
         await _shutdown(loop, reason)
         await base_ledger.runs.stop(run_id, at=clock.now(), reason=reason)
-        return 0
+        return 1 if keeper.lost else 0
     finally:
+        if keeping is not None:
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
         if exchange is not None:
             with contextlib.suppress(Exception):
                 await exchange.close()
         await engine.dispose()
+        await lock.release()
 
 
 async def _connect(
@@ -201,6 +245,8 @@ async def assemble_loop(
     directory, passes `store_funding_history=False`.
     """
     pairs = {p.key: p for p in await exchange.pairs()}
+    # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
+    pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
     executor = HedgeExecutor(
@@ -215,6 +261,7 @@ async def assemble_loop(
         run_id=run_id,
         recv_window_ms=config.exchange.recv_window_ms,
     )
+    held = await ledger.hedges.active()
     market_data = MarketData(
         exchange,
         clock,
@@ -223,16 +270,22 @@ async def assemble_loop(
         history_periods=int(getattr(config.strategy, "history_periods", 21)),
         store=GuardedSettledStore(ledger.settled_funding, guard) if store_funding_history else None,
         venue=exchange.venue,
+        dated=config.strategy.trades_dated or any(is_dated_symbol(h.perp_symbol) for h in held),
     )
-    held = await ledger.hedges.active()
     market_data.watch(h.perp_symbol for h in held)
+    streams = find_streaming_source(exchange)
+    gate = (
+        EntryGate(config.streams, clock, streams, pairs)
+        if streams is not None or config.streams.maintenance
+        else None
+    )
     return TradingLoop(
         config=config,
         exchange=exchange,
         snapshot=market_data.snapshot,
         strategy=load_safe_strategy(config.strategy.name),
         params=config.strategy,
-        risk=RiskGate(config.risk, config.exchange),
+        risk=RiskGate(config.risk, config.exchange, entry_gate=gate),
         executor=executor,
         reconciler=Reconciler(exchange, ledger, executor, clock, events, pairs),
         ledger=ledger,
@@ -241,6 +294,7 @@ async def assemble_loop(
         clock=clock,
         pairs=pairs,
         rng=rng,
+        poll_before_evaluate=streams is not None,  # a snapshot from memory: decide on fresh data
     )
 
 
@@ -284,8 +338,10 @@ async def _serve(
     clock: Clock,
     stop: asyncio.Event,
     duration: float | None,
+    *,
+    on_job: Callable[[str, float], None] | None = None,
 ) -> str:
-    scheduler = build_scheduler(loop, config.schedule, clock)
+    scheduler = build_scheduler(loop, config.schedule, clock, on_job=on_job)
     scheduler.start()
     try:
         if duration is None:

@@ -18,6 +18,8 @@ from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_valida
 
 import strategies
 from bot.errors import UserError
+from bot.streams.config import StreamsConfig
+from bot.web.config import WebConfig
 from strategies.base import (
     FeeParams,
     Fraction,
@@ -63,8 +65,11 @@ class ExchangeConfig(FrozenModel):
     spot_weight_per_minute: PositiveInt = 6000
     futures_weight_per_minute: PositiveInt = 2400
     futures_orders_per_minute: PositiveInt = 1200
+    coinm_weight_per_minute: PositiveInt = 2400
+    coinm_orders_per_minute: PositiveInt = 1200
     spot_orders_per_10s: PositiveInt = 100
     weight_headroom: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.8")
+    outage_backoff_max_seconds: PositiveSeconds = 15.0
 
 
 class VenuesConfig(FrozenModel):
@@ -189,6 +194,8 @@ class Config(FrozenModel):
     schedule: ScheduleConfig = ScheduleConfig()
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
+    web: WebConfig = WebConfig()
+    streams: StreamsConfig = StreamsConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -363,6 +370,7 @@ def redacted_settings_view(settings: Any) -> dict[str, Any]:
         "CARRYBOT_CONFIG": str(settings.config_path) if settings.config_path else None,
         "LOG_LEVEL": settings.log_level,
         "LOG_FORMAT": settings.log_format,
+        "CARRYBOT_WEB_TOKEN": "***" if settings.web_token else None,
     }
 
 

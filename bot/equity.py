@@ -41,6 +41,8 @@ def equity_snapshot(
     futures: FuturesAccount,
     prices: Mapping[str, Decimal],
     priceable: Set[str],
+    *,
+    wallets: tuple[str, str] = ("spot", "futures"),
 ) -> EquitySnapshot:
     """Value the wallets at `prices` (fresh USDT prices per asset).
 
@@ -58,11 +60,11 @@ def equity_snapshot(
             missing.append(asset)
         value = bal.total * price if price is not None else None
         equity += value or ZERO
-        rows.append(BalanceSnapshot(now, "spot", asset, bal.free, bal.locked, value))
+        rows.append(BalanceSnapshot(now, wallets[0], asset, bal.free, bal.locked, value))
     rows.append(
         BalanceSnapshot(
             now,
-            "futures",
+            wallets[1],
             QUOTE,
             futures.available_balance,
             futures.margin_balance - futures.available_balance,

@@ -10,7 +10,10 @@ quotes of each market. Around them it keeps:
   then extended when a symbol's `next_funding_time` advances, by fetching what settled
   since the last known row; a settlement not yet published is asked for again after
   `SETTLEMENT_RETRY_SECONDS`, at most `MAX_SETTLEMENT_ATTEMPTS` times;
-- optionally order books (`book_depth` > 0) for the pairs of the universe.
+- optionally order books (`book_depth` > 0) for the pairs of the universe;
+- with `dated=True`, the spot + dated-future pairs (`MarketSnapshot.dated_pairs`, refreshed
+  with the instruments) and their best quotes (one more request, merged into `perp_quotes`;
+  not made when no dated future is listed).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
+from bot.domain.instruments import dated_pairs
 from bot.errors import ExchangeError
 from bot.exchange.port import MarketDataSource
 from strategies.base import UniverseParams
@@ -69,6 +73,7 @@ class MarketData:
         store: SettledFundingStore | None = None,
         venue: str = "binance",
         max_concurrent_requests: int = 4,
+        dated: bool = False,
     ) -> None:
         self._source = source
         self._clock = clock
@@ -80,6 +85,8 @@ class MarketData:
         self._venue = venue
         self._limit = asyncio.Semaphore(max_concurrent_requests)
         self._pairs: Sequence[Pair] = ()
+        self._dated = dated
+        self._dated_pairs: Sequence[Pair] = ()
         self._pairs_at: float | None = None
         self._volumes: dict[str, Decimal] = {}
         self._volumes_at: float | None = None
@@ -116,9 +123,11 @@ class MarketData:
         funding: Mapping[str, FundingInfo]
         spot_quotes: Mapping[str, Quote]
         perp_quotes: Mapping[str, Quote]
-        funding, spot_quotes, perp_quotes, _ = await gather_eagerly(
-            funding_task, spot_task, perp_task, self._refresh_volumes()
+        funding, spot_quotes, perp_quotes, _, dated_quotes = await gather_eagerly(
+            funding_task, spot_task, perp_task, self._refresh_volumes(), self._dated_quotes()
         )
+        if dated_quotes:
+            perp_quotes = {**perp_quotes, **dated_quotes}
         pairs = tuple(self._pairs)
         funding = dict(funding)
         volumes = dict(self._volumes)
@@ -138,6 +147,7 @@ class MarketData:
             volumes_24h=volumes,
             funding_history=self._history_tuples(),
             books=books,
+            dated_pairs=self._dated_pairs,
         )
         self._last = snap
         return snap
@@ -162,7 +172,14 @@ class MarketData:
         if self._pairs_at is not None:
             await self._source.load_instruments(reload=True)
         self._pairs = tuple(await self._source.pairs())
+        if self._dated:
+            self._dated_pairs = tuple(dated_pairs(await self._source.load_instruments()))
         self._pairs_at = self._clock.monotonic()
+
+    async def _dated_quotes(self) -> Mapping[str, Quote]:
+        if not self._dated_pairs:
+            return {}
+        return await self._source.fetch_best_quotes(MarketKind.DATED_FUTURE)
 
     async def _refresh_volumes(self) -> None:
         if not self._due(self._volumes_at, self._schedule.volume_refresh_seconds):

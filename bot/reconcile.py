@@ -18,6 +18,7 @@ from decimal import Decimal
 from bot.clock import Clock
 from bot.domain import Event, EventSink, Fill, HedgeState, Pair, Severity
 from bot.domain.hedge import is_own_client_order_id
+from bot.domain.instruments import pair_of
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
@@ -102,7 +103,7 @@ class Reconciler:
         for hedge in in_flight:
             if not startup and self._clock.now() - hedge.updated_at < timedelta(minutes=1):
                 continue  # the executor may still be working on it
-            pair = self._pairs.get(hedge.pair)
+            pair = pair_of(self._pairs, hedge.pair, hedge.perp_symbol)
             if pair is None:
                 report.drift.append(f"hedge {hedge.id}: pair {hedge.pair} no longer listed")
                 continue

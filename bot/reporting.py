@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import Event, Hedge, HedgeState
-from bot.domain.ledger import TradingState, TradingStatus
+from bot.domain.ledger import BalanceSnapshot, TradingState, TradingStatus
 from bot.persistence.repositories import Ledger
 from bot.pnl import HedgePnL, PnLTotals, hedge_pnl, totals
 
@@ -28,6 +28,7 @@ class StatusReport:
     closed: list[HedgeLine]
     totals: PnLTotals
     alerts: list[Event] = field(default_factory=list)
+    balances: list[BalanceSnapshot] = field(default_factory=list)  # latest per wallet
 
     @property
     def snapshot_age_seconds(self) -> float | None:
@@ -59,6 +60,17 @@ class StatusReport:
                 "net": str(self.totals.net),
                 "capital": str(self.totals.capital),
             },
+            "balances": [
+                {
+                    "wallet": b.wallet,
+                    "asset": b.asset,
+                    "free": str(b.free),
+                    "locked": str(b.locked),
+                    "value_usdt": None if b.value_usdt is None else str(b.value_usdt),
+                    "taken_at": b.taken_at.isoformat(),
+                }
+                for b in self.balances
+            ],
             "recent_alerts": [
                 {"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in self.alerts
             ],
@@ -104,6 +116,9 @@ async def build_status(ledger: Ledger, *, now: datetime, leverage: int = 1) -> S
         closed=lines_closed,
         totals=totals([x.pnl for x in lines_open + lines_closed]),
         alerts=alerts,
+        balances=sorted(
+            await ledger.snapshots.latest_balances(), key=lambda b: (b.wallet, b.asset)
+        ),
     )
 
 

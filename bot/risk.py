@@ -10,7 +10,7 @@ every decision, accepted or denied, as a ledger event with its inputs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +23,7 @@ from bot.domain import (
     Hedge,
     HedgeState,
     Intent,
+    MarketSnapshot,
     OpenHedge,
     Position,
     ResizeHedge,
@@ -68,12 +69,32 @@ class RiskView:
     step_sizes: Mapping[str, Decimal] = field(default_factory=dict)
     # Pairs cooling down after a failed entry (key "*": every pair), with the reason.
     entry_blocks: Mapping[str, str] = field(default_factory=dict)
+    snapshot: MarketSnapshot | None = None
 
     @property
     def data_age_seconds(self) -> float | None:
         if self.snapshot_at is None:
             return None
         return (self.now - self.snapshot_at).total_seconds()
+
+    def data_age_for(self, pair: str) -> float | None:
+        """Return the age of `pair`'s market data: the snapshot's, or older if the exchange
+        stamped the pair's quotes or funding earlier (their timestamps are the older of the
+        exchange's clock-corrected time and the local receipt)."""
+        snap = self.snapshot
+        if self.snapshot_at is None or snap is None:
+            return self.data_age_seconds
+        oldest = self.snapshot_at
+        found = snap.pair(pair)
+        if found is not None:
+            for data in (
+                snap.spot_quotes.get(found.spot.symbol),
+                snap.perp_quotes.get(found.perp.symbol),
+                snap.funding.get(found.perp.symbol),
+            ):
+                if data is not None and data.timestamp < oldest:
+                    oldest = data.timestamp
+        return (self.now - oldest).total_seconds()
 
     def active_hedges(self) -> list[Hedge]:
         return [h for h in self.hedges if h.state.is_active]
@@ -90,9 +111,17 @@ class RiskDecision:
 class RiskGate:
     """Hard limits from `[risk]`, enforced whatever the strategy asks for."""
 
-    def __init__(self, limits: RiskConfig, exchange: ExchangeConfig) -> None:
+    def __init__(
+        self,
+        limits: RiskConfig,
+        exchange: ExchangeConfig,
+        *,
+        entry_gate: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.limits = limits
         self.leverage = exchange.leverage
+        # Reason no new exposure may be taken on a pair now (streams, maintenance), or None.
+        self.entry_gate = entry_gate
 
     # --- decisions ----------------------------------------------------------------------
     def decide(self, intents: Sequence[Intent], view: RiskView) -> list[RiskDecision]:
@@ -101,7 +130,16 @@ class RiskGate:
         open_count = len(view.active_hedges())
         closing: set[int] = set()
         decisions: list[RiskDecision] = []
+        rolled: set[int] = set()
         for intent in intents:
+            after = intent.after_close if isinstance(intent, OpenHedge) else None
+            if after is not None and after in closing and after not in rolled:
+                # A roll: the hedge it replaces is closed first (the open waits for that).
+                rolled.add(after)
+                replaced = _find(view, after)
+                if replaced is not None:
+                    notional_by_pair[replaced.pair] -= replaced.target_notional
+                    open_count -= 1
             decision = self._decide_one(intent, view, notional_by_pair, open_count, closing)
             decisions.append(decision)
             if decision.accepted and isinstance(intent, OpenHedge):
@@ -194,7 +232,7 @@ class RiskGate:
         lim = self.limits
         total = sum(notional_by_pair.values(), Decimal(0))
         pair_total = notional_by_pair.get(pair, Decimal(0))
-        age = view.data_age_seconds
+        age = view.data_age_for(pair)
         inputs |= {
             "pair": pair,
             "notional": str(hedge_notional),
@@ -250,6 +288,10 @@ class RiskGate:
         ]
         delta_ok, delta_reason = self._delta_ok(pair, view)
         checks.append((delta_ok, delta_reason))
+        blocked = self.entry_gate(pair) if self.entry_gate is not None else None
+        if blocked is not None:
+            inputs["entry_gate"] = blocked
+        checks.append((blocked is None, blocked or ""))
         for ok, reason in checks:
             if not ok:
                 return RiskDecision(intent, False, reason, inputs)

@@ -1,4 +1,8 @@
-"""`carrybot scan` rows: every pair of one snapshot ranked by net carry. Pure."""
+"""`carrybot scan` rows: every carry of every pair of one snapshot, ranked by net APR. Pure.
+
+A pair has one row for its perpetual (funding carry) and, when dated carries are enabled,
+one per dated future (basis to delivery, `strategies.dated_basis`).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,20 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import MarketSnapshot, OpenHedge, Pair, Portfolio
-from strategies import expected_carry
+from strategies import dated_basis
 from strategies.base import FeeParams
+from strategies.best_carry import BestCarry, enabled_dated
 from strategies.carry import HOURS_PER_YEAR
 from strategies.carry_value import CarryValue
+from strategies.dated_basis import DatedSignal, dated_signal
 from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams
+from strategies.expected_carry import entry_block as expected_entry_block
+from strategies.expected_carry import value_of as expected_value_of
 from strategies.funding_carry import FundingCarry, FundingCarryParams, entry_block
 from strategies.signals import CarrySignal, carry_signal
 from strategies.universe import exclusion_reason, select_universe
+
+PERPETUAL = "perpetual"
 
 ZERO = Decimal(0)
 ScanParams = FundingCarryParams | ExpectedCarryParams
@@ -45,10 +55,26 @@ class ScanRow:
     next_funding_in: timedelta | None
     would_enter: bool
     reason: str  # why not, as a short code; "enter" when it would
-    net_apr: Decimal | None = None
-    """Net APR of entering, by the configured strategy's own cost model."""
-    breakeven_hours: Decimal | None = None
-    """Hours of forecast funding that repay the round trip (None: never)."""
+    dated: DatedSignal | None = None  # the basis carry of a dated row
+    carry: str = PERPETUAL  # "perpetual", or the dated contract (type and delivery date)
+    expected: tuple[Decimal | None, Decimal | None] | None = None
+    """`expected_carry`'s (net APR, break-even hours) of a perpetual row; None otherwise."""
+
+    @property
+    def net_apr(self) -> Decimal | None:
+        """Net APR of entering, by the configured strategy's own cost model."""
+        if self.dated is not None:
+            return self.dated.net_apr
+        if self.expected is not None:
+            return self.expected[0]
+        return self.signal.net_apr if self.signal is not None else None
+
+    @property
+    def breakeven_hours(self) -> Decimal | None:
+        """Hours of (forecast) funding that repay the round trip; None: never."""
+        if self.expected is not None:
+            return self.expected[1]
+        return self.signal.breakeven_hours if self.signal is not None else None
 
 
 def scan_rows(
@@ -70,12 +96,13 @@ def scan_rows(
     holding, and round trip / forecast funding per hour.
     """
     portfolio = portfolio or Portfolio(hedges=())
-    strategy = ExpectedCarry() if isinstance(params, ExpectedCarryParams) else FundingCarry()
-    opened = {
-        i.pair
-        for i in strategy.evaluate(snapshot, portfolio, params)  # type: ignore[arg-type]
-        if isinstance(i, OpenHedge)
-    }
+    expected = isinstance(params, ExpectedCarryParams)
+    inner = ExpectedCarry() if expected else FundingCarry()
+    intents = BestCarry(inner).evaluate(snapshot, portfolio, params)
+    opens = [i for i in intents if isinstance(i, OpenHedge)]
+    opened = {i.pair for i in opens if i.future_symbol is None}
+    opened_dated = {i.future_symbol for i in opens if i.future_symbol is not None}
+    dated_assets = {i.pair for i in opens if i.future_symbol is not None}
     selected = {p.key for p in select_universe(snapshot, params.universe)}
     size = params.sizing.notional_per_hedge
     signal_params = (
@@ -97,15 +124,15 @@ def scan_rows(
             continue
         signal = carry_signal(pair, snapshot, signal_params, size)
         info = snapshot.funding.get(pair.perp.symbol)
+        figures: tuple[Decimal | None, Decimal | None] | None = None
         if isinstance(params, ExpectedCarryParams):
-            value = expected_carry.value_of(pair, snapshot, params, size)
-            block = expected_carry.entry_block(value, params) if value is not None else None
-            net_apr, breakeven = _expected_figures(value)
+            value = expected_value_of(pair, snapshot, params, size)
+            block = expected_entry_block(value, params) if value is not None else None
+            figures = _expected_figures(value)
+            if value is None:
+                signal = None
         else:
             block = entry_block(signal, params) if signal is not None else None
-            net_apr = signal.net_apr if signal is not None else None
-            breakeven = signal.breakeven_hours if signal is not None else None
-        no_value = signal is None or net_apr is None
         rows.append(
             ScanRow(
                 pair=pair.key,
@@ -114,18 +141,62 @@ def scan_rows(
                 signal=signal,
                 next_funding_in=info.next_funding_time - snapshot.taken_at if info else None,
                 would_enter=pair.key in opened,
-                reason=_reason(pair, no_value, block, snapshot, params, selected, opened),
-                net_apr=net_apr,
-                breakeven_hours=breakeven,
+                reason=_reason(
+                    pair, signal, block, snapshot, params, selected, opened, dated_assets
+                ),
+                expected=figures,
             )
         )
+    if params.trades_dated:
+        rows += _dated_rows(snapshot, params, min_volume, selected, opened_dated, opened)
     rows.sort(key=lambda r: (r.net_apr is not None, r.net_apr or ZERO), reverse=True)
     return rows
 
 
-def _expected_figures(
-    value: CarryValue | None,
-) -> tuple[Decimal | None, Decimal | None]:
+def _dated_rows(
+    snapshot: MarketSnapshot,
+    params: ScanParams,
+    min_volume: Decimal,
+    selected: set[str],
+    opened: set[str],
+    opened_perp: set[str],
+) -> list[ScanRow]:
+    size = params.sizing.notional_per_hedge
+    rows: list[ScanRow] = []
+    for pair in enabled_dated(snapshot.dated_pairs, params):
+        volume = _min_volume(pair, snapshot)
+        if volume < min_volume:
+            continue
+        signal = dated_signal(pair, snapshot, params, size)
+        expiry = pair.perp.expiry
+        if signal is None:
+            reason = "no_data"
+        elif pair.perp.symbol in opened:
+            reason = "enter"
+        elif pair.key not in selected:
+            reason = "not_in_universe"
+        else:
+            block = dated_basis.entry_block(signal, params.dated)
+            if block is None and pair.perp.is_inverse:
+                block = "coinm_not_traded"  # COIN-M execution is not built yet
+            reason = block or ("better_carry" if pair.key in opened_perp else "capacity")
+        rows.append(
+            ScanRow(
+                pair=pair.key,
+                perp_symbol=pair.perp.symbol,
+                volume_24h=volume,
+                signal=None,
+                next_funding_in=expiry - snapshot.taken_at if expiry else None,
+                would_enter=reason == "enter",
+                reason=reason,
+                dated=signal,
+                carry=f"{(pair.perp.contract_type or 'dated').lower()} {expiry:%Y-%m-%d}",
+            )
+        )
+    return rows
+
+
+def _expected_figures(value: CarryValue | None) -> tuple[Decimal | None, Decimal | None]:
     """Return (net APR over the holding, break-even hours) of an `expected_carry` value."""
     if value is None:
         return None, None
@@ -138,30 +209,36 @@ def _expected_figures(
 
 def _reason(
     pair: Pair,
-    no_value: bool,
+    signal: CarrySignal | None,
     block: str | None,
     snapshot: MarketSnapshot,
     params: ScanParams,
     selected: set[str],
     opened: set[str],
+    dated_assets: set[str],
 ) -> str:
     if pair.key in opened:
         return "enter"
     excluded = exclusion_reason(pair, snapshot.volumes_24h, params.universe, snapshot.taken_at)
     if excluded is not None:
         return excluded
-    if no_value:
+    if signal is None:
         return "no_data"
     if pair.key not in selected:
         return "not_top_n"
-    return block or "capacity"
+    if block is not None:
+        return block
+    return "better_carry" if pair.key in dated_assets else "capacity"  # a dated one instead
 
 
 def row_json(row: ScanRow) -> dict[str, Any]:
     """Return a row as JSON-ready values (rates and APRs as fractions, basis in bps)."""
     sig = row.signal
+    if row.dated is not None or row.carry != PERPETUAL:
+        return _dated_json(row)
     return {
         "symbol": row.pair,
+        "carry": row.carry,
         "perp_symbol": row.perp_symbol,
         "funding_rate": _num(sig.funding_rate) if sig else None,
         "interval_hours": sig.interval_hours if sig else None,
@@ -182,20 +259,56 @@ def row_json(row: ScanRow) -> dict[str, Any]:
     }
 
 
+def _dated_json(row: ScanRow) -> dict[str, Any]:
+    sig = row.dated
+    return {
+        "symbol": row.pair,
+        "carry": row.carry,
+        "perp_symbol": row.perp_symbol,
+        "contract_type": sig.contract_type if sig else None,
+        "delivery_time": sig.expiry.isoformat() if sig else None,
+        "days_to_expiry": _num(sig.days_to_expiry) if sig else None,
+        "funding_rate": None,
+        "interval_hours": None,
+        "funding_apr": None,
+        "basis_bps": _num(sig.entry_basis * 10_000) if sig else None,
+        "basis_apr": _num(sig.gross_apr) if sig else None,
+        "net_basis": _num(sig.net_basis) if sig else None,
+        "net_apr": _num(sig.net_apr) if sig else None,
+        "breakeven_hours": None,
+        "next_funding_in_seconds": None,
+        "delivery_in_seconds": (
+            int(row.next_funding_in.total_seconds()) if row.next_funding_in is not None else None
+        ),
+        "volume_24h": _num(row.volume_24h),
+        "would_enter": row.would_enter,
+        "reason": row.reason,
+    }
+
+
 def table_cells(row: ScanRow) -> list[str]:
     """Return a row as the text cells of the scan table (see TABLE_COLUMNS)."""
     sig = row.signal
+    dated = row.dated
+    if dated is not None:
+        return [row.pair, row.carry, "-", "-", "-", "-", f"{dated.entry_basis * 10_000:.1f}",
+                f"{dated.gross_apr:.2%}", f"{dated.net_apr:.2%}", "-",
+                f"delivery {_duration(row.next_funding_in)}", _volume(row.volume_24h),
+                "yes" if row.would_enter else f"no: {row.reason}"]  # fmt: skip
     if sig is None:
-        return [row.pair, "-", "-", "-", "-", "-", "-", "-", _duration(row.next_funding_in),
-                _volume(row.volume_24h), row.reason]  # fmt: skip
-    breakeven = f"{row.breakeven_hours:.0f}" if row.breakeven_hours is not None else "never"
+        return [row.pair, row.carry, "-", "-", "-", "-", "-", "-", "-", "-",
+                _duration(row.next_funding_in), _volume(row.volume_24h), row.reason]  # fmt: skip
+    hours = row.breakeven_hours
+    breakeven = f"{hours:.0f}" if hours is not None else "never"
     return [
         row.pair,
+        row.carry,
         f"{sig.funding_rate:.4%}",
         f"{sig.interval_hours}h",
         f"{sig.funding_apr:.2%}",
         f"{sig.predicted_rate:.4%}",
         f"{sig.entry_basis * 10_000:.1f}",
+        "-",
         f"{row.net_apr:.2%}" if row.net_apr is not None else "-",
         breakeven,
         _duration(row.next_funding_in),
@@ -206,11 +319,13 @@ def table_cells(row: ScanRow) -> list[str]:
 
 TABLE_COLUMNS: Sequence[str] = (
     "symbol",
+    "carry",
     "funding",
     "interval",
     "funding APR",
     "predicted",
     "basis bps",
+    "basis APR",
     "net APR",
     "break-even h",
     "next funding",

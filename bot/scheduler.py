@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from typing import Any
@@ -19,20 +20,38 @@ log = logging.getLogger(__name__)
 FUNDING_CHECK_SECONDS = 15.0
 
 
-def _guarded(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
-    """Run a job so that an unexpected exception is logged and never stops the scheduler."""
+JobObserver = Callable[[str, float], None]
+
+
+def _guarded(
+    name: str, job: Callable[[], Awaitable[Any]], on_job: JobObserver | None = None
+) -> Callable[[], Awaitable[None]]:
+    """Run a job so that an unexpected exception is logged and never stops the scheduler.
+
+    `on_job(name, seconds)` is told how long each run took (the dashboard's job histogram).
+    """
 
     async def run() -> None:
+        started = time.perf_counter()
         try:
             await job()
         except Exception:
             log.exception("Job %s failed; it runs again at its next interval", name)
+        finally:
+            if on_job is not None:
+                on_job(name, time.perf_counter() - started)
 
     run.__name__ = f"job_{name}"
     return run
 
 
-def build_scheduler(loop: TradingLoop, schedule: ScheduleConfig, clock: Clock) -> AsyncIOScheduler:
+def build_scheduler(
+    loop: TradingLoop,
+    schedule: ScheduleConfig,
+    clock: Clock,
+    *,
+    on_job: JobObserver | None = None,
+) -> AsyncIOScheduler:
     """Create the scheduler with the bot's jobs (not started)."""
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -56,7 +75,7 @@ def build_scheduler(loop: TradingLoop, schedule: ScheduleConfig, clock: Clock) -
         # Passing next_run_time=None would add the job paused, so only pass it to run now.
         extra: dict[str, Any] = {"next_run_time": now} if run_now else {}
         scheduler.add_job(
-            _guarded(name, job),
+            _guarded(name, job, on_job),
             IntervalTrigger(seconds=seconds, timezone=UTC),
             id=name,
             name=name,

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
         default="INFO", validation_alias="LOG_LEVEL"
     )
     log_format: Literal["text", "json"] = Field(default="text", validation_alias="LOG_FORMAT")
+    web_token: SecretStr | None = Field(default=None, validation_alias="CARRYBOT_WEB_TOKEN")
 
     @field_validator("mode", "log_level", "log_format", mode="before")
     @classmethod
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
         "bitstamp_api_key",
         "bitstamp_api_secret",
         "database_url",
+        "web_token",
         mode="before",
     )
     @classmethod
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
                 self.binance_api_secret,
                 self.bitstamp_api_key,
                 self.bitstamp_api_secret,
+                self.web_token,
             )
             if s is not None and s.get_secret_value()
         ]

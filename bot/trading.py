@@ -22,14 +22,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bot.capital import CapitalWatch, capital_shortfalls
+from bot.circuit import ExchangeCircuit
 from bot.clock import Clock
 from bot.config import Config
 from bot.daily_loss import DailyLoss
 from bot.domain import (
+    Balance,
     CloseHedge,
     Event,
     EventSink,
     FundingPayment,
+    FuturesAccount,
     Hedge,
     HedgeState,
     Intent,
@@ -40,6 +44,7 @@ from bot.domain import (
     ResizeHedge,
     Severity,
 )
+from bot.domain.instruments import pair_of
 from bot.domain.ledger import (
     BalanceSnapshot,
     MarketObservation,
@@ -48,8 +53,10 @@ from bot.domain.ledger import (
     TradingStatus,
 )
 from bot.equity import equity_snapshot
-from bot.errors import ExchangeError
+from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import ExchangePort
+from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
+from bot.execution.delivery import settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
@@ -65,7 +72,6 @@ from strategies.universe import select_universe
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
-MAX_BACKOFF_SECONDS = 300.0
 
 
 @dataclass
@@ -75,8 +81,6 @@ class LoopState:
     latest: MarketSnapshot | None = None
     trading: TradingState = TradingState.ACTIVE
     stopping: bool = False
-    poll_failures: int = 0
-    poll_resume_at: float = 0.0
     last_observation_bucket: dict[str, datetime] = field(default_factory=dict)
     funding_due: dict[str, datetime] = field(default_factory=dict)
     last_funding_capture: datetime | None = None
@@ -107,8 +111,10 @@ class TradingLoop:
         clock: Clock,
         pairs: Mapping[str, Pair],
         rng: random.Random | None = None,
+        poll_before_evaluate: bool = False,
     ) -> None:
         self.config = config
+        self._poll_before_evaluate = poll_before_evaluate
         self.exchange = exchange
         self._snapshot = snapshot
         self.strategy = strategy
@@ -124,6 +130,11 @@ class TradingLoop:
         self.lock = asyncio.Lock()
         self.state = LoopState()
         self._rng = rng or random.Random()
+        # One backoff for every request path: no job asks the exchange while it is open.
+        self.circuit = ExchangeCircuit(
+            clock.monotonic, max_seconds=config.exchange.outage_backoff_max_seconds, rng=self._rng
+        )
+        self._capital: CapitalWatch | None = None
         self._held_pairs: set[str] = set()
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
@@ -142,8 +153,8 @@ class TradingLoop:
 
     # --- poll ---------------------------------------------------------------------------
     async def poll(self) -> MarketSnapshot | None:
-        """Take one market-wide snapshot; back off on exchange errors."""
-        if self.clock.monotonic() < self.state.poll_resume_at:
+        """Take one market-wide snapshot; back off on exchange errors (the circuit's probe)."""
+        if self.circuit.open:
             return None
         started = self.clock.monotonic()
         snap = await self._poll()
@@ -157,18 +168,16 @@ class TradingLoop:
         try:
             snap = await self._snapshot()
         except ExchangeError as exc:
-            self.state.poll_failures += 1
-            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(self.state.poll_failures, 10))
-            delay *= 0.5 + self._rng.random()  # jitter, so restarts do not stampede
-            self.state.poll_resume_at = self.clock.monotonic() + delay
+            delay = self.circuit.failure()
+            failures = self.circuit.failures
             log.warning(
                 "Snapshot failed (%s); attempt %d, next try in %.1fs; no new entries "
                 "on stale data, hedges kept",
                 exc,
-                self.state.poll_failures,
+                failures,
                 delay,
             )
-            if self.state.poll_failures == 3:
+            if failures == 3:
                 await self.events.emit(
                     Event(
                         "exchange.outage",
@@ -179,22 +188,23 @@ class TradingLoop:
                     )
                 )
             return None
-        if self.state.poll_failures:
-            log.info("Market data is back after %d failed attempt(s)", self.state.poll_failures)
+        failures = self.circuit.success()
+        if failures:
+            log.info("Market data is back after %d failed attempt(s)", failures)
             await self.events.emit(
                 Event(
                     "exchange.recovered",
                     "market data is back",
                     self.clock.now(),
                     Severity.INFO,
-                    {"failures": self.state.poll_failures},
+                    {"failures": failures},
                 )
             )
-        self.state.poll_failures = 0
         self._track_funding_times(snap)  # compares with the previous snapshot: before replacing it
         self.state.latest = snap
         # Pairs listed after start-up: hedges opened on them must be closable too.
         self.pairs.update((p.key, p) for p in snap.pairs if p.key not in self.pairs)
+        self.pairs.update((p.perp.symbol, p) for p in snap.dated_pairs)  # keyed by future
         await self._store_observations(snap)
         return snap
 
@@ -260,8 +270,15 @@ class TradingLoop:
     # --- evaluate -----------------------------------------------------------------------
     async def evaluate(self) -> list[Intent]:
         """Strategy → risk gate → executor on the latest snapshot. Returns what was done."""
+        if self._poll_before_evaluate and not self.state.stopping:
+            await self.poll()  # streams: the snapshot comes from memory, so take a fresh one
         snap = self.state.latest
         if self.state.stopping or snap is None:
+            return []
+        if self.circuit.open:
+            log.debug(
+                "Exchange backing off %.1fs more: evaluate skipped", self.circuit.seconds_left()
+            )
             return []
         if not self.guard.healthy and not await self.guard.check():
             log.warning("Database unavailable: no new orders this cycle")
@@ -344,6 +361,7 @@ class TradingLoop:
         try:
             positions = {p.symbol: p for p in await self.exchange.fetch_positions() if p.is_short}
         except ExchangeError as exc:
+            self._exchange_failed(exc)
             log.warning("Positions unavailable for the risk view: %s", exc)
         prices = {
             p.key: q.mid
@@ -360,6 +378,7 @@ class TradingLoop:
             leverage=self.config.exchange.leverage,
             daily_pnl=self.state.daily.pnl(),
             entry_blocks=self.entry_backoff.blocks(),
+            snapshot=snap,
             # The executor equalises legs to the step both markets accept; so does the gate.
             step_sizes=self._step_sizes(),
         )
@@ -379,7 +398,7 @@ class TradingLoop:
         by_id = {h.id: h for h in view.hedges}
         for action in self.risk.protect(view):
             hedge = by_id.get(action.hedge_id)
-            pair = self.pairs.get(hedge.pair) if hedge else None
+            pair = self._pair_of(hedge) if hedge else None
             if hedge is None or pair is None:
                 continue
             await self.events.emit(
@@ -450,7 +469,9 @@ class TradingLoop:
     async def _execute(self, intent: Intent, snap: MarketSnapshot, hedges: list[Hedge]) -> bool:
         try:
             if isinstance(intent, OpenHedge):
-                pair = self.pairs.get(intent.pair) or snap.pair(intent.pair)
+                if not self._may_open(intent):
+                    return False
+                pair = self._open_pair(intent, snap)
                 sq = snap.spot_quotes.get(pair.spot.symbol) if pair else None
                 pq = snap.perp_quotes.get(pair.perp.symbol) if pair else None
                 if pair is None or sq is None or pq is None:
@@ -469,10 +490,22 @@ class TradingLoop:
                     await self._after_entry(pair, opened)
                 return opened is not None
             hedge = next((h for h in hedges if h.id == intent.hedge_id), None)
-            pair = self.pairs.get(hedge.pair) if hedge else None
+            pair = self._pair_of(hedge) if hedge else None
             if hedge is None or pair is None:
                 return False
             if isinstance(intent, CloseHedge):
+                hedge = await settle_delivered(
+                    hedge, pair, self.exchange, self.ledger, self.clock, self.events
+                )
+                unpriced = _unpriced_legs(hedge, pair, snap)
+                if unpriced:
+                    log.warning(
+                        "Hedge %s not closed now: no price for %s; neither leg sent, "
+                        "retried next cycle",
+                        hedge.id,
+                        ", ".join(unpriced),
+                    )
+                    return False
                 self._remember(await self.executor.close(hedge, pair, reason=intent.reason))
                 await self._book(hedge.id)
                 return True
@@ -496,6 +529,32 @@ class TradingLoop:
                 )
             )
             return False
+
+    def _pair_of(self, hedge: Hedge) -> Pair | None:
+        return pair_of(self.pairs, hedge.pair, hedge.perp_symbol)
+
+    def _open_pair(self, intent: OpenHedge, snap: MarketSnapshot) -> Pair | None:
+        """The pair an open trades: the asset's perpetual, or the dated future it names."""
+        if intent.future_symbol is not None:
+            return self.pairs.get(intent.future_symbol) or next(
+                (p for p in snap.dated_pairs if p.perp.symbol == intent.future_symbol), None
+            )
+        return self.pairs.get(intent.pair) or snap.pair(intent.pair)
+
+    def _may_open(self, intent: OpenHedge) -> bool:
+        """A roll's open waits until the hedge it replaces is CLOSED (no asset held twice)."""
+        if intent.after_close is None:
+            return True
+        before = next((h for h in self._all_hedges if h.id == intent.after_close), None)
+        if before is not None and before.state is HedgeState.CLOSED:
+            return True
+        log.warning(
+            "Roll into %s skipped: hedge %s is %s, not CLOSED",
+            intent.future_symbol,
+            intent.after_close,
+            before.state.value.upper() if before else "unknown",
+        )
+        return False
 
     async def _after_entry(self, pair: Pair, hedge: Hedge) -> None:
         """Book the entry's fees and losses; after a failed entry, cool the pair down."""
@@ -564,6 +623,11 @@ class TradingLoop:
         """Count the hedge's fees and realised P&L since the last snapshot toward the day."""
         self.state.daily.book(hedge_id, await self.ledger.fills.for_hedge(hedge_id))
 
+    def _exchange_failed(self, exc: ExchangeError) -> None:
+        """A temporary error on any request path backs every path off (see `circuit`)."""
+        if isinstance(exc, TemporaryError):
+            self.circuit.failure()
+
     def _remember(self, hedge: Hedge) -> None:
         """Keep the latest view of a hedge in memory (used while the database is down)."""
         self._all_hedges = [h for h in self._all_hedges if h.id != hedge.id] + [hedge]
@@ -577,8 +641,8 @@ class TradingLoop:
         now = self.clock.now()
         delay = timedelta(seconds=self.config.schedule.funding_capture_delay_seconds)
         due = [t for t in self.state.funding_due.values() if now >= t + delay]
-        if not due and not force:
-            return 0
+        if (not due and not force) or self.circuit.open:
+            return 0  # while the exchange backs off, what is due waits
         try:
             window = self.state.last_funding_capture
             # After the first capture, only hedges held since the window can own a payment.
@@ -601,6 +665,7 @@ class TradingLoop:
         try:
             payments = await self.exchange.fetch_funding_payments(since - timedelta(hours=1))
         except ExchangeError as exc:
+            self._exchange_failed(exc)
             log.warning("Funding payments not fetched now (%s); will retry", exc)
             return 0
         # The window overlaps the previous one: payments this loop already wrote are skipped.
@@ -639,7 +704,7 @@ class TradingLoop:
     # --- periodic checks ----------------------------------------------------------------
     async def reconcile(self) -> None:
         """Run the periodic ledger/exchange comparison (alerts on drift)."""
-        if self.state.stopping or not self.guard.healthy:
+        if self.state.stopping or not self.guard.healthy or self.circuit.open:
             return
         async with self.lock:
             await self.reconciler.run(startup=False)
@@ -650,16 +715,23 @@ class TradingLoop:
         A snapshot with a held asset unpriced is deferred (nothing written, nothing used)
         and taken again after the next poll that prices it.
         """
+        if self.circuit.open:
+            self.state.snapshot_deferred = True  # taken after the poll that closes it
+            return None
         try:
             spot = await self.exchange.fetch_spot_balances()
             futures = await self.exchange.fetch_futures_account()
             positions = await self.exchange.fetch_positions()
         except ExchangeError as exc:
+            self._exchange_failed(exc)
             log.warning("Balances not fetched now: %s", exc)
             return None
         now = self.clock.now()
+        await self._watch_capital(spot, futures)
         prices, priceable = self._asset_prices()
-        taken = equity_snapshot(now, spot, futures, prices, priceable)
+        taken = equity_snapshot(
+            now, spot, futures, prices, priceable, wallets=wallet_names(self.exchange)
+        )
         if not taken.complete:
             if not self.state.snapshot_deferred:
                 log.info(
@@ -696,6 +768,20 @@ class TradingLoop:
         self.state.daily.snapshot(taken.equity, now, start)
         return taken.equity
 
+    async def _watch_capital(self, spot: Mapping[str, Balance], futures: FuturesAccount) -> None:
+        """Across venues, alert when one venue's balance cannot carry a configured hedge."""
+        if not isinstance(self.exchange, VenueRouter):
+            return
+        if self._capital is None:
+            self._capital = CapitalWatch(self.events, self.clock)
+        spot_venue, futures_venue = self.exchange.leg_venues
+        shortfalls = capital_shortfalls(
+            self.config, spot_venue=spot_venue, futures_venue=futures_venue, spot=spot,
+            futures=futures, spot_quotes={p.spot.quote for p in self.pairs.values()},
+            usd_per_usdt=self.exchange.usd_per_usdt,
+        )  # fmt: skip
+        await self._capital.observe(shortfalls)
+
     async def _write_snapshot(
         self, rows: list[BalanceSnapshot], positions: list[PositionSnapshot]
     ) -> None:
@@ -713,13 +799,18 @@ class TradingLoop:
             age = (self.clock.now() - snap.taken_at).total_seconds()
             for pair in snap.pairs:
                 quote = snap.spot_quotes.get(pair.spot.symbol)
-                if quote is not None and pair.spot.quote == "USDT":
+                # a VenueRouter shows USD-quoted spot in USDT terms, so those price too
+                if quote is not None and pair.spot.quote in USDT_TERMS:
                     self._asset_price[pair.base] = quote.bid
                     if age <= self.config.risk.max_data_age_seconds:
                         prices[pair.base] = quote.bid
         priceable = set(self._asset_price) | {
-            p.base for p in self.pairs.values() if p.spot.quote == "USDT"
+            p.base for p in self.pairs.values() if p.spot.quote in USDT_TERMS
         }
+        rate = getattr(self.exchange, "usd_per_usdt", None)
+        if isinstance(rate, Decimal) and rate > 0:
+            prices["USD"] = self._asset_price["USD"] = 1 / rate
+            priceable.add("USD")
         return prices, priceable
 
     async def heartbeat(self) -> str:
@@ -754,6 +845,19 @@ def _execution_order(intent: Intent) -> int:
     if isinstance(intent, ResizeHedge):
         return 1
     return 2
+
+
+def _unpriced_legs(hedge: Hedge, pair: Pair, snap: MarketSnapshot) -> list[str]:
+    """Return the symbols of the hedge's held legs that the snapshot cannot price.
+
+    A close sends both legs or neither: one leg sent alone would leave the other naked.
+    """
+    missing = []
+    if hedge.spot_quantity > 0 and pair.spot.symbol not in snap.spot_quotes:
+        missing.append(pair.spot.symbol)
+    if hedge.perp_quantity > 0 and pair.perp.symbol not in snap.perp_quotes:
+        missing.append(pair.perp.symbol)
+    return missing
 
 
 def _owner(hedges: list[Hedge], perp_symbol: str, at: datetime) -> Hedge | None:

@@ -7,9 +7,9 @@ clock: the time is `snapshot.taken_at`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, ClassVar, Protocol, TypeVar
+from typing import Annotated, ClassVar, Literal, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.domain import Intent, MarketSnapshot, Portfolio
 
@@ -53,16 +53,63 @@ class UniverseParams(FrozenModel):
     top_n: Annotated[int, Field(ge=1)] = 10
 
 
+CarryInstrument = Literal["perpetual", "quarterly", "coinm"]
+
+
+class DatedParams(FrozenModel):
+    """`[strategy.dated]`: the dated-future carry (spot long, quarterly short, basis to expiry).
+
+    APRs are fractions a year, `take_profit_basis` a share of the basis sold at entry.
+    """
+
+    entry_apr: Annotated[Decimal, Field(ge=-10, le=100)] = Decimal("0.05")
+    min_days_to_expiry: Annotated[Decimal, Field(ge=0)] = Decimal("7")
+    take_profit_basis: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.8")
+    exit_before_delivery_hours: Annotated[Decimal, Field(ge=0)] = Decimal("24")
+    hold_to_settlement: bool = False
+    roll_before_delivery_hours: Annotated[Decimal, Field(ge=0)] = Decimal("72")
+    roll_margin_apr: Annotated[Decimal, Field(ge=0)] = Decimal("0")
+    slippage_bps: NonNegativeDecimal = Decimal("2")
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> Self:
+        if self.roll_before_delivery_hours < self.exit_before_delivery_hours:
+            raise ValueError(
+                f"roll_before_delivery_hours = {self.roll_before_delivery_hours}: must not be "
+                f"below exit_before_delivery_hours ({self.exit_before_delivery_hours}), "
+                "or a hedge is closed before it may roll"
+            )
+        return self
+
+
 class StrategyParams(FrozenModel):
     """Base of every strategy's parameters; the loader fills `sizing`, `fees` and `universe`.
 
-    Each strategy narrows `name` to a `Literal` of its registered name.
+    Each strategy narrows `name` to a `Literal` of its registered name. `instruments` names
+    the carries considered per asset (`perpetual` funding, `quarterly` USDⓈ-M dated basis,
+    `coinm` coin-margined dated basis); `dated` tunes the dated ones.
     """
 
     name: str
     sizing: SizingParams = SizingParams()
     fees: FeeParams = FeeParams()
     universe: UniverseParams = UniverseParams()
+    instruments: tuple[CarryInstrument, ...] = ("perpetual", "quarterly")
+    dated: DatedParams = DatedParams()
+
+    @field_validator("instruments")
+    @classmethod
+    def _some_instruments(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one of 'perpetual', 'quarterly', 'coinm'")
+        if len(set(value)) != len(value):
+            raise ValueError(f"{list(value)} names an instrument twice")
+        return value
+
+    @property
+    def trades_dated(self) -> bool:
+        """Whether any dated-future carry is enabled."""
+        return "quarterly" in self.instruments or "coinm" in self.instruments
 
     RESERVED: ClassVar[frozenset[str]] = frozenset({"sizing", "fees", "universe"})
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from bot.domain import MarketSnapshot, Pair, SettledFunding
 from strategies import carry
 from strategies.base import FeeParams
+from strategies.carry import HOURS_PER_YEAR
 from strategies.forecast import FundingForecast, anchor_rate, forecast
 from strategies.signals import open_close_slippage, quantize_metric
 
@@ -69,6 +70,7 @@ class CarryValue:
             "close_cost": self.close_cost,
             "round_trip": self.round_trip,
             "net_entry": self.net_entry,
+            "net_apr": self.net_entry * HOURS_PER_YEAR / self.holding_hours,
             "worst_carry": self.worst_carry,
             "worst_hours": self.worst_hours,
             "entry_basis": self.entry_basis,

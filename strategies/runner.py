@@ -7,6 +7,7 @@ import logging
 from bot.domain import Intent, MarketSnapshot, Portfolio
 from strategies import strategy_class
 from strategies.base import Strategy, StrategyParams
+from strategies.best_carry import BestCarry
 
 log = logging.getLogger(__name__)
 
@@ -46,5 +47,7 @@ class SafeStrategy:
 
 
 def load_safe_strategy(name: str) -> SafeStrategy:
-    """Return the strategy registered as `name`, wrapped by `SafeStrategy`."""
-    return SafeStrategy(load_strategy(name))
+    """Return the strategy registered as `name` with the dated carries beside it
+    (`BestCarry`, a pass-through while none is enabled or listed), wrapped by `SafeStrategy`.
+    """
+    return SafeStrategy(BestCarry(load_strategy(name)))

@@ -49,18 +49,33 @@ def perp(base: str = "BTC", quote: str = "USDT", listed_at: datetime | None = No
         symbol=f"{base}/{quote}:{quote}", exchange_symbol=f"{base}{quote}",
         kind=MarketKind.PERPETUAL, base=base, quote=quote, tick_size=tick, step_size=step,
         min_qty=min_qty, min_notional=min_notional, max_qty=D("1000"), settle=quote,
-        listed_at=listed_at or datetime(2019, 9, 8, tzinfo=UTC),
+        listed_at=listed_at or datetime(2019, 9, 8, tzinfo=UTC), contract_type="PERPETUAL",
     )
 
 
-def dated(base: str = "BTC", expiry: datetime | None = None, quote: str = "USDT") -> Instrument:
+def dated(base: str = "BTC", expiry: datetime | None = None, quote: str = "USDT",
+          contract_type: str = "CURRENT_QUARTER") -> Instrument:
     expiry = expiry or T0 + timedelta(days=30)
     tick, step, min_qty, min_notional = _FILTERS.get(base, _GENERIC)["perp"]
     return Instrument(
         symbol=f"{base}/{quote}:{quote}-{expiry:%y%m%d}",
         exchange_symbol=f"{base}{quote}_{expiry:%y%m%d}", kind=MarketKind.DATED_FUTURE,
         base=base, quote=quote, tick_size=tick, step_size=step, min_qty=min_qty,
-        min_notional=min_notional, settle=quote, expiry=expiry,
+        min_notional=min_notional, settle=quote, expiry=expiry, contract_type=contract_type,
+    )
+
+
+def coinm(base: str = "BTC", expiry: datetime | None = None,
+          contract_type: str = "CURRENT_QUARTER") -> Instrument:
+    """A COIN-M contract: BTC 100 USD a contract (others 10), whole contracts, coin-settled."""
+    suffix = f"-{expiry:%y%m%d}" if expiry else ""
+    return Instrument(
+        symbol=f"{base}/USD:{base}{suffix}",
+        exchange_symbol=f"{base}USD_{f'{expiry:%y%m%d}' if expiry else 'PERP'}",
+        kind=MarketKind.DATED_FUTURE if expiry else MarketKind.PERPETUAL, base=base, quote="USD",
+        tick_size=D("0.1"), step_size=D("1"), min_qty=D("1"), min_notional=D(0),
+        max_qty=D("1000"), contract_size=D(100 if base == "BTC" else 10), settle=base,
+        expiry=expiry, contract_type=contract_type if expiry else "PERPETUAL",
     )
 
 

@@ -34,6 +34,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from bot.backtest.parse import bars_in_bulk, funding_in_bulk
 from bot.backtest.series import HOUR_MS, BarSeries, FundingSeries, from_ms
 from bot.errors import UserError
 
@@ -298,6 +299,20 @@ def read_bars(path: Path, bar_ms: int, *, with_volume: bool) -> BarSeries:
     lines = _read_lines(path)
     wanted = (*_BAR_COLUMNS, "volume") if with_volume else _BAR_COLUMNS
     idx = _columns(path, lines[0], wanted)
+    width = len(lines[0].split(","))
+    bulk = bars_in_bulk(lines[1:], width, idx, bar_ms, with_volume=with_volume)
+    if bulk is not None:
+        times, opens, closes, volumes = bulk
+    else:  # some row is not canonical: find it and name it
+        times, opens, closes, volumes = _bars_by_line(path, lines, idx, bar_ms, with_volume)
+    if with_volume:
+        return BarSeries.from_bars(bar_ms, times, opens, closes, volumes)
+    return BarSeries.from_bars(bar_ms, times, opens)
+
+
+def _bars_by_line(
+    path: Path, lines: list[str], idx: list[int], bar_ms: int, with_volume: bool
+) -> tuple[list[int], list[Decimal], list[Decimal], list[Decimal]]:
     width = max(idx) + 1
     times: list[int] = []
     opens: list[Decimal] = []
@@ -323,15 +338,22 @@ def read_bars(path: Path, bar_ms: int, *, with_volume: bool) -> BarSeries:
             raise UserError(f"{path}:{lineno}: {exc}; {_FIX}") from None
         times.append(t)
         previous = t
-    if with_volume:
-        return BarSeries.from_bars(bar_ms, times, opens, closes, volumes)
-    return BarSeries.from_bars(bar_ms, times, opens)
+    return times, opens, closes, volumes
 
 
 def read_funding(path: Path) -> FundingSeries:
     """Read one funding file, keyed by nominal settlement time (see the module docstring)."""
     lines = _read_lines(path)
     idx = _columns(path, lines[0], _FUNDING_COLUMNS)
+    bulk = funding_in_bulk(lines[1:], len(lines[0].split(",")), idx)
+    if bulk is not None:
+        return FundingSeries(*bulk)
+    return FundingSeries(*_funding_by_line(path, lines, idx))
+
+
+def _funding_by_line(
+    path: Path, lines: list[str], idx: list[int]
+) -> tuple[list[int], list[Decimal]]:
     width = max(idx) + 1
     times: list[int] = []
     rates: list[Decimal] = []
@@ -355,4 +377,4 @@ def read_funding(path: Path) -> FundingSeries:
             raise UserError(f"{path}:{lineno}: {exc}; {_FIX}") from None
         times.append(t)
         previous = t
-    return FundingSeries(times, rates)
+    return times, rates

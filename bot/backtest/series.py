@@ -10,6 +10,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
+from itertools import accumulate
+from operator import mul
 
 HOUR_MS = 3_600_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,12 +71,10 @@ class BarSeries:
         """Build a series; with closes and volumes it can answer quote-volume queries."""
         cum: list[Decimal] | None = None
         if closes is not None and volumes is not None:
-            total = Decimal(0)
-            cum = [total]
-            with localcontext(prec=_SUM_PRECISION):
-                for close, volume in zip(closes, volumes, strict=True):
-                    total += close * volume
-                    cum.append(total)
+            if len(closes) != len(volumes):
+                raise ValueError(f"{len(closes)} closes but {len(volumes)} volumes")
+            with localcontext(prec=_SUM_PRECISION):  # running sums in C, same rounding
+                cum = list(accumulate(map(mul, closes, volumes), initial=Decimal(0)))
         return cls(bar_ms, times, opens, cum)
 
     def __len__(self) -> int:

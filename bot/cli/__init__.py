@@ -19,6 +19,7 @@ from bot.cli import (
     scan_cmd,
     status_cmd,
     sweep_cmd,
+    web_cmd,
 )
 from bot.cli.common import err_console
 from bot.errors import CarrybotError, DatabaseBehindError, UserError
@@ -39,6 +40,7 @@ control_cmd.register(app)
 status_cmd.register(app)
 backtest_cmd.register(app)
 sweep_cmd.register(app)
+web_cmd.register(app)
 
 
 def _version(value: bool) -> None:

@@ -13,6 +13,7 @@ import typer
 
 from bot.cli.common import console, load_context
 from bot.clock import SystemClock
+from bot.control import set_trading_state
 from bot.domain.ledger import TradingState
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
@@ -31,8 +32,8 @@ def set_state(state: TradingState, reason: str, config: Path | None, database: s
         try:
             await migrate.ensure_current(engine)
             ledger = Ledger(session_factory(engine))
-            await ledger.trading_state.set(
-                state, reason=reason, changed_by="cli", at=SystemClock().now()
+            await set_trading_state(
+                ledger, state, reason=reason, source="cli", at=SystemClock().now()
             )
         finally:
             await engine.dispose()

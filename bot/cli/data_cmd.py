@@ -54,7 +54,12 @@ def fetch(
         str | None, typer.Option("--to", help="End, exclusive (UTC); default: now.")
     ] = None,
     kinds: Annotated[
-        str, typer.Option("--kinds", help="Any of funding, mark, perp, spot, comma-separated.")
+        str,
+        typer.Option(
+            "--kinds",
+            help="Any of funding, mark, perp, spot, current_quarter, next_quarter, delivery, "
+            "comma-separated.",
+        ),
     ] = "funding,mark,perp,spot",
     config: ConfigOption = None,
 ) -> None:

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import Context, console, load_context
+from bot.cli.common import Context, load_context
 from bot.config import redact_url
-from bot.settings import Mode, resolve_mode
+from bot.settings import Mode, require_venue_keys, resolve_mode
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
 
@@ -25,7 +25,16 @@ def banner(ctx: Context, mode: Mode) -> str:
         f"carrybot mode={mode.value.upper()} ({orders}); exchange=binance/{env}; "
         f"strategy={ctx.config.strategy.name}; database={redact_url(ctx.database_url)}; "
         f"config={ctx.config_path or '(defaults)'} #{ctx.config.fingerprint()}"
-    )
+    ) + _venues(ctx)
+
+
+def _venues(ctx: Context) -> str:
+    """Say where the spot leg trades when it is not on Binance (nothing otherwise)."""
+    venues = ctx.config.venues
+    if not venues.cross_venue:
+        return ""
+    where = " (URL override)" if venues.bitstamp_api_url else ""
+    return f"; spot leg on {venues.spot}{where}, perpetual on binance"
 
 
 def register(app: typer.Typer) -> None:
@@ -45,11 +54,10 @@ def register(app: typer.Typer) -> None:
         """Run the bot (paper mode unless --live)."""
         ctx = load_context(config)
         mode = resolve_mode(ctx.settings, live)
-        console.print(banner(ctx, mode), markup=False)
-
+        if mode is Mode.LIVE:
+            require_venue_keys(ctx.settings, ctx.config.venues.spot)
         from bot.app import RunOptions, run_bot
 
-        options = RunOptions(once=once, duration=duration)
+        options = RunOptions(once=once, duration=duration, banner=banner(ctx, mode))
         code = asyncio.run(run_bot(ctx.settings, ctx.config, ctx.database_url, mode, options))
         raise typer.Exit(code)
-

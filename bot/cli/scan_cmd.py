@@ -88,6 +88,7 @@ async def run_scan(
         universe=config.universe,
         schedule=config.schedule,
         history_periods=params.history_periods,
+        dated=params.trades_dated,
     )
     try:
         snapshot = await market.snapshot()

@@ -70,6 +70,8 @@ def render(report: StatusReport) -> None:
         str(t.hedges), _m(t.funding), _m(t.fees), _m(t.basis_pnl), _m(t.net), _m(t.capital)
     )
     console.print(totals)
+    if report.balances:
+        console.print(_balances_table(report))
     if report.alerts:
         console.print("recent alerts:")
         for e in report.alerts:
@@ -107,6 +109,18 @@ def _table(title: str, lines: list[HedgeLine]) -> Table:
             _m(p.net),
             "-" if p.apr is None else f"{p.apr * 100:.2f}%",
         )
+    return table
+
+
+def _balances_table(report: StatusReport) -> Table:
+    """The latest balance snapshot, one row per wallet and asset (per venue across venues)."""
+    table = Table(title="Balances (last snapshot)")
+    for col in ("wallet", "asset", "free", "locked", "value USDT"):
+        table.add_column(col, justify="left" if col in {"wallet", "asset"} else "right")
+    for b in report.balances:
+        value = "-" if b.value_usdt is None else _m(b.value_usdt)
+        table.add_row(b.wallet, b.asset, f"{b.free:,.8f}".rstrip("0").rstrip("."),
+                      f"{b.locked:,.8f}".rstrip("0").rstrip("."), value)  # fmt: skip
     return table
 
 

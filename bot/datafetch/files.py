@@ -2,6 +2,8 @@
 
     binance/funding/{SYMBOL}.csv         binance/mark/{SYMBOL}-1h.csv.gz
     binance/perp/{SYMBOL}-1h.csv.gz      binance/spot/{SYMBOL}-1h.csv.gz
+    binance/current_quarter/{SYMBOL}-1h.csv.gz   binance/next_quarter/{SYMBOL}-1h.csv.gz
+    binance/delivery/{SYMBOL}.csv        (quarterly delivery prices; dated kinds are opt-in)
 
 A file is only ever replaced whole: written to a hidden temporary file next to it and
 renamed over it, so an interrupted run leaves either the old or the new valid file.
@@ -38,7 +40,7 @@ class OnDisk:
 
 def path_for(root: Path, kind: Kind, stem: str) -> Path:
     """Return the file of `kind` for the symbol `stem` (`BTCUSDT`) under `root`."""
-    name = f"{stem}.csv" if kind is Kind.FUNDING else f"{stem}-1h.csv.gz"
+    name = f"{stem}.csv" if kind in (Kind.FUNDING, Kind.DELIVERY) else f"{stem}-1h.csv.gz"
     return root / "binance" / kind.value / name
 
 
@@ -67,6 +69,9 @@ def read_existing(path: Path, kind: Kind) -> OnDisk | None:
     if kind is Kind.FUNDING:
         times = read_funding(path).times
         next_ms = int(lines[-1].split(",")[1]) + 1
+    elif kind is Kind.DELIVERY:
+        times = [int(line.split(",")[1]) for line in lines[1:]]
+        next_ms = times[-1] + 1
     else:
         times = read_bars(path, HOUR_MS, with_volume=kind is not Kind.MARK).times
         next_ms = times[-1] + HOUR_MS

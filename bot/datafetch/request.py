@@ -28,11 +28,24 @@ class Kind(StrEnum):
     MARK = "mark"
     PERP = "perp"
     SPOT = "spot"
+    CURRENT_QUARTER = "current_quarter"  # continuous klines of the pair's current quarterly
+    NEXT_QUARTER = "next_quarter"
+    DELIVERY = "delivery"  # the pair's quarterly delivery prices
 
     @property
     def on_futures(self) -> bool:
-        """Tell whether this kind comes from the USDⓈ-M perpetual (else from spot)."""
+        """Tell whether this kind comes from USDⓈ-M futures (else from spot)."""
         return self is not Kind.SPOT
+
+    @property
+    def is_dated(self) -> bool:
+        """Quarterly (dated) history: opt-in, not among the default kinds."""
+        return self in (Kind.CURRENT_QUARTER, Kind.NEXT_QUARTER, Kind.DELIVERY)
+
+    @property
+    def is_bars(self) -> bool:
+        """Hourly bars with a volume (perp, spot and the quarterlies)."""
+        return self in (Kind.PERP, Kind.SPOT, Kind.CURRENT_QUARTER, Kind.NEXT_QUARTER)
 
 
 ALL_KINDS = tuple(Kind)
@@ -107,7 +120,8 @@ def parse_symbols(raw: str) -> tuple[SymbolSpec, ...]:
 
 
 def parse_kinds(raw: str) -> tuple[Kind, ...]:
-    """Parse `funding,mark,perp,spot` (any subset, any order; kept in the canonical order)."""
+    """Parse `funding,mark,perp,spot[,current_quarter,next_quarter,delivery]` (any subset, any
+    order; kept in the canonical order)."""
     allowed = ", ".join(k.value for k in ALL_KINDS)
     wanted: set[Kind] = set()
     problems: list[str] = []

@@ -16,6 +16,7 @@ from bot.backtest.series import HOUR_MS, from_ms
 from bot.datafetch.request import Kind
 
 FUNDING_HEADER = "funding_time_utc,funding_time_ms,funding_rate"
+DELIVERY_HEADER = "delivery_time_utc,delivery_time_ms,delivery_price"
 MARK_HEADER = "date,open,high,low,close"
 BAR_HEADER = "date,open,high,low,close,volume"
 
@@ -37,6 +38,8 @@ def header(kind: Kind) -> str:
     """Return the CSV header of `kind`'s files."""
     if kind is Kind.FUNDING:
         return FUNDING_HEADER
+    if kind is Kind.DELIVERY:
+        return DELIVERY_HEADER
     return MARK_HEADER if kind is Kind.MARK else BAR_HEADER
 
 
@@ -91,6 +94,14 @@ def funding_row(info: Mapping[str, Any]) -> Row:
     rate = plain(info.get("fundingRate"), "fundingRate")
     nominal = nominal_ms(exchange_ms)
     return Row(nominal, exchange_ms + 1, f"{iso(nominal)},{exchange_ms},{rate}")
+
+
+def delivery_row(info: Mapping[str, Any]) -> Row:
+    """Build a delivery line from one `/futures/data/delivery-price` row."""
+    exchange_ms = _int(info.get("deliveryTime"), "deliveryTime")
+    price = plain(info.get("deliveryPrice"), "deliveryPrice", _positive)
+    nominal = nominal_ms(exchange_ms)
+    return Row(nominal, exchange_ms + 1, f"{iso(nominal)},{exchange_ms},{price}")
 
 
 def kline_row(raw: object, kind: Kind) -> Row:

@@ -23,7 +23,7 @@ from bot.backtest.series import from_ms
 from bot.clock import Clock
 from bot.config import ExchangeConfig
 from bot.datafetch.request import Kind, SymbolSpec
-from bot.datafetch.rows import Row, funding_row, kline_row
+from bot.datafetch.rows import Row, delivery_row, funding_row, kline_row
 from bot.errors import BadResponseError, BannedError, TemporaryError, UserError
 from bot.exchange.ccxt_client import build_client
 from bot.exchange.throttle import Pacer, WeightThrottler
@@ -115,13 +115,23 @@ class BinanceHistory:
     ) -> Page:
         limit = max(1, min(limit, MAX_PAGE))
         what = f"{symbol.stem} {kind} from {from_ms(start_ms):%Y-%m-%d %H:%M}Z"
-        fetch = self._funding_page if kind is Kind.FUNDING else self._kline_page
+        if kind is Kind.FUNDING:
+            fetch = self._funding_page
+        elif kind is Kind.DELIVERY:
+            fetch = self._delivery_page
+        else:
+            fetch = self._kline_page
         raw = await self._call(what, lambda: fetch(kind, symbol, start_ms, end_ms, limit))
         if not isinstance(raw, list):
             raise BadResponseError(f"{what}: expected a list, got {type(raw).__name__}")
         try:
             if kind is Kind.FUNDING:
                 rows = [funding_row(_info(item)) for item in raw]
+            elif kind is Kind.DELIVERY:  # one answer lists every delivery of the pair
+                every = [delivery_row(item) for item in raw if isinstance(item, dict)]
+                rows = [r for r in every if start_ms <= r.time_ms < end_ms]
+                rows.sort(key=lambda r: r.time_ms)
+                return Page(rows, full=False)
             else:
                 rows = [kline_row(item, kind) for item in raw]
         except ValueError as exc:
@@ -147,6 +157,18 @@ class BinanceHistory:
         self, kind: Kind, symbol: SymbolSpec, start: int, end: int, limit: int
     ) -> Any:
         client = self._client
+        if kind in (Kind.CURRENT_QUARTER, Kind.NEXT_QUARTER):
+            # The contract of each bar is the one delivering next after it (`delivery` kind).
+            return await client.fapiPublicGetContinuousKlines(
+                {
+                    "pair": symbol.stem,
+                    "contractType": kind.value.upper(),
+                    "interval": "1h",
+                    "startTime": start,
+                    "endTime": end - 1,
+                    "limit": limit,
+                }
+            )
         if kind is Kind.SPOT:
             fetch, unified = client.publicGetKlines, symbol.spot
         elif kind is Kind.MARK:
@@ -161,6 +183,11 @@ class BinanceHistory:
             "limit": limit,
         }
         return await fetch(params)
+
+    async def _delivery_page(
+        self, kind: Kind, symbol: SymbolSpec, start: int, end: int, limit: int
+    ) -> Any:
+        return await self._client.fapiDataGetDeliveryPrice({"pair": symbol.stem})
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         """Run one request; retry temporary errors with backoff; raise `bot.errors` ones."""

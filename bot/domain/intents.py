@@ -9,12 +9,19 @@ from decimal import Decimal
 
 @dataclass(frozen=True, slots=True)
 class OpenHedge:
-    """Open a new hedge on `pair` (spot symbol, e.g. `BTC/USDT`) for `notional` USDT."""
+    """Open a new hedge on `pair` (spot symbol, e.g. `BTC/USDT`) for `notional` USDT.
+
+    The short leg is the pair's perpetual unless `future_symbol` names a dated future of the
+    same asset (`BTC/USDT:USDT-250328`). `after_close` (a roll): open only once the hedge
+    with that id is CLOSED, so the asset is never held twice or left half-hedged.
+    """
 
     pair: str
     notional: Decimal
     reason: str
     metrics: Mapping[str, Decimal] = field(default_factory=dict)
+    future_symbol: str | None = None
+    after_close: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,8 @@ class SettledFunding:
 class MarketSnapshot:
     """Everything a strategy may look at, taken at `taken_at`. Keys are unified symbols.
 
-    `funding` and `perp_quotes` are keyed by perpetual symbol, `spot_quotes` by spot symbol,
+    `funding` is keyed by perpetual symbol, `perp_quotes` by futures symbol (perpetuals, and
+    the dated futures of `dated_pairs` when those are polled), `spot_quotes` by spot symbol,
     `volumes_24h` (quote volume) by either, `funding_history` by perpetual symbol (oldest
     first), `books` holds depth for the symbols where it was fetched.
     """
@@ -84,12 +85,16 @@ class MarketSnapshot:
     volumes_24h: Mapping[str, Decimal] = field(default_factory=dict)
     funding_history: Mapping[str, Sequence[SettledFunding]] = field(default_factory=dict)
     books: Mapping[str, OrderBook] = field(default_factory=dict)
+    dated_pairs: Sequence[Pair] = ()  # spot + dated future, when dated carries are polled
 
     @property
     def instruments(self) -> dict[str, Instrument]:
         out: dict[str, Instrument] = {}
         for pair in self.pairs:
             out[pair.spot.symbol] = pair.spot
+            out[pair.perp.symbol] = pair.perp
+        for pair in self.dated_pairs:
+            out.setdefault(pair.spot.symbol, pair.spot)
             out[pair.perp.symbol] = pair.perp
         return out
 

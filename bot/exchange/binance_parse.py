@@ -7,7 +7,7 @@ non-positive price); the adapter drops such rows from bulk responses and logs th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -94,13 +94,18 @@ def _filters(info: Row) -> dict[str, Row]:
 
 
 def instrument(market: Row) -> Instrument | None:
-    """Return the Instrument of one ccxt market (spot, USDⓈ-M perpetual or dated), else None."""
+    """Return the Instrument of one ccxt market, else None.
+
+    Spot, USDⓈ-M (linear) and COIN-M (inverse: quantities in contracts of `contractSize`
+    USD, margined and settled in the base coin) perpetuals and dated futures.
+    """
     info: Row = market.get("info") or {}
+    derivative = market.get("linear") or market.get("inverse")
     if market.get("spot"):
         kind = MarketKind.SPOT
-    elif market.get("linear") and market.get("swap"):
+    elif derivative and market.get("swap"):
         kind = MarketKind.PERPETUAL
-    elif market.get("linear") and market.get("future"):
+    elif derivative and market.get("future"):
         kind = MarketKind.DATED_FUTURE
     else:
         return None
@@ -125,16 +130,37 @@ def instrument(market: Row) -> Instrument | None:
         market_step_size=optional_positive(market_lot, "stepSize"),
         market_min_qty=optional_positive(market_lot, "minQty"),
         market_max_qty=optional_positive(market_lot, "maxQty"),
-        contract_size=Decimal(1),
+        contract_size=(
+            to_decimal(
+                str(info.get("contractSize", market.get("contractSize"))), field="contractSize"
+            )
+            if market.get("inverse")
+            else Decimal(1)
+        ),
         settle=str(market["settle"]) if market.get("settle") else None,
         expiry=utc_from_ms(int(expiry)) if kind is MarketKind.DATED_FUTURE and expiry else None,
         listed_at=utc_from_ms(int(onboard)) if onboard else None,
         active=info.get("status", info.get("contractStatus")) == "TRADING",
+        contract_type=str(info["contractType"]) if info.get("contractType") else None,
     )
 
 
-def quote(row: Row, symbol: str, now: datetime) -> Quote:
-    """Return a Quote from one bookTicker row (futures rows carry `time`, spot rows do not)."""
+def as_of(row: Row, key: str, received: datetime, offset_ms: float) -> datetime:
+    """Return the older of the row's exchange time (moved to the local clock by `offset_ms`,
+    local minus exchange, as measured from /time) and `received`, the local receipt time.
+
+    A feed the exchange stamped long ago is as old as its stamp, however fresh its arrival.
+    """
+    if key not in row:
+        return received
+    return min(millis(row, key) + timedelta(milliseconds=offset_ms), received)
+
+
+def quote(row: Row, symbol: str, now: datetime, offset_ms: float = 0) -> Quote:
+    """Return a Quote from one bookTicker row (futures rows carry `time`, spot rows do not).
+
+    Its timestamp is the older of the exchange's (clock-corrected) and `now`, the receipt.
+    """
     bid, ask = positive(row, "bidPrice"), positive(row, "askPrice")
     if bid > ask:
         raise ValueError(f"crossed quote: bid {bid} > ask {ask}")
@@ -144,7 +170,7 @@ def quote(row: Row, symbol: str, now: datetime) -> Quote:
         ask=ask,
         bid_qty=dec(row, "bidQty"),
         ask_qty=dec(row, "askQty"),
-        timestamp=millis(row, "time") if "time" in row else now,
+        timestamp=as_of(row, "time", now, offset_ms),
     )
 
 
@@ -154,8 +180,15 @@ def funding(
     interval_hours: int,
     cap: Decimal | None = None,
     floor: Decimal | None = None,
+    *,
+    received: datetime | None = None,
+    offset_ms: float = 0,
 ) -> FundingInfo:
-    """Return FundingInfo from one premiumIndex row (+ the symbol's fundingInfo values)."""
+    """Return FundingInfo from one premiumIndex row (+ the symbol's fundingInfo values).
+
+    With `received`, its timestamp is the older of the exchange's (clock-corrected) and that.
+    """
+    stamp = millis(row, "time")  # required, whatever `received` says
     return FundingInfo(
         symbol=symbol,
         funding_rate=dec(row, "lastFundingRate"),
@@ -164,7 +197,7 @@ def funding(
         mark_price=positive(row, "markPrice"),
         index_price=positive(row, "indexPrice"),
         interest_rate=dec(row, "interestRate"),
-        timestamp=millis(row, "time"),
+        timestamp=(as_of(row, "time", received, offset_ms) if received is not None else stamp),
         funding_cap=cap,
         funding_floor=floor,
     )

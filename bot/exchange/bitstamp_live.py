@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from types import MappingProxyType
@@ -61,12 +61,16 @@ T = TypeVar("T")
 LOOKUP_BACKOFF_SECONDS = (0.25, 0.5, 1.0)
 PAGE = 1000
 VENUE = "bitstamp"
+TIMESTAMP_WINDOW_SECONDS = 150
 
 
 class BitstampSpot:
     """Bitstamp spot through ccxt. Without keys only the market-data methods work."""
 
     spot_fee_in_base = False
+    # Bitstamp processes a signed request up to 150 s after its timestamp: an order not
+    # found before that (plus a margin) may still appear.
+    lost_order_window = timedelta(seconds=TIMESTAMP_WINDOW_SECONDS + 2)
 
     def __init__(
         self,

@@ -155,11 +155,17 @@ def build_client(
     api_key: str | None = None,
     api_secret: str | None = None,
     pacer: Pacer | None = None,
+    cls: type[CarryBinance] = CarryBinance,
+    coinm: bool = False,
 ) -> CarryBinance:
-    """Create the ccxt client for the configured environment and URL overrides."""
+    """Create the ccxt client for the configured environment and URL overrides.
+
+    `cls` may be a subclass that also derives from `ccxt.pro.binance` (the stream client).
+    Markets: spot and USDⓈ-M (perpetual and dated), plus COIN-M (dapi) when `coinm`.
+    """
     options: dict[str, Any] = {
         "defaultType": "spot",
-        "fetchMarkets": {"types": ["spot", "linear"]},
+        "fetchMarkets": {"types": ["spot", "linear", "inverse"] if coinm else ["spot", "linear"]},
         "fetchCurrencies": False,
         "fetchMargins": False,
         "recvWindow": config.recv_window_ms,
@@ -173,7 +179,7 @@ def build_client(
     if api_key and api_secret:
         params["apiKey"] = api_key
         params["secret"] = api_secret
-    client = CarryBinance(params)
+    client = cls(params)
     client.pacer = pacer
     if config.environment == "testnet":
         client.set_sandbox_mode(True)
@@ -187,6 +193,6 @@ def build_client(
     if config.futures_api_url is not None:
         urls.update({k: _base(config.futures_api_url) + p for k, p in _FUTURES_KEYS.items()})
     client.urls["api"] = urls
-    if all(str(u).startswith("http://") for u in urls.values()):
+    if all(str(u).startswith("http://") for u in urls.values() if isinstance(u, str)):
         client.timeout_on_exit = 0  # ccxt's 250 ms close delay only lets TLS sessions wind down
     return client

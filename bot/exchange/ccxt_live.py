@@ -98,8 +98,10 @@ class LiveExchange:
         api_secret: str | None = None,
         clock: Clock | None = None,
         events: EventSink | None = None,
+        coinm: bool = False,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
+        self._coinm = coinm
         self._events = events
         self._pacer = Pacer.from_config(config, self._clock)
         # fundingRate and fundingInfo share a separate 500 requests / 5 min / IP budget.
@@ -107,7 +109,7 @@ class LiveExchange:
             max(1, int(FUNDING_REQUESTS_PER_5_MIN * config.weight_headroom)), 300.0, self._clock
         )
         self._client = build_client(
-            config, api_key=api_key, api_secret=api_secret, pacer=self._pacer
+            config, api_key=api_key, api_secret=api_secret, pacer=self._pacer, coinm=coinm
         )
         self._has_keys = bool(api_key and api_secret)
         self._instruments: dict[str, Instrument] = {}
@@ -171,6 +173,11 @@ class LiveExchange:
                         data={"venue": notice.venue.value, "retry_after": notice.retry_after},
                     )
                 )
+
+    def _time_offset_ms(self) -> float:
+        """Return local minus Binance time in ms, as ccxt last measured it (0 if never)."""
+        offset = self._client.options.get("timeDifference")
+        return float(offset) if isinstance(offset, int | float) else 0.0
 
     def _require_keys(self, what: str) -> None:
         if not self._has_keys:
@@ -268,6 +275,7 @@ class LiveExchange:
             "funding rates", lambda: self._client.fapiPublicGetPremiumIndex({})
         )
         out: dict[str, FundingInfo] = {}
+        now, offset = self._clock.now(), self._time_offset_ms()
         for info in _rows(rates, "premiumIndex"):
             inst = self._find(True, info.get("symbol"))
             if inst is None or inst.kind is not MarketKind.PERPETUAL:
@@ -276,7 +284,9 @@ class LiveExchange:
                 inst.symbol, (DEFAULT_INTERVAL_HOURS, None, None)
             )
             try:
-                out[inst.symbol] = parse.funding(info, inst.symbol, hours, cap, floor)
+                out[inst.symbol] = parse.funding(
+                    info, inst.symbol, hours, cap, floor, received=now, offset_ms=offset
+                )
             except ValueError as exc:
                 logger.error("Dropping premiumIndex row of %s: %s", inst.symbol, exc)
         return out
@@ -290,15 +300,20 @@ class LiveExchange:
             fetch = self._client.fapiPublicGetTickerBookTicker
         else:
             fetch = self._client.publicGetTickerBookTicker
-        rows = await self._call(f"{kind} book tickers", lambda: fetch({}))
-        now = self._clock.now()
+        rows = _rows(await self._call(f"{kind} book tickers", lambda: fetch({})), "bookTicker")
+        if self._coinm and kind is MarketKind.DATED_FUTURE:
+            coin = await self._call(
+                "COIN-M book tickers", lambda: self._client.dapiPublicGetTickerBookTicker({})
+            )
+            rows = [*rows, *_rows(coin, "dapi bookTicker")]
+        now, offset = self._clock.now(), self._time_offset_ms()
         out: dict[str, Quote] = {}
-        for row in _rows(rows, "bookTicker"):
+        for row in rows:
             inst = self._find(futures, row.get("symbol"))
             if inst is None or inst.kind is not kind:
                 continue
             try:
-                out[inst.symbol] = parse.quote(row, inst.symbol, now)
+                out[inst.symbol] = parse.quote(row, inst.symbol, now, offset)
             except ValueError as exc:
                 logger.error("Dropping bookTicker row of %s: %s", inst.symbol, exc)
         return out
@@ -365,6 +380,29 @@ class LiveExchange:
                 break
             start = ms_from_utc(max(out)) + 1
         return [out[t] for t in sorted(out)]
+
+    async def fetch_delivery_price(self, symbol: str) -> Decimal | None:
+        """Return a dated future's delivery price, None until Binance publishes it.
+
+        GET /futures/data/delivery-price?pair=… lists the pair's past deliveries; the row whose
+        deliveryTime is the contract's delivery time is the one.
+        """
+        inst = await self._instrument(symbol)
+        if not inst.is_dated or inst.expiry is None:
+            raise FatalExchangeError(f"{symbol} is not a dated future")
+        pair = f"{inst.base}{inst.quote}"
+        rows = await self._call(
+            f"delivery price {symbol}",
+            lambda: self._client.fapiDataGetDeliveryPrice({"pair": pair}),
+        )
+        due = ms_from_utc(inst.expiry)
+        for row in _rows(rows, "delivery-price"):
+            if str(row.get("deliveryTime")) == str(due):
+                try:
+                    return parse.positive(row, "deliveryPrice")
+                except ValueError as exc:
+                    raise BadResponseError(f"delivery-price of {symbol}: {exc}") from exc
+        return None
 
     # --- orders -------------------------------------------------------------------------
     async def create_order(self, request: OrderRequest) -> Order:
@@ -577,13 +615,15 @@ class LiveExchange:
     ) -> None:
         accounts = {"spot": "spot", "futures": "linear"}
         if from_wallet not in accounts or to_wallet not in accounts or from_wallet == to_wallet:
-            raise FatalExchangeError(f"transfer from {from_wallet!r} to {to_wallet!r}: "
-                                     "wallets are 'spot' and 'futures'")
+            raise FatalExchangeError(
+                f"transfer from {from_wallet!r} to {to_wallet!r}: wallets are 'spot' and 'futures'"
+            )
         self._require_keys("transfer")
         await self._call(
             f"transfer {amount} {asset} {from_wallet}->{to_wallet}",
-            lambda: self._client.transfer(asset, float(amount), accounts[from_wallet],
-                                          accounts[to_wallet]),
+            lambda: self._client.transfer(
+                asset, float(amount), accounts[from_wallet], accounts[to_wallet]
+            ),
         )
         logger.info("Transferred %s %s from %s to %s", amount, asset, from_wallet, to_wallet)
 

@@ -13,9 +13,10 @@ from bot.domain import EventSink, PositionMode
 from bot.exchange.bitstamp_live import BitstampSpot
 from bot.exchange.ccxt_live import LiveExchange
 from bot.exchange.paper import PaperExchange, StateStore
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import ExchangePort, MarketDataSource
 from bot.exchange.venues import VenueRouter
 from bot.settings import Mode, Settings, require_venue_keys
+from bot.streams.factory import streaming_source, with_streams
 
 CROSS_VENUE_LIVE = "bitstamp+binance"
 CROSS_VENUE_PAPER = "paper:bitstamp+binance"
@@ -25,7 +26,7 @@ FUTURES_PAPER_STATE_KEY = "paper-futures"
 
 def public_source(config: Config, clock: Clock, events: EventSink | None = None) -> ExchangePort:
     """Return keyless live adapters: public market data, honouring URL overrides."""
-    binance = LiveExchange(config.exchange, clock=clock, events=events)
+    binance = LiveExchange(config.exchange, clock=clock, events=events, coinm=_coinm(config))
     if not config.venues.cross_venue:
         return binance
     spot = BitstampSpot(config.venues, config.exchange, clock=clock)
@@ -62,9 +63,16 @@ async def build_exchange(
             api_secret=settings.binance_api_secret.get_secret_value(),
             clock=clock,
             events=events,
+            coinm=_coinm(config),
         )
         if not config.venues.cross_venue:
-            return binance
+            return with_streams(
+                binance,
+                config,
+                clock,
+                api_key=settings.binance_api_key.get_secret_value(),
+                api_secret=settings.binance_api_secret.get_secret_value(),
+            )
         assert settings.bitstamp_api_key is not None and settings.bitstamp_api_secret is not None
         spot = BitstampSpot(
             config.venues,
@@ -78,7 +86,8 @@ async def build_exchange(
     position_mode = PositionMode.HEDGE if wanted == "hedge" else PositionMode.ONE_WAY
     if config.venues.cross_venue:
         return await _cross_venue_paper(config, clock, events, paper_store, position_mode)
-    source = public_source(config, clock, events)
+    rest = public_source(config, clock, events)
+    source: MarketDataSource = streaming_source(rest, config, clock) or rest
     try:
         return await PaperExchange.open(
             source,
@@ -102,7 +111,7 @@ async def _cross_venue_paper(
 ) -> ExchangePort:
     """Two paper accounts: spot on Bitstamp's public data, futures on Binance's."""
     spot_source = BitstampSpot(config.venues, config.exchange, clock=clock)
-    binance = LiveExchange(config.exchange, clock=clock, events=events)
+    binance = LiveExchange(config.exchange, clock=clock, events=events, coinm=_coinm(config))
     try:
         spot = await PaperExchange.open(
             spot_source,
@@ -130,3 +139,8 @@ async def _cross_venue_paper(
         await binance.close()
         raise
     return VenueRouter(spot, futures, venue=CROSS_VENUE_PAPER)
+
+
+def _coinm(config: Config) -> bool:
+    """Whether COIN-M (dapi) markets are loaded: only when `"coinm"` is an instrument."""
+    return "coinm" in config.strategy.instruments

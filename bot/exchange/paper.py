@@ -170,6 +170,11 @@ class PaperExchange:
         return "paper"
 
     @property
+    def source(self) -> MarketDataSource:
+        """The market data source this adapter passes through (live, streams or replay)."""
+        return self._source
+
+    @property
     def spot_fee_in_base(self) -> bool:
         """False when the simulated spot venue charges buys their fee in the quote asset."""
         return not self._sim.spot_fee_in_quote
@@ -279,13 +284,44 @@ class PaperExchange:
 
     @_bot_errors_only
     async def fetch_futures_account(self) -> FuturesAccount:
-        """Return the simulated USDⓈ-M wallet."""
+        """Return the simulated USDⓈ-M wallet (dated futures past delivery settled first)."""
+        await self.settle_deliveries()
         return self._sim.futures_account()
 
     @_bot_errors_only
     async def fetch_positions(self) -> Sequence[Position]:
-        """Return the simulated open positions."""
+        """Return the simulated open positions (dated futures past delivery settled first)."""
+        await self.settle_deliveries()
         return self._sim.positions()
+
+    @_bot_errors_only
+    async def fetch_delivery_price(self, symbol: str) -> Decimal | None:
+        """Return a dated future's delivery price: the source's, else the last mark or mid.
+
+        Binance settles at the average index of the last half hour; without that published
+        (live public data before it is, or a replay without it) the contract's own last
+        mark or mid price, which has converged to the index by then, stands in.
+        """
+        fetch = getattr(self._source, "fetch_delivery_price", None)
+        if fetch is not None:
+            price: Decimal | None = await fetch(symbol)
+            if price is not None:
+                return price
+        return self._sim.mark_price(symbol) or self._sim.mid_price(symbol)
+
+    async def settle_deliveries(self) -> Decimal:
+        """Settle the dated futures held whose delivery time has passed; return their P&L."""
+        total = Decimal(0)
+        for symbol in self._sim.dated_positions_due(self._clock.now()):
+            price = await self.fetch_delivery_price(symbol)
+            if price is None:
+                logger.warning("no delivery price for %s yet: settled later", symbol)
+                continue
+            total += self._sim.deliver(symbol, price)
+            logger.info("paper delivery: %s settled at %s", symbol, price)
+        if total:
+            await self._save()
+        return total
 
     @_bot_errors_only
     async def fetch_position_mode(self) -> PositionMode:

@@ -215,6 +215,10 @@ class SimulatedExchange:
         """Return the instrument of `symbol`, None when unknown."""
         return self._instruments.get(symbol)
 
+    def mid_price(self, symbol: str) -> Decimal | None:
+        """Return the mid of the last book or quote of `symbol`, None without one."""
+        return self._mid(symbol)
+
     def mark_price(self, symbol: str) -> Decimal | None:
         """Return the last mark set for `symbol` (None when never set)."""
         return self._marks.get(symbol)
@@ -349,6 +353,10 @@ class SimulatedExchange:
         inst = self._instruments.get(request.symbol)
         if inst is None:
             raise reject(-1121, "Invalid symbol.")
+        if inst.is_dated and inst.expiry is not None and inst.expiry <= self._clock.now():
+            raise reject(
+                -4108, "Symbol is on delivering or delivered or settling or closed or pre-trading."
+            )
         check_client_order_id(request.client_order_id, futures=inst.is_derivative)
         if request.client_order_id in self._orders:
             if inst.is_derivative:
@@ -427,6 +435,35 @@ class SimulatedExchange:
                 pos.margin -= size * mark * rate  # an isolated position's funding is its own
         self._check_liquidations()
         return payment
+
+    def deliver(self, symbol: str, price: Decimal) -> Decimal:
+        """Settle every position on a dated future at its delivery price, as Binance does.
+
+        The positions are closed without a trade or a trading fee; their P&L at `price` goes to
+        the futures wallet (returned). Open orders on the symbol are cancelled.
+        """
+        inst = self._derivative(symbol)
+        if not inst.is_dated:
+            raise reject(-4108, "Symbol is not a delivery contract.")
+        realized = _ZERO
+        for (sym, side), pos in sorted(self._positions.items()):
+            if sym != symbol:
+                continue
+            realized += self._apply_to_position(symbol, side, -pos.size, price)
+        for state in [o for o in self._open_states() if o.request.symbol == symbol]:
+            self._close_order(state, OrderStatus.CANCELED)
+        self._add_futures(realized)
+        self._touch()
+        return realized
+
+    def dated_positions_due(self, now: datetime) -> list[str]:
+        """Return the dated futures held whose delivery time has come."""
+        due = set()
+        for symbol, _ in self._positions:
+            inst = self._instruments.get(symbol)
+            if inst is not None and inst.is_dated and inst.expiry and inst.expiry <= now:
+                due.add(symbol)
+        return sorted(due)
 
     def funding_payments(
         self, since: datetime | None = None, symbol: str | None = None
@@ -993,6 +1030,9 @@ class SimulatedExchange:
 
     # --- funding ------------------------------------------------------------------------
     def _record_exposure(self, symbol: str) -> None:
+        inst = self._instruments.get(symbol)
+        if inst is not None and inst.is_dated:
+            return  # dated futures pay no funding; they settle at delivery
         sizes: Sizes = {
             side: p.size for (s, side), p in sorted(self._positions.items()) if s == symbol
         }

@@ -169,10 +169,12 @@ class Pacer:
         headroom = config.weight_headroom
         spot = Budget(config.spot_weight_per_minute, config.spot_orders_per_10s, 10.0)
         futures = Budget(config.futures_weight_per_minute, config.futures_orders_per_minute, 60.0)
+        coinm = Budget(config.coinm_weight_per_minute, config.coinm_orders_per_minute, 60.0)
         return cls(
             {
                 Venue.SPOT: VenueGate(Venue.SPOT, spot, headroom, clock),
                 Venue.FUTURES: VenueGate(Venue.FUTURES, futures, headroom, clock),
+                Venue.COINM: VenueGate(Venue.COINM, coinm, headroom, clock),
             }
         )
 

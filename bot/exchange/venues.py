@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 RATE_SYMBOL = "USDT/USD"
 SPOT_QUOTES = ("USDT", "USD")
+USDT_TERMS = frozenset(SPOT_QUOTES)  # spot quotes the bot sees in USDT terms
 PERP_QUOTE = "USDT"
 
 
@@ -71,6 +72,29 @@ class SpotVenue(Protocol):
     async def close(self) -> None: ...
 
 
+def order_absence_window(exchange: object, symbol: str, default: timedelta) -> timedelta:
+    """Return how long after sending an order "not found" may still turn into "filled".
+
+    Binance: recvWindow plus a margin (`default`). Bitstamp accepts a signed request up to
+    150 s after its X-Auth-Timestamp, so a spot order there is absent only after that.
+    """
+    window = getattr(exchange, "absence_window", None)
+    found = window(symbol) if callable(window) else None
+    return found if isinstance(found, timedelta) else default
+
+
+def wallet_names(exchange: object) -> tuple[str, str]:
+    """Return the (spot, futures) wallet labels of balance snapshots.
+
+    One venue: `spot` and `futures`, as always; across venues `bitstamp:spot` and
+    `binance:futures`, so balances read per venue.
+    """
+    if isinstance(exchange, VenueRouter):
+        spot, futures = exchange.leg_venues
+        return f"{spot}:spot", f"{futures}:futures"
+    return "spot", "futures"
+
+
 def spot_fee_in_base(exchange: object) -> bool:
     """Tell whether spot buys on `exchange` pay their fee in the base asset (Binance: yes)."""
     return bool(getattr(exchange, "spot_fee_in_base", True))
@@ -79,10 +103,18 @@ def spot_fee_in_base(exchange: object) -> bool:
 class VenueRouter:
     """ExchangePort routing the spot leg to `spot` and everything else to `futures`."""
 
-    def __init__(self, spot: SpotVenue, futures: ExchangePort, *, venue: str) -> None:
+    def __init__(
+        self,
+        spot: SpotVenue,
+        futures: ExchangePort,
+        *,
+        venue: str,
+        leg_venues: tuple[str, str] = ("bitstamp", "binance"),
+    ) -> None:
         self._spot = spot
         self._futures = futures
         self._venue = venue
+        self.leg_venues = leg_venues  # (spot, futures) exchange names, also in paper mode
         self._spot_symbols: dict[str, Instrument] = {}
         self._rate: Decimal | None = None
         self._rate_lock = asyncio.Lock()
@@ -108,6 +140,13 @@ class VenueRouter:
     def usd_per_usdt(self) -> Decimal | None:
         """The USDT/USD rate in use (USD per USDT), None before the first spot poll."""
         return self._rate
+
+    def absence_window(self, symbol: str) -> timedelta | None:
+        """The spot venue's lost-order window for its symbols (None: the caller's default)."""
+        if symbol not in self._spot_symbols:
+            return None
+        window = getattr(self._spot, "lost_order_window", None)
+        return window if isinstance(window, timedelta) else None
 
     def venue_of(self, symbol: str) -> str:
         """Return the name of the venue that trades `symbol`."""
@@ -295,6 +334,11 @@ class VenueRouter:
         self, since: datetime, symbol: str | None = None
     ) -> Sequence[FundingPayment]:
         return await self._futures.fetch_funding_payments(since, symbol)
+
+    async def fetch_delivery_price(self, symbol: str) -> Decimal | None:
+        """Return a dated future's delivery price from the futures venue (None if unknown)."""
+        fetch = getattr(self._futures, "fetch_delivery_price", None)
+        return await fetch(symbol) if fetch is not None else None
 
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str

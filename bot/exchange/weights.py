@@ -16,6 +16,7 @@ class Venue(StrEnum):
 
     SPOT = "spot"
     FUTURES = "futures"
+    COINM = "coinm"  # COIN-M futures (dapi): its own 2400/min weight budget
 
 
 _API_PREFIX = {
@@ -33,6 +34,9 @@ _API_PREFIX = {
     "fapiPrivateV2": "/fapi/v2/",
     "fapiPrivateV3": "/fapi/v3/",
     "fapiData": "/futures/data/",
+    "dapiPublic": "/dapi/v1/",
+    "dapiPrivate": "/dapi/v1/",
+    "dapiPrivateV2": "/dapi/v2/",
 }
 
 
@@ -44,6 +48,8 @@ def endpoint(api: Any, path: str) -> str:
 
 def venue_of(path: str) -> Venue:
     """Return the venue serving a Binance path (a URL path with a base prefix works too)."""
+    if "/dapi/" in path:
+        return Venue.COINM
     return Venue.FUTURES if "/fapi/" in path or "/futures/data/" in path else Venue.SPOT
 
 
@@ -106,6 +112,7 @@ _WEIGHTS: dict[tuple[str, str], Callable[[Mapping[str, Any]], int]] = {
     ("GET", "/fapi/v1/premiumIndex"): _symbol(1, 10),
     ("GET", "/fapi/v1/klines"): _by_limit(_FUTURES_KLINES, 500),
     ("GET", "/fapi/v1/markPriceKlines"): _by_limit(_FUTURES_KLINES, 500),
+    ("GET", "/fapi/v1/continuousKlines"): _by_limit(_FUTURES_KLINES, 500),
     ("GET", "/fapi/v2/account"): _const(5),
     ("GET", "/fapi/v3/account"): _const(5),
     ("GET", "/fapi/v2/balance"): _const(5),
@@ -117,6 +124,10 @@ _WEIGHTS: dict[tuple[str, str], Callable[[Mapping[str, Any]], int]] = {
     ("GET", "/fapi/v1/userTrades"): _const(5),
     ("GET", "/fapi/v1/positionSide/dual"): _const(30),
     ("GET", "/fapi/v1/income"): _const(30),
+    ("GET", "/futures/data/delivery-price"): _const(1),
+    ("GET", "/dapi/v1/exchangeInfo"): _const(1),
+    ("GET", "/dapi/v1/depth"): _by_limit(((50, 2), (100, 5), (500, 10), (1000, 20)), 500),
+    ("GET", "/dapi/v1/ticker/bookTicker"): _symbol(2, 5),
 }
 
 

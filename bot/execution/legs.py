@@ -20,6 +20,7 @@ from bot.domain import Fill, Order, OrderRequest, OrderStatus
 from bot.domain.ledger import OrderRecord
 from bot.errors import ExchangeError, OrderNotFound, OrderStatusUnknown, TemporaryError
 from bot.exchange.port import ExchangePort
+from bot.exchange.venues import order_absence_window
 from bot.persistence.repositories import Ledger
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,9 @@ class LegSender:
         Absence is confirmed only by a "not found" answered after `sent_at` + recvWindow +
         margin; before that the lookup keeps asking (with backoff) up to that deadline.
         """
-        deadline = (sent_at or self._clock.now()) + self._absent_after
+        deadline = (sent_at or self._clock.now()) + order_absence_window(
+            self._exchange, symbol, self._absent_after
+        )
         attempt = 0
         while True:
             try:

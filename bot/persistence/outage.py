@@ -55,9 +55,19 @@ class PendingWrite:
 class OutageGuard:
     """Tracks database health and buffers writes that could not be made."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, *, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        max_pending: int = 100_000,
+        probe: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        """`probe` runs after `SELECT 1` answers; False keeps the database counted as down
+        (the bot's instance lock uses it: no order until the lock is held again)."""
         self._engine = engine
         self._clock = clock
+        self._probe = probe
         self._pending: deque[PendingWrite] = deque(maxlen=max_pending)
         self.healthy = True
         self.down_since: float | None = None
@@ -71,6 +81,9 @@ class OutageGuard:
         try:
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+            if self._probe is not None and not await self._probe():
+                self.healthy = False
+                return False
         except Exception as exc:
             if not is_db_outage(exc):
                 raise

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
-_SCRUB = ("CARRYBOT_", "BINANCE_", "DATABASE_URL", "LOG_")
+_SCRUB = ("CARRYBOT_", "BINANCE_", "BITSTAMP_", "DATABASE_URL", "LOG_")
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +61,40 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30, what: str = "
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def measure_outage_recovery(env: BotEnv, outage_seconds: float) -> dict[str, float]:
+    """Run the live bot through a whole-exchange outage; return what it did around it.
+
+    BTC is attractive but trading HALTED when the bot starts; every endpoint then answers
+    503 for `outage_seconds`, trading is resumed meanwhile (through the ledger), then the
+    exchange is back. Returns the seconds from the exchange's return to the first entry
+    order and the position-risk requests sent during the outage.
+    """
+    assert env.cli("halt", "--reason", "before the outage").code == 0
+    bot = env.spawn("run", "--live", "--duration", str(outage_seconds + 60))
+    try:
+        bot.wait_for_log("Heartbeat", timeout=30)
+        started = time.perf_counter()
+        add_fault(env, kind="server_error", path="*", times=None, status=503)
+        assert env.cli("resume").code == 0
+        time.sleep(outage_seconds)
+        env.fake.control("DELETE", "/_fake/faults")
+        back = time.perf_counter()
+        wait_until(
+            lambda: bool(requests(env, "/api/v3/order", "POST")),
+            timeout=60,
+            what="the first entry after the outage",
+        )
+        first_order = requests(env, "/api/v3/order", "POST")[0]["at"]
+    finally:
+        bot.signal(signal.SIGTERM)
+        code = bot.wait(timeout=40)
+    assert code == 0, bot.log_path.read_text()[-3000:]
+    risk = [r["at"] for r in requests(env, "/fapi/v3/positionRisk")]
+    risk += [r["at"] for r in requests(env, "/fapi/v2/positionRisk")]
+    return {
+        "outage_seconds": outage_seconds,
+        "first_entry_after_seconds": first_order - back,
+        "position_risk_during_outage": sum(1 for t in risk if started < t < back),
+    }

@@ -49,7 +49,7 @@ from bot.domain import (
 from bot.exchange.simulator import SimulatedExchange
 from bot.exchange.weights import request_weight
 from strategies.base import FeeParams
-from tests.fakes import control, routes_account, routes_market, wire
+from tests.fakes import control, routes_account, routes_market, streams, wire
 from tests.fakes.auth import BinanceError, check_signed
 from tests.fakes.faults import Fault, FaultBook, FaultKind
 from tests.fakes.market import FundingState, Kline, MarketState, quote_book, universe
@@ -135,6 +135,7 @@ class FakeBinance:
         self.faults = FaultBook()
         self.requests: list[LoggedRequest] = []
         self.skew_ms = 0
+        self.market_lag_ms = 0  # market data stamped this much in the past (stale feed)
         self.order_ids: dict[tuple[bool, str], str] = {}
         self.order_sides: dict[str, PositionSide | None] = {}
         self._row_patches: dict[tuple[str, bool, str], dict[str, Any]] = {}
@@ -163,6 +164,7 @@ class FakeBinance:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.transfers = 0
+        self.streams = streams.FakeStreams(self)
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> str:
@@ -176,9 +178,26 @@ class FakeBinance:
         sockets = getattr(site._server, "sockets", None) or []
         port = sockets[0].getsockname()[1]
         self.url = f"http://{self._host}:{port}"
+        self.streams.start()
         return self.url
 
+    @property
+    def spot_ws_url(self) -> str:
+        """Spot stream base, like Binance's `wss://stream.binance.com:9443/ws`."""
+        return self.url.replace("http://", "ws://", 1) + "/stream/ws"
+
+    @property
+    def futures_ws_url(self) -> str:
+        """USDⓈ-M stream base, like Binance's `wss://fstream.binance.com/ws`."""
+        return self.url.replace("http://", "ws://", 1) + "/f/ws"
+
+    @property
+    def ws_api_url(self) -> str:
+        """Spot WebSocket API, like Binance's `wss://ws-api.binance.com:443/ws-api/v3`."""
+        return self.url.replace("http://", "ws://", 1) + "/ws-api/v3"
+
     async def stop(self) -> None:
+        await self.streams.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -295,6 +314,15 @@ class FakeBinance:
             state.next_funding_time = when + timedelta(hours=state.interval_hours)
         return payment
 
+    def deliver(self, symbol: str, price: Decimal | str) -> Decimal:
+        """Deliver a dated future at `price`: publish the price, settle the account's positions."""
+        inst = self.market.instruments[symbol]
+        assert inst.expiry is not None, f"{symbol} is not a dated future"
+        self.market.delivery_prices[(f"{inst.base}{inst.quote}", wire.ms(inst.expiry))] = Decimal(
+            price
+        )
+        return self.account.deliver(symbol, Decimal(price))
+
     def add_funding_history(self, symbol: str, rows: Iterable[SettledFunding]) -> None:
         self.market.add_history(symbol, rows)
 
@@ -343,6 +371,10 @@ class FakeBinance:
     def market_ms(self) -> int:
         """Return the time stamped on market and account data: the fake's clock."""
         return wire.ms(self.clock.now())
+
+    def data_ms(self) -> int:
+        """Return the time stamped on market data (`time`, `E`, `T`): lagging when stale."""
+        return self.market_ms() - self.market_lag_ms
 
     def consume_weight(self, market: Market | str, weight: int) -> None:
         """Count `weight` as used by someone else on the same IP (another process)."""
@@ -394,6 +426,8 @@ class FakeBinance:
         arrival = time.perf_counter()
         if request.path.startswith("/_fake/"):
             return await control.handle(self, request)
+        if streams.is_stream_path(request.path):
+            return await self.streams.handle(request)
         body = await request.text() if request.can_read_body else ""
         query = request.query_string
         params = dict(parse_qsl(query, keep_blank_values=True))

@@ -13,7 +13,7 @@
 | POST /_fake/funding/history | {"symbol", "rows": [{"funding_time", "rate", "mark"}]} | add settled rows |
 | POST /_fake/klines | {"symbol", "interval", "price": "last"/"mark", "rows": [[t, o, h, l, c, v, qv]]} | add candles |
 | GET/POST/DELETE /_fake/faults | Fault JSON (see faults.py) | list / add / clear faults |
-| POST /_fake/clock | {"skew_ms": 2500} | server clock skew |
+| POST /_fake/clock | {"skew_ms": 2500, "market_lag_ms": 600000} | server clock skew; market data stamped that much in the past |
 | POST /_fake/limits | any Limits field; {"reset": true} clears windows and bans | budgets |
 | GET/DELETE /_fake/requests | ?path=&method= | request log (arrival perf_counter, params) |
 | GET /_fake/account | | simulated account state (`SimulatedExchange.to_state`) |
@@ -161,7 +161,10 @@ def _clear_faults(fake: FakeBinance, body: Body) -> Any:
 
 
 def _clock(fake: FakeBinance, body: Body) -> Any:
-    fake.set_clock_skew(int(body["skew_ms"]))
+    if "skew_ms" in body:
+        fake.set_clock_skew(int(body["skew_ms"]))
+    if "market_lag_ms" in body:
+        fake.market_lag_ms = int(body["market_lag_ms"])
     return None
 
 

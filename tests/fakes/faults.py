@@ -21,7 +21,8 @@ class FaultKind(StrEnum):
 
 @dataclass
 class Fault:
-    """One injected fault. `times=None` means forever; `path` is e.g. `/fapi/v1/order`."""
+    """One injected fault. `times=None` means forever; `path` is e.g. `/fapi/v1/order`, or
+    `*` for every endpoint (an exchange outage)."""
 
     kind: FaultKind
     path: str
@@ -40,7 +41,7 @@ class Fault:
     def matches(self, method: str, path: str, symbol: str | None) -> bool:
         if self.times is not None and self.times <= 0:
             return False
-        if self.method not in ("*", method) or self.path != path:
+        if self.method not in ("*", method) or self.path not in ("*", path):
             return False
         return self.symbol is None or self.symbol == symbol
 

@@ -91,6 +91,7 @@ def live_for(
     keys: bool = True,
     clock: Clock | None = None,
     events: EventSink | None = None,
+    coinm: bool = False,
     **config: Any,
 ) -> LiveExchange:
     """A LiveExchange on the fake (keys of the fake unless `keys=False`)."""
@@ -100,6 +101,7 @@ def live_for(
         api_secret=DEFAULT_API_SECRET if keys else None,
         clock=clock or fake.clock,
         events=events,
+        coinm=coinm,
     )
 
 

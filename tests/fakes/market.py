@@ -55,6 +55,7 @@ class MarketState:
     funding_history: dict[str, list[SettledFunding]] = field(default_factory=dict)
     klines: dict[tuple[str, str, str], list[Kline]] = field(default_factory=dict)
     volumes: dict[str, Decimal] = field(default_factory=dict)
+    delivery_prices: dict[tuple[str, int], Decimal] = field(default_factory=dict)  # (pair, ms)
     _by_id: dict[tuple[bool, str], Instrument] = field(default_factory=dict)
 
     def set_instruments(self, instruments: Iterable[Instrument]) -> None:
@@ -62,11 +63,19 @@ class MarketState:
         self._by_id = {(i.is_derivative, i.exchange_symbol): i for i in self.instruments.values()}
 
     def find(self, futures: bool, exchange_symbol: str) -> Instrument | None:
-        """Return the instrument with this exchange id on spot or on USDⓈ-M futures."""
+        """Return the instrument with this exchange id on spot or on futures (USDⓈ-M or
+        COIN-M: their ids differ, `BTCUSDT_250328` and `BTCUSD_250328`)."""
         return self._by_id.get((futures, exchange_symbol))
 
     def of_market(self, futures: bool) -> list[Instrument]:
-        return [i for i in self.instruments.values() if i.is_derivative == futures]
+        """Spot, or USDⓈ-M futures (fapi); COIN-M ones are `of_coinm`."""
+        return [
+            i for i in self.instruments.values() if i.is_derivative == futures and not i.is_inverse
+        ]
+
+    def of_coinm(self) -> list[Instrument]:
+        """COIN-M (dapi) perpetuals and dated futures."""
+        return [i for i in self.instruments.values() if i.is_inverse]
 
     def add_history(self, symbol: str, rows: Iterable[SettledFunding]) -> None:
         merged = {r.funding_time: r for r in self.funding_history.get(symbol, [])}
@@ -123,6 +132,7 @@ def universe(
             max_qty=D("100000"),
             settle="USDT",
             listed_at=listed,
+            contract_type="PERPETUAL",
         )
         instruments += [spot, perp]
         for inst, spread in ((spot, D("0.01")), (perp, D("0.02"))):
@@ -158,6 +168,7 @@ def universe(
                 settle="USDT",
                 expiry=expiry,
                 listed_at=listed,
+                contract_type="CURRENT_QUARTER" if j == 0 else "NEXT_QUARTER",
             )
         )
     return instruments, books, funding

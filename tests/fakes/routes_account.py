@@ -149,6 +149,15 @@ def _new_order(fake: FakeBinance, params: Params, futures: bool) -> Any:
             fake.account.set_fill_ratio(inst.symbol, None)
     fake.remember_order(inst, order)
     fake.count_order(futures)
+    fake.streams.order_event(
+        inst,
+        order,
+        [
+            f
+            for f in fake.account.my_trades(inst.symbol)
+            if f.exchange_order_id == order.exchange_order_id
+        ],
+    )
     return _order_json(fake, order, inst, full=params.get("newOrderRespType", "FULL") == "FULL")
 
 
@@ -361,8 +370,11 @@ def post_transfer(fake: FakeBinance, params: Params) -> Any:
     if wallets is None:
         raise BinanceError(-1102, "Mandatory parameter 'type' was not sent or is invalid.")
     amount = Decimal(params["amount"])
-    simulated(lambda: fake.account.transfer(params["asset"], amount, from_wallet=wallets[0],
-                                            to_wallet=wallets[1]))
+    simulated(
+        lambda: fake.account.transfer(
+            params["asset"], amount, from_wallet=wallets[0], to_wallet=wallets[1]
+        )
+    )
     fake.transfers += 1
     return {"tranId": 100000 + fake.transfers}
 

@@ -117,10 +117,19 @@ def _exchange_info(fake: FakeBinance, params: Params, futures: bool) -> dict[str
     }
 
 
-def _book_ticker(fake: FakeBinance, params: Params, futures: bool) -> Any:
-    insts = _symbols_param(fake, params, futures) or fake.market.of_market(futures)
+def _coinm_exchange_info(fake: FakeBinance, params: Params) -> dict[str, Any]:
+    info = _exchange_info(fake, params, True)
+    info.pop("futuresType", None)
+    info["symbols"] = [wire.coinm_symbol(i) for i in fake.market.of_coinm()]
+    return info
+
+
+def _book_ticker(fake: FakeBinance, params: Params, futures: bool, *, coinm: bool = False) -> Any:
+    insts = _symbols_param(fake, params, futures) or (
+        fake.market.of_coinm() if coinm else fake.market.of_market(futures)
+    )
     rows: list[dict[str, Any]] = []
-    now = fake.market_ms()
+    now = fake.data_ms()
     for inst in insts:
         book = fake.market.books.get(inst.symbol)
         top = best(book) if book is not None else None
@@ -136,6 +145,8 @@ def _book_ticker(fake: FakeBinance, params: Params, futures: bool) -> Any:
         if futures:
             row["time"] = now
             row["lastUpdateId"] = fake.next_update_id()
+        if coinm:
+            row["pair"] = f"{inst.base}{inst.quote}"
         rows.append(row)
     if "symbol" in params and not rows:
         raise INVALID_SYMBOL
@@ -144,7 +155,7 @@ def _book_ticker(fake: FakeBinance, params: Params, futures: bool) -> Any:
 
 def _ticker_24hr(fake: FakeBinance, params: Params, futures: bool) -> Any:
     insts = _symbols_param(fake, params, futures) or fake.market.of_market(futures)
-    now = fake.market_ms()
+    now = fake.data_ms()
     rows: list[dict[str, Any]] = []
     for inst in insts:
         book = fake.market.books.get(inst.symbol)
@@ -200,13 +211,13 @@ def _depth(fake: FakeBinance, params: Params, futures: bool) -> Any:
         "asks": [[wire.num(p), wire.num(q)] for p, q in asks],
     }
     if futures:
-        data["E"] = data["T"] = fake.market_ms()
+        data["E"] = data["T"] = fake.data_ms()
     return data
 
 
 def premium_index(fake: FakeBinance, params: Params) -> Any:
     insts = _symbols_param(fake, params, True) or fake.market.of_market(True)
-    now = fake.market_ms()
+    now = fake.data_ms()
     rows: list[dict[str, Any]] = []
     for inst in insts:
         state = fake.market.funding.get(inst.symbol)
@@ -329,13 +340,26 @@ _INTERVALS = {
 }
 
 
-def _klines(fake: FakeBinance, params: Params, futures: bool, price: str) -> Any:
-    inst = instrument(fake, params, futures)
+def _continuous_klines(fake: FakeBinance, params: Params) -> Any:
+    """GET /fapi/v1/continuousKlines?pair=BTCUSDT&contractType=CURRENT_QUARTER&interval=1h."""
+    pair, contract = params.get("pair", ""), params.get("contractType", "")
+    if contract not in ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER"):
+        raise BinanceError(-1121, "Invalid contractType.")
+    if not any(i.base + i.quote == pair for i in fake.market.of_market(True)):
+        raise BinanceError(-1121, "Invalid pair.")
+    return _klines(fake, params, True, contract, key=pair)
+
+
+def _klines(
+    fake: FakeBinance, params: Params, futures: bool, price: str, *, key: str | None = None
+) -> Any:
+    """Klines of `symbol` (or of `key`: a pair's continuous contract) at `price`."""
+    symbol = key if key is not None else instrument(fake, params, futures).symbol
     interval = params.get("interval", "")
     if interval not in _INTERVALS:
         raise BinanceError(-1120, "Invalid interval.")
     start, end, limit = _window(params, 500, 1500 if futures else 1000)
-    rows: list[Kline] = fake.market.klines.get((inst.symbol, price, interval), [])
+    rows: list[Kline] = fake.market.klines.get((symbol, price, interval), [])
     chosen = _select([wire.ms(k.open_time) for k in rows], start, end, limit)
     step = _interval_ms(interval)
     out = []
@@ -367,6 +391,17 @@ def _interval_ms(interval: str) -> int:
     return int(interval[:-1]) * unit[interval[-1]]
 
 
+def delivery_price(fake: FakeBinance, params: Params) -> Any:
+    """GET /futures/data/delivery-price?pair=BTCUSDT: the pair's deliveries, oldest first."""
+    pair = params.get("pair")
+    if not pair:
+        raise BinanceError(-1102, "Mandatory parameter 'pair' was not sent, was empty/null.")
+    rows = sorted(
+        (at, price) for (p, at), price in fake.market.delivery_prices.items() if p == pair
+    )
+    return [{"deliveryTime": at, "deliveryPrice": float(price)} for at, price in rows]
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/api/v3/ping"): ping,
     ("GET", "/api/v3/time"): time_,
@@ -386,4 +421,11 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/fapi/v1/fundingInfo"): funding_info,
     ("GET", "/fapi/v1/klines"): lambda f, p: _klines(f, p, True, "last"),
     ("GET", "/fapi/v1/markPriceKlines"): lambda f, p: _klines(f, p, True, "mark"),
+    ("GET", "/fapi/v1/continuousKlines"): _continuous_klines,
+    ("GET", "/futures/data/delivery-price"): delivery_price,
+    ("GET", "/dapi/v1/ping"): ping,
+    ("GET", "/dapi/v1/time"): time_,
+    ("GET", "/dapi/v1/exchangeInfo"): _coinm_exchange_info,
+    ("GET", "/dapi/v1/ticker/bookTicker"): lambda f, p: _book_ticker(f, p, True, coinm=True),
+    ("GET", "/dapi/v1/depth"): lambda f, p: _depth(f, p, True),
 }

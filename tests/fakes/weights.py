@@ -19,7 +19,8 @@ class Market(StrEnum):
 
 def market_of(path: str) -> Market:
     """Return which Binance system (and so which weight budget) serves `path`."""
-    return Market.FUTURES if path.startswith(("/fapi/", "/futures/")) else Market.SPOT
+    # COIN-M (dapi) has its own budget at Binance; the fake counts it with USDⓈ-M.
+    return Market.FUTURES if path.startswith(("/fapi/", "/futures/", "/dapi/")) else Market.SPOT
 
 
 def is_order_post(method: str, path: str) -> bool:

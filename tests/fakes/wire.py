@@ -125,7 +125,7 @@ def futures_symbol(inst: Instrument) -> dict[str, Any]:
     data: dict[str, Any] = {
         "symbol": inst.exchange_symbol,
         "pair": f"{inst.base}{inst.quote}",
-        "contractType": "PERPETUAL" if perpetual else "CURRENT_QUARTER",
+        "contractType": inst.contract_type or ("PERPETUAL" if perpetual else "CURRENT_QUARTER"),
         "deliveryDate": PERPETUAL_DELIVERY_MS if perpetual else ms(inst.expiry),
         "status": "TRADING" if inst.active else "SETTLING",
         "maintMarginPercent": "2.5000",
@@ -162,6 +162,23 @@ def futures_symbol(inst: Instrument) -> dict[str, Any]:
     }
     if inst.listed_at is not None:
         data["onboardDate"] = ms(inst.listed_at)
+    return data
+
+
+def coinm_symbol(inst: Instrument) -> dict[str, Any]:
+    """Return one `symbols[]` entry of GET /dapi/v1/exchangeInfo (COIN-M, inverse)."""
+    perpetual = inst.kind is MarketKind.PERPETUAL
+    data = futures_symbol(inst)
+    data.pop("status", None)
+    data.update(
+        pair=f"{inst.base}{inst.quote}",
+        contractType=inst.contract_type or ("PERPETUAL" if perpetual else "CURRENT_QUARTER"),
+        contractStatus="TRADING" if inst.active else "SETTLING",
+        contractSize=int(inst.contract_size),
+        marginAsset=inst.base,
+        equalQtyPrecision=4,
+        filters=[f for f in data["filters"] if f["filterType"] != "MIN_NOTIONAL"],
+    )
     return data
 
 

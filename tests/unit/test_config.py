@@ -84,11 +84,12 @@ def test_strategy_sees_the_same_sizing_fees_and_universe_as_the_bot() -> None:
         (
             '[strategy]\nname = "expected_carry"\nentry_apr = 0.2\n',
             "t.toml: strategy.entry_apr: unknown key in [strategy]; allowed keys: name, "
-            "expected_holding_hours",
+            "instruments, dated, expected_holding_hours",
         ),
         (
             '[strategy]\nname = "funding_carry"\nentry_aprr = 0.2\n',
-            "t.toml: strategy.entry_aprr: unknown key in [strategy]; allowed keys: name, entry_apr",
+            "t.toml: strategy.entry_aprr: unknown key in [strategy]; allowed keys: name, "
+            "instruments, dated, entry_apr",
         ),
         (
             '[database]\nurl = "mysql://root@x/db"\n',
@@ -175,9 +176,17 @@ def test_every_config_key_is_in_the_example_file_and_the_readme() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     dumped = Config.model_validate({}).model_dump()
     missing = []
-    for section, values in dumped.items():
-        for key in values:
+    tables = [(section, values) for section, values in dumped.items()]
+    for section, values in tables:
+        for key, value in values.items():
             if section == "strategy" and key in {"sizing", "fees", "universe"}:
+                continue
+            if isinstance(value, dict) and value:  # a sub-table such as [strategy.dated]
+                tables.append((f"{section}.{key}", value))
+                if f"\n[{section}.{key}]" not in example:
+                    missing.append(f"example: [{section}.{key}]")
+                if f"`[{section}.{key}]`" not in readme:
+                    missing.append(f"README: [{section}.{key}]")
                 continue
             if f"\n{key} =" not in example and f"\n# {key} =" not in example:
                 missing.append(f"example: {section}.{key}")

@@ -261,3 +261,23 @@ async def test_every_decision_is_recorded_with_its_inputs() -> None:
     denied = sink.events[0]
     assert denied.data["inputs"]["open_hedges"] == "1"
     assert "max_open_hedges 1 reached" in denied.data["reason"]
+
+
+def test_entry_gate_blocks_new_exposure_but_not_closes() -> None:
+    blocked = {"BTC/USDT": "exchange maintenance 07:00–08:00 UTC is running"}
+    g = RiskGate(RiskConfig(), ExchangeConfig(), entry_gate=blocked.get)
+    held = hedge(1, "ETH/USDT", spot="0.2", short="0.2", notional="500")
+    decisions = g.decide(
+        [
+            OPEN_BTC,
+            OpenHedge("ETH/USDT", D(400), "carry"),
+            CloseHedge(1, "exit"),
+        ],
+        view(held),
+    )
+    assert [(d.accepted, d.reason) for d in decisions] == [
+        (False, blocked["BTC/USDT"]),
+        (True, "within limits"),
+        (True, "closing reduces exposure"),
+    ]
+    assert decisions[0].inputs["entry_gate"] == blocked["BTC/USDT"]

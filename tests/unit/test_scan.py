@@ -67,7 +67,7 @@ def test_scan_rows_pair_without_quotes_sorts_last_with_no_data() -> None:
     rows = scan_rows(replace(snap, perp_quotes=quotes), params())
 
     assert (rows[-1].pair, rows[-1].signal, rows[-1].reason) == ("AAA/USDT", None, "no_data")
-    assert table_cells(rows[-1])[1] == "-"
+    assert table_cells(rows[-1])[1:3] == ["perpetual", "-"]
 
 
 def test_row_json_and_table_cells_show_the_scan_columns() -> None:
@@ -81,8 +81,8 @@ def test_row_json_and_table_cells_show_the_scan_columns() -> None:
     assert data["next_funding_in_seconds"] == 2 * 3600
     assert data["volume_24h"] == 1e9
     assert len(cells) == len(TABLE_COLUMNS)
-    assert cells[:4] == ["EEE/USDT", "0.0100%", "4h", "21.90%"]
-    assert cells[8:10] == ["2h00m", "1.0B"]
+    assert cells[:5] == ["EEE/USDT", "perpetual", "0.0100%", "4h", "21.90%"]
+    assert cells[10:12] == ["2h00m", "1.0B"]
 
 
 async def test_run_scan_takes_one_snapshot_and_closes_the_source() -> None:

@@ -2,7 +2,9 @@
 
 One `Rig` per test: a fake Binance seeded with BTC/ETH books and 10 000 USDT a wallet, in
 one-way or hedge mode; a keyed LiveExchange on it; AccountSetup and HedgeExecutor over a
-real ledger. Everything (fake, adapter, executor, ledger) shares one SimulatedClock, so
+real ledger. `rig_factory` is parametrized over the short leg: every test runs on the
+perpetual and again on the BTC quarterly (same filters and book), so each case of the fault
+matrix has its dated counterpart. Everything (fake, adapter, executor, ledger) shares one SimulatedClock, so
 backoffs, lookups and Retry-After pass instantly; only ccxt's signatures use real time.
 
 The `assert_*` helpers read the fake's simulated account, never the bot's view of it.
@@ -29,6 +31,7 @@ from bot.domain import (
     PositionMode,
     Quote,
 )
+from bot.domain.instruments import dated_pairs
 from bot.errors import OrderNotFound
 from bot.exchange.ccxt_live import LiveExchange
 from bot.execution.executor import HedgeExecutor
@@ -60,7 +63,7 @@ class Rig:
 
     async def quotes(self) -> tuple[Quote, Quote]:
         spot = (await self.live.fetch_best_quotes(MarketKind.SPOT))[self.pair.spot.symbol]
-        perp = (await self.live.fetch_best_quotes(MarketKind.PERPETUAL))[self.pair.perp.symbol]
+        perp = (await self.live.fetch_best_quotes(self.pair.perp.kind))[self.pair.perp.symbol]
         return spot, perp
 
     async def open(self, notional: str = "1000") -> Hedge | None:
@@ -152,9 +155,16 @@ class Rig:
 RigFactory = Callable[..., Awaitable[Rig]]
 
 
-@pytest.fixture
-async def rig_factory(ledger: Ledger) -> AsyncIterator[RigFactory]:
-    """Build a Rig: `await rig_factory(mode=PositionMode.HEDGE, timeout_ms=200, ...)`."""
+SHORT_LEGS = ["perpetual", "quarterly"]
+
+
+@pytest.fixture(params=SHORT_LEGS)
+async def rig_factory(ledger: Ledger, request: pytest.FixtureRequest) -> AsyncIterator[RigFactory]:
+    """Build a Rig: `await rig_factory(mode=PositionMode.HEDGE, timeout_ms=200, ...)`.
+
+    The rig's pair shorts the perpetual, or the base's first dated future (`quarterly`).
+    """
+    short_leg: str = request.param
     opened: list[tuple[FakeBinance, LiveExchange]] = []
 
     async def build(
@@ -183,6 +193,9 @@ async def rig_factory(ledger: Ledger) -> AsyncIterator[RigFactory]:
             exchange_config=ExchangeConfig.model_validate(config) if config else None,
         )
         pair = next(p for p in await live.pairs() if p.base == base)
+        if short_leg == "quarterly":
+            dated = dated_pairs(await live.load_instruments())
+            pair = next((p for p in dated if p.base == base), pair)
         return Rig(fake, clock, live, ledger, stack, pair)
 
     try:

@@ -44,7 +44,7 @@ async def test_executor_open_sends_spot_quantity_and_perp_sell_with_mode_flags(
     ]
     assert rig.order_posts(PERP_ORDER) == [
         {
-            "symbol": "BTCUSDT",
+            "symbol": rig.pair.perp.exchange_symbol,
             "side": "SELL",
             "type": "MARKET",
             "quantity": "0.019",
@@ -91,7 +91,7 @@ async def test_executor_close_sends_mode_close_flags_and_ends_flat(
     )
     assert rig.order_posts(PERP_ORDER) == [
         {
-            "symbol": "BTCUSDT",
+            "symbol": rig.pair.perp.exchange_symbol,
             "side": "BUY",
             "type": "MARKET",
             "quantity": "0.019",

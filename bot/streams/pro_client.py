@@ -1,0 +1,88 @@
+"""The ccxt.pro Binance client of the streams: carrybot's REST hooks plus a frame tap.
+
+`CarryBinancePro` is `ccxt.pro.binance` with the REST pacing and error tagging of
+`CarryBinance` (for the listenKey endpoints) and one change to how frames are handled:
+every decoded frame goes first to `tap(client_url, frame)` (carrybot reads its data there,
+exactly, and learns of `serverShutdown`), then to ccxt, whose own handling can no longer
+break the receive loop: an exception from it is logged as one line and the frame ignored.
+
+ccxt's own listenKey keep-alive is switched off (it schedules one keep-alive only, see the
+README); `bot.streams.user` keeps the key alive instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import ccxt.pro as ccxtpro
+
+from bot.config import ExchangeConfig
+from bot.exchange.ccxt_client import CarryBinance, build_client
+from bot.streams.config import StreamsConfig
+
+log = logging.getLogger(__name__)
+
+Tap = Callable[[str, Any], None]
+NEVER_MS = 10**12  # ccxt's listenKey refresh "rate": effectively never
+
+
+class CarryBinancePro(CarryBinance, ccxtpro.binance):  # type: ignore[misc]
+    """ccxt.pro's Binance with carrybot's pacing and a frame tap."""
+
+    tap: Tap | None = None
+    _ccxt_errors: set[str]
+
+    def handle_message(self, client: Any, message: Any) -> None:
+        if self.tap is not None:
+            self.tap(client.url, message)
+        try:
+            super().handle_message(client, message)
+        except Exception as exc:
+            errors = self.__dict__.setdefault("_ccxt_errors", set())
+            key = f"{type(exc).__name__}: {exc}"[:200]
+            if key not in errors:  # once per distinct error, not once per frame
+                errors.add(key)
+                log.warning("ccxt could not handle a frame from %s (%s); ignored", client.url, key)
+
+
+def build_pro_client(
+    exchange: ExchangeConfig,
+    streams: StreamsConfig,
+    *,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    spot_url: str,
+    futures_url: str,
+) -> CarryBinancePro:
+    """Create the stream client: REST overrides of `[exchange]`, stream URLs given here."""
+    client = build_client(exchange, api_key=api_key, api_secret=api_secret, cls=CarryBinancePro)
+    assert isinstance(client, CarryBinancePro)
+    set_stream_url(client, "spot", spot_url)
+    set_stream_url(client, "linear", futures_url)
+    if streams.spot_ws_api_url is not None:
+        client.urls["api"]["ws"]["ws-api"]["spot"] = streams.spot_ws_api_url
+    client.streaming = {**client.streaming, "keepAlive": int(streams.ping_seconds * 1000)}
+    client.options["listenKeyRefreshRate"] = NEVER_MS
+    client.options["ws"] = {**client.options.get("ws", {}), "compress": 0}
+    return client
+
+
+def set_stream_url(client: CarryBinancePro, kind: str, url: str) -> None:
+    """Point the next subscription of `kind` (`spot`, `linear`, `ws-api`) at `url` (failover).
+
+    A watch call reads the URL before its first await, so setting it just before the call
+    is safe with several supervisors of one kind on different endpoints.
+    """
+    ws = client.urls["api"]["ws"]
+    if kind == "ws-api":
+        ws["ws-api"]["spot"] = url
+    else:
+        ws[kind] = url
+    if kind == "spot":
+        ws["margin"] = url
+    backoff = getattr(client, "ws_dial_backoff", None)
+    if backoff:  # the supervisor owns the reconnect timing, not ccxt's dial backoff
+        for dialled in [u for u in backoff if u.startswith(url)]:
+            del backoff[dialled]

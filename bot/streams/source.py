@@ -1,0 +1,210 @@
+"""`StreamingSource`: a `MarketDataSource` that answers from the streams, REST as fallback.
+
+`fetch_best_quotes` returns the stream quotes of the subscribed symbols when every one of
+them is fresh (no request); otherwise one REST request for the market, with the fresh
+stream quotes laid over it. `fetch_funding_snapshot` lays the mark-price stream (mark,
+index, funding estimate, next funding time) over a REST premiumIndex snapshot that is
+fetched again every `FUNDING_REST_SECONDS` (interest rate, intervals and caps are not on
+the stream), or at every call while the stream is stale. Everything else is REST.
+
+Subscriptions start on the first call: the pairs of an explicit `[universe] symbols` list,
+else every spot/perpetual pair; in live mode (a keyed `user_client`) the user-data streams
+start with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from bot.clock import Clock
+from bot.domain import FundingInfo, Instrument, MarketKind, OrderBook, Pair, Quote, SettledFunding
+from bot.exchange.port import MarketDataSource
+from bot.exchange.translate import translate
+from bot.streams.config import StreamsConfig
+from bot.streams.health import HealthBoard, StreamState
+from bot.streams.market import MarketStreams
+from bot.streams.pro_client import CarryBinancePro
+from bot.streams.user import UserStreams
+
+log = logging.getLogger(__name__)
+
+FUNDING_REST_SECONDS = 300.0
+
+
+class StreamingSource:
+    """Market data from ccxt.pro streams over a REST `MarketDataSource`."""
+
+    def __init__(
+        self,
+        rest: MarketDataSource,
+        client: CarryBinancePro,
+        config: StreamsConfig,
+        clock: Clock,
+        *,
+        universe_symbols: Sequence[str] = (),
+        user_client: CarryBinancePro | None = None,
+    ) -> None:
+        self.rest = rest
+        self.client = client
+        self.user_client = user_client
+        self.user: UserStreams | None = None
+        self.config = config
+        self._clock = clock
+        self._universe = set(universe_symbols)
+        self.health = HealthBoard(clock)
+        self.streams: MarketStreams | None = None
+        self.pairs_by_key: dict[str, Pair] = {}
+        self._spot: list[str] = []
+        self._perp: list[str] = []
+        self._funding_base: Mapping[str, FundingInfo] | None = None
+        self._funding_base_at = float("-inf")
+        self.stream_answers = 0
+        self.rest_fallbacks = 0
+
+    async def start(self) -> MarketStreams:
+        """Subscribe (once); later calls return the running streams."""
+        if self.streams is not None:
+            return self.streams
+        instruments = await self.rest.load_instruments()
+        pairs = [
+            p for p in await self.rest.pairs() if not self._universe or p.key in self._universe
+        ]
+        self.pairs_by_key = {p.key: p for p in pairs}
+        self._spot = sorted({p.spot.symbol for p in pairs})
+        self._perp = sorted({p.perp.symbol for p in pairs})
+        try:
+            await self.client.load_markets()  # ccxt.pro maps symbols to stream names with them
+        except Exception as exc:
+            raise translate(exc, self._clock.now()) from exc
+        streams = MarketStreams(self.client, self.config, self._clock, self.health, instruments)
+        streams.start(self._spot, self._perp)
+        self.streams = streams
+        if self.user_client is not None:
+            await self.user_client.load_markets()
+            self.user = UserStreams(
+                self.user_client, self.config, self._clock, self.health, instruments
+            )
+            self.user.start()
+        log.info(
+            "Streams: %d spot and %d perpetual book tickers, mark prices; endpoints %s / %s",
+            len(self._spot),
+            len(self._perp),
+            ", ".join(self.config.spot_endpoints()),
+            ", ".join(self.config.futures_endpoints()),
+        )
+        return streams
+
+    # --- freshness ----------------------------------------------------------------------
+    def quote_problem(self, symbol: str) -> str | None:
+        """Why the stream quote of `symbol` cannot be used now (None: it can)."""
+        streams = self.streams
+        if streams is None:
+            return "streams not started"
+        sup = streams.stream_of.get(symbol)
+        if sup is None:
+            return f"{symbol} is not subscribed"
+        if sup.health.state is not StreamState.LIVE:
+            return f"stream {sup.sub.name} is {sup.health.state.value}"
+        age = streams.quote_age(symbol)
+        if age is None:
+            return f"no stream quote of {symbol} yet"
+        if age > self.config.max_quote_age_seconds:
+            return f"stream quote of {symbol} is {age:.1f}s old"
+        return None
+
+    def mark_problem(self, symbol: str) -> str | None:
+        """Why the stream mark price of `symbol` cannot be used now (None: it can)."""
+        streams = self.streams
+        if streams is None:
+            return "streams not started"
+        sup = streams.mark_supervisor()
+        if sup is None or sup.health.state is not StreamState.LIVE:
+            return f"mark-price stream is {sup.health.state.value if sup else 'absent'}"
+        age = streams.mark_age(symbol)
+        if age is None:
+            return f"no stream mark price of {symbol} yet"
+        if age > self.config.max_quote_age_seconds:
+            return f"stream mark price of {symbol} is {age:.1f}s old"
+        return None
+
+    def live_since(self, symbols: Sequence[str]) -> float | None:
+        """The latest time one of the streams carrying `symbols` (or marks) went live."""
+        streams = self.streams
+        if streams is None:
+            return None
+        sups = [streams.stream_of[s] for s in symbols if s in streams.stream_of]
+        mark = streams.mark_supervisor()
+        if mark is not None:
+            sups.append(mark)
+        times = [s.health.live_since for s in sups if s.health.live_since is not None]
+        return max(times) if times else None
+
+    # --- MarketDataSource ---------------------------------------------------------------
+    async def load_instruments(self, *, reload: bool = False) -> Mapping[str, Instrument]:
+        return await self.rest.load_instruments(reload=reload)
+
+    async def pairs(self) -> Sequence[Pair]:
+        return await self.rest.pairs()
+
+    async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
+        streams = await self.start()
+        symbols = self._spot if kind is MarketKind.SPOT else self._perp
+        fresh = {s: streams.quotes[s] for s in symbols if self.quote_problem(s) is None}
+        if len(fresh) == len(symbols):
+            self.stream_answers += 1
+            return fresh
+        self.rest_fallbacks += 1
+        rest = await self.rest.fetch_best_quotes(kind)
+        return {**rest, **fresh}
+
+    async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
+        streams = await self.start()
+        fresh = {s for s in self._perp if self.mark_problem(s) is None}
+        due = self._clock.monotonic() - self._funding_base_at >= FUNDING_REST_SECONDS
+        if self._funding_base is None or due or len(fresh) < len(self._perp):
+            self._funding_base = await self.rest.fetch_funding_snapshot()
+            self._funding_base_at = self._clock.monotonic()
+            if len(fresh) < len(self._perp):
+                self.rest_fallbacks += 1
+        out = dict(self._funding_base)
+        for symbol in fresh:
+            info, tick = out.get(symbol), streams.marks[symbol]
+            if info is None:
+                continue
+            out[symbol] = dataclasses.replace(
+                info,
+                funding_rate=tick.funding_rate,
+                next_funding_time=tick.next_funding_time,
+                mark_price=tick.mark_price,
+                index_price=tick.index_price,
+                timestamp=tick.event_time,
+            )
+        return out
+
+    async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
+        return await self.rest.fetch_order_book(symbol, depth)
+
+    async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
+        return await self.rest.fetch_volumes_24h(kind)
+
+    async def fetch_funding_history(
+        self, symbol: str, since: datetime, until: datetime | None = None
+    ) -> Sequence[SettledFunding]:
+        return await self.rest.fetch_funding_history(symbol, since, until)
+
+    async def close(self) -> None:
+        """Stop the streams, close the stream client, then the REST source."""
+        try:
+            if self.streams is not None:
+                await self.streams.stop()
+            if self.user is not None:
+                await self.user.stop()
+            await self.client.close()
+            if self.user_client is not None:
+                await self.user_client.close()
+        finally:
+            await self.rest.close()

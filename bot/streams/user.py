@@ -1,0 +1,284 @@
+"""User-data streams: spot and USDⓈ-M order and fill events, kept by client order id.
+
+- Spot: the WebSocket API subscription `userDataStream.subscribe.signature` (Binance
+  retired spot listenKeys in February 2026), through ccxt.pro's `watch_orders`.
+- USDⓈ-M: a listenKey stream. ccxt.pro creates the key; carrybot keeps it alive itself
+  every `listen_key_keepalive_minutes` (ccxt 4.5 schedules one keep-alive only) and, on
+  `listenKeyExpired` or a keep-alive the exchange refuses, has ccxt create a new key and
+  reconnects.
+
+`final_order(client_order_id)` gives an order's final state as the stream reported it
+(fills accumulated, fee summed per trade id). Only final states are served from here: a
+REST look-up by client order id stays the answer for anything else, and after any gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bot.clock import Clock, utc_from_ms
+from bot.domain import Instrument, Order, OrderStatus, OrderType, PositionSide, Side
+from bot.streams.config import StreamsConfig
+from bot.streams.health import HealthBoard, StreamState
+from bot.streams.pro_client import CarryBinancePro
+from bot.streams.supervisor import Subscription, Supervisor
+from bot.streams.wire import BadFrame
+
+log = logging.getLogger(__name__)
+
+SPOT_USER = "user-spot"
+FUTURES_USER = "user-futures"
+_STATUS = {
+    "NEW": OrderStatus.NEW,
+    "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELED": OrderStatus.CANCELED,
+    "EXPIRED": OrderStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+    "REJECTED": OrderStatus.REJECTED,
+}
+
+
+@dataclass
+class _Tracked:
+    order: Order
+    trades: set[str] = field(default_factory=set)
+    fee: Decimal = Decimal(0)
+    fee_assets: set[str] = field(default_factory=set)
+
+
+def parse_order_event(
+    message: Any, by_id: Mapping[tuple[bool, str], Instrument]
+) -> tuple[Order, str | None, Decimal, str | None] | None:
+    """Return (order, trade id, this trade's fee, fee asset) of an order event, else None.
+
+    Raises BadFrame naming the field when an order event is malformed.
+    """
+    if not isinstance(message, dict):
+        return None
+    if isinstance(message.get("event"), dict):
+        message = message["event"]
+    event = message.get("e")
+    if event == "ORDER_TRADE_UPDATE" and isinstance(message.get("o"), dict):
+        o, futures = message["o"], True
+    elif event == "executionReport":
+        o, futures = message, False
+    else:
+        return None
+    inst = by_id.get((futures, str(o.get("s"))))
+    if inst is None:
+        return None
+    try:
+        filled = Decimal(str(o["z"]))
+        if futures:
+            average = Decimal(str(o["ap"]))
+        else:
+            quote = Decimal(str(o.get("Z") or "0"))
+            average = quote / filled if filled > 0 else Decimal(0)
+        order = Order(
+            symbol=inst.symbol,
+            client_order_id=str(o["c"]),
+            exchange_order_id=str(o["i"]),
+            side=Side(str(o["S"]).lower()),
+            type=OrderType(str(o["o"]).lower()),
+            status=_STATUS.get(str(o["X"]), OrderStatus.UNKNOWN),
+            quantity=Decimal(str(o["q"])),
+            filled=filled,
+            average_price=average if average > 0 else None,
+            price=Decimal(str(o["p"])) if Decimal(str(o["p"])) > 0 else None,
+            created_at=None,
+            updated_at=utc_from_ms(int(o.get("T") or message.get("E"))),
+            reduce_only=bool(o.get("R")) if futures else False,
+            position_side=PositionSide(str(o["ps"])) if futures and o.get("ps") else None,
+        )
+        trade = str(o["t"]) if o.get("x") == "TRADE" else None
+        fee = Decimal(str(o.get("n") or "0")) if trade else Decimal(0)
+    except (KeyError, ValueError, InvalidOperation, TypeError) as exc:
+        raise BadFrame(f"{event} {o.get('s')} {o.get('c')}: bad field ({exc!r})") from None
+    return order, trade, fee, (str(o["N"]) if trade and o.get("N") else None)
+
+
+class UserStreams:
+    """Order events of both markets, by client order id."""
+
+    def __init__(
+        self,
+        client: CarryBinancePro,
+        config: StreamsConfig,
+        clock: Clock,
+        health: HealthBoard,
+        instruments: Mapping[str, Instrument],
+    ) -> None:
+        self.client = client
+        self.config = config
+        self._clock = clock
+        self.health = health
+        self._by_id = {(i.is_derivative, i.exchange_symbol): i for i in instruments.values()}
+        self._orders: dict[str, _Tracked] = {}
+        self._waiters: dict[str, list[asyncio.Future[Order]]] = {}
+        self.supervisors: list[Supervisor] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.keepalives = 0
+        self.renewals = 0
+        self.events = 0
+        client.tap = self._tap
+
+    def start(self) -> None:
+        """Subscribe both user-data streams and start the listenKey keep-alive."""
+        ws_api = self.client.urls["api"]["ws"]["ws-api"]["spot"]
+        subs = [
+            Subscription(
+                SPOT_USER,
+                "ws-api",
+                [ws_api],
+                lambda: self.client.watch_orders(None, None, None, {"type": "spot"}),
+                "ws-api",
+                live_when_connected=True,
+            ),
+            Subscription(
+                FUTURES_USER,
+                "linear",
+                self.config.futures_endpoints(),
+                lambda: self.client.watch_orders(
+                    None, None, None, {"type": "swap", "subType": "linear"}
+                ),
+                "listenKey=",
+                live_when_connected=True,
+            ),
+        ]
+        for sub in subs:
+            sup = Supervisor(
+                self.client,
+                sub,
+                self.health.add(sub.name),
+                self._clock,
+                max_backoff_seconds=self.config.reconnect_max_backoff_seconds,
+            )
+            self.supervisors.append(sup)
+            self._tasks.append(asyncio.create_task(sup.run(), name=f"stream-{sub.name}"))
+        self._tasks.append(asyncio.create_task(self._keep_alive(), name="listen-key-keepalive"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.client.close_ws_clients()
+
+    def live(self, name: str) -> bool:
+        sup = self._supervisor(name)
+        return sup is not None and sup.health.state is StreamState.LIVE
+
+    def final_order(self, client_order_id: str) -> Order | None:
+        """The order's final state from the stream (fee summed over its trades), or None."""
+        tracked = self._orders.get(client_order_id)
+        if tracked is None or not tracked.order.status.is_final:
+            return None
+        order = tracked.order
+        if tracked.trades:
+            asset = next(iter(tracked.fee_assets)) if len(tracked.fee_assets) == 1 else None
+            order = _with_fee(order, tracked.fee, asset)
+        return order
+
+    async def wait_final(self, client_order_id: str) -> Order:
+        """Wait until the stream reports the order's final state."""
+        known = self.final_order(client_order_id)
+        if known is not None:
+            return known
+        waiter: asyncio.Future[Order] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(client_order_id, []).append(waiter)
+        try:
+            return await waiter
+        finally:
+            waiters = self._waiters.get(client_order_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(client_order_id, None)
+
+    # --- frames -------------------------------------------------------------------------
+    def _tap(self, url: str, message: Any) -> None:
+        sup = next((s for s in self.supervisors if s.sub.probe in url), None)
+        if sup is not None:
+            sup.health.messages += 1
+            sup.health.last_message_at = self._clock.monotonic()
+        event = message.get("event", message) if isinstance(message, dict) else None
+        kind = event.get("e") if isinstance(event, dict) else None
+        if kind in {"listenKeyExpired", "eventStreamTerminated", "serverShutdown"}:
+            if kind == "listenKeyExpired":
+                self._forget_listen_key()
+            if sup is not None:
+                asyncio.get_running_loop().call_soon(sup.drop, f"server sent {kind}")
+            return
+        try:
+            parsed = parse_order_event(message, self._by_id)
+        except BadFrame as exc:
+            if sup is not None:
+                sup.health.bad_messages += 1
+            log.warning("Bad user-data event from %s ignored: %s", url, exc)
+            return
+        if parsed is None:
+            return
+        order, trade, fee, asset = parsed
+        self.events += 1
+        tracked = self._orders.get(order.client_order_id)
+        if tracked is None:
+            tracked = self._orders[order.client_order_id] = _Tracked(order)
+        elif not (tracked.order.status.is_final and not order.status.is_final):
+            tracked.order = order  # events may arrive out of order: a final state stays
+        if trade is not None and trade not in tracked.trades:
+            tracked.trades.add(trade)
+            tracked.fee += fee
+            if asset:
+                tracked.fee_assets.add(asset)
+        final = self.final_order(order.client_order_id)
+        if final is not None:
+            for waiter in self._waiters.get(order.client_order_id, []):
+                if not waiter.done():
+                    waiter.set_result(final)
+
+    # --- listenKey ----------------------------------------------------------------------
+    async def _keep_alive(self) -> None:
+        every = self.config.listen_key_keepalive_minutes * 60
+        while True:
+            await self._clock.sleep(every)
+            if not self.live(FUTURES_USER):
+                continue
+            try:
+                await self.client.fapiPrivatePutListenKey()
+                self.keepalives += 1
+            except Exception as exc:
+                log.warning("listenKey keep-alive refused (%s); renewing the key", exc)
+                self._forget_listen_key()
+                sup = self._supervisor(FUTURES_USER)
+                if sup is not None:
+                    sup.drop("listenKey keep-alive refused")
+
+    def _forget_listen_key(self) -> None:
+        """Make ccxt create a new listenKey at the next subscription."""
+        self.renewals += 1
+        for key in ("linear", "future", "swap"):
+            options = self.client.options.get(key)
+            if isinstance(options, dict):
+                self.client.options[key] = {
+                    **options,
+                    "listenKey": None,
+                    "lastAuthenticatedTime": 0,
+                }
+
+    def _supervisor(self, name: str) -> Supervisor | None:
+        return next((s for s in self.supervisors if s.sub.name == name), None)
+
+
+def _with_fee(order: Order, fee: Decimal, asset: str | None) -> Order:
+    return dataclasses.replace(order, fee=fee, fee_asset=asset)

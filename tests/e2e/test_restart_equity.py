@@ -1,0 +1,72 @@
+"""A restart while holding a hedge must not invent a daily loss from a held asset unpriced."""
+
+from __future__ import annotations
+
+import signal
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.domain import HedgeState
+from bot.domain.ledger import TradingState
+from bot.persistence.db import create_engine
+from bot.persistence.models import BalanceSnapshotRow
+from tests.e2e.bot_harness import BotEnv, ledger_at
+from tests.e2e.reliability_kit import add_fault, btc_attractive_env, tune
+from tests.fakes.fixtures import FakeBinanceProcess
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+D = Decimal
+
+
+async def total_snapshots(url: str) -> list[Decimal]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(BalanceSnapshotRow.value_usdt)
+                .where(BalanceSnapshotRow.wallet == "total")
+                .order_by(BalanceSnapshotRow.taken_at)
+            )
+            return [r.value_usdt for r in rows]
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def holding(fake_proc: FakeBinanceProcess, pg_url: str, tmp_path: Path) -> BotEnv:
+    env = btc_attractive_env(fake_proc, tmp_path, pg_url)
+    tune(env, "risk", daily_loss_limit=100)
+    first = env.run_once()
+    assert first.code == 0, first.stderr[-3000:]
+    return env
+
+
+async def test_restart_before_the_first_quote_defers_the_snapshot_and_keeps_trading_active(
+    holding: BotEnv,
+) -> None:
+    async with ledger_at(holding.database_url) as ledger:
+        (hedge,) = await ledger.hedges.active()
+        assert hedge.state is HedgeState.OPEN
+    (before,) = await total_snapshots(holding.database_url)
+    # The restarted bot gets its balances long before its first spot quotes.
+    add_fault(holding, kind="delay", path="/api/v3/ticker/bookTicker", times=2, delay_ms=4000)
+
+    bot = holding.spawn("run", "--live", "--duration", "20")
+    try:
+        bot.wait_for_log("Balance snapshot deferred: no fresh price yet for BTC", timeout=30)
+        bot.wait_for_log("Heartbeat", timeout=30)
+    finally:
+        bot.signal(signal.SIGTERM)
+        assert bot.wait(timeout=40) == 0
+    log = bot.log_path.read_text()
+
+    assert "daily_loss_limit" not in log, log[-3000:]
+    totals = await total_snapshots(holding.database_url)
+    assert len(totals) >= 2  # snapshots resumed once BTC was priced
+    assert all(abs(t - before) < 5 for t in totals), (before, totals)  # fees, not a position
+    async with ledger_at(holding.database_url) as ledger:
+        status = await ledger.trading_state.get()
+        assert status is None or status.state is TradingState.ACTIVE

@@ -1,0 +1,161 @@
+"""Cross-venue hedges over real ccxt: spot on the fake Bitstamp, short on the fake Binance.
+
+The executor's fault matrix (reject, lost response, timeout, partial fill, venue down) is
+injected on either venue; every case ends with no naked leg on the two servers' own
+accounts and a ledger that matches both venues order for order.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from bot.domain import HedgeState, Leg, OrderPurpose
+from tests.integration.execution.cross_rig import (
+    PERP_ORDER,
+    CrossRig,
+    CrossRigFactory,
+    spot_order_path,
+)
+
+D = Decimal
+pytestmark = pytest.mark.postgres
+VENUES = ["bitstamp", "binance"]
+NO_USDT = "You have only 0.00 USDT available. Check your account balance for details."
+
+
+async def test_open_then_funding_then_close_across_venues(
+    cross_rig_factory: CrossRigFactory,
+) -> None:
+    rig = await cross_rig_factory()
+
+    hedge = await rig.open("1000")
+
+    assert hedge is not None and hedge.state is HedgeState.OPEN
+    (buy,) = [r.params for r in rig.bitstamp.requests_to(spot_order_path(rig.pair), "POST")]
+    (sell,) = [r.params for r in rig.binance.requests_to(PERP_ORDER, "POST")]
+    assert buy["amount"] == "0.019"  # not grossed up: Bitstamp takes its fee in USDT
+    assert buy["client_order_id"] == sell["newClientOrderId"].replace("po", "so")
+    assert rig.server_spot() == rig.server_short() == D("0.019")
+    await rig.assert_ledger_matches(hedge)
+    records = await rig.ledger.orders.for_hedge(hedge.id)
+    assert {r.venue for r in records} == {"bitstamp+binance"}
+
+    payment = rig.binance.settle_funding(rig.pair.perp.symbol)
+    assert payment is not None and payment.amount > 0
+    received = await rig.router.fetch_funding_payments(rig.clock.now() - timedelta(hours=1))
+    assert [p.amount for p in received] == [payment.amount]
+
+    closed = await rig.executor.close(hedge, rig.pair, reason="exit")
+
+    assert closed.state is HedgeState.CLOSED
+    assert rig.bitstamp.requests_to(spot_order_path(rig.pair, "sell"), "POST")
+    await rig.assert_ledger_matches(closed)
+
+
+async def test_usd_spot_leg_is_priced_in_usdt_terms(cross_rig_factory: CrossRigFactory) -> None:
+    rig = await cross_rig_factory(spot_symbol="BTC/USD")
+
+    hedge = await rig.open("1000")
+
+    assert hedge is not None and hedge.state is HedgeState.OPEN
+    assert rig.pair.spot.quote == "USD" and rig.router.usd_per_usdt == D("0.999")
+    assert hedge.entry_spot_price is not None  # 50001.0 USDT, not 49951 USD
+    assert abs(hedge.entry_spot_price - D("49951") / D("0.999")) < D("1e-9")
+    usd = rig.bitstamp.account.spot_balances()["USD"].free
+    assert usd == D("10000") - D("0.019") * D("49951") * D("1.004")
+    await rig.assert_ledger_matches(hedge)
+    closed = await rig.executor.close(hedge, rig.pair, reason="exit")
+    assert closed.state is HedgeState.CLOSED
+    await rig.assert_ledger_matches(closed)
+
+
+def _inject(rig: CrossRig, venue: str, fault: str) -> None:
+    spot_path = spot_order_path(rig.pair)
+    if venue == "bitstamp":
+        if fault == "reject":
+            rig.bitstamp.add_fault("reject", spot_path, method="POST", msg=NO_USDT)
+        elif fault == "down":  # its order and order-status endpoints answer 503
+            rig.bitstamp.add_fault("server_error", spot_path, times=None)
+            rig.bitstamp.add_fault("server_error", "/api/v2/order_status/", times=None)
+        elif fault == "timeout":
+            rig.bitstamp.add_fault("delay", spot_path, method="POST", delay_ms=2500)
+        elif fault == "lost":
+            rig.bitstamp.add_fault("drop", spot_path, method="POST")
+        else:
+            rig.bitstamp.add_fault("partial_fill", spot_path, method="POST", ratio="0.5")
+        return
+    if fault == "reject":
+        rig.binance.add_fault("reject", PERP_ORDER, method="POST", code=-2019,
+                              msg="Margin is insufficient.")  # fmt: skip
+    elif fault == "down":
+        rig.binance.add_fault("server_error", PERP_ORDER, times=None)
+    elif fault == "timeout":
+        rig.binance.add_fault("delay", PERP_ORDER, method="POST", delay_ms=2500)
+    elif fault == "lost":
+        rig.binance.add_fault("drop", PERP_ORDER, method="POST")
+    else:
+        rig.binance.add_fault("partial_fill", PERP_ORDER, method="POST", ratio="0.5")
+
+
+@pytest.mark.parametrize("venue", VENUES)
+async def test_a_venue_down_before_the_open_sends_nothing_anywhere(
+    cross_rig_factory: CrossRigFactory, venue: str
+) -> None:
+    rig = await cross_rig_factory()
+
+    def down() -> None:
+        if venue == "bitstamp":
+            rig.bitstamp.down = True
+        else:
+            rig.binance.add_fault("server_error", "/fapi/v3/account", times=None)
+            rig.binance.add_fault("server_error", "/fapi/v2/account", times=None)
+
+    assert await rig.open("1000", inject=down) is None
+    assert rig.bitstamp.requests_to(spot_order_path(rig.pair), "POST") == []
+    assert rig.binance.requests_to(PERP_ORDER, "POST") == []
+
+
+def _venue_back(rig: CrossRig) -> None:
+    rig.bitstamp.down = False
+    rig.bitstamp.faults.clear()
+    rig.binance.faults.clear()
+
+
+@pytest.mark.parametrize("venue", VENUES)
+@pytest.mark.parametrize("fault", ["reject", "lost", "timeout", "partial", "down"])
+async def test_every_fault_on_either_venue_ends_without_a_naked_leg(
+    cross_rig_factory: CrossRigFactory, venue: str, fault: str
+) -> None:
+    timeouts = {"bitstamp_timeout_ms": 1000, "timeout_ms": 1000} if fault == "timeout" else {}
+    rig = await cross_rig_factory(**timeouts)
+
+    hedge = await rig.open("1000", inject=lambda: _inject(rig, venue, fault))
+
+    assert hedge is not None
+    if fault == "reject":
+        assert hedge.state is HedgeState.FAILED
+        failed = "spot" if venue == "bitstamp" else "perp"
+        assert f"{failed} leg failed" in (hedge.close_reason or "")
+        records = await rig.ledger.orders.for_hedge(hedge.id)
+        unwinds = [r for r in records if r.purpose is OrderPurpose.UNWIND]
+        # the unwind is on the venue that filled
+        assert [r.leg for r in unwinds] == [Leg.PERP if venue == "bitstamp" else Leg.SPOT]
+    elif fault in ("lost", "timeout", "partial"):
+        assert hedge.state is HedgeState.OPEN
+    else:  # down: the order's fate is unknown until the venue is back
+        assert hedge.state is HedgeState.OPENING
+        _venue_back(rig)
+        await rig.reconcile()
+        hedge = await rig.ledger.hedges.get(hedge.id)
+        assert hedge is not None and hedge.state in (HedgeState.FAILED, HedgeState.OPEN)
+    if fault in ("lost", "timeout"):
+        posts = (
+            rig.bitstamp.requests_to(spot_order_path(rig.pair), "POST") if venue == "bitstamp"
+            else rig.binance.requests_to(PERP_ORDER, "POST")
+        )  # fmt: skip
+        assert len(posts) == 1, "an order whose response was lost was sent again"
+    rig.assert_no_naked_leg()
+    await rig.assert_ledger_matches(hedge)

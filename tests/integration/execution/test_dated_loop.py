@@ -1,0 +1,301 @@
+"""The bot's own loop on dated carries: paper run to take profit, rolls and their faults.
+
+The loop is assembled by `bot.app.assemble_loop` (the composition root of `carrybot run`)
+over the fake Binance: paper mode takes the fake's public data and fills in the simulator;
+the live adapter (keyed) sends the orders to the fake, whose faults then apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import assemble_loop, start_up
+from bot.clock import SimulatedClock
+from bot.config import Config, config_from_dict
+from bot.domain import Hedge, HedgeState, OrderPurpose, Side
+from bot.exchange.paper import PaperExchange
+from bot.exchange.port import ExchangePort
+from bot.persistence.outage import BufferedEventSink, OutageGuard
+from bot.persistence.repositories import Ledger
+from bot.pnl import hedge_pnl
+from bot.trading import TradingLoop
+from tests import kit
+from tests.fakes.binance_server import FakeBinance
+from tests.fakes.fixtures import live_for, seed, standard_instruments
+from tests.integration.execution.rig import PERP_ORDER
+
+D = Decimal
+pytestmark = pytest.mark.postgres
+T0 = kit.T0
+QUARTER = "BTC/USDT:USDT-240530"  # standard_instruments: delivery 2024-05-30 08:00 UTC
+NEXT = "BTC/USDT:USDT-240829"
+NEXT_ID = "BTCUSDT_240829"
+PERP = "BTC/USDT:USDT"
+SPOT_FEE, FUTURES_FEE = D("0.001"), D("0.0005")
+
+
+@dataclass
+class Bot:
+    fake: FakeBinance
+    clock: SimulatedClock
+    exchange: ExchangePort
+    loop: TradingLoop
+    ledger: Ledger
+
+    async def cycle(self, hours: float = 1) -> None:
+        """Advance the clock, then poll and evaluate as the scheduler does."""
+        self.clock.advance(timedelta(hours=hours))
+        assert await self.loop.poll() is not None
+        await self.loop.evaluate()
+
+    async def hedges(self) -> list[Hedge]:
+        out = []
+        for hedge_id in range(1, 10):
+            hedge = await self.ledger.hedges.get(hedge_id)
+            if hedge is not None:
+                out.append(hedge)
+        return out
+
+    def short(self, symbol: str) -> Decimal:
+        account = self.fake.account if not isinstance(self.exchange, PaperExchange) else None
+        positions = (account or self.exchange.simulator).positions()  # type: ignore[attr-defined]
+        return sum(
+            (-p.size if p.is_short else p.size for p in positions if p.symbol == symbol), D(0)
+        )
+
+    def spot(self) -> Decimal:
+        sim = self.exchange.simulator if isinstance(self.exchange, PaperExchange) else None
+        balances = (sim or self.fake.account).spot_balances()
+        btc = balances.get("BTC")
+        return btc.total if btc else D(0)
+
+
+BotFactory = Callable[..., Awaitable[Bot]]
+
+
+def bot_config(url: str, **strategy: Any) -> Config:
+    return config_from_dict(
+        {
+            "exchange": {"spot_api_url": url, "futures_api_url": url},
+            "universe": {"symbols": ["BTC/USDT"]},
+            "strategy": {"min_hold_hours": 0, "cooldown_hours": 0, **strategy},
+            "sizing": {"notional_per_hedge": 1000, "max_hedges": 1},
+            "risk": {"close_retry_backoff_seconds": 0.01},
+        }
+    )
+
+
+@pytest.fixture
+async def bot_factory(ledger: Ledger, engine: AsyncEngine) -> AsyncIterator[BotFactory]:
+    made: list[tuple[FakeBinance, ExchangePort]] = []
+
+    async def build(*, paper: bool, **strategy: Any) -> Bot:
+        clock = SimulatedClock(T0)
+        next_delivery = T0.replace(hour=8) + timedelta(days=181)
+        instruments = [
+            *standard_instruments(T0),
+            kit.dated("BTC", expiry=next_delivery, contract_type="NEXT_QUARTER"),
+        ]
+        fake = FakeBinance(instruments, clock=clock)
+        await fake.start()
+        seed(fake)
+        fake.set_funding(PERP, rate="0.00001")  # 1.1 % a year: the perpetual is not worth it
+        fake.set_quote("BTC/USDT", "49999.99", "50000.00", "5", "5")
+        fake.set_quote(PERP, "50000.0", "50000.1", "5", "5")
+        fake.set_quote(QUARTER, "51000.0", "51000.1", "5", "5")  # 2 %: 6.6 % a year net
+        fake.set_quote(NEXT, "50600.0", "50600.1", "5", "5")  # 1.2 % over twice as long
+        config = bot_config(fake.url, **strategy)
+        exchange: ExchangePort
+        if paper:
+            exchange = await PaperExchange.open(
+                live_for(fake, keys=False, clock=clock),
+                clock=clock,
+                fees=config.fees,
+                paper=config.paper,
+            )
+        else:
+            exchange = live_for(fake, clock=clock)
+        made.append((fake, exchange))
+        guard = OutageGuard(engine, clock)
+        events = BufferedEventSink(ledger.events, guard)
+        run = await ledger.runs.start(
+            mode="paper" if paper else "live",
+            environment="production",
+            config_hash=config.fingerprint(),
+            version="test",
+            at=clock.now(),
+        )
+        loop = await assemble_loop(config, exchange, ledger, guard, events, clock, run.id)
+        await start_up(loop, exchange, events, clock)
+        return Bot(fake, clock, exchange, loop, ledger)
+
+    try:
+        yield build
+    finally:
+        for fake, exchange in made:
+            await exchange.close()
+            await fake.stop()
+
+
+async def test_paper_run_opens_spot_and_quarterly_and_closes_on_take_profit_to_the_cent(
+    bot_factory: BotFactory,
+) -> None:
+    bot = await bot_factory(paper=True)
+
+    await bot.cycle()
+
+    (hedge,) = await bot.hedges()
+    assert (hedge.state, hedge.perp_symbol) == (HedgeState.OPEN, QUARTER)
+    assert "net basis APR" in (hedge.open_reason or "")
+    q = hedge.perp_quantity
+    assert q == D("0.02") and bot.short(QUARTER) == -q and bot.short(PERP) == 0
+
+    # The quarterly converges: 0.2 % left of the 2 % sold, so 90 % is captured (>= 80 %).
+    bot.fake.set_quote(QUARTER, "50100.0", "50100.1", "5", "5")
+    await bot.cycle()
+
+    (hedge,) = await bot.hedges()
+    assert hedge.state is HedgeState.CLOSED
+    assert (hedge.close_reason or "").startswith("take_profit: basis captured")
+    assert bot.short(QUARTER) == 0 and bot.spot() < kit.spot().step_size
+    fills = await bot.ledger.fills.for_hedge(hedge.id)
+    assert {f.symbol for f in fills} == {"BTC/USDT", QUARTER}  # the perpetual never traded
+    bought = sum((f.quantity for f in fills if f.symbol == "BTC/USDT" and f.side is Side.BUY), D(0))
+    pnl = hedge_pnl(hedge, fills, D(0), now=bot.clock.now())
+
+    captured = q * ((D("51000.0") - D("50000.00")) - (D("50100.1") - D("49999.99")))
+    fees = (
+        bought * SPOT_FEE * D("50000.00")  # paid in BTC on the buy
+        + q * D("49999.99") * SPOT_FEE
+        + q * D("51000.0") * FUTURES_FEE
+        + q * D("50100.1") * FUTURES_FEE
+    )
+    assert captured == D("17.9978")
+    assert round(pnl.net, 2) == round(captured - fees, 2) == D("14.99")
+    assert round(pnl.fees, 2) == round(fees, 2)
+
+
+async def _open_then_reach_the_roll_window(bot: Bot) -> Hedge:
+    """Open on the quarterly; the next quarter richens; go to 2 days before delivery."""
+    await bot.cycle()
+    (hedge,) = await bot.hedges()
+    assert (hedge.state, hedge.perp_symbol) == (HedgeState.OPEN, QUARTER)
+    bot.fake.set_quote(NEXT, "51200.0", "51200.1", "5", "5")  # 2.4 % to late August: pays
+    delivery = T0.replace(hour=8) + timedelta(days=90)
+    bot.clock.advance(delivery - timedelta(hours=48) - bot.clock.now())
+    return hedge
+
+
+@pytest.mark.parametrize("paper", [True, False], ids=["paper", "live"])
+async def test_near_delivery_the_hedge_rolls_into_the_next_quarter(
+    bot_factory: BotFactory, paper: bool
+) -> None:
+    bot = await bot_factory(paper=paper, dated={"take_profit_basis": 1})
+    await _open_then_reach_the_roll_window(bot)
+
+    await bot.cycle(0)
+
+    old, new = await bot.hedges()
+    assert old.state is HedgeState.CLOSED
+    assert (old.close_reason or "").startswith(f"roll: {QUARTER} -> {NEXT}")
+    assert (new.state, new.perp_symbol) == (HedgeState.OPEN, NEXT)
+    assert f"roll from hedge {old.id}" in (new.open_reason or "")
+    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -new.perp_quantity
+    assert abs(bot.spot() - new.perp_quantity) < kit.spot().step_size * 2
+
+
+async def test_a_roll_whose_buy_back_fails_once_is_retried_then_rolls(
+    bot_factory: BotFactory,
+) -> None:
+    bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
+    await _open_then_reach_the_roll_window(bot)
+    bot.fake.add_fault("reject", PERP_ORDER, method="POST", symbol="BTCUSDT_240530", code=-1000)
+
+    await bot.cycle(0)
+
+    old, new = await bot.hedges()
+    assert (old.state, new.state, new.perp_symbol) == (HedgeState.CLOSED, HedgeState.OPEN, NEXT)
+    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -new.perp_quantity
+    assert abs(bot.spot() - new.perp_quantity) < kit.spot().step_size * 2
+
+
+async def test_a_roll_whose_close_does_not_finish_never_opens_the_next_quarter(
+    bot_factory: BotFactory,
+) -> None:
+    bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
+    await _open_then_reach_the_roll_window(bot)
+    bot.fake.add_fault(
+        "reject", PERP_ORDER, method="POST", symbol="BTCUSDT_240530", code=-1000, times=None
+    )
+
+    await bot.cycle(0)
+
+    (old,) = await bot.hedges()  # no hedge on the next quarter: the asset is not held twice
+    assert old.state is HedgeState.CLOSING
+    assert bot.short(NEXT) == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "msg"),
+    [(-2019, "Margin is insufficient."), (-1013, "Filter failure: NOTIONAL")],
+    ids=["margin", "filter"],
+)
+async def test_a_roll_whose_new_short_is_rejected_unwinds_its_spot_and_ends_flat(
+    bot_factory: BotFactory, code: int, msg: str
+) -> None:
+    bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
+    await _open_then_reach_the_roll_window(bot)
+    bot.fake.add_fault("reject", PERP_ORDER, method="POST", symbol=NEXT_ID, code=code, msg=msg)
+
+    await bot.cycle(0)
+
+    old, new = await bot.hedges()
+    assert (old.state, new.state, new.perp_symbol) == (HedgeState.CLOSED, HedgeState.FAILED, NEXT)
+    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == 0
+    # The spot bought for the roll was sold again: what is left is each hedge's sub-step dust.
+    assert bot.spot() < 2 * kit.spot().step_size
+    purposes = [o.purpose for o in await bot.ledger.orders.for_hedge(new.id)]
+    assert OrderPurpose.UNWIND in purposes
+
+
+@pytest.mark.parametrize("paper", [True, False], ids=["paper", "live"])
+async def test_held_to_settlement_the_short_is_delivered_and_the_spot_sold(
+    bot_factory: BotFactory, paper: bool
+) -> None:
+    bot = await bot_factory(paper=paper, dated={"hold_to_settlement": True, "take_profit_basis": 1})
+    await bot.cycle()
+    (hedge,) = await bot.hedges()
+    assert hedge.perp_symbol == QUARTER
+    q, entry_future = hedge.perp_quantity, hedge.entry_perp_price
+    assert entry_future is not None
+    delivery = T0.replace(hour=8) + timedelta(days=90)
+    bot.fake.set_quote(QUARTER, "50000.0", "50000.1", "5", "5")  # converged by then
+    bot.clock.advance(delivery + timedelta(minutes=1) - bot.clock.now())
+    if paper:  # the exchange publishes the price; the simulator settles the paper short
+        bot.fake.market.delivery_prices[("BTCUSDT", int(delivery.timestamp() * 1000))] = D(
+            "50000.5"
+        )
+    else:  # the exchange settles the account and publishes the price
+        bot.fake.deliver(QUARTER, "50000.5")
+
+    await bot.cycle(0)
+
+    (hedge,) = await bot.hedges()
+    assert hedge.state is HedgeState.CLOSED
+    assert (hedge.close_reason or "").startswith(f"delivered: {QUARTER} settled")
+    assert (hedge.perp_quantity, hedge.exit_perp_price) == (0, D("50000.5"))
+    assert bot.short(QUARTER) == 0 and bot.spot() < kit.spot().step_size
+    fills = await bot.ledger.fills.for_hedge(hedge.id)
+    future_fills = [f for f in fills if f.symbol == QUARTER]
+    assert [f.side for f in future_fills] == [Side.SELL]  # no trade at delivery
+    pnl = hedge_pnl(hedge, fills, D(0), now=bot.clock.now())
+    assert pnl.perp_pnl == q * (entry_future - D("50000.5"))
+    events = [e.kind for e in await bot.ledger.events.recent()]
+    assert "hedge.delivered" in events

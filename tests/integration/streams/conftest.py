@@ -1,0 +1,95 @@
+"""A fake Binance with streams and a `StreamingSource` on it (real ccxt.pro, real sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.config import Config, config_from_dict
+from bot.streams.factory import streaming_source
+from bot.streams.gate import EntryGate
+from bot.streams.health import StreamState
+from bot.streams.source import StreamingSource
+from tests.fakes.binance_server import FakeBinance
+from tests.fakes.fixtures import live_for, seed, standard_instruments
+
+
+@dataclass
+class Rig:
+    fake: FakeBinance
+    source: StreamingSource
+    gate: EntryGate
+    config: Config
+
+    async def started(self) -> None:
+        """Start the streams and wait until every stream is live."""
+        await self.source.start()
+        await wait_for(lambda: self.all_live(), timeout=5)
+
+    def all_live(self) -> bool:
+        streams = self.source.health.all()
+        return bool(streams) and all(h.state is StreamState.LIVE for h in streams)
+
+    def reconnects(self) -> int:
+        return sum(h.reconnects for h in self.source.health.all())
+
+
+def rig_config(fake: FakeBinance, **streams: Any) -> Config:
+    return config_from_dict(
+        {
+            "exchange": {"spot_api_url": fake.url, "futures_api_url": fake.url},
+            "universe": {"symbols": ["BTC/USDT", "ETH/USDT"]},
+            "streams": {
+                "spot_ws_url": fake.spot_ws_url,
+                "futures_ws_url": fake.futures_ws_url,
+                "spot_ws_api_url": fake.ws_api_url,
+                "silence_seconds": 1.0,
+                "settle_seconds": 0.5,
+                "max_quote_age_seconds": 1.0,
+                "reconnect_max_backoff_seconds": 0.4,
+                **streams,
+            },
+        }
+    )
+
+
+async def wait_for(condition: Callable[[], bool], *, timeout: float) -> float:
+    """Wait until `condition()` holds; return the seconds it took (fails after `timeout`)."""
+    started = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.01)
+    return time.perf_counter() - started
+
+
+@pytest.fixture
+async def make_rig() -> AsyncIterator[Callable[..., Any]]:
+    made: list[tuple[FakeBinance, StreamingSource]] = []
+
+    async def make(*, spot_fallback_paths: tuple[str, ...] = (), **streams: Any) -> Rig:
+        fake = FakeBinance(standard_instruments(datetime.now(UTC)))
+        await fake.start()
+        seed(fake)
+        if spot_fallback_paths:
+            base = fake.url.replace("http://", "ws://", 1)
+            streams["spot_ws_fallbacks"] = [base + path for path in spot_fallback_paths]
+        config = rig_config(fake, **streams)
+        source = streaming_source(live_for(fake, keys=False), config, fake.clock)
+        assert source is not None
+        made.append((fake, source))
+        gate = EntryGate(config.streams, fake.clock, source, {})
+        return Rig(fake, source, gate, config)
+
+    try:
+        yield make
+    finally:
+        for fake, source in made:
+            await source.close()
+            await fake.stop()
