@@ -21,18 +21,20 @@ from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
 from bot.domain.instruments import dated_pairs, is_dated_symbol
 from bot.domain.ledger import TradingState
-from bot.errors import ExchangeError, UserError
+from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
 from bot.exchange.port import ExchangePort
 from bot.execution.account_setup import AccountSetup
 from bot.execution.executor import HedgeExecutor
 from bot.ids import UidFactory
+from bot.listings import check_explicit_symbols
 from bot.marketdata import MarketData
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.instance_lock import LockKeeper, instance_lock_for
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger, SettledFundingRepository
+from bot.persistence.startup_checks import database_errors
 from bot.reconcile import Reconciler
 from bot.risk import RiskGate
 from bot.scheduler import build_scheduler
@@ -104,7 +106,6 @@ async def run_bot(
     if config.web.enabled:
         check_binding(config.web, token)
     lock = instance_lock_for(database_url, now=clock.now)
-    await lock.acquire()
     keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
     exchange: ExchangePort | None = None
@@ -112,16 +113,18 @@ async def run_bot(
     base_ledger = Ledger(session_factory(engine))
     keeping: asyncio.Task[None] | None = None
     try:
-        if options.banner:
-            print(options.banner, flush=True)
-        await migrate.ensure_current(engine)
-        run = await base_ledger.runs.start(
-            mode=mode.value,
-            environment=config.exchange.environment,
-            config_hash=config.fingerprint(),
-            version=__version__,
-            at=clock.now(),
-        )
+        with database_errors(database_url):  # a bad ledger is one line, before any order
+            await lock.acquire()
+            if options.banner:
+                print(options.banner, flush=True)
+            await migrate.ensure_current(engine)
+            run = await base_ledger.runs.start(
+                mode=mode.value,
+                environment=config.exchange.environment,
+                config_hash=config.fingerprint(),
+                version=__version__,
+                at=clock.now(),
+            )
         run_id = run.id
         ledger = base_ledger.for_run(run.id)
         guard = OutageGuard(engine, clock, probe=keeper.ensure)
@@ -175,6 +178,12 @@ async def run_bot(
         await _shutdown(loop, reason)
         await base_ledger.runs.stop(run_id, at=clock.now(), reason=reason)
         return 1 if keeper.lost else 0
+    except AuthError as exc:
+        raise UserError(
+            f"the exchange refused the API key ({exc}): check BINANCE_API_KEY and "
+            "BINANCE_API_SECRET (BITSTAMP_… for a Bitstamp spot leg), the key's permissions "
+            "(spot and USDⓈ-M trading) and its IP whitelist, then start again"
+        ) from None
     finally:
         if keeping is not None:
             keeping.cancel()
@@ -210,10 +219,12 @@ async def _connect(
             )
             loop = await assemble_loop(config, exchange, ledger, guard, events, clock, run_id)
             return exchange, loop
-        except ExchangeError as exc:
+        except BaseException as exc:
             if exchange is not None:
                 with contextlib.suppress(Exception):
                     await exchange.close()
+            if isinstance(exc, AuthError) or not isinstance(exc, ExchangeError):
+                raise  # a refused key is the user's to fix: no retry
             failures += 1
             if attempts is not None and failures >= attempts:
                 raise
@@ -245,6 +256,7 @@ async def assemble_loop(
     directory, passes `store_funding_history=False`.
     """
     pairs = {p.key: p for p in await exchange.pairs()}
+    check_explicit_symbols(config.universe.symbols, pairs, exchange.venue)
     # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
     pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
     setup = AccountSetup(exchange, config.exchange, events, clock)

@@ -340,6 +340,8 @@ def _allowed_keys(loc: list[str]) -> list[str]:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as written in TOML
     if isinstance(value, dict):
         return "{…}"
     if isinstance(value, Decimal):

@@ -16,6 +16,7 @@ from bot.clock import SystemClock
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import Ledger
+from bot.persistence.startup_checks import database_errors
 from bot.reporting import HedgeLine, StatusReport, build_status
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
@@ -37,12 +38,13 @@ def register(app: typer.Typer) -> None:
         async def go() -> StatusReport:
             engine = create_engine(ctx.database_url)
             try:
-                await migrate.ensure_current(engine)
-                return await build_status(
-                    Ledger(session_factory(engine)),
-                    now=SystemClock().now(),
-                    leverage=ctx.config.exchange.leverage,
-                )
+                with database_errors(ctx.database_url, write=False):
+                    await migrate.ensure_current(engine)
+                    return await build_status(
+                        Ledger(session_factory(engine)),
+                        now=SystemClock().now(),
+                        leverage=ctx.config.exchange.leverage,
+                    )
             finally:
                 await engine.dispose()
 
