@@ -21,27 +21,30 @@ from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
 from bot.domain.instruments import dated_pairs, is_dated_symbol
 from bot.domain.ledger import TradingState
-from bot.errors import ExchangeError, UserError
+from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
 from bot.exchange.port import ExchangePort
 from bot.execution.account_setup import AccountSetup
 from bot.execution.executor import HedgeExecutor
 from bot.ids import UidFactory
+from bot.listings import check_explicit_symbols
 from bot.marketdata import MarketData
+from bot.operations import Operations
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.instance_lock import LockKeeper, instance_lock_for
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger, SettledFundingRepository
+from bot.persistence.startup_checks import database_errors
 from bot.reconcile import Reconciler
 from bot.risk import RiskGate
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
 from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
+from bot.streams.status import StreamStateStore, heartbeat_hook
 from bot.trading import TradingLoop
-from bot.web import Metrics, check_binding, start_dashboard
-from bot.web.live import LoopProbe
+from bot.web import check_binding
 from strategies.runner import load_safe_strategy
 
 log = logging.getLogger(__name__)
@@ -100,33 +103,37 @@ async def run_bot(
     """Run the bot until stopped; return the process exit status."""
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
-    token = settings.web_token.get_secret_value() if settings.web_token else None
-    if config.web.enabled:
-        check_binding(config.web, token)
+    if config.web.enabled:  # refuse a public dashboard without a token before anything else
+        check_binding(
+            config.web, settings.web_token.get_secret_value() if settings.web_token else None
+        )
     lock = instance_lock_for(database_url, now=clock.now)
-    await lock.acquire()
     keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
     exchange: ExchangePort | None = None
     run_id: int | None = None
     base_ledger = Ledger(session_factory(engine))
     keeping: asyncio.Task[None] | None = None
+    ops: Operations | None = None
     try:
-        if options.banner:
-            print(options.banner, flush=True)
-        await migrate.ensure_current(engine)
-        run = await base_ledger.runs.start(
-            mode=mode.value,
-            environment=config.exchange.environment,
-            config_hash=config.fingerprint(),
-            version=__version__,
-            at=clock.now(),
-        )
+        with database_errors(database_url):  # a bad ledger is one line, before any order
+            await lock.acquire()
+            if options.banner:
+                print(options.banner, flush=True)
+            await migrate.ensure_current(engine)
+            run = await base_ledger.runs.start(
+                mode=mode.value,
+                environment=config.exchange.environment,
+                config_hash=config.fingerprint(),
+                version=__version__,
+                at=clock.now(),
+            )
         run_id = run.id
         ledger = base_ledger.for_run(run.id)
         guard = OutageGuard(engine, clock, probe=keeper.ensure)
         keeping = asyncio.create_task(keeper.run(guard.mark_down, LOCK_CHECK_SECONDS))
-        events = BufferedEventSink(ledger.events, guard)
+        ops = Operations(config, settings, ledger, clock, mode.value)
+        events = ops.event_sink(guard)
         _install_signal_handlers(stop)
         connected = await _connect(
             mode,
@@ -153,29 +160,24 @@ async def run_bot(
             await loop.heartbeat()
             reason = "--once finished"
         else:
-            metrics = Metrics()
-            dashboard = await start_dashboard(
-                config.web,
-                ledger,
-                clock,
-                token=token,
-                leverage=config.exchange.leverage,
-                live=LoopProbe(loop, mode.value),
-                metrics=metrics,
+            await ops.start(loop)
+            reason = await _serve(
+                loop, config, clock, stop, options.duration, on_job=ops.metrics.observe_job
             )
-            try:
-                reason = await _serve(
-                    loop, config, clock, stop, options.duration, on_job=metrics.observe_job
-                )
-            finally:
-                if dashboard is not None:
-                    await dashboard.stop()
         if keeper.lost:
             reason = "instance lock taken by another carrybot"
         await _shutdown(loop, reason)
         await base_ledger.runs.stop(run_id, at=clock.now(), reason=reason)
         return 1 if keeper.lost else 0
+    except AuthError as exc:
+        raise UserError(
+            f"the exchange refused the API key ({exc}): check BINANCE_API_KEY and "
+            "BINANCE_API_SECRET (BITSTAMP_… for a Bitstamp spot leg), the key's permissions "
+            "(spot and USDⓈ-M trading) and its IP whitelist, then start again"
+        ) from None
     finally:
+        if ops is not None:
+            await ops.stop()
         if keeping is not None:
             keeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -210,10 +212,12 @@ async def _connect(
             )
             loop = await assemble_loop(config, exchange, ledger, guard, events, clock, run_id)
             return exchange, loop
-        except ExchangeError as exc:
+        except BaseException as exc:
             if exchange is not None:
                 with contextlib.suppress(Exception):
                     await exchange.close()
+            if isinstance(exc, AuthError) or not isinstance(exc, ExchangeError):
+                raise  # a refused key is the user's to fix: no retry
             failures += 1
             if attempts is not None and failures >= attempts:
                 raise
@@ -245,6 +249,7 @@ async def assemble_loop(
     directory, passes `store_funding_history=False`.
     """
     pairs = {p.key: p for p in await exchange.pairs()}
+    check_explicit_symbols(config.universe.symbols, pairs, exchange.venue)
     # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
     pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
     setup = AccountSetup(exchange, config.exchange, events, clock)
@@ -295,6 +300,9 @@ async def assemble_loop(
         pairs=pairs,
         rng=rng,
         poll_before_evaluate=streams is not None,  # a snapshot from memory: decide on fresh data
+        heartbeat_parts=[]
+        if streams is None
+        else [heartbeat_hook(streams.health, clock, StreamStateStore(ledger.sessions), guard)],
     )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_validator, model_validator
 
 import strategies
+from bot.alerts.config import AlertsConfig
 from bot.errors import UserError
 from bot.streams.config import StreamsConfig
 from bot.web.config import WebConfig
@@ -83,6 +84,7 @@ class VenuesConfig(FrozenModel):
     bitstamp_api_url: AnyHttpUrl | None = None
     bitstamp_timeout_ms: Annotated[int, Field(ge=100, le=120000)] = 10000
     bitstamp_requests_per_10_min: PositiveInt = 8000
+    align_arrivals: bool = True
 
     @property
     def cross_venue(self) -> bool:
@@ -195,6 +197,7 @@ class Config(FrozenModel):
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
     web: WebConfig = WebConfig()
+    alerts: AlertsConfig = AlertsConfig()
     streams: StreamsConfig = StreamsConfig()
 
     @model_validator(mode="before")
@@ -344,6 +347,8 @@ def _allowed_keys(loc: list[str], strategy: str | None = None) -> list[str]:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as written in TOML
     if isinstance(value, dict):
         return "{…}"
     if isinstance(value, Decimal):
@@ -371,6 +376,9 @@ def redacted_settings_view(settings: Any) -> dict[str, Any]:
         "LOG_LEVEL": settings.log_level,
         "LOG_FORMAT": settings.log_format,
         "CARRYBOT_WEB_TOKEN": "***" if settings.web_token else None,
+        "TELEGRAM_BOT_TOKEN": "***" if settings.telegram_bot_token else None,
+        "TELEGRAM_CHAT_ID": "***" if settings.telegram_chat_id else None,
+        "CARRYBOT_ALERT_WEBHOOK_URL": "***" if settings.alert_webhook_url else None,
     }
 
 

@@ -18,6 +18,7 @@ from bot.domain.ledger import TradingState
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import Ledger
+from bot.persistence.startup_checks import database_errors
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
 DatabaseOption = Annotated[str | None, typer.Option("--database", help="Database URL.")]
@@ -30,11 +31,12 @@ def set_state(state: TradingState, reason: str, config: Path | None, database: s
     async def go() -> None:
         engine = create_engine(ctx.database_url)
         try:
-            await migrate.ensure_current(engine)
-            ledger = Ledger(session_factory(engine))
-            await set_trading_state(
-                ledger, state, reason=reason, source="cli", at=SystemClock().now()
-            )
+            with database_errors(ctx.database_url):
+                await migrate.ensure_current(engine)
+                ledger = Ledger(session_factory(engine))
+                await set_trading_state(
+                    ledger, state, reason=reason, source="cli", at=SystemClock().now()
+                )
         finally:
             await engine.dispose()
 

@@ -12,6 +12,7 @@ from bot.cli.common import console, load_context
 from bot.config import redact_url
 from bot.persistence import migrate
 from bot.persistence.db import create_engine
+from bot.persistence.startup_checks import database_errors
 
 app = typer.Typer(help="Migrate and inspect the ledger database.", no_args_is_help=True)
 
@@ -34,8 +35,9 @@ def upgrade(
     async def go() -> str | None:
         engine = create_engine(ctx.database_url)
         try:
-            await migrate.upgrade(engine, revision)
-            return await migrate.current_revision(engine)
+            with database_errors(ctx.database_url):
+                await migrate.upgrade(engine, revision)
+                return await migrate.current_revision(engine)
         finally:
             await engine.dispose()
 
@@ -55,8 +57,9 @@ def downgrade(
     async def go() -> str | None:
         engine = create_engine(ctx.database_url)
         try:
-            await migrate.downgrade(engine, revision)
-            return await migrate.current_revision(engine)
+            with database_errors(ctx.database_url):
+                await migrate.downgrade(engine, revision)
+                return await migrate.current_revision(engine)
         finally:
             await engine.dispose()
 
@@ -72,7 +75,8 @@ def current(config: ConfigOption = None, database: DatabaseOption = None) -> Non
     async def go() -> str | None:
         engine = create_engine(ctx.database_url)
         try:
-            return await migrate.current_revision(engine)
+            with database_errors(ctx.database_url, write=False):
+                return await migrate.current_revision(engine)
         finally:
             await engine.dispose()
 

@@ -49,24 +49,30 @@ class AccountSetup:
             target = PositionMode(wanted)
             positions = await self._exchange.fetch_positions()
             if positions:
-                await self._events.emit(Event(
-                    "account.position_mode_kept",
-                    f"account is in {actual.value} mode with open positions; configured "
-                    f"{wanted} cannot be set now, trading in {actual.value}",
-                    self._clock.now(), Severity.ALERT,
-                    {"actual": actual.value, "configured": wanted},
-                ))
+                await self._events.emit(
+                    Event(
+                        "account.position_mode_kept",
+                        f"account is in {actual.value} mode with open positions; configured "
+                        f"{wanted} cannot be set now, trading in {actual.value}",
+                        self._clock.now(),
+                        Severity.ALERT,
+                        {"actual": actual.value, "configured": wanted},
+                    )
+                )
             else:
                 await self._exchange.set_position_mode(target)
                 log.info("Position mode set from %s to %s", actual.value, target.value)
                 actual = target
         if self._mode is not None and self._mode is not actual:
-            await self._events.emit(Event(
-                "account.position_mode_changed",
-                f"position mode changed from {self._mode.value} to {actual.value}",
-                self._clock.now(), Severity.ALERT,
-                {"from": self._mode.value, "to": actual.value},
-            ))
+            await self._events.emit(
+                Event(
+                    "account.position_mode_changed",
+                    f"position mode changed from {self._mode.value} to {actual.value}",
+                    self._clock.now(),
+                    Severity.ALERT,
+                    {"from": self._mode.value, "to": actual.value},
+                )
+            )
         self._mode = actual
         return actual
 
@@ -79,8 +85,12 @@ class AccountSetup:
         await self._exchange.set_margin_mode(perp_symbol, MarginMode(self._config.margin_mode))
         await self._exchange.set_leverage(perp_symbol, self._config.leverage)
         self._prepared.add(perp_symbol)
-        log.info("Prepared %s: %s margin, %sx", perp_symbol, self._config.margin_mode,
-                 self._config.leverage)
+        log.info(
+            "Prepared %s: %s margin, %sx",
+            perp_symbol,
+            self._config.margin_mode,
+            self._config.leverage,
+        )
 
     def open_short_flags(self) -> tuple[PositionSide | None, bool]:
         """Return (positionSide, reduceOnly) for selling to open or add to the short."""

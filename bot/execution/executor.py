@@ -49,7 +49,7 @@ from bot.errors import (
     ReduceOnlyRejected,
 )
 from bot.exchange.port import ExchangePort
-from bot.exchange.venues import spot_fee_in_base
+from bot.exchange.venues import arrival_delay, spot_fee_in_base
 from bot.execution.account_setup import AccountSetup
 from bot.execution.legs import LegResult, LegSender
 from bot.execution.sizing import SizingError, common_step, size_hedge, spot_quantity_for
@@ -110,7 +110,10 @@ class HedgeExecutor:
         self._uids = uids
         self._run_id = run_id
         self._sender = sender or LegSender(
-            exchange, ledger, clock, final_wait_seconds=risk.order_timeout_seconds,
+            exchange,
+            ledger,
+            clock,
+            final_wait_seconds=risk.order_timeout_seconds,
             recv_window_seconds=recv_window_ms / 1000,
         )
 
@@ -131,47 +134,95 @@ class HedgeExecutor:
             spot_balances = await self._exchange.fetch_spot_balances()
             futures = await self._exchange.fetch_futures_account()
         except ExchangeError as exc:
-            await self._emit("hedge.not_opened", f"{pair.key}: account set-up failed: {exc}",
-                             Severity.WARNING, {"pair": pair.key, "error": str(exc)})
+            await self._emit(
+                "hedge.not_opened",
+                f"{pair.key}: account set-up failed: {exc}",
+                Severity.WARNING,
+                {"pair": pair.key, "error": str(exc)},
+            )
             return None
         free_quote = spot_balances.get(pair.spot.quote)
         try:
             size = size_hedge(
-                pair, notional, spot_ask=spot_quote.ask, perp_bid=perp_quote.bid,
-                spot_fee=self._base_fee, leverage=self._setup.leverage,
+                pair,
+                notional,
+                spot_ask=spot_quote.ask,
+                perp_bid=perp_quote.bid,
+                spot_fee=self._base_fee,
+                leverage=self._setup.leverage,
                 spot_free_quote=free_quote.free if free_quote else ZERO,
                 futures_available=futures.available_balance,
-                balance_buffer=self._risk.balance_buffer, margin_buffer=self._risk.margin_buffer,
+                balance_buffer=self._risk.balance_buffer,
+                margin_buffer=self._risk.margin_buffer,
             )
         except SizingError as exc:
-            await self._emit("hedge.sizing_denied", str(exc), Severity.WARNING,
-                             {"pair": pair.key, "notional": str(notional)})
+            await self._emit(
+                "hedge.sizing_denied",
+                str(exc),
+                Severity.WARNING,
+                {"pair": pair.key, "notional": str(notional)},
+            )
             return None
         uid = self._uids()
         position_side, _ = self._setup.open_short_flags()
         orders = [
-            NewOrder(client_order_id(uid, Leg.SPOT, OrderPurpose.OPEN), Leg.SPOT,
-                     OrderPurpose.OPEN, pair.spot.symbol, Side.BUY, OrderType.MARKET,
-                     size.spot_order_quantity),
-            NewOrder(client_order_id(uid, Leg.PERP, OrderPurpose.OPEN), Leg.PERP,
-                     OrderPurpose.OPEN, pair.perp.symbol, Side.SELL, OrderType.MARKET,
-                     size.quantity, position_side=position_side),
+            NewOrder(
+                client_order_id(uid, Leg.SPOT, OrderPurpose.OPEN),
+                Leg.SPOT,
+                OrderPurpose.OPEN,
+                pair.spot.symbol,
+                Side.BUY,
+                OrderType.MARKET,
+                size.spot_order_quantity,
+            ),
+            NewOrder(
+                client_order_id(uid, Leg.PERP, OrderPurpose.OPEN),
+                Leg.PERP,
+                OrderPurpose.OPEN,
+                pair.perp.symbol,
+                Side.SELL,
+                OrderType.MARKET,
+                size.quantity,
+                position_side=position_side,
+            ),
         ]
         hedge, (spot_record, perp_record) = await self._ledger.hedges.create(
-            uid=uid, pair=pair.key, spot_symbol=pair.spot.symbol, perp_symbol=pair.perp.symbol,
-            target_quantity=size.quantity, target_notional=size.notional, reason=reason,
-            metrics={k: str(v) for k, v in metrics.items()}, at=self._clock.now(),
-            venue=self._exchange.venue, orders=orders, run_id=self._run_id,
+            uid=uid,
+            pair=pair.key,
+            spot_symbol=pair.spot.symbol,
+            perp_symbol=pair.perp.symbol,
+            target_quantity=size.quantity,
+            target_notional=size.notional,
+            reason=reason,
+            metrics={k: str(v) for k, v in metrics.items()},
+            at=self._clock.now(),
+            venue=self._exchange.venue,
+            orders=orders,
+            run_id=self._run_id,
         )
-        log.info("Opening hedge %s (%s): %s %s, reason: %s", hedge.id, uid, size.quantity,
-                 pair.base, reason)
+        log.info(
+            "Opening hedge %s (%s): %s %s, reason: %s",
+            hedge.id,
+            uid,
+            size.quantity,
+            pair.base,
+            reason,
+        )
         failpoints.hit(failpoints.OPEN_PERSISTED)
 
         spot, perp = await asyncio.gather(
-            self._sender.send(spot_record), self._sender.send(perp_record)
+            self._send_aligned(spot_record), self._send_aligned(perp_record)
         )
         await asyncio.gather(self._sender.settle(spot), self._sender.settle(perp))
         return await self._finish_open(hedge, pair, spot, perp)
+
+    async def _send_aligned(self, record: OrderRecord) -> LegResult:
+        """Send one opening leg; across venues the faster venue's leg waits out the latency
+        difference, so both orders reach their exchanges together (0 on one venue)."""
+        delay = arrival_delay(self._exchange, record.symbol)
+        if delay > 0:
+            await self._clock.sleep(delay)
+        return await self._sender.send(record)
 
     async def _finish_open(
         self, hedge: Hedge, pair: Pair, spot: LegResult, perp: LegResult
@@ -179,15 +230,21 @@ class HedgeExecutor:
         spot_net = spot.filled - spot.base_fee(pair.base)
         perp_qty = perp.filled
         hedge = await self._ledger.hedges.update(
-            hedge.id, at=self._clock.now(), spot_quantity=spot_net, perp_quantity=perp_qty,
-            entry_spot_price=spot.average_price, entry_perp_price=perp.average_price,
+            hedge.id,
+            at=self._clock.now(),
+            spot_quantity=spot_net,
+            perp_quantity=perp_qty,
+            entry_spot_price=spot.average_price,
+            entry_perp_price=perp.average_price,
         )
         if spot.unresolved or perp.unresolved:
             await self._emit(
                 "hedge.unresolved",
                 f"hedge {hedge.id}: an order's outcome is unknown; it will not be sent again "
                 "and reconciliation resolves it",
-                Severity.ALERT, {"spot_error": _err(spot), "perp_error": _err(perp)}, hedge.id,
+                Severity.ALERT,
+                {"spot_error": _err(spot), "perp_error": _err(perp)},
+                hedge.id,
             )
             return hedge
         if spot_net <= 0 and perp_qty <= 0:
@@ -201,25 +258,42 @@ class HedgeExecutor:
         if spot_net <= 0 or perp_qty <= 0:
             return await self._unwind(hedge, pair, "legs could not be equalised")
         hedge = await self._ledger.hedges.transition(
-            hedge.id, HedgeState.OPEN, reason="both legs filled", at=self._clock.now(),
-            spot_quantity=spot_net, perp_quantity=perp_qty, opened_at=self._clock.now(),
+            hedge.id,
+            HedgeState.OPEN,
+            reason="both legs filled",
+            at=self._clock.now(),
+            spot_quantity=spot_net,
+            perp_quantity=perp_qty,
+            opened_at=self._clock.now(),
             target_quantity=perp_qty,
             target_notional=(perp_qty * (spot.average_price or ZERO)).quantize(Decimal("0.01")),
         )
-        await self._emit("hedge.opened", f"hedge {hedge.id} OPEN: {spot_net} spot / {perp_qty} "
-                         f"short {pair.base}", Severity.INFO,
-                         {"spot_quantity": str(spot_net), "perp_quantity": str(perp_qty),
-                          "spot_price": str(spot.average_price),
-                          "perp_price": str(perp.average_price),
-                          "leg_gap_ms": _gap_ms(spot, perp)}, hedge.id)
+        await self._emit(
+            "hedge.opened",
+            f"hedge {hedge.id} OPEN: {spot_net} spot / {perp_qty} short {pair.base}",
+            Severity.INFO,
+            {
+                "spot_quantity": str(spot_net),
+                "perp_quantity": str(perp_qty),
+                "spot_price": str(spot.average_price),
+                "perp_price": str(perp.average_price),
+                "leg_gap_ms": _gap_ms(spot, perp),
+            },
+            hedge.id,
+        )
         return hedge
 
     async def _fail(self, hedge: Hedge, reason: str) -> Hedge:
         hedge = await self._ledger.hedges.transition(
             hedge.id, HedgeState.FAILED, reason=reason, at=self._clock.now(), close_reason=reason
         )
-        await self._emit("hedge.failed", f"hedge {hedge.id} FAILED: {reason}", Severity.WARNING,
-                         {"reason": reason}, hedge.id)
+        await self._emit(
+            "hedge.failed",
+            f"hedge {hedge.id} FAILED: {reason}",
+            Severity.WARNING,
+            {"reason": reason},
+            hedge.id,
+        )
         return hedge
 
     # --- equalising legs ----------------------------------------------------------------
@@ -241,8 +315,9 @@ class HedgeExecutor:
             else:
                 top = floor_to_step(diff, pair.perp.step_size)
                 if _tradable(top, price, pair.perp.min_qty, pair.perp.min_notional):
-                    done = await self._leg(hedge, pair, Leg.PERP, Side.SELL, top,
-                                           OrderPurpose.TOP_UP)
+                    done = await self._leg(
+                        hedge, pair, Leg.PERP, Side.SELL, top, OrderPurpose.TOP_UP
+                    )
                     perp_qty += done.filled
         else:
             need = -diff
@@ -253,16 +328,20 @@ class HedgeExecutor:
             else:
                 cut = floor_to_step(need, pair.perp.step_size)
                 if cut >= pair.perp.min_qty:  # reduce-only orders are exempt from min notional
-                    done = await self._leg(hedge, pair, Leg.PERP, Side.BUY, cut,
-                                           OrderPurpose.TRIM)
+                    done = await self._leg(hedge, pair, Leg.PERP, Side.BUY, cut, OrderPurpose.TRIM)
                     perp_qty -= done.filled
-        await self._ledger.hedges.update(hedge.id, at=self._clock.now(), spot_quantity=spot_net,
-                                         perp_quantity=perp_qty)
+        await self._ledger.hedges.update(
+            hedge.id, at=self._clock.now(), spot_quantity=spot_net, perp_quantity=perp_qty
+        )
         if abs(spot_net - perp_qty) > tolerance:
-            await self._emit("hedge.imbalanced",
-                             f"hedge {hedge.id}: legs still differ by {spot_net - perp_qty} "
-                             f"{pair.base} after equalising", Severity.ALERT,
-                             {"spot": str(spot_net), "perp": str(perp_qty)}, hedge.id)
+            await self._emit(
+                "hedge.imbalanced",
+                f"hedge {hedge.id}: legs still differ by {spot_net - perp_qty} "
+                f"{pair.base} after equalising",
+                Severity.ALERT,
+                {"spot": str(spot_net), "perp": str(perp_qty)},
+                hedge.id,
+            )
         return spot_net, perp_qty
 
     # --- unwinding ----------------------------------------------------------------------
@@ -272,15 +351,24 @@ class HedgeExecutor:
             hedge = await self._ledger.hedges.transition(
                 hedge.id, HedgeState.UNWINDING, reason=reason, at=self._clock.now()
             )
-            await self._emit("hedge.unwinding", f"hedge {hedge.id}: {reason}; unwinding",
-                             Severity.ALERT, {"reason": reason}, hedge.id)
+            await self._emit(
+                "hedge.unwinding",
+                f"hedge {hedge.id}: {reason}; unwinding",
+                Severity.ALERT,
+                {"reason": reason},
+                hedge.id,
+            )
         hedge = await self._flatten(hedge, pair, OrderPurpose.UNWIND)
         if _is_flat(hedge, pair):
             return await self._fail(hedge, f"{reason}; unwound to flat")
-        await self._emit("hedge.unwind_incomplete",
-                         f"hedge {hedge.id} still holds {hedge.spot_quantity} spot / "
-                         f"{hedge.perp_quantity} short after unwinding; will retry",
-                         Severity.ALERT, {}, hedge.id)
+        await self._emit(
+            "hedge.unwind_incomplete",
+            f"hedge {hedge.id} still holds {hedge.spot_quantity} spot / "
+            f"{hedge.perp_quantity} short after unwinding; will retry",
+            Severity.ALERT,
+            {},
+            hedge.id,
+        )
         return hedge
 
     async def _flatten(self, hedge: Hedge, pair: Pair, purpose: OrderPurpose) -> Hedge:
@@ -315,30 +403,50 @@ class HedgeExecutor:
         """Close both legs concurrently; a failing leg is retried alone, never re-opened."""
         if hedge.state is HedgeState.OPEN:
             hedge = await self._ledger.hedges.transition(
-                hedge.id, HedgeState.CLOSING, reason=reason, at=self._clock.now(),
+                hedge.id,
+                HedgeState.CLOSING,
+                reason=reason,
+                at=self._clock.now(),
                 close_reason=reason,
             )
         log.info("Closing hedge %s: %s", hedge.id, reason)
         hedge = await self._flatten(hedge, pair, OrderPurpose.CLOSE)
         if _is_flat(hedge, pair):
             hedge = await self._ledger.hedges.transition(
-                hedge.id, HedgeState.CLOSED, reason=reason, at=self._clock.now(),
+                hedge.id,
+                HedgeState.CLOSED,
+                reason=reason,
+                at=self._clock.now(),
                 closed_at=self._clock.now(),
             )
-            await self._emit("hedge.closed", f"hedge {hedge.id} CLOSED: {reason}",
-                             Severity.INFO, {"reason": reason}, hedge.id)
+            await self._emit(
+                "hedge.closed",
+                f"hedge {hedge.id} CLOSED: {reason}",
+                Severity.INFO,
+                {"reason": reason},
+                hedge.id,
+            )
             return hedge
-        await self._emit("hedge.close_incomplete",
-                         f"hedge {hedge.id} close incomplete: {hedge.spot_quantity} spot / "
-                         f"{hedge.perp_quantity} short left; will retry", Severity.ALERT,
-                         {"spot": str(hedge.spot_quantity), "perp": str(hedge.perp_quantity)},
-                         hedge.id)
+        await self._emit(
+            "hedge.close_incomplete",
+            f"hedge {hedge.id} close incomplete: {hedge.spot_quantity} spot / "
+            f"{hedge.perp_quantity} short left; will retry",
+            Severity.ALERT,
+            {"spot": str(hedge.spot_quantity), "perp": str(hedge.perp_quantity)},
+            hedge.id,
+        )
         return hedge
 
     # --- resizing and rebalancing ----------------------------------------------------------
     async def resize(
-        self, hedge: Hedge, pair: Pair, notional: Decimal, *, reason: str,
-        spot_quote: Quote, perp_quote: Quote,
+        self,
+        hedge: Hedge,
+        pair: Pair,
+        notional: Decimal,
+        *,
+        reason: str,
+        spot_quote: Quote,
+        perp_quote: Quote,
     ) -> Hedge:
         """Grow or shrink an OPEN hedge to about `notional`, both legs together."""
         price = spot_quote.ask
@@ -348,11 +456,13 @@ class HedgeExecutor:
             return hedge
         if delta < 0:
             cut = -delta
-            spot_cut = min(floor_to_step(cut, pair.spot.step_size),
-                           await self._sellable_spot(hedge, pair))
+            spot_cut = min(
+                floor_to_step(cut, pair.spot.step_size), await self._sellable_spot(hedge, pair)
+            )
             spot_done, perp_done = await asyncio.gather(
-                self._leg(hedge, pair, Leg.SPOT, Side.SELL, spot_cut, OrderPurpose.RESIZE,
-                          retry=True),
+                self._leg(
+                    hedge, pair, Leg.SPOT, Side.SELL, spot_cut, OrderPurpose.RESIZE, retry=True
+                ),
                 self._leg(hedge, pair, Leg.PERP, Side.BUY, cut, OrderPurpose.RESIZE, retry=True),
             )
             spot_qty = hedge.spot_quantity - spot_done.filled - spot_done.gone
@@ -363,32 +473,50 @@ class HedgeExecutor:
                 balances = await self._exchange.fetch_spot_balances()
                 quote_free = balances.get(pair.spot.quote)
                 size = size_hedge(
-                    pair, delta * price, spot_ask=spot_quote.ask, perp_bid=perp_quote.bid,
-                    spot_fee=self._base_fee, leverage=self._setup.leverage,
+                    pair,
+                    delta * price,
+                    spot_ask=spot_quote.ask,
+                    perp_bid=perp_quote.bid,
+                    spot_fee=self._base_fee,
+                    leverage=self._setup.leverage,
                     spot_free_quote=quote_free.free if quote_free else ZERO,
                     futures_available=futures.available_balance,
                     balance_buffer=self._risk.balance_buffer,
                     margin_buffer=self._risk.margin_buffer,
                 )
             except (SizingError, ExchangeError) as exc:
-                await self._emit("hedge.resize_denied", f"hedge {hedge.id}: {exc}",
-                                 Severity.WARNING, {}, hedge.id)
+                await self._emit(
+                    "hedge.resize_denied",
+                    f"hedge {hedge.id}: {exc}",
+                    Severity.WARNING,
+                    {},
+                    hedge.id,
+                )
                 return hedge
             spot_done, perp_done = await asyncio.gather(
-                self._leg(hedge, pair, Leg.SPOT, Side.BUY, size.spot_order_quantity,
-                          OrderPurpose.RESIZE),
+                self._leg(
+                    hedge, pair, Leg.SPOT, Side.BUY, size.spot_order_quantity, OrderPurpose.RESIZE
+                ),
                 self._leg(hedge, pair, Leg.PERP, Side.SELL, size.quantity, OrderPurpose.RESIZE),
             )
             spot_qty = hedge.spot_quantity + spot_done.filled * (1 - self._base_fee)
             perp_qty = hedge.perp_quantity + perp_done.filled
         hedge = await self._ledger.hedges.update(
-            hedge.id, at=self._clock.now(), spot_quantity=spot_qty, perp_quantity=perp_qty,
-            target_quantity=perp_qty, target_notional=(perp_qty * price).quantize(Decimal("0.01")),
+            hedge.id,
+            at=self._clock.now(),
+            spot_quantity=spot_qty,
+            perp_quantity=perp_qty,
+            target_quantity=perp_qty,
+            target_notional=(perp_qty * price).quantize(Decimal("0.01")),
         )
         spot_qty, perp_qty = await self._equalise(hedge, pair, spot_qty, perp_qty)
-        await self._emit("hedge.resized", f"hedge {hedge.id} resized to {perp_qty} {pair.base}: "
-                         f"{reason}", Severity.INFO,
-                         {"spot": str(spot_qty), "perp": str(perp_qty)}, hedge.id)
+        await self._emit(
+            "hedge.resized",
+            f"hedge {hedge.id} resized to {perp_qty} {pair.base}: {reason}",
+            Severity.INFO,
+            {"spot": str(spot_qty), "perp": str(perp_qty)},
+            hedge.id,
+        )
         got = await self._ledger.hedges.get(hedge.id)
         assert got is not None
         return got
@@ -413,16 +541,23 @@ class HedgeExecutor:
                 continue
             result = await self._resolve(record)
             if result is None:
-                await self._emit("hedge.unresolved",
-                                 f"hedge {hedge.id}: order {record.client_order_id} cannot be "
-                                 "resolved yet; nothing sent", Severity.ALERT,
-                                 {"client_order_id": record.client_order_id}, hedge.id)
+                await self._emit(
+                    "hedge.unresolved",
+                    f"hedge {hedge.id}: order {record.client_order_id} cannot be "
+                    "resolved yet; nothing sent",
+                    Severity.ALERT,
+                    {"client_order_id": record.client_order_id},
+                    hedge.id,
+                )
                 return hedge
             results[record.client_order_id] = result
         hedge = await self._recompute_quantities(hedge, pair)
         if hedge.state is HedgeState.OPENING:
-            opens = {r.leg: results.get(r.client_order_id) for r in records
-                     if r.purpose is OrderPurpose.OPEN}
+            opens = {
+                r.leg: results.get(r.client_order_id)
+                for r in records
+                if r.purpose is OrderPurpose.OPEN
+            }
             spot = opens.get(Leg.SPOT) or LegResult(_record_of(records, Leg.SPOT))
             perp = opens.get(Leg.PERP) or LegResult(_record_of(records, Leg.PERP))
             return await self._finish_recovered_open(hedge, pair, spot, perp)
@@ -436,28 +571,36 @@ class HedgeExecutor:
         self, hedge: Hedge, pair: Pair, spot: LegResult, perp: LegResult
     ) -> Hedge:
         if hedge.spot_quantity <= 0 and hedge.perp_quantity <= 0:
-            return await self._fail(hedge, f"recovered: no leg filled (spot {_err(spot)}; "
-                                           f"perp {_err(perp)})")
+            return await self._fail(
+                hedge, f"recovered: no leg filled (spot {_err(spot)}; perp {_err(perp)})"
+            )
         if hedge.spot_quantity <= 0 or hedge.perp_quantity <= 0:
             return await self._unwind(hedge, pair, "recovered with one leg filled")
-        spot_net, perp_qty = await self._equalise(hedge, pair, hedge.spot_quantity,
-                                                  hedge.perp_quantity)
+        spot_net, perp_qty = await self._equalise(
+            hedge, pair, hedge.spot_quantity, hedge.perp_quantity
+        )
         return await self._ledger.hedges.transition(
-            hedge.id, HedgeState.OPEN, reason="recovered after restart: both legs filled",
-            at=self._clock.now(), spot_quantity=spot_net, perp_quantity=perp_qty,
-            opened_at=hedge.opened_at or self._clock.now(), target_quantity=perp_qty,
+            hedge.id,
+            HedgeState.OPEN,
+            reason="recovered after restart: both legs filled",
+            at=self._clock.now(),
+            spot_quantity=spot_net,
+            perp_quantity=perp_qty,
+            opened_at=hedge.opened_at or self._clock.now(),
+            target_quantity=perp_qty,
         )
 
     async def _resolve(self, record: OrderRecord) -> LegResult | None:
         """Ask the exchange about a ledger order; record what it says. None: still unknown."""
         if record.status is OrderStatus.REJECTED:
-            return LegResult(record, error=ExchangeError(record.error_message or "rejected",
-                                                         code=record.error_code))
+            return LegResult(
+                record,
+                error=ExchangeError(record.error_message or "rejected", code=record.error_code),
+            )
         order, absent = await self._sender.lookup(
             record.symbol, record.client_order_id, sent_at=record.sent_at or record.created_at
         )
-        result = LegResult(record, order=order, sent_at=record.sent_at,
-                           acked_at=self._clock.now())
+        result = LegResult(record, order=order, sent_at=record.sent_at, acked_at=self._clock.now())
         if order is None and not absent:
             return None
         if order is None:
@@ -476,8 +619,9 @@ class HedgeExecutor:
                 spot += filled - fee_base if record.side is Side.BUY else -filled
             else:
                 perp += filled if record.side is Side.SELL else -filled
-        return await self._ledger.hedges.update(hedge.id, at=self._clock.now(),
-                                                spot_quantity=spot, perp_quantity=perp)
+        return await self._ledger.hedges.update(
+            hedge.id, at=self._clock.now(), spot_quantity=spot, perp_quantity=perp
+        )
 
     # --- one leg, with retries -----------------------------------------------------------
     async def _leg(
@@ -511,9 +655,22 @@ class HedgeExecutor:
                 position_side, reduce_only = None, False
             cid = await self._next_client_id(hedge, leg, purpose)
             (record,) = await self._ledger.orders.add(
-                [NewOrder(cid, leg, purpose, instrument.symbol, side, OrderType.MARKET,
-                          remaining, reduce_only=reduce_only, position_side=position_side)],
-                venue=self._exchange.venue, at=self._clock.now(), hedge_id=hedge.id,
+                [
+                    NewOrder(
+                        cid,
+                        leg,
+                        purpose,
+                        instrument.symbol,
+                        side,
+                        OrderType.MARKET,
+                        remaining,
+                        reduce_only=reduce_only,
+                        position_side=position_side,
+                    )
+                ],
+                venue=self._exchange.venue,
+                at=self._clock.now(),
+                hedge_id=hedge.id,
             )
             result = await self._sender.settle(await self._sender.send(record))
             if result.filled > 0:
@@ -536,8 +693,13 @@ class HedgeExecutor:
                         f"hedge {hedge.id} {leg.value} {purpose.value} {side.value} failed: "
                         f"{error}" + ("; retrying" if retry else ""),
                         Severity.ALERT if retry else Severity.WARNING,
-                        {"code": error.code, "reason": error.reason, "leg": leg.value,
-                         "purpose": purpose.value}, hedge.id,
+                        {
+                            "code": error.code,
+                            "reason": error.reason,
+                            "leg": leg.value,
+                            "purpose": purpose.value,
+                        },
+                        hedge.id,
                     )
             if attempt + 1 < attempts and remaining > 0:
                 await self._clock.sleep(self._risk.close_retry_backoff_seconds * (2**attempt))
@@ -553,10 +715,14 @@ class HedgeExecutor:
             await self._setup.detect()
             held = await self._short_size(pair)
             if held is not None and held < remaining:
-                await self._emit("hedge.drift",
-                                 f"hedge {hedge.id}: short is {held}, ledger expected "
-                                 f"{remaining}; closing what is there", Severity.ALERT,
-                                 {"exchange": str(held), "ledger": str(remaining)}, hedge.id)
+                await self._emit(
+                    "hedge.drift",
+                    f"hedge {hedge.id}: short is {held}, ledger expected "
+                    f"{remaining}; closing what is there",
+                    Severity.ALERT,
+                    {"exchange": str(held), "ledger": str(remaining)},
+                    hedge.id,
+                )
                 return held
         elif isinstance(error, InsufficientFunds) and leg is Leg.SPOT:
             return min(remaining, await self._sellable_spot(hedge, pair))
@@ -567,20 +733,29 @@ class HedgeExecutor:
             positions = await self._exchange.fetch_positions()
         except ExchangeError:
             return None
-        return sum((p.size for p in positions if p.symbol == pair.perp.symbol and p.is_short),
-                   ZERO)
+        return sum((p.size for p in positions if p.symbol == pair.perp.symbol and p.is_short), ZERO)
 
     async def _next_client_id(self, hedge: Hedge, leg: Leg, purpose: OrderPurpose) -> str:
         existing = await self._ledger.orders.for_hedge(hedge.id)
         n = sum(1 for o in existing if o.leg is leg and o.purpose is purpose)
         return client_order_id(hedge.uid, leg, purpose, n + 1)
 
-    async def _emit(self, kind: str, message: str, severity: Severity,
-                    data: Mapping[str, object], hedge_id: int | None = None) -> None:
-        log.log(logging.WARNING if severity in (Severity.ALERT, Severity.ERROR) else logging.INFO,
-                "%s", message)
-        await self._events.emit(Event(kind, message, self._clock.now(), severity, dict(data),
-                                      hedge_id))
+    async def _emit(
+        self,
+        kind: str,
+        message: str,
+        severity: Severity,
+        data: Mapping[str, object],
+        hedge_id: int | None = None,
+    ) -> None:
+        log.log(
+            logging.WARNING if severity in (Severity.ALERT, Severity.ERROR) else logging.INFO,
+            "%s",
+            message,
+        )
+        await self._events.emit(
+            Event(kind, message, self._clock.now(), severity, dict(data), hedge_id)
+        )
 
 
 def _tradable(qty: Decimal, price: Decimal, min_qty: Decimal, min_notional: Decimal) -> bool:

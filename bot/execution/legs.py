@@ -67,9 +67,14 @@ class LegResult:
 def request_for(record: OrderRecord) -> OrderRequest:
     """Build the exchange request of a ledger order."""
     return OrderRequest(
-        symbol=record.symbol, side=record.side, type=record.type, quantity=record.quantity,
-        client_order_id=record.client_order_id, price=record.price,
-        reduce_only=record.reduce_only, position_side=record.position_side,
+        symbol=record.symbol,
+        side=record.side,
+        type=record.type,
+        quantity=record.quantity,
+        client_order_id=record.client_order_id,
+        price=record.price,
+        reduce_only=record.reduce_only,
+        position_side=record.position_side,
     )
 
 
@@ -110,8 +115,7 @@ class LegSender:
             )
             if result.order is None:
                 result.error = (
-                    OrderNotFound("order never reached the exchange", code=-2013) if absent
-                    else exc
+                    OrderNotFound("order never reached the exchange", code=-2013) if absent else exc
                 )
         except ExchangeError as exc:
             result.error = exc
@@ -137,8 +141,9 @@ class LegSender:
                 if self._clock.now() >= deadline:
                     return None, True
             except TemporaryError as exc:
-                log.warning("Lookup of %s failed (%s), attempt %d", client_order_id, exc,
-                            attempt + 1)
+                log.warning(
+                    "Lookup of %s failed (%s), attempt %d", client_order_id, exc, attempt + 1
+                )
                 if attempt + 1 >= self._lookup_attempts and self._clock.now() >= deadline:
                     return None, False
             attempt += 1
@@ -155,22 +160,30 @@ class LegSender:
             result.order = await self._wait_final(result.order)
         if result.order is not None:
             result.fills = await self._fills_of(result.order, result.sent_at)
-            await self._ledger.orders.apply(result.order, at=result.acked_at or self._clock.now(),
-                                            sent_at=result.sent_at)
+            await self._ledger.orders.apply(
+                result.order, at=result.acked_at or self._clock.now(), sent_at=result.sent_at
+            )
             if result.fills:
                 await self._ledger.fills.record(
                     self._exchange.venue, result.fills, fee_usdt=fees_in_usdt(result.fills)
                 )
         elif result.unresolved:
             await self._ledger.orders.mark_failed(
-                cid, at=self._clock.now(), status=OrderStatus.UNKNOWN, code=None,
-                message=str(result.error), sent_at=result.sent_at,
+                cid,
+                at=self._clock.now(),
+                status=OrderStatus.UNKNOWN,
+                code=None,
+                message=str(result.error),
+                sent_at=result.sent_at,
             )
         else:
             err = result.error
             await self._ledger.orders.mark_failed(
-                cid, at=self._clock.now(), status=OrderStatus.REJECTED,
-                code=err.code if err is not None else None, message=str(err),
+                cid,
+                at=self._clock.now(),
+                status=OrderStatus.REJECTED,
+                code=err.code if err is not None else None,
+                message=str(err),
                 sent_at=result.sent_at,
             )
         return result
@@ -186,8 +199,11 @@ class LegSender:
             except TemporaryError as exc:
                 log.warning("Polling %s failed: %s", order.client_order_id, exc)
         if not order.status.is_final:
-            log.warning("Order %s not final after %.0fs: cancelling the rest",
-                        order.client_order_id, self._final_wait)
+            log.warning(
+                "Order %s not final after %.0fs: cancelling the rest",
+                order.client_order_id,
+                self._final_wait,
+            )
             try:
                 order = await self._exchange.cancel_order(order.symbol, order.client_order_id)
             except ExchangeError as exc:
@@ -201,13 +217,14 @@ class LegSender:
         try:
             trades = await self._exchange.fetch_my_trades(order.symbol, since)
         except ExchangeError as exc:
-            log.warning("Fills of %s not fetched now (%s); reconciliation adopts them later",
-                        order.client_order_id, exc)
+            log.warning(
+                "Fills of %s not fetched now (%s); reconciliation adopts them later",
+                order.client_order_id,
+                exc,
+            )
             return []
         own = [t for t in trades if t.exchange_order_id == order.exchange_order_id]
-        return [
-            t if t.client_order_id else _with_client_id(t, order.client_order_id) for t in own
-        ]
+        return [t if t.client_order_id else _with_client_id(t, order.client_order_id) for t in own]
 
 
 def _with_client_id(fill: Fill, cid: str) -> Fill:

@@ -72,9 +72,7 @@ def size_hedge(
     quantity = floor_to_step(notional / spot_ask, step)
     spot, perp = pair.spot, pair.perp
     if quantity <= 0:
-        raise SizingError(
-            f"{pair.key}: notional {notional} buys less than one common step {step}"
-        )
+        raise SizingError(f"{pair.key}: notional {notional} buys less than one common step {step}")
     for leg, inst in (("spot", spot), ("perp", perp)):
         if quantity < inst.min_qty:
             raise SizingError(

@@ -38,6 +38,7 @@ from sqlalchemy.pool import NullPool
 
 from bot.config import normalise_database_url, redact_url
 from bot.errors import UserError
+from bot.persistence.startup_checks import sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,13 @@ def _me() -> tuple[str, int]:
 def instance_lock_for(url: str, *, now: Callable[[], datetime] | None = None) -> InstanceLock:
     """Return the instance lock of the ledger at `url` (a no-op for in-memory SQLite)."""
     url = normalise_database_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
+    if make_url(url).get_backend_name() == "postgresql":
         return PostgresInstanceLock(url)
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
+    path = sqlite_path(url)
+    if path is None:
         return NoInstanceLock()
-    return FileInstanceLock(url, Path(database + ".lock"), now or (lambda: datetime.now(UTC)))
+    lock_file = path.with_name(path.name + ".lock")
+    return FileInstanceLock(url, lock_file, now or (lambda: datetime.now(UTC)))
 
 
 class NoInstanceLock:

@@ -59,7 +59,7 @@ def test_strategy_sees_the_same_sizing_fees_and_universe_as_the_bot() -> None:
         ),
         (
             '[exchange]\nleverage = "two"\n',
-            "t.toml: exchange.leverage = 'two': input should be a valid integer",
+            "t.toml: exchange.leverage = 'two': must be a number, not a string",
         ),
         (
             "[exchange]\nleverage = 200\n",
@@ -194,3 +194,31 @@ def test_every_config_key_is_in_the_example_file_and_the_readme() -> None:
                 missing.append(f"README: {section}.{key}")
 
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[exchange]\nleverage = true\n", "t.toml: exchange.leverage = true: must be a number"),
+        ("[sizing]\nmax_hedges = false\n", "t.toml: sizing.max_hedges = false: must be a number"),
+        ("[risk]\nmax_net_delta_usdt = true\n", "risk.max_net_delta_usdt = true: must be a number"),
+        ("[risk]\nmax_net_delta_base = { BTC = true }\n", "the value of BTC must be a number"),
+        ("[schedule]\npoll_seconds = false\n", "schedule.poll_seconds = false: must be a number"),
+        ('[exchange]\nleverage = "2"\n', "exchange.leverage = '2': must be a number, not a string"),
+        (
+            "[strategy]\nhistory_periods = true\n",
+            "strategy.history_periods = true: must be a number",
+        ),
+    ],
+)
+def test_booleans_and_strings_are_not_numbers(text: str, expected: str) -> None:
+    (problem,) = problems_of(text)
+
+    assert problem.startswith("t.toml: ") and expected in problem
+
+
+def test_an_exact_decimal_may_be_written_as_a_string() -> None:
+    config = parse_config_text('[fees]\nspot_taker = "0.00075"\n[exchange]\nleverage = 3\n')
+
+    assert config.fees.spot_taker == Decimal("0.00075")
+    assert config.exchange.leverage == 3

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 
+from bot.config import RiskConfig
 from bot.domain import HedgeState, Leg, OrderPurpose
 from tests.integration.execution.cross_rig import (
     PERP_ORDER,
@@ -159,3 +160,39 @@ async def test_every_fault_on_either_venue_ends_without_a_naked_leg(
         assert len(posts) == 1, "an order whose response was lost was sent again"
     rig.assert_no_naked_leg()
     await rig.assert_ledger_matches(hedge)
+
+
+def _inject_close(rig: CrossRig, venue: str, fault: str) -> None:
+    sell = spot_order_path(rig.pair, "sell")
+    server, path = (rig.bitstamp, sell) if venue == "bitstamp" else (rig.binance, PERP_ORDER)
+    if fault == "reject":
+        server.add_fault("reject", path, method="POST", status=503 if venue == "bitstamp" else 400)
+    elif fault == "lost":
+        server.add_fault("drop", path, method="POST")
+    elif fault == "partial":
+        server.add_fault("partial_fill", path, method="POST", ratio="0.5")
+    else:  # down: orders and their lookups answer 503 until the venue is back
+        server.add_fault("server_error", path, times=None)
+        lookup = "/api/v2/order_status/" if venue == "bitstamp" else PERP_ORDER
+        server.add_fault("server_error", lookup, times=None)
+
+
+@pytest.mark.parametrize("venue", VENUES)
+@pytest.mark.parametrize("fault", ["reject", "lost", "partial", "down"])
+async def test_every_close_fault_on_either_venue_ends_flat(
+    cross_rig_factory: CrossRigFactory, venue: str, fault: str
+) -> None:
+    rig = await cross_rig_factory(risk=RiskConfig(close_retry_backoff_seconds=0.01))
+    hedge = await rig.open("1000")
+    assert hedge is not None and hedge.state is HedgeState.OPEN
+    _inject_close(rig, venue, fault)
+
+    closed = await rig.executor.close(hedge, rig.pair, reason="exit")
+
+    if fault == "down":
+        assert closed.state is HedgeState.CLOSING  # the other leg is closed, this one waits
+        _venue_back(rig)
+        closed = await rig.executor.close(closed, rig.pair, reason="exit")
+    assert closed.state is HedgeState.CLOSED
+    rig.assert_flat()
+    await rig.assert_ledger_matches(closed)
