@@ -183,18 +183,20 @@ def _strategy_params_type() -> Any:
     models = tuple(strategies.params_model(n) for n in sorted(strategies.REGISTRY))
     if len(models) == 1:
         return models[0]
-    # A callable discriminator: a field discriminator forbids the "before" validator that
-    # every config model runs on its fields (strict numbers).
-    tagged = tuple(Annotated[m, Tag(m.model_fields["name"].default)] for m in models)
+    # A callable discriminator: the parameter models validate `name` strictly (a "before"
+    # validator on every field), which a field discriminator does not allow.
+    tagged = tuple(
+        Annotated[m, Tag(n)] for n, m in zip(sorted(strategies.REGISTRY), models, strict=True)
+    )
     return Annotated[Union[tagged], Discriminator(_strategy_name)]  # noqa: UP007
 
 
 def _strategy_name(value: Any) -> str | None:
+    """The strategy a `[strategy]` section (or a parameter model) names."""
     if isinstance(value, dict):
         name = value.get("name")
         return name if isinstance(name, str) else None
-    name = getattr(value, "name", None)
-    return name if isinstance(name, str) else None
+    return getattr(value, "name", None)
 
 
 if TYPE_CHECKING:
