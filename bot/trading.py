@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -112,9 +112,11 @@ class TradingLoop:
         pairs: Mapping[str, Pair],
         rng: random.Random | None = None,
         poll_before_evaluate: bool = False,
+        heartbeat_parts: Sequence[Callable[[], Awaitable[str]]] = (),
     ) -> None:
         self.config = config
         self._poll_before_evaluate = poll_before_evaluate
+        self._heartbeat_parts = tuple(heartbeat_parts)  # e.g. stream health
         self.exchange = exchange
         self._snapshot = snapshot
         self.strategy = strategy
@@ -834,6 +836,8 @@ class TradingLoop:
                 ordered = sorted(samples)
                 p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
                 line += f", {name} mean {sum(ordered) / len(ordered):.1f} ms p99 {p99:.1f} ms"
+        for part in self._heartbeat_parts:
+            line += f", {await part()}"
         log.info("%s", line)
         return line
 

@@ -14,6 +14,7 @@ start with them.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -64,11 +65,16 @@ class StreamingSource:
         self._funding_base_at = float("-inf")
         self.stream_answers = 0
         self.rest_fallbacks = 0
+        self._start_lock = asyncio.Lock()
 
     async def start(self) -> MarketStreams:
         """Subscribe (once); later calls return the running streams."""
         if self.streams is not None:
             return self.streams
+        async with self._start_lock:  # a snapshot asks for quotes and funding at once
+            return self.streams or await self._start()
+
+    async def _start(self) -> MarketStreams:
         instruments = await self.rest.load_instruments()
         pairs = [
             p for p in await self.rest.pairs() if not self._universe or p.key in self._universe
