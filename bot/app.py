@@ -267,6 +267,7 @@ async def assemble_loop(
         uids=UidFactory(clock, rng),
         run_id=run_id,
         recv_window_ms=config.exchange.recv_window_ms,
+        guard=guard,
     )
     held = await ledger.hedges.active()
     market_data = MarketData(

@@ -14,7 +14,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
-from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 import strategies
 from bot.alerts.config import AlertsConfig
@@ -174,7 +183,20 @@ def _strategy_params_type() -> Any:
     models = tuple(strategies.params_model(n) for n in sorted(strategies.REGISTRY))
     if len(models) == 1:
         return models[0]
-    return Annotated[Union[models], Field(discriminator="name")]  # noqa: UP007
+    # A callable discriminator: the parameter models validate `name` strictly (a "before"
+    # validator on every field), which a field discriminator does not allow.
+    tagged = tuple(
+        Annotated[m, Tag(n)] for n, m in zip(sorted(strategies.REGISTRY), models, strict=True)
+    )
+    return Annotated[Union[tagged], Discriminator(_strategy_name)]  # noqa: UP007
+
+
+def _strategy_name(value: Any) -> str | None:
+    """The strategy a `[strategy]` section (or a parameter model) names."""
+    if isinstance(value, dict):
+        name = value.get("name")
+        return name if isinstance(name, str) else None
+    return getattr(value, "name", None)
 
 
 if TYPE_CHECKING:
