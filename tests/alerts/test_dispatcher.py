@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -165,3 +166,74 @@ def test_alerts_are_off_without_channel_secrets_and_on_with_them() -> None:
         AlertsConfig(enabled=False), settings, SimulatedClock(T0), describe_hedge=None
     )
     assert off is None
+
+
+class _Probe:
+    """The loop's in-memory facts, set by the test."""
+
+    def __init__(self) -> None:
+        from bot.web.live import LiveFacts
+
+        self.facts_now = LiveFacts(
+            mode="paper",
+            trading_state="active",
+            equity=None,
+            market_data_age_seconds=1.0,
+            poll_failures=0,
+            database_up=True,
+        )
+
+    def facts(self):  # type: ignore[no-untyped-def]
+        return self.facts_now
+
+    def set(self, **changes: object) -> None:
+        from dataclasses import replace
+
+        self.facts_now = replace(self.facts_now, **changes)  # type: ignore[arg-type]
+
+
+async def _until(condition, clock: SimulatedClock) -> None:  # type: ignore[no-untyped-def]
+    """Let the watch run (each of its sleeps moves the simulated clock) until `condition`."""
+    deadline = time.monotonic() + 20  # real seconds: deliveries go over real HTTP
+    while not condition():
+        assert time.monotonic() < deadline, "condition never met"
+        await asyncio.sleep(0)
+
+
+async def test_the_watch_alerts_outages_after_n_seconds_state_changes_and_recoveries(
+    telegram: FakeTelegram,
+) -> None:
+    clock = SimulatedClock(T0)
+    d = dispatcher(telegram, clock, outage_seconds=60)
+    probe = _Probe()
+
+    async def reason() -> str:
+        return "operator, by cli"
+
+    d.watch(probe, reason)
+    probe.set(poll_failures=4)
+    started = clock.monotonic()
+    await _until(lambda: len(telegram.messages) == 1, clock)
+    assert clock.monotonic() - started >= 60
+    assert telegram.texts()[0].startswith("carrybot: exchange unavailable for 6")
+    probe.set(poll_failures=0, database_up=False, trading_state="halted")
+    await _until(lambda: len(telegram.messages) == 3, clock)
+    assert telegram.texts()[1:] == [
+        "carrybot: Trading HALTED: operator, by cli",
+        "carrybot: Recovered: exchange recovered",
+    ] or telegram.texts()[1:] == [
+        "carrybot: Recovered: exchange recovered",
+        "carrybot: Trading HALTED: operator, by cli",
+    ]
+    await _until(lambda: len(telegram.messages) == 4, clock)
+    assert telegram.texts()[3].startswith("carrybot: database unavailable for")
+    probe.set(database_up=True, trading_state="active")
+    await _until(lambda: len(telegram.messages) == 6, clock)
+    assert set(telegram.texts()[4:]) == {
+        "carrybot: Recovered: database recovered",
+        "carrybot: Recovered: trading ACTIVE (operator, by cli)",
+    }
+    moment = clock.monotonic()
+    await _until(lambda: clock.monotonic() - moment > 300, clock)
+    assert len(telegram.messages) == 6  # nothing more while all is well
+    await d.stop(flush_seconds=1)
