@@ -36,8 +36,9 @@ async def overview_data(request: Request) -> dict[str, Any]:
     ctx = web_app.context_of(request)
     now = ctx.clock.now()
     report = (await ctx.read.status(now)).to_json()
-    run = await ctx.read.latest_run()
-    equity = await ctx.read.equity_series(limit=1)
+    async with ctx.read.batch():
+        run = await ctx.read.latest_run()
+        equity = await ctx.read.equity_series(limit=1)
     live = ctx.live.facts() if ctx.live is not None else None
     data: dict[str, Any] = {
         "status": report,

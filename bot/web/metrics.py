@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from bot import __version__
 from bot.domain.ledger import TradingState
+from bot.reporting import StatusReport
 from bot.web.live import LiveFacts
 from bot.web.readmodel import OrderTiming, ReadModel
 
@@ -57,6 +58,13 @@ class MetricsSnapshot:
 async def read_snapshot(read: ReadModel, now: datetime, live: LiveFacts | None) -> MetricsSnapshot:
     """Read one scrape's figures (the ledger's, overridden by the live bot's where fresher)."""
     report = await read.status(now)
+    async with read.batch():
+        return await _read_rest(read, report, live)
+
+
+async def _read_rest(
+    read: ReadModel, report: StatusReport, live: LiveFacts | None
+) -> MetricsSnapshot:
     equity = await read.equity_series(limit=1)
     notional: dict[str, Decimal] = {}
     for line in report.open:

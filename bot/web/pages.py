@@ -68,8 +68,10 @@ def _render(request: Request, name: str, **context: Any) -> Response:
 async def overview(request: Request) -> Response:
     ctx = context_of(request)
     data = await api.overview_data(request)
-    equity = await ctx.read.equity_series()
-    funding = await ctx.read.cumulative_funding()
+    async with ctx.read.batch():
+        equity = await ctx.read.equity_series()
+        funding = await ctx.read.cumulative_funding()
+        recent = await ctx.read.events(limit=15)
     chart = line_chart(
         "Equity and cumulative funding (USDT)",
         [
@@ -80,7 +82,6 @@ async def overview(request: Request) -> Response:
         "Cumulative funding received (USDT)",
         [Series("funding", "#16a34a", [(p.at, p.value) for p in funding])],
     )
-    recent = await ctx.read.events(limit=15)
     return _render(
         request,
         "overview.html",

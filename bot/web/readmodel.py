@@ -5,17 +5,22 @@ cumulative-funding series, the latest market scan and recent events.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Event, Severity
 from bot.domain.ledger import BotRun
 from bot.persistence.models import (
     BalanceSnapshotRow,
+    BotRunRow,
     EventRow,
     FundingPaymentRow,
     MarketObservationRow,
@@ -25,6 +30,7 @@ from bot.persistence.repositories import Ledger
 from bot.reporting import StatusReport, build_status
 
 SERIES_POINTS = 500
+_BATCH: ContextVar[AsyncSession | None] = ContextVar("carrybot_web_batch", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +85,47 @@ class ReadModel:
         """Forget the kept report (after this process wrote to the ledger)."""
         self._report = None
 
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Run this task's queries inside in one session (one connection checkout)."""
+        if _BATCH.get() is not None:
+            yield
+            return
+        async with self.ledger.sessions() as s:
+            token = _BATCH.set(s)
+            try:
+                yield
+            finally:
+                _BATCH.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        current = _BATCH.get()
+        if current is not None:
+            yield current
+            return
+        async with self.ledger.sessions() as s:
+            yield s
+
     async def latest_run(self) -> BotRun | None:
-        runs = await self.ledger.runs.latest(limit=1)
-        return runs[0] if runs else None
+        async with self._session() as s:
+            row = await s.scalar(select(BotRunRow).order_by(BotRunRow.id.desc()).limit(1))
+            if row is None:
+                return None
+            return BotRun(
+                row.id,
+                row.mode,
+                row.exchange_environment,
+                row.config_hash,
+                row.version,
+                row.started_at,
+                row.stopped_at,
+                row.stop_reason,
+            )
 
     async def funding_by_hedge(self) -> dict[int, list[dict[str, Any]]]:
         """Every funding payment attributed to a hedge, oldest first, as JSON-ready dicts."""
-        async with self.ledger.sessions() as s:
+        async with self._session() as s:
             rows = await s.scalars(
                 select(FundingPaymentRow)
                 .where(FundingPaymentRow.hedge_id.is_not(None))
@@ -108,7 +148,7 @@ class ReadModel:
 
     async def equity_series(self, limit: int = SERIES_POINTS) -> list[Point]:
         """Total equity (USDT) per balance snapshot, the newest `limit`, oldest first."""
-        async with self.ledger.sessions() as s:
+        async with self._session() as s:
             rows = await s.execute(
                 select(BalanceSnapshotRow.taken_at, BalanceSnapshotRow.value_usdt)
                 .where(BalanceSnapshotRow.wallet == "total")
@@ -122,7 +162,7 @@ class ReadModel:
 
     async def cumulative_funding(self) -> list[Point]:
         """Funding received by the bot's hedges, summed over time (one point per payment)."""
-        async with self.ledger.sessions() as s:
+        async with self._session() as s:
             rows = await s.execute(
                 select(FundingPaymentRow.funding_time, func.sum(FundingPaymentRow.amount))
                 .where(FundingPaymentRow.hedge_id.is_not(None))
@@ -138,7 +178,7 @@ class ReadModel:
 
     async def scan(self) -> list[ScanRow]:
         """The latest observation of each perpetual, best funding APR first."""
-        async with self.ledger.sessions() as s:
+        async with self._session() as s:
             latest = (
                 select(
                     MarketObservationRow.symbol,
@@ -162,7 +202,7 @@ class ReadModel:
         self, *, limit: int = 100, severity: Severity | None = None, kind: str | None = None
     ) -> list[tuple[int, Event]]:
         """The newest events with their ids, newest first, optionally of one severity/kind."""
-        async with self.ledger.sessions() as s:
+        async with self._session() as s:
             q = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
             if severity is not None:
                 q = q.where(EventRow.severity == severity.value)
@@ -178,7 +218,7 @@ class ReadModel:
 
     async def event_counts(self) -> dict[tuple[str, str], int]:
         """How many events of each (kind, severity) the ledger holds."""
-        async with self.ledger.sessions() as s:
+        async with self._session() as s:
             rows = await s.execute(
                 select(EventRow.kind, EventRow.severity, func.count()).group_by(
                     EventRow.kind, EventRow.severity
@@ -188,7 +228,7 @@ class ReadModel:
 
     async def order_timings(self) -> list[OrderTiming]:
         """Send and acknowledgement times of every order that was sent."""
-        async with self.ledger.sessions() as s:
+        async with self._session() as s:
             rows = await s.execute(
                 select(
                     OrderRow.hedge_id,
