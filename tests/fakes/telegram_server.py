@@ -81,3 +81,28 @@ class FakeTelegram:
             return web.Response(status=503)
         self.hooks.append(await request.json())
         return web.json_response({"ok": True})
+
+
+def main() -> None:
+    """Serve the fake on a port in its own process: `python -m tests.fakes.telegram_server
+    PORT MODE` (benchmarks keep its work out of the measured event loop)."""
+    import sys
+
+    port, mode = int(sys.argv[1]), sys.argv[2]
+
+    async def serve() -> None:
+        fake = FakeTelegram()
+        fake.mode = mode
+        app = web.Application()
+        app.router.add_post("/bot{token}/sendMessage", fake._send)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
