@@ -29,6 +29,7 @@ from bot.execution.executor import HedgeExecutor
 from bot.ids import UidFactory
 from bot.listings import check_explicit_symbols
 from bot.marketdata import MarketData
+from bot.operations import Operations
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.instance_lock import LockKeeper, instance_lock_for
@@ -43,8 +44,7 @@ from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
 from bot.streams.status import StreamStateStore, heartbeat_hook
 from bot.trading import TradingLoop
-from bot.web import Metrics, check_binding, start_dashboard
-from bot.web.live import LoopProbe
+from bot.web import check_binding
 from strategies.runner import load_safe_strategy
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,10 @@ async def run_bot(
     """Run the bot until stopped; return the process exit status."""
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
-    token = settings.web_token.get_secret_value() if settings.web_token else None
-    if config.web.enabled:
-        check_binding(config.web, token)
+    if config.web.enabled:  # refuse a public dashboard without a token before anything else
+        check_binding(
+            config.web, settings.web_token.get_secret_value() if settings.web_token else None
+        )
     lock = instance_lock_for(database_url, now=clock.now)
     keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
@@ -113,6 +114,7 @@ async def run_bot(
     run_id: int | None = None
     base_ledger = Ledger(session_factory(engine))
     keeping: asyncio.Task[None] | None = None
+    ops: Operations | None = None
     try:
         with database_errors(database_url):  # a bad ledger is one line, before any order
             await lock.acquire()
@@ -130,7 +132,8 @@ async def run_bot(
         ledger = base_ledger.for_run(run.id)
         guard = OutageGuard(engine, clock, probe=keeper.ensure)
         keeping = asyncio.create_task(keeper.run(guard.mark_down, LOCK_CHECK_SECONDS))
-        events = BufferedEventSink(ledger.events, guard)
+        ops = Operations(config, settings, ledger, clock, mode.value)
+        events = ops.event_sink(guard)
         _install_signal_handlers(stop)
         connected = await _connect(
             mode,
@@ -157,23 +160,10 @@ async def run_bot(
             await loop.heartbeat()
             reason = "--once finished"
         else:
-            metrics = Metrics()
-            dashboard = await start_dashboard(
-                config.web,
-                ledger,
-                clock,
-                token=token,
-                leverage=config.exchange.leverage,
-                live=LoopProbe(loop, mode.value),
-                metrics=metrics,
+            await ops.start(loop)
+            reason = await _serve(
+                loop, config, clock, stop, options.duration, on_job=ops.metrics.observe_job
             )
-            try:
-                reason = await _serve(
-                    loop, config, clock, stop, options.duration, on_job=metrics.observe_job
-                )
-            finally:
-                if dashboard is not None:
-                    await dashboard.stop()
         if keeper.lost:
             reason = "instance lock taken by another carrybot"
         await _shutdown(loop, reason)
@@ -186,6 +176,8 @@ async def run_bot(
             "(spot and USDⓈ-M trading) and its IP whitelist, then start again"
         ) from None
     finally:
+        if ops is not None:
+            await ops.stop()
         if keeping is not None:
             keeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -273,6 +265,7 @@ async def assemble_loop(
         uids=UidFactory(clock, rng),
         run_id=run_id,
         recv_window_ms=config.exchange.recv_window_ms,
+        guard=guard,
     )
     held = await ledger.hedges.active()
     market_data = MarketData(

@@ -79,6 +79,7 @@ async def test_backtest_damaged_data_after_cutoff_leaves_earlier_decisions_uncha
         {
             **ALWAYS_IN,
             "strategy": {
+                "name": "funding_carry",
                 "entry_apr": D("0.05"),
                 "exit_apr": D("0.0"),
                 "max_breakeven_hours": D(1000),
