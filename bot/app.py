@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from bot import __version__
@@ -287,7 +287,7 @@ async def assemble_loop(
         if streams is not None or config.streams.maintenance
         else None
     )
-    return TradingLoop(
+    loop = TradingLoop(
         config=config,
         exchange=exchange,
         snapshot=market_data.snapshot,
@@ -307,6 +307,23 @@ async def assemble_loop(
         if streams is None
         else [heartbeat_hook(streams.health, clock, StreamStateStore(ledger.sessions), guard)],
     )
+    if streams is not None:
+        streams.on_user_resync = resync_by(loop.reconcile)
+    return loop
+
+
+def resync_by(reconcile: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+    """A callback that runs `reconcile` in the background (one at a time, kept referenced)."""
+    running: set[asyncio.Task[None]] = set()
+
+    def start() -> None:
+        if running:
+            return  # one already checks every order in flight
+        task = asyncio.ensure_future(reconcile())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return start
 
 
 async def ensure_same_venue(ledger: Ledger, venue: str) -> None:

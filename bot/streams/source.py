@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -53,6 +53,7 @@ class StreamingSource:
         self.client = client
         self.user_client = user_client
         self.user: UserStreams | None = None
+        self.on_user_resync: Callable[[], None] | None = None
         self.config = config
         self._clock = clock
         self._universe = set(universe_symbols)
@@ -94,6 +95,7 @@ class StreamingSource:
             self.user = UserStreams(
                 self.user_client, self.config, self._clock, self.health, instruments
             )
+            self.user.on_resync = self._user_resync
             self.user.start()
         log.info(
             "Streams: %d spot and %d perpetual book tickers, mark prices; endpoints %s / %s",
@@ -103,6 +105,10 @@ class StreamingSource:
             ", ".join(self.config.futures_endpoints()),
         )
         return streams
+
+    def _user_resync(self) -> None:
+        if self.on_user_resync is not None:
+            self.on_user_resync()
 
     # --- freshness ----------------------------------------------------------------------
     def quote_problem(self, symbol: str) -> str | None:
