@@ -239,6 +239,7 @@ async def assemble_loop(
     *,
     rng: random.Random | None = None,
     store_funding_history: bool = True,
+    check_symbols: bool = True,
 ) -> TradingLoop:
     """Wire strategy, risk gate, executor, reconciler and market data into the bot's loop.
 
@@ -249,7 +250,8 @@ async def assemble_loop(
     directory, passes `store_funding_history=False`.
     """
     pairs = {p.key: p for p in await exchange.pairs()}
-    check_explicit_symbols(config.universe.symbols, pairs, exchange.venue)
+    if check_symbols:  # a backtest's pairs list later (its history checked the symbols)
+        check_explicit_symbols(config.universe.symbols, pairs, exchange.venue)
     # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
     pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
     setup = AccountSetup(exchange, config.exchange, events, clock)
