@@ -239,6 +239,7 @@ async def assemble_loop(
     *,
     rng: random.Random | None = None,
     store_funding_history: bool = True,
+    listed_later: Iterable[str] = (),
 ) -> TradingLoop:
     """Wire strategy, risk gate, executor, reconciler and market data into the bot's loop.
 
@@ -246,10 +247,11 @@ async def assemble_loop(
     (exchange, ledger, clock, and `rng`, which seeds hedge uids and jitter when given).
     The ledger keeps the exchange's settled funding so a restarted bot need not fetch it
     again; a backtest, which never restarts and replays that history from its data
-    directory, passes `store_funding_history=False`.
+    directory, passes `store_funding_history=False`, and with `listed_later` the pairs its
+    history lists after the start (they pass the explicit-universe check).
     """
     pairs = {p.key: p for p in await exchange.pairs()}
-    check_explicit_symbols(config.universe.symbols, pairs, exchange.venue)
+    check_explicit_symbols(config.universe.symbols, [*pairs, *listed_later], exchange.venue)
     # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
     pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
     setup = AccountSetup(exchange, config.exchange, events, clock)
@@ -265,6 +267,7 @@ async def assemble_loop(
         uids=UidFactory(clock, rng),
         run_id=run_id,
         recv_window_ms=config.exchange.recv_window_ms,
+        guard=guard,
     )
     held = await ledger.hedges.active()
     market_data = MarketData(

@@ -137,6 +137,7 @@ class TradingLoop:
             clock.monotonic, max_seconds=config.exchange.outage_backoff_max_seconds, rng=self._rng
         )
         self._capital: CapitalWatch | None = None
+        self._outages_seen = 0  # database outages whose in-flight hedges are finished
         self._held_pairs: set[str] = set()
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
@@ -290,6 +291,8 @@ class TradingLoop:
                 return []
             started = self.clock.monotonic()
             try:
+                if self.guard.outages > self._outages_seen:
+                    await self._finish_in_flight()
                 return await self._evaluate_locked(snap)
             except Exception as exc:
                 if not is_db_outage(exc):
@@ -298,6 +301,27 @@ class TradingLoop:
                 return []
             finally:
                 self.state.evaluate_ms.append((self.clock.monotonic() - started) * 1000)
+
+    async def _finish_in_flight(self) -> None:
+        """After a database outage, finish the hedges it interrupted (by client order id).
+
+        Their orders' outcomes waited in the guard and are written by now; `recover` asks
+        the exchange about every order not final yet before it sends anything.
+        """
+        outages = self.guard.outages
+        in_flight = [HedgeState.OPENING, HedgeState.CLOSING, HedgeState.UNWINDING]
+        for hedge in await self.ledger.hedges.in_states(in_flight):
+            pair = self._pair_of(hedge)
+            if pair is None:
+                continue
+            log.warning(
+                "Database is back: finishing hedge %s (%s) by client order id",
+                hedge.id,
+                hedge.state.value.upper(),
+            )
+            self._remember(await self.executor.recover(hedge, pair))
+            await self._book(hedge.id)
+        self._outages_seen = outages
 
     async def _evaluate_locked(self, snap: MarketSnapshot) -> list[Intent]:
         """One evaluation; the caller holds the lock. Nothing is sent unless recorded first."""

@@ -34,6 +34,7 @@ timeout_ms = 5000
 symbols = ["BTC/USDT", "ETH/USDT"]
 
 [strategy]
+name = "funding_carry"
 min_hold_hours = 0
 cooldown_hours = 0
 rotation_margin_apr = 0.05
