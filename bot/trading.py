@@ -56,7 +56,7 @@ from bot.equity import equity_snapshot
 from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import ExchangePort
 from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
-from bot.execution.delivery import settle_delivered
+from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
@@ -523,6 +523,9 @@ class TradingLoop:
                 hedge = await settle_delivered(
                     hedge, pair, self.exchange, self.ledger, self.clock, self.events
                 )
+                if awaiting_delivery(hedge, pair, self.clock):
+                    log.info("Hedge %s: delivery price of %s unknown", hedge.id, pair.perp.symbol)
+                    return False
                 unpriced = _unpriced_legs(hedge, pair, snap)
                 if unpriced:
                     log.warning(
