@@ -4,10 +4,11 @@ HedgeExecutor over a VenueRouter (BitstampSpot + LiveExchange, real ccxt) sends 
 of each hedge with one `asyncio.gather`; each venue sits behind a TCP proxy that delays
 every byte by that venue's one-way latency in both directions, so a request reaches the
 server `latency` after it left the bot. Per hedge (open, then close; only the open is
-measured):
+measured), with `[venues] align_arrivals` off and on:
 - arrival gap: Bitstamp arrival − Binance arrival of the two opening orders, in the
   servers' request logs (one process, one perf_counter); the floor is the injected
-  latency difference, so `gap − ΔL` is what the bot itself adds;
+  latency difference without alignment, so `gap − ΔL` is what the bot itself adds; with
+  alignment the faster venue's leg waits out the measured difference and the gap is ~0;
 - both acks: from the start of sending until both responses are back, against the floor
   of the slower venue's round trip (2 × its latency).
 The ledger is SQLite in a temporary directory.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import statistics
 import sys
@@ -113,7 +115,7 @@ class TimedSender(LegSender):
 
 
 async def measure(
-    binance_ms: float, bitstamp_ms: float, hedges: int, ledger: Ledger
+    binance_ms: float, bitstamp_ms: float, hedges: int, ledger: Ledger, *, align: bool
 ) -> dict[str, float]:
     clock = SystemClock()
     binance = FakeBinance(
@@ -142,6 +144,8 @@ async def measure(
         BitstampSpot(venues, config, api_key=BS_KEY, api_secret=BS_SECRET, clock=clock),
         LiveExchange(config, api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET, clock=clock),
         venue="bitstamp+binance",
+        align_arrivals=align,
+        clock=clock,
     )
     risk = RiskConfig()
     sender = TimedSender(router, ledger, clock, final_wait_seconds=risk.order_timeout_seconds)
@@ -200,16 +204,17 @@ async def main(hedges: int, latencies: list[tuple[float, float]]) -> None:
             "Bitstamp, short BTC/USDT:USDT on the fake Binance; latency one-way, each way"
         )
         print(
-            f"{'binance ms':>10} {'bitstamp ms':>11} {'ΔL ms':>6} | {'gap median':>10} "
-            f"{'gap p95':>8} {'gap−ΔL':>7} | {'both acks':>9} {'floor 2×max':>11} {'ratio':>6}"
+            f"{'align':>5} {'binance ms':>10} {'bitstamp ms':>11} {'ΔL ms':>6} | "
+            f"{'gap median':>10} {'gap p95':>8} {'gap−ΔL':>7} | {'both acks':>9} "
+            f"{'floor 2×max':>11} {'ratio':>6}"
         )
-        for binance_ms, bitstamp_ms in latencies:
-            f = await measure(binance_ms, bitstamp_ms, hedges, ledger)
+        for (binance_ms, bitstamp_ms), align in itertools.product(latencies, (False, True)):
+            f = await measure(binance_ms, bitstamp_ms, hedges, ledger, align=align)
             delta = bitstamp_ms - binance_ms
             floor = 2 * max(binance_ms, bitstamp_ms)
             ratio = f"{f['acks_median'] / floor:.2f}" if floor else "-"
-            print(f"{binance_ms:>10.0f} {bitstamp_ms:>11.0f} {delta:>6.0f} | "
-                  f"{f['gap_median']:>10.2f} {f['gap_p95']:>8.2f} "
+            print(f"{'on' if align else 'off':>5} {binance_ms:>10.0f} {bitstamp_ms:>11.0f} "
+                  f"{delta:>6.0f} | {f['gap_median']:>10.2f} {f['gap_p95']:>8.2f} "
                   f"{f['gap_median'] - delta:>7.2f} | {f['acks_median']:>9.2f} "
                   f"{floor:>11.0f} {ratio:>6}")  # fmt: skip
         await engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from bot.domain import Instrument
 from bot.domain.numbers import ceil_to_step, floor_to_step
@@ -37,9 +37,26 @@ class SyntheticBook:
             raise ValueError("depth_levels must be >= 1")
 
     def top(self, price: Decimal, instrument: Instrument) -> tuple[Decimal, Decimal, Decimal]:
-        """Return (bid, ask, quantity at each) around `price`."""
-        bid, ask = self._prices(price, self.half_spread_bps, instrument.tick_size)
-        return bid, ask, _quantity(self.top_notional, price, instrument)
+        """Return (bid, ask, quantity at each) around `price`.
+
+        `_prices` and `_quantity` written out (the replay asks this for every market and
+        bar): the same operations, without the calls.
+        """
+        tick, step = instrument.tick_size, instrument.step_size
+        offset = price * self.half_spread_bps / _BPS
+        if tick > 0:
+            bid = ((price - offset) / tick).to_integral_value(rounding=ROUND_DOWN) * tick
+            ask = ((price + offset) / tick).to_integral_value(rounding=ROUND_UP) * tick
+        else:
+            bid, ask = price - offset, price + offset
+        if bid <= 0:
+            bid = tick
+        if ask <= bid:
+            ask = bid + tick
+        quantity = self.top_notional / price
+        if step > 0:
+            quantity = (quantity / step).to_integral_value(rounding=ROUND_DOWN) * step
+        return bid, ask, max(quantity, instrument.min_qty)
 
     def levels(
         self, price: Decimal, instrument: Instrument, depth: int

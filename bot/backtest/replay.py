@@ -15,7 +15,10 @@ What the source answers at clock time t (H = start of t's UTC hour):
   and never a row after t; 24h volume is Σ volume x close of the bars that ended by H;
 - instruments appear once listed (a perpetual at its first usable bar, a spot market at its
   first bar) and pairs while both legs have data; `reload` changes nothing, the answer always
-  follows the clock. `all_instruments()` gives the simulator every instrument up front.
+  follows the clock. `all_instruments()` gives the simulator every instrument up front;
+- quarterly contracts (when the data holds quarterly files, `dated_history`) are dated
+  futures with the perpetual's filters, listed from their first bar, quoted like the other
+  markets, and `fetch_delivery_price` gives their recorded delivery price.
 
 Errors: an unknown symbol raises `FatalExchangeError` (a caller bug: the market does not
 exist in this history); a known symbol without data at t raises `BadResponseError`, which
@@ -25,12 +28,13 @@ callers treat like an exchange answer they cannot use (no trade now), not as a r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from bot.backtest.book import Level, SyntheticBook
+from bot.backtest.dated_history import DatedContract
 from bot.backtest.filters import build_instruments
 from bot.backtest.history import History, SymbolHistory
 from bot.backtest.series import HOUR_MS, BarSeries, from_ms, hour_floor, to_ms
@@ -47,6 +51,9 @@ from bot.domain import (
 from bot.errors import BadResponseError, FatalExchangeError
 
 T = TypeVar("T")
+A = TypeVar("A")
+_QUOTES_KEY = {kind: f"quotes:{kind.value}" for kind in MarketKind}
+_VOLUMES_KEY = {kind: f"volumes:{kind.value}" for kind in MarketKind}
 DEFAULT_INTEREST_RATE = Decimal("0.0001")
 _DAY_MS = 24 * HOUR_MS
 
@@ -66,6 +73,8 @@ class _Market:
         "bars",
         "book_at",
         "book_levels",
+        "end_ms",
+        "first_ms",
         "instrument",
         "quote_at",
         "quote_top",
@@ -76,6 +85,8 @@ class _Market:
     def __init__(self, instrument: Instrument, bars: BarSeries) -> None:
         self.instrument = instrument
         self.bars = bars
+        self.first_ms = bars.first_ms
+        self.end_ms = bars.end_ms
         self.quote_at = -1
         self.quote_top: tuple[Decimal, Decimal, Decimal] = (Decimal(0),) * 3
         self.book_at = (-1, 0)
@@ -84,7 +95,7 @@ class _Market:
         self.volume_value = Decimal(0)
 
     def exists_at(self, ms: int) -> bool:
-        return self.bars.first_ms <= ms < self.bars.end_ms
+        return self.first_ms <= ms < self.end_ms
 
 
 class ReplayAnswers:
@@ -139,6 +150,7 @@ class ReplaySource:
         self._by_kind: dict[MarketKind, list[_Market]] = {k: [] for k in MarketKind}
         self._by_pair: dict[str, SymbolHistory] = {}
         self._settled: dict[str, list[SettledFunding]] = {}
+        self._deliveries: dict[str, Decimal | None] = {}
         for sym in history.symbols.values():
             spot_inst, perp_inst = build_instruments(
                 sym.base,
@@ -157,6 +169,12 @@ class ReplaySource:
                 SettledFunding(perp_inst.symbol, from_ms(t), rate, _mark_at(sym, t))
                 for t, rate in zip(sym.funding.times, sym.funding.rates, strict=True)
             ]
+            for contract in sym.dated:
+                dated = _Market(dated_instrument(perp_inst, contract), contract.bars)
+                self._markets[dated.instrument.symbol] = dated
+                self._by_kind[MarketKind.DATED_FUTURE].append(dated)
+                self._by_pair[dated.instrument.symbol] = sym
+                self._deliveries[dated.instrument.symbol] = contract.delivery_price
 
     # --- for the backtest driver (not part of MarketDataSource) -------------------------
 
@@ -203,29 +221,29 @@ class ReplaySource:
         ]
 
     async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
-        return self._answer("funding", self._funding_snapshot)
+        return self._answer("funding", self._funding_snapshot, None)
 
     async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
-        return self._answer(f"quotes:{kind.value}", lambda: self._best_quotes(kind))
+        return self._answer(_QUOTES_KEY[kind], self._best_quotes, kind)
 
     async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
-        return self._answer(f"volumes:{kind.value}", lambda: self._volumes_24h(kind))
+        return self._answer(_VOLUMES_KEY[kind], self._volumes_24h, kind)
 
-    def _answer(self, what: str, build: Callable[[], Mapping[str, T]]) -> dict[str, T]:
+    def _answer(self, what: str, build: Callable[[A], Mapping[str, T]], arg: A) -> dict[str, T]:
         """Build an answer, or take it from the shared `ReplayAnswers` (a copy either way)."""
         tables = self._kept
         if tables is None:
-            return dict(build())
+            return dict(build(arg))
         kept_at = tables.get(what)
         if kept_at is None:
             kept_at = tables.setdefault(what, {})
         now = self._clock.now()
         kept = kept_at.get(now)
         if kept is None:
-            kept = kept_at[now] = build()
+            kept = kept_at[now] = build(arg)
         return dict(kept)
 
-    def _funding_snapshot(self) -> dict[str, FundingInfo]:
+    def _funding_snapshot(self, _: None) -> dict[str, FundingInfo]:
         now = self._clock.now()
         ms = to_ms(now)
         out: dict[str, FundingInfo] = {}
@@ -284,7 +302,7 @@ class ReplaySource:
         hour = hour_floor(ms)
         out: dict[str, Decimal] = {}
         for market in self._by_kind[kind]:
-            if not market.exists_at(ms):
+            if not market.first_ms <= ms < market.end_ms:  # `exists_at`, inlined: every hour
                 continue
             if market.volume_at != hour:
                 market.volume_value = market.bars.quote_volume(hour - _DAY_MS, hour)
@@ -303,6 +321,15 @@ class ReplaySource:
         last = now_ms if until is None else min(to_ms(until), now_ms)
         span = sym.funding.index_range(to_ms(since), last)
         return rows[span.start : span.stop]
+
+    async def fetch_delivery_price(self, symbol: str) -> Decimal | None:
+        """Return a quarterly's recorded delivery price once delivered (None before, or
+        when the data has none)."""
+        market = self._market(symbol)
+        expiry = market.instrument.expiry
+        if expiry is None or self._clock.now() < expiry:
+            return None
+        return self._deliveries.get(symbol)
 
     async def close(self) -> None:
         """Release nothing: the history stays in memory."""
@@ -338,3 +365,17 @@ def _mark_at(sym: SymbolHistory, ms: int) -> Decimal | None:
         if k >= 0:
             return sym.mark.opens[k]
     return sym.perp.open_containing(ms)
+
+
+def dated_instrument(perp: Instrument, contract: DatedContract) -> Instrument:
+    """Return a quarterly of `perp`'s asset: its filters, the contract's delivery time."""
+    expiry = contract.expiry
+    return replace(
+        perp,
+        symbol=f"{perp.symbol}-{expiry:%y%m%d}",
+        exchange_symbol=f"{perp.exchange_symbol}_{expiry:%y%m%d}",
+        kind=MarketKind.DATED_FUTURE,
+        expiry=expiry,
+        listed_at=from_ms(contract.bars.first_ms),
+        contract_type=None,
+    )

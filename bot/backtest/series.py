@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from itertools import accumulate
 from operator import mul
 
@@ -18,6 +18,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 # Wide enough that cumulative sums of price x volume stay exact over any realistic history.
 _SUM_PRECISION = 100
+_SUMS = Context(prec=_SUM_PRECISION)  # what `localcontext(prec=...)` gives, without entering it
 
 
 def to_ms(when: datetime) -> int:
@@ -120,8 +121,7 @@ class BarSeries:
         hi = bisect_left(self.times, end_ms)
         if hi <= lo:
             return Decimal(0)
-        with localcontext(prec=_SUM_PRECISION):
-            return self._cum_quote[hi] - self._cum_quote[lo]
+        return _SUMS.subtract(self._cum_quote[hi], self._cum_quote[lo])
 
     def tail(self, start: int) -> BarSeries:
         """Return the series without its first `start` bars."""

@@ -91,6 +91,7 @@ class BitstampSpot:
         self._by_id: dict[str, Instrument] = {}
         self._by_pair_name: dict[str, Instrument] = {}
         self._fees: tuple[Decimal, Decimal] | None = None
+        self.last_post_seconds: float | None = None  # round trip of the last order POST
         self._load_lock = asyncio.Lock()
 
     @property
@@ -244,6 +245,7 @@ class BitstampSpot:
             if request.price is None:
                 raise OrderRejected("a limit order needs a price")
             price = str(request.price)
+        started = self._clock.monotonic()
         try:
             raw = await self._client.create_order(
                 request.symbol, request.type.value, request.side.value,
@@ -258,6 +260,7 @@ class BitstampSpot:
                 )  # fmt: skip
                 return await self._resolve_lost(request, error)
             raise error from exc
+        self.last_post_seconds = self._clock.monotonic() - started
         info = raw.get("info") if isinstance(raw, dict) else None
         if not isinstance(info, dict) or "id" not in info:
             raise BadResponseError(f"bitstamp order on {inst.symbol}: expected an order id")

@@ -30,7 +30,7 @@ def public_source(config: Config, clock: Clock, events: EventSink | None = None)
     if not config.venues.cross_venue:
         return binance
     spot = BitstampSpot(config.venues, config.exchange, clock=clock)
-    return VenueRouter(spot, binance, venue=CROSS_VENUE_LIVE)
+    return VenueRouter(spot, binance, venue=CROSS_VENUE_LIVE, clock=clock)
 
 
 def paper_spot_asset(config: Config) -> str:
@@ -81,7 +81,13 @@ async def build_exchange(
             api_secret=settings.bitstamp_api_secret.get_secret_value(),
             clock=clock,
         )
-        return VenueRouter(spot, binance, venue=CROSS_VENUE_LIVE)
+        return VenueRouter(
+            spot,
+            binance,
+            venue=CROSS_VENUE_LIVE,
+            align_arrivals=config.venues.align_arrivals,
+            clock=clock,
+        )
     wanted = config.exchange.position_mode
     position_mode = PositionMode.HEDGE if wanted == "hedge" else PositionMode.ONE_WAY
     if config.venues.cross_venue:
@@ -138,7 +144,7 @@ async def _cross_venue_paper(
         await spot_source.close()
         await binance.close()
         raise
-    return VenueRouter(spot, futures, venue=CROSS_VENUE_PAPER)
+    return VenueRouter(spot, futures, venue=CROSS_VENUE_PAPER, clock=clock)
 
 
 def _coinm(config: Config) -> bool:

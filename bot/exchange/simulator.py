@@ -750,6 +750,8 @@ class SimulatedExchange:
 
     def _match_resting(self, symbol: str) -> None:
         """Fill, as maker at their own price, the resting orders the market now crosses."""
+        if not self._resting:
+            return  # the usual case: market orders only, nothing rests
         inst = self._instruments.get(symbol)
         if inst is None:
             return

@@ -24,6 +24,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from bot.clock import Clock, SystemClock
 from bot.domain import (
     Balance,
     Fill,
@@ -51,6 +52,8 @@ RATE_SYMBOL = "USDT/USD"
 SPOT_QUOTES = ("USDT", "USD")
 USDT_TERMS = frozenset(SPOT_QUOTES)  # spot quotes the bot sees in USDT terms
 PERP_QUOTE = "USDT"
+MAX_ARRIVAL_DELAY = 0.25  # seconds: never hold a leg back longer than this
+LATENCY_ALPHA = 0.2
 
 
 class SpotVenue(Protocol):
@@ -83,6 +86,15 @@ def order_absence_window(exchange: object, symbol: str, default: timedelta) -> t
     return found if isinstance(found, timedelta) else default
 
 
+def arrival_delay(exchange: object, symbol: str) -> float:
+    """Return how long to hold back an opening leg on `symbol` so both legs arrive together.
+
+    0 unless `exchange` is a VenueRouter with arrival alignment on (see `align_arrivals`).
+    """
+    delay = getattr(exchange, "arrival_delay", None)
+    return float(delay(symbol)) if callable(delay) else 0.0
+
+
 def wallet_names(exchange: object) -> tuple[str, str]:
     """Return the (spot, futures) wallet labels of balance snapshots.
 
@@ -110,11 +122,16 @@ class VenueRouter:
         *,
         venue: str,
         leg_venues: tuple[str, str] = ("bitstamp", "binance"),
+        align_arrivals: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._spot = spot
         self._futures = futures
         self._venue = venue
         self.leg_venues = leg_venues  # (spot, futures) exchange names, also in paper mode
+        self.align_arrivals = align_arrivals
+        self._clock: Clock = clock or SystemClock()
+        self._one_way: dict[bool, float] = {}  # spot venue?: EWMA of order round trip / 2
         self._spot_symbols: dict[str, Instrument] = {}
         self._rate: Decimal | None = None
         self._rate_lock = asyncio.Lock()
@@ -158,9 +175,9 @@ class VenueRouter:
             self._spot.load_instruments(reload=reload),
             self._futures.load_instruments(reload=reload),
         )
-        self._spot_symbols = dict(spot)
+        self._spot_symbols = {s: i for s, i in spot.items() if i.kind is MarketKind.SPOT}
         merged = {s: i for s, i in futures.items() if i.is_derivative}
-        merged.update(spot)
+        merged.update(self._spot_symbols)
         return MappingProxyType(merged)
 
     async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
@@ -272,14 +289,44 @@ class VenueRouter:
             fee_asset="USDT" if usd_fee else order.fee_asset,
         )
 
+    def arrival_delay(self, symbol: str) -> float:
+        """Seconds to hold back an opening leg on `symbol` so it arrives with the other one.
+
+        With `align_arrivals`, the leg on the venue with the shorter one-way latency (half
+        the EWMA of its order round trips) waits for the difference, at most
+        MAX_ARRIVAL_DELAY; nothing is held back before both venues were measured.
+        """
+        if not self.align_arrivals or len(self._one_way) < 2:
+            return 0.0
+        spot = symbol in self._spot_symbols
+        wait = self._one_way[not spot] - self._one_way[spot]
+        return min(max(wait, 0.0), MAX_ARRIVAL_DELAY)
+
+    def _measured(self, spot: bool, started: float, round_trip: float | None = None) -> None:
+        if round_trip is None:
+            round_trip = self._clock.monotonic() - started
+        one_way = min(round_trip, 2 * MAX_ARRIVAL_DELAY) / 2
+        before = self._one_way.get(spot)
+        self._one_way[spot] = (
+            one_way if before is None else before + LATENCY_ALPHA * (one_way - before)
+        )
+
     async def create_order(self, request: OrderRequest) -> Order:
         await self._ensure_loaded()
+        started = self._clock.monotonic()
         if not self._is_spot(request.symbol):
-            return await self._futures.create_order(request)
+            order = await self._futures.create_order(request)
+            self._measured(False, started)
+            return order
         rate = await self._rate_for(request.symbol)
         if rate is not None and request.price is not None:
             request = replace(request, price=request.price * rate)
-        return await self._in_usdt(await self._spot.create_order(request))
+        started = self._clock.monotonic()
+        order = await self._spot.create_order(request)
+        # BitstampSpot reads the order back after its POST: only the POST is latency
+        post = getattr(self._spot, "last_post_seconds", None)
+        self._measured(True, started, post if isinstance(post, float) else None)
+        return await self._in_usdt(order)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         await self._ensure_loaded()

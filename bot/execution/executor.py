@@ -49,10 +49,11 @@ from bot.errors import (
     ReduceOnlyRejected,
 )
 from bot.exchange.port import ExchangePort
-from bot.exchange.venues import spot_fee_in_base
+from bot.exchange.venues import arrival_delay, spot_fee_in_base
 from bot.execution.account_setup import AccountSetup
 from bot.execution.legs import LegResult, LegSender
 from bot.execution.sizing import SizingError, common_step, size_hedge, spot_quantity_for
+from bot.persistence.outage import OutageGuard
 from bot.persistence.repositories import Ledger
 from strategies.base import FeeParams
 
@@ -96,6 +97,7 @@ class HedgeExecutor:
         run_id: int | None = None,
         sender: LegSender | None = None,
         recv_window_ms: int = 5000,
+        guard: OutageGuard | None = None,
     ) -> None:
         self._exchange = exchange
         self._ledger = ledger
@@ -115,6 +117,7 @@ class HedgeExecutor:
             clock,
             final_wait_seconds=risk.order_timeout_seconds,
             recv_window_seconds=recv_window_ms / 1000,
+            guard=guard,
         )
 
     # --- opening --------------------------------------------------------------------------
@@ -211,10 +214,18 @@ class HedgeExecutor:
         failpoints.hit(failpoints.OPEN_PERSISTED)
 
         spot, perp = await asyncio.gather(
-            self._sender.send(spot_record), self._sender.send(perp_record)
+            self._send_aligned(spot_record), self._send_aligned(perp_record)
         )
         await asyncio.gather(self._sender.settle(spot), self._sender.settle(perp))
         return await self._finish_open(hedge, pair, spot, perp)
+
+    async def _send_aligned(self, record: OrderRecord) -> LegResult:
+        """Send one opening leg; across venues the faster venue's leg waits out the latency
+        difference, so both orders reach their exchanges together (0 on one venue)."""
+        delay = arrival_delay(self._exchange, record.symbol)
+        if delay > 0:
+            await self._clock.sleep(delay)
+        return await self._sender.send(record)
 
     async def _finish_open(
         self, hedge: Hedge, pair: Pair, spot: LegResult, perp: LegResult
