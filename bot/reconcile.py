@@ -23,6 +23,7 @@ from bot.domain.instruments import pair_of
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
+from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.executor import HedgeExecutor
 from bot.execution.legs import fees_in_usdt
 from bot.persistence.repositories import Ledger
@@ -147,9 +148,12 @@ class Reconciler:
                 )
 
     async def _compare_positions(self, report: ReconcileReport) -> None:
-        active = await self._ledger.hedges.active()
+        active = await self._settle_deliveries(await self._ledger.hedges.active())
         expected: dict[str, Decimal] = {}
         for h in active:
+            pair = pair_of(self._pairs, h.pair, h.perp_symbol)
+            if pair is not None and awaiting_delivery(h, pair, self._clock):
+                continue  # settled by the exchange; recorded once its price is published
             expected[h.perp_symbol] = expected.get(h.perp_symbol, ZERO) + h.perp_quantity
         positions = await self._exchange.fetch_positions()
         shorts: dict[str, Decimal] = {}
@@ -172,6 +176,18 @@ class Reconciler:
                 report.drifted_hedges |= {h.id for h in active if h.perp_symbol == symbol}
             elif have > want + step * self._tolerance_steps and want > 0:
                 report.unowned_positions.append(f"{symbol} short {have - want} beyond ours")
+
+    async def _settle_deliveries(self, hedges: list[Hedge]) -> list[Hedge]:
+        """Record the dated shorts the exchange delivered (not drift: Binance closed them)."""
+        out = []
+        for hedge in hedges:
+            pair = pair_of(self._pairs, hedge.pair, hedge.perp_symbol)
+            if pair is not None and awaiting_delivery(hedge, pair, self._clock):
+                hedge = await settle_delivered(
+                    hedge, pair, self._exchange, self._ledger, self._clock, self._events
+                )
+            out.append(hedge)
+        return out
 
     async def _compare_spot(self, report: ReconcileReport) -> None:
         active = await self._ledger.hedges.active()
