@@ -24,7 +24,7 @@ from bot.cli.replay_options import quiet_bot_logs
 from bot.config import config_from_dict
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-BASE = {"universe": {"symbols": ["BTC/USDT", "ETH/USDT"]}}
+BASE = {"universe": {"symbols": ["BTC/USDT", "ETH/USDT"]}, "strategy": {"name": "funding_carry"}}
 GRID = {
     "strategy": {
         "entry_apr": [Decimal(v) for v in ("0.05", "0.08", "0.10", "0.15")],

@@ -12,14 +12,14 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
-from bot.domain.instruments import dated_pairs, is_dated_symbol
+from bot.domain.instruments import dated_pairs, is_dated_symbol, pairs_of, untradable_pairs
 from bot.domain.ledger import TradingState
 from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
@@ -29,6 +29,7 @@ from bot.execution.executor import HedgeExecutor
 from bot.ids import UidFactory
 from bot.listings import check_explicit_symbols
 from bot.marketdata import MarketData
+from bot.operations import Operations
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.instance_lock import LockKeeper, instance_lock_for
@@ -41,9 +42,9 @@ from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
 from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
+from bot.streams.status import StreamStateStore, heartbeat_hook
 from bot.trading import TradingLoop
-from bot.web import Metrics, check_binding, start_dashboard
-from bot.web.live import LoopProbe
+from bot.web import check_binding
 from strategies.runner import load_safe_strategy
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,10 @@ async def run_bot(
     """Run the bot until stopped; return the process exit status."""
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
-    token = settings.web_token.get_secret_value() if settings.web_token else None
-    if config.web.enabled:
-        check_binding(config.web, token)
+    if config.web.enabled:  # refuse a public dashboard without a token before anything else
+        check_binding(
+            config.web, settings.web_token.get_secret_value() if settings.web_token else None
+        )
     lock = instance_lock_for(database_url, now=clock.now)
     keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
@@ -112,6 +114,7 @@ async def run_bot(
     run_id: int | None = None
     base_ledger = Ledger(session_factory(engine))
     keeping: asyncio.Task[None] | None = None
+    ops: Operations | None = None
     try:
         with database_errors(database_url):  # a bad ledger is one line, before any order
             await lock.acquire()
@@ -129,7 +132,8 @@ async def run_bot(
         ledger = base_ledger.for_run(run.id)
         guard = OutageGuard(engine, clock, probe=keeper.ensure)
         keeping = asyncio.create_task(keeper.run(guard.mark_down, LOCK_CHECK_SECONDS))
-        events = BufferedEventSink(ledger.events, guard)
+        ops = Operations(config, settings, ledger, clock, mode.value)
+        events = ops.event_sink(guard)
         _install_signal_handlers(stop)
         connected = await _connect(
             mode,
@@ -156,23 +160,10 @@ async def run_bot(
             await loop.heartbeat()
             reason = "--once finished"
         else:
-            metrics = Metrics()
-            dashboard = await start_dashboard(
-                config.web,
-                ledger,
-                clock,
-                token=token,
-                leverage=config.exchange.leverage,
-                live=LoopProbe(loop, mode.value),
-                metrics=metrics,
+            await ops.start(loop)
+            reason = await _serve(
+                loop, config, clock, stop, options.duration, on_job=ops.metrics.observe_job
             )
-            try:
-                reason = await _serve(
-                    loop, config, clock, stop, options.duration, on_job=metrics.observe_job
-                )
-            finally:
-                if dashboard is not None:
-                    await dashboard.stop()
         if keeper.lost:
             reason = "instance lock taken by another carrybot"
         await _shutdown(loop, reason)
@@ -185,6 +176,8 @@ async def run_bot(
             "(spot and USDⓈ-M trading) and its IP whitelist, then start again"
         ) from None
     finally:
+        if ops is not None:
+            await ops.stop()
         if keeping is not None:
             keeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -246,6 +239,7 @@ async def assemble_loop(
     *,
     rng: random.Random | None = None,
     store_funding_history: bool = True,
+    listed_later: Iterable[str] = (),
 ) -> TradingLoop:
     """Wire strategy, risk gate, executor, reconciler and market data into the bot's loop.
 
@@ -253,12 +247,19 @@ async def assemble_loop(
     (exchange, ledger, clock, and `rng`, which seeds hedge uids and jitter when given).
     The ledger keeps the exchange's settled funding so a restarted bot need not fetch it
     again; a backtest, which never restarts and replays that history from its data
-    directory, passes `store_funding_history=False`.
+    directory, passes `store_funding_history=False`, and with `listed_later` the pairs its
+    history lists after the start (they pass the explicit-universe check).
     """
     pairs = {p.key: p for p in await exchange.pairs()}
-    check_explicit_symbols(config.universe.symbols, pairs, exchange.venue)
+    instruments = await exchange.load_instruments()
+    # Pairs that stopped trading stay known: a hedge held there is closed, nothing opened.
+    stopped = untradable_pairs(instruments)
+    pairs.update((p.key, p) for p in pairs_of(instruments, stopped))
+    check_explicit_symbols(config.universe.symbols, [*pairs, *listed_later], exchange.venue)
+    for key in set(config.universe.symbols) & stopped.keys():
+        log.warning("universe.symbols: %s takes no new position: %s", key, stopped[key])
     # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
-    pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
+    pairs.update((p.perp.symbol, p) for p in dated_pairs(instruments))
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
     executor = HedgeExecutor(
@@ -272,6 +273,7 @@ async def assemble_loop(
         uids=UidFactory(clock, rng),
         run_id=run_id,
         recv_window_ms=config.exchange.recv_window_ms,
+        guard=guard,
     )
     held = await ledger.hedges.active()
     market_data = MarketData(
@@ -291,7 +293,7 @@ async def assemble_loop(
         if streams is not None or config.streams.maintenance
         else None
     )
-    return TradingLoop(
+    loop = TradingLoop(
         config=config,
         exchange=exchange,
         snapshot=market_data.snapshot,
@@ -307,7 +309,27 @@ async def assemble_loop(
         pairs=pairs,
         rng=rng,
         poll_before_evaluate=streams is not None,  # a snapshot from memory: decide on fresh data
+        heartbeat_parts=[]
+        if streams is None
+        else [heartbeat_hook(streams.health, clock, StreamStateStore(ledger.sessions), guard)],
     )
+    if streams is not None:
+        streams.on_user_resync = resync_by(loop.reconcile)
+    return loop
+
+
+def resync_by(reconcile: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+    """A callback that runs `reconcile` in the background (one at a time, kept referenced)."""
+    running: set[asyncio.Task[None]] = set()
+
+    def start() -> None:
+        if running:
+            return  # one already checks every order in flight
+        task = asyncio.ensure_future(reconcile())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return start
 
 
 async def ensure_same_venue(ledger: Ledger, venue: str) -> None:

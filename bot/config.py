@@ -14,9 +14,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
-from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 import strategies
+from bot.alerts.config import AlertsConfig
 from bot.errors import UserError
 from bot.streams.config import StreamsConfig
 from bot.web.config import WebConfig
@@ -167,13 +177,27 @@ class ScheduleConfig(FrozenModel):
     observation_every_seconds: PositiveSeconds = 60.0
     volume_refresh_seconds: PositiveSeconds = 3600.0
     instrument_refresh_seconds: PositiveSeconds = 86400.0
+    instrument_status_seconds: PositiveSeconds = 300.0
 
 
 def _strategy_params_type() -> Any:
     models = tuple(strategies.params_model(n) for n in sorted(strategies.REGISTRY))
     if len(models) == 1:
         return models[0]
-    return Annotated[Union[models], Field(discriminator="name")]  # noqa: UP007
+    # A callable discriminator: the parameter models validate `name` strictly (a "before"
+    # validator on every field), which a field discriminator does not allow.
+    tagged = tuple(
+        Annotated[m, Tag(n)] for n, m in zip(sorted(strategies.REGISTRY), models, strict=True)
+    )
+    return Annotated[Union[tagged], Discriminator(_strategy_name)]  # noqa: UP007
+
+
+def _strategy_name(value: Any) -> str | None:
+    """The strategy a `[strategy]` section (or a parameter model) names."""
+    if isinstance(value, dict):
+        name = value.get("name")
+        return name if isinstance(name, str) else None
+    return getattr(value, "name", None)
 
 
 if TYPE_CHECKING:
@@ -196,6 +220,7 @@ class Config(FrozenModel):
     fees: FeeParams = FeeParams()
     paper: PaperConfig = PaperConfig()
     web: WebConfig = WebConfig()
+    alerts: AlertsConfig = AlertsConfig()
     streams: StreamsConfig = StreamsConfig()
 
     @model_validator(mode="before")
@@ -212,7 +237,7 @@ class Config(FrozenModel):
         if not isinstance(section, dict):
             return data
         section = dict(section)
-        section.setdefault("name", "funding_carry")
+        section.setdefault("name", "expected_carry")
         for shared in sorted(StrategyParams.RESERVED):
             if shared in section:
                 raise ValueError(
@@ -301,14 +326,20 @@ def format_validation_errors(exc: ValidationError, *, source: str) -> list[str]:
     lines: list[str] = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
+        tag: str | None = None
         if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in strategies.REGISTRY:
-            loc.pop(1)  # drop the discriminator tag pydantic inserts
+            tag = loc.pop(1)  # drop the discriminator tag pydantic inserts
+        if err["type"] == "union_tag_invalid" and loc == ["strategy"]:
+            name = (err.get("ctx") or {}).get("tag", "")
+            choices = " or ".join(repr(n) for n in sorted(strategies.REGISTRY))
+            lines.append(f"{source}: strategy.name = {name!r}: input should be {choices}")
+            continue
         if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in StrategyParams.RESERVED:
             continue  # the same section is reported under its own name
         key = ".".join(loc) if loc else "config"
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
+            allowed = _allowed_keys(loc[:-1], tag)
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
             section = ".".join(loc[:-1]) or "top level"
             lines.append(f"{source}: {key}: unknown key in [{section}]{hint}")
@@ -323,13 +354,11 @@ def format_validation_errors(exc: ValidationError, *, source: str) -> list[str]:
     return lines or [f"{source}: invalid configuration"]
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
+def _allowed_keys(loc: list[str], strategy: str | None = None) -> list[str]:
     model: Any = Config
     for part in loc:
         if part == "strategy":
-            model = strategies.params_model(
-                next(iter(strategies.REGISTRY)) if len(strategies.REGISTRY) == 1 else part
-            )
+            model = strategies.params_model(strategy or next(iter(strategies.REGISTRY)))
             continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None or not isinstance(field.annotation, type):
@@ -370,6 +399,9 @@ def redacted_settings_view(settings: Any) -> dict[str, Any]:
         "LOG_LEVEL": settings.log_level,
         "LOG_FORMAT": settings.log_format,
         "CARRYBOT_WEB_TOKEN": "***" if settings.web_token else None,
+        "TELEGRAM_BOT_TOKEN": "***" if settings.telegram_bot_token else None,
+        "TELEGRAM_CHAT_ID": "***" if settings.telegram_chat_id else None,
+        "CARRYBOT_ALERT_WEBHOOK_URL": "***" if settings.alert_webhook_url else None,
     }
 
 

@@ -14,8 +14,14 @@ from typing import Any
 
 from bot.domain import MarketSnapshot, OpenHedge, Pair, Portfolio
 from strategies import dated_basis
+from strategies.base import FeeParams
 from strategies.best_carry import BestCarry, enabled_dated
+from strategies.carry import HOURS_PER_YEAR
+from strategies.carry_value import CarryValue
 from strategies.dated_basis import DatedSignal, dated_signal
+from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams
+from strategies.expected_carry import entry_block as expected_entry_block
+from strategies.expected_carry import value_of as expected_value_of
 from strategies.funding_carry import FundingCarry, FundingCarryParams, entry_block
 from strategies.signals import CarrySignal, carry_signal
 from strategies.universe import exclusion_reason, select_universe
@@ -23,6 +29,19 @@ from strategies.universe import exclusion_reason, select_universe
 PERPETUAL = "perpetual"
 
 ZERO = Decimal(0)
+ScanParams = FundingCarryParams | ExpectedCarryParams
+
+
+@dataclass(frozen=True, slots=True)
+class _SignalView:
+    """The signal inputs of `expected_carry`'s parameters (its holding as the horizon)."""
+
+    horizon_hours: int
+    predicted_weight: Decimal
+    ewma_halflife_periods: Decimal
+    history_periods: int
+    slippage_bps: Decimal
+    fees: FeeParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,43 +57,82 @@ class ScanRow:
     reason: str  # why not, as a short code; "enter" when it would
     dated: DatedSignal | None = None  # the basis carry of a dated row
     carry: str = PERPETUAL  # "perpetual", or the dated contract (type and delivery date)
+    expected: tuple[Decimal | None, Decimal | None] | None = None
+    """`expected_carry`'s (net APR, break-even hours) of a perpetual row; None otherwise."""
 
     @property
     def net_apr(self) -> Decimal | None:
+        """Net APR of entering, by the configured strategy's own cost model."""
         if self.dated is not None:
             return self.dated.net_apr
+        if self.expected is not None:
+            return self.expected[0]
         return self.signal.net_apr if self.signal is not None else None
+
+    @property
+    def breakeven_hours(self) -> Decimal | None:
+        """Hours of (forecast) funding that repay the round trip; None: never."""
+        if self.expected is not None:
+            return self.expected[1]
+        return self.signal.breakeven_hours if self.signal is not None else None
 
 
 def scan_rows(
     snapshot: MarketSnapshot,
-    params: FundingCarryParams,
+    params: ScanParams,
     *,
     min_volume: Decimal = ZERO,
     portfolio: Portfolio | None = None,
 ) -> list[ScanRow]:
     """Return a row per pair with at least `min_volume` on both legs, best net APR first.
 
-    `would_enter` is what `funding_carry` does with this snapshot and `portfolio` (empty by
-    default): the pairs it opens. `reason` explains the others: outside the universe
-    (`denied`, `volume`, …, `not_top_n`), an entry rule (`net_apr`, `basis`, `breakeven`,
-    `negative_funding`), `capacity` (passes but the sizing limits are full), `no_data`.
+    `would_enter` is what the configured strategy does with this snapshot and `portfolio`
+    (empty by default): the pairs it opens. `reason` explains the others: outside the
+    universe (`denied`, `volume`, …, `not_top_n`), an entry rule (`funding_carry`: `net_apr`,
+    `basis`, `breakeven`, `negative_funding`; `expected_carry`: `net_carry`, `dip_ahead`,
+    `basis`, `negative_funding`), `capacity` (passes but the sizing limits are full),
+    `no_data`. Net APR and break-even come from the strategy's own cost model: for
+    `expected_carry`, (forecast carry over the holding − round trip) annualised over the
+    holding, and round trip / forecast funding per hour.
     """
     portfolio = portfolio or Portfolio(hedges=())
-    intents = BestCarry(FundingCarry()).evaluate(snapshot, portfolio, params)
+    expected = isinstance(params, ExpectedCarryParams)
+    inner = ExpectedCarry() if expected else FundingCarry()
+    intents = BestCarry(inner).evaluate(snapshot, portfolio, params)
     opens = [i for i in intents if isinstance(i, OpenHedge)]
     opened = {i.pair for i in opens if i.future_symbol is None}
     opened_dated = {i.future_symbol for i in opens if i.future_symbol is not None}
     dated_assets = {i.pair for i in opens if i.future_symbol is not None}
     selected = {p.key for p in select_universe(snapshot, params.universe)}
     size = params.sizing.notional_per_hedge
+    signal_params = (
+        _SignalView(
+            int(params.holding_hours),
+            ZERO,
+            params.ewma_halflife_periods,
+            params.history_periods,
+            params.slippage_bps,
+            params.fees,
+        )
+        if isinstance(params, ExpectedCarryParams)
+        else params
+    )
     rows: list[ScanRow] = []
     for pair in snapshot.pairs:
         volume = _min_volume(pair, snapshot)
         if volume < min_volume:
             continue
-        signal = carry_signal(pair, snapshot, params, size)
+        signal = carry_signal(pair, snapshot, signal_params, size)
         info = snapshot.funding.get(pair.perp.symbol)
+        figures: tuple[Decimal | None, Decimal | None] | None = None
+        if isinstance(params, ExpectedCarryParams):
+            value = expected_value_of(pair, snapshot, params, size)
+            block = expected_entry_block(value, params) if value is not None else None
+            figures = _expected_figures(value)
+            if value is None:
+                signal = None
+        else:
+            block = entry_block(signal, params) if signal is not None else None
         rows.append(
             ScanRow(
                 pair=pair.key,
@@ -83,7 +141,10 @@ def scan_rows(
                 signal=signal,
                 next_funding_in=info.next_funding_time - snapshot.taken_at if info else None,
                 would_enter=pair.key in opened,
-                reason=_reason(pair, signal, snapshot, params, selected, opened, dated_assets),
+                reason=_reason(
+                    pair, signal, block, snapshot, params, selected, opened, dated_assets
+                ),
+                expected=figures,
             )
         )
     if params.trades_dated:
@@ -94,7 +155,7 @@ def scan_rows(
 
 def _dated_rows(
     snapshot: MarketSnapshot,
-    params: FundingCarryParams,
+    params: ScanParams,
     min_volume: Decimal,
     selected: set[str],
     opened: set[str],
@@ -135,11 +196,23 @@ def _dated_rows(
     return rows
 
 
+def _expected_figures(value: CarryValue | None) -> tuple[Decimal | None, Decimal | None]:
+    """Return (net APR over the holding, break-even hours) of an `expected_carry` value."""
+    if value is None:
+        return None, None
+    hours = value.holding_hours
+    net_apr = value.net_entry * HOURS_PER_YEAR / hours
+    per_hour = value.expected_carry / hours
+    breakeven = value.round_trip / per_hour if per_hour > 0 else None
+    return net_apr, breakeven
+
+
 def _reason(
     pair: Pair,
     signal: CarrySignal | None,
+    block: str | None,
     snapshot: MarketSnapshot,
-    params: FundingCarryParams,
+    params: ScanParams,
     selected: set[str],
     opened: set[str],
     dated_assets: set[str],
@@ -153,7 +226,7 @@ def _reason(
         return "no_data"
     if pair.key not in selected:
         return "not_top_n"
-    if (block := entry_block(signal, params)) is not None:
+    if block is not None:
         return block
     return "better_carry" if pair.key in dated_assets else "capacity"  # a dated one instead
 
@@ -175,8 +248,8 @@ def row_json(row: ScanRow) -> dict[str, Any]:
         "smoothed_apr": _num(sig.smoothed_apr) if sig else None,
         "history_periods": sig.history_used if sig else None,
         "basis_bps": _num(sig.entry_basis * 10_000) if sig else None,
-        "net_apr": _num(sig.net_apr) if sig else None,
-        "breakeven_hours": _num(sig.breakeven_hours) if sig else None,
+        "net_apr": _num(row.net_apr),
+        "breakeven_hours": _num(row.breakeven_hours),
         "next_funding_in_seconds": (
             int(row.next_funding_in.total_seconds()) if row.next_funding_in is not None else None
         ),
@@ -225,7 +298,8 @@ def table_cells(row: ScanRow) -> list[str]:
     if sig is None:
         return [row.pair, row.carry, "-", "-", "-", "-", "-", "-", "-", "-",
                 _duration(row.next_funding_in), _volume(row.volume_24h), row.reason]  # fmt: skip
-    breakeven = f"{sig.breakeven_hours:.0f}" if sig.breakeven_hours is not None else "never"
+    hours = row.breakeven_hours
+    breakeven = f"{hours:.0f}" if hours is not None else "never"
     return [
         row.pair,
         row.carry,
@@ -235,7 +309,7 @@ def table_cells(row: ScanRow) -> list[str]:
         f"{sig.predicted_rate:.4%}",
         f"{sig.entry_basis * 10_000:.1f}",
         "-",
-        f"{sig.net_apr:.2%}",
+        f"{row.net_apr:.2%}" if row.net_apr is not None else "-",
         breakeven,
         _duration(row.next_funding_in),
         _volume(row.volume_24h),

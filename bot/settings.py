@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(default="text", validation_alias="LOG_FORMAT")
     web_token: SecretStr | None = Field(default=None, validation_alias="CARRYBOT_WEB_TOKEN")
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, validation_alias="TELEGRAM_BOT_TOKEN"
+    )
+    telegram_chat_id: str | None = Field(default=None, validation_alias="TELEGRAM_CHAT_ID")
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, validation_alias="CARRYBOT_ALERT_WEBHOOK_URL"
+    )
 
     @field_validator("mode", "log_level", "log_format", mode="before")
     @classmethod
@@ -59,6 +66,9 @@ class Settings(BaseSettings):
         "bitstamp_api_secret",
         "database_url",
         "web_token",
+        "telegram_bot_token",
+        "telegram_chat_id",
+        "alert_webhook_url",
         mode="before",
     )
     @classmethod
@@ -81,6 +91,8 @@ class Settings(BaseSettings):
                 self.bitstamp_api_key,
                 self.bitstamp_api_secret,
                 self.web_token,
+                self.telegram_bot_token,
+                self.alert_webhook_url,
             )
             if s is not None and s.get_secret_value()
         ]

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +27,7 @@ from bot.circuit import ExchangeCircuit
 from bot.clock import Clock
 from bot.config import Config
 from bot.daily_loss import DailyLoss
+from bot.delisting import DelistingWatch
 from bot.domain import (
     Balance,
     CloseHedge,
@@ -56,7 +57,7 @@ from bot.equity import equity_snapshot
 from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import ExchangePort
 from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
-from bot.execution.delivery import settle_delivered
+from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
@@ -112,9 +113,11 @@ class TradingLoop:
         pairs: Mapping[str, Pair],
         rng: random.Random | None = None,
         poll_before_evaluate: bool = False,
+        heartbeat_parts: Sequence[Callable[[], Awaitable[str]]] = (),
     ) -> None:
         self.config = config
         self._poll_before_evaluate = poll_before_evaluate
+        self._heartbeat_parts = tuple(heartbeat_parts)  # e.g. stream health
         self.exchange = exchange
         self._snapshot = snapshot
         self.strategy = strategy
@@ -135,6 +138,8 @@ class TradingLoop:
             clock.monotonic, max_seconds=config.exchange.outage_backoff_max_seconds, rng=self._rng
         )
         self._capital: CapitalWatch | None = None
+        self.delisting = DelistingWatch(events, clock)
+        self._outages_seen = 0  # database outages whose in-flight hedges are finished
         self._held_pairs: set[str] = set()
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
@@ -288,6 +293,8 @@ class TradingLoop:
                 return []
             started = self.clock.monotonic()
             try:
+                if self.guard.outages > self._outages_seen:
+                    await self._finish_in_flight()
                 return await self._evaluate_locked(snap)
             except Exception as exc:
                 if not is_db_outage(exc):
@@ -296,6 +303,27 @@ class TradingLoop:
                 return []
             finally:
                 self.state.evaluate_ms.append((self.clock.monotonic() - started) * 1000)
+
+    async def _finish_in_flight(self) -> None:
+        """After a database outage, finish the hedges it interrupted (by client order id).
+
+        Their orders' outcomes waited in the guard and are written by now; `recover` asks
+        the exchange about every order not final yet before it sends anything.
+        """
+        outages = self.guard.outages
+        in_flight = [HedgeState.OPENING, HedgeState.CLOSING, HedgeState.UNWINDING]
+        for hedge in await self.ledger.hedges.in_states(in_flight):
+            pair = self._pair_of(hedge)
+            if pair is None:
+                continue
+            log.warning(
+                "Database is back: finishing hedge %s (%s) by client order id",
+                hedge.id,
+                hedge.state.value.upper(),
+            )
+            self._remember(await self.executor.recover(hedge, pair))
+            await self._book(hedge.id)
+        self._outages_seen = outages
 
     async def _evaluate_locked(self, snap: MarketSnapshot) -> list[Intent]:
         """One evaluation; the caller holds the lock. Nothing is sent unless recorded first."""
@@ -317,7 +345,11 @@ class TradingLoop:
             last_closed_at=ledger_view.last_closed_at,
             equity=self.state.daily.equity or ZERO,
         )
-        intents = self.strategy.evaluate(snap, portfolio, self.params)
+        intents = self.delisting.merge(
+            await self.delisting.closes(hedges, snap),
+            self.strategy.evaluate(snap, portfolio, self.params),
+            snap,
+        )
         accepted = await self.risk.review(intents, view, self.events)
         done: list[Intent] = []
         for intent in sorted(accepted, key=_execution_order):
@@ -497,6 +529,9 @@ class TradingLoop:
                 hedge = await settle_delivered(
                     hedge, pair, self.exchange, self.ledger, self.clock, self.events
                 )
+                if awaiting_delivery(hedge, pair, self.clock):
+                    log.info("Hedge %s: delivery price of %s unknown", hedge.id, pair.perp.symbol)
+                    return False
                 unpriced = _unpriced_legs(hedge, pair, snap)
                 if unpriced:
                     log.warning(
@@ -834,6 +869,8 @@ class TradingLoop:
                 ordered = sorted(samples)
                 p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
                 line += f", {name} mean {sum(ordered) / len(ordered):.1f} ms p99 {p99:.1f} ms"
+        for part in self._heartbeat_parts:
+            line += f", {await part()}"
         log.info("%s", line)
         return line
 

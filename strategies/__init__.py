@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from strategies.base import StrategyParams
+from strategies.expected_carry import ExpectedCarry
 from strategies.funding_carry import FundingCarry
 
-REGISTRY: dict[str, type[Any]] = {FundingCarry.name: FundingCarry}
+REGISTRY: dict[str, type[Any]] = {
+    FundingCarry.name: FundingCarry,
+    ExpectedCarry.name: ExpectedCarry,
+}
 
 
 def strategy_class(name: str) -> type[Any]:

@@ -29,7 +29,7 @@ from decimal import Decimal
 from bot.domain import CloseHedge, Hedge, MarketSnapshot, OpenHedge, Pair
 from strategies import carry
 from strategies.base import DatedParams, StrategyParams
-from strategies.signals import _slippage, quantize_metric
+from strategies.signals import open_close_slippage, quantize_metric
 
 ZERO = Decimal(0)
 DAYS_PER_YEAR = Decimal(365)
@@ -89,7 +89,7 @@ def dated_signal(
         return None
     fees = params.fees
     total_fees = 2 * (fees.spot_taker + fees.futures_taker)
-    slip_open, slip_close = _slippage(pair, snapshot, notional, params.dated.slippage_bps)
+    slip_open, slip_close = open_close_slippage(pair, snapshot, notional, params.dated.slippage_bps)
     slippage = slip_open + slip_close
     entry = future_q.bid / spot_q.ask - 1
     net = entry - total_fees - slippage

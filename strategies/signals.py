@@ -197,7 +197,7 @@ def carry_signal(
 
     fees = params.fees
     leg_fees = fees.spot_taker + fees.futures_taker
-    slip_open, slip_close = _slippage(pair, snapshot, notional, params.slippage_bps)
+    slip_open, slip_close = open_close_slippage(pair, snapshot, notional, params.slippage_bps)
     total_fees = 2 * leg_fees
     slippage = slip_open + slip_close
     funding_carry = blended * horizon / carry.HOURS_PER_YEAR
@@ -254,7 +254,7 @@ def _settled_ewma_apr(
     return value
 
 
-def _slippage(
+def open_close_slippage(
     pair: Pair, snapshot: MarketSnapshot, notional: Decimal, fallback_bps: Decimal
 ) -> tuple[Decimal, Decimal]:
     """Return (open, close) slippage of both legs: buy spot + sell perp, then the reverse."""

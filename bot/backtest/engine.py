@@ -256,6 +256,7 @@ async def _assemble(
         run_id,
         rng=rng,
         store_funding_history=False,
+        listed_later=source.data_ranges(),  # every pair of the history, listed now or later
     )
     await start_up(loop, exchange, events, clock)
     return loop, exchange

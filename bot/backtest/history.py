@@ -34,6 +34,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from bot.backtest.dated_history import DatedContract, load_dated
 from bot.backtest.parse import bars_in_bulk, funding_in_bulk
 from bot.backtest.series import HOUR_MS, BarSeries, FundingSeries, from_ms
 from bot.errors import UserError
@@ -64,6 +65,8 @@ class SymbolHistory:
     """Leading perp bars dropped by the placeholder rule."""
     perp_first_raw_ms: int
     """Open time of the first perp bar in the file, placeholder or not."""
+    dated: tuple[DatedContract, ...] = ()
+    """Quarterly contracts, when the data holds quarterly files (`dated_history`)."""
 
     @property
     def spot_symbol(self) -> str:
@@ -215,6 +218,7 @@ def _load_symbol(
         mark=mark,
         placeholder_bars=first,
         perp_first_raw_ms=perp.first_ms,
+        dated=load_dated(binance, name),
     )
 
 

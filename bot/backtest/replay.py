@@ -15,7 +15,10 @@ What the source answers at clock time t (H = start of t's UTC hour):
   and never a row after t; 24h volume is Σ volume x close of the bars that ended by H;
 - instruments appear once listed (a perpetual at its first usable bar, a spot market at its
   first bar) and pairs while both legs have data; `reload` changes nothing, the answer always
-  follows the clock. `all_instruments()` gives the simulator every instrument up front.
+  follows the clock. `all_instruments()` gives the simulator every instrument up front;
+- quarterly contracts (when the data holds quarterly files, `dated_history`) are dated
+  futures with the perpetual's filters, listed from their first bar, quoted like the other
+  markets, and `fetch_delivery_price` gives their recorded delivery price.
 
 Errors: an unknown symbol raises `FatalExchangeError` (a caller bug: the market does not
 exist in this history); a known symbol without data at t raises `BadResponseError`, which
@@ -25,12 +28,13 @@ callers treat like an exchange answer they cannot use (no trade now), not as a r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from bot.backtest.book import Level, SyntheticBook
+from bot.backtest.dated_history import DatedContract
 from bot.backtest.filters import build_instruments
 from bot.backtest.history import History, SymbolHistory
 from bot.backtest.series import HOUR_MS, BarSeries, from_ms, hour_floor, to_ms
@@ -146,6 +150,7 @@ class ReplaySource:
         self._by_kind: dict[MarketKind, list[_Market]] = {k: [] for k in MarketKind}
         self._by_pair: dict[str, SymbolHistory] = {}
         self._settled: dict[str, list[SettledFunding]] = {}
+        self._deliveries: dict[str, Decimal | None] = {}
         for sym in history.symbols.values():
             spot_inst, perp_inst = build_instruments(
                 sym.base,
@@ -164,6 +169,12 @@ class ReplaySource:
                 SettledFunding(perp_inst.symbol, from_ms(t), rate, _mark_at(sym, t))
                 for t, rate in zip(sym.funding.times, sym.funding.rates, strict=True)
             ]
+            for contract in sym.dated:
+                dated = _Market(dated_instrument(perp_inst, contract), contract.bars)
+                self._markets[dated.instrument.symbol] = dated
+                self._by_kind[MarketKind.DATED_FUTURE].append(dated)
+                self._by_pair[dated.instrument.symbol] = sym
+                self._deliveries[dated.instrument.symbol] = contract.delivery_price
 
     # --- for the backtest driver (not part of MarketDataSource) -------------------------
 
@@ -311,6 +322,15 @@ class ReplaySource:
         span = sym.funding.index_range(to_ms(since), last)
         return rows[span.start : span.stop]
 
+    async def fetch_delivery_price(self, symbol: str) -> Decimal | None:
+        """Return a quarterly's recorded delivery price once delivered (None before, or
+        when the data has none)."""
+        market = self._market(symbol)
+        expiry = market.instrument.expiry
+        if expiry is None or self._clock.now() < expiry:
+            return None
+        return self._deliveries.get(symbol)
+
     async def close(self) -> None:
         """Release nothing: the history stays in memory."""
 
@@ -345,3 +365,17 @@ def _mark_at(sym: SymbolHistory, ms: int) -> Decimal | None:
         if k >= 0:
             return sym.mark.opens[k]
     return sym.perp.open_containing(ms)
+
+
+def dated_instrument(perp: Instrument, contract: DatedContract) -> Instrument:
+    """Return a quarterly of `perp`'s asset: its filters, the contract's delivery time."""
+    expiry = contract.expiry
+    return replace(
+        perp,
+        symbol=f"{perp.symbol}-{expiry:%y%m%d}",
+        exchange_symbol=f"{perp.exchange_symbol}_{expiry:%y%m%d}",
+        kind=MarketKind.DATED_FUTURE,
+        expiry=expiry,
+        listed_at=from_ms(contract.bars.first_ms),
+        contract_type=None,
+    )

@@ -170,18 +170,21 @@ def _event_times(run: BacktestRun) -> list[datetime]:
     return [from_ms(t) for t in run.history.event_times_ms(to_ms(run.start), to_ms(run.end))]
 
 
-def _interval(line: HedgeLine, end: datetime) -> Interval | None:
+def _interval(line: HedgeLine, end: datetime, leverage: int) -> Interval | None:
+    """The hedge's time in the market; capital = notional x (1 + 1 / leverage) at its target
+    notional (the fills' sum would count every resize's buys as more capital)."""
     opened = line.hedge.opened_at
     if opened is None:
         return None
-    return Interval(
-        opened, line.hedge.closed_at or end, line.pnl.capital, line.hedge.target_notional
-    )
+    notional = line.hedge.target_notional
+    capital = notional + notional / max(leverage, 1)
+    return Interval(opened, line.hedge.closed_at or end, capital, notional)
 
 
 def _bot_figures(run: BacktestRun, lines: Sequence[HedgeLine]) -> Figures:
     start, end = run.start + REACTION, run.end + REACTION
-    intervals = [iv for line in lines if (iv := _interval(line, end)) is not None]
+    leverage = run.spec.config.exchange.leverage
+    intervals = [iv for line in lines if (iv := _interval(line, end, leverage)) is not None]
     pnls = [line.pnl for line in lines]
     opened = [line for line in lines if line.hedge.opened_at is not None]
     worst = min(lines, key=lambda line: (line.pnl.net, line.hedge.id), default=None)
@@ -233,7 +236,8 @@ def _days(
 ) -> list[DayLine]:
     """Return one line per UTC day of the period, as of the day's last equity snapshot."""
     end = run.end + REACTION
-    intervals = [iv for line in lines if (iv := _interval(line, end)) is not None]
+    leverage = run.spec.config.exchange.leverage
+    intervals = [iv for line in lines if (iv := _interval(line, end, leverage)) is not None]
     snapshots = _Running([(p.at, p.equity) for p in run.equity], run.initial_equity, last=True)
     funding = _Running([(p.funding_time, p.amount) for p in payments], ZERO)
     fees = _Running([(f.timestamp, fee_usdt(f)) for f in fills], ZERO)

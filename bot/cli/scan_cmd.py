@@ -18,8 +18,17 @@ from bot.config import Config
 from bot.errors import UserError
 from bot.exchange.port import MarketDataSource
 from bot.marketdata import MarketData
-from bot.scan import TABLE_COLUMNS, ScanRow, row_json, scan_rows, table_cells, taken_at_text
+from bot.scan import (
+    TABLE_COLUMNS,
+    ScanParams,
+    ScanRow,
+    row_json,
+    scan_rows,
+    table_cells,
+    taken_at_text,
+)
 from bot.scan_venues import row_venue_json, venue_view
+from strategies.expected_carry import ExpectedCarryParams
 from strategies.funding_carry import FundingCarryParams
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
@@ -69,7 +78,7 @@ async def run_scan(
     source: MarketDataSource,
     clock: Clock,
     config: Config,
-    params: FundingCarryParams,
+    params: ScanParams,
     min_volume: Decimal,
 ) -> tuple[list[ScanRow], datetime, int]:
     """Take one snapshot from `source` (closed afterwards); return rows, its time, pair count."""
@@ -92,11 +101,13 @@ async def run_scan(
     )
 
 
-def strategy_params(config: Config) -> FundingCarryParams:
-    """Return the config's strategy parameters; scan ranks with `funding_carry`'s signal."""
+def strategy_params(config: Config) -> ScanParams:
+    """Return the config's strategy parameters; scan ranks with that strategy's model."""
     params = config.strategy
-    if not isinstance(params, FundingCarryParams):
-        raise UserError(f"strategy.name = {params.name!r}: scan only knows funding_carry")
+    if not isinstance(params, FundingCarryParams | ExpectedCarryParams):
+        raise UserError(
+            f"strategy.name = {params.name!r}: scan knows funding_carry and expected_carry"
+        )
     return params
 
 

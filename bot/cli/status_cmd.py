@@ -18,6 +18,7 @@ from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import Ledger
 from bot.persistence.startup_checks import database_errors
 from bot.reporting import HedgeLine, StatusReport, build_status
+from bot.streams.status import StreamStateStore, StreamStatus, status_lines, status_section
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
 
@@ -35,24 +36,28 @@ def register(app: typer.Typer) -> None:
         """Show hedges, P&L, the trading state and the last snapshot's age (reads the DB only)."""
         ctx = load_context(config, database)
 
-        async def go() -> StatusReport:
+        async def go() -> tuple[StatusReport, list[StreamStatus]]:
             engine = create_engine(ctx.database_url)
             try:
                 with database_errors(ctx.database_url, write=False):
                     await migrate.ensure_current(engine)
-                    return await build_status(
+                    report = await build_status(
                         Ledger(session_factory(engine)),
                         now=SystemClock().now(),
                         leverage=ctx.config.exchange.leverage,
                     )
+                    return report, await StreamStateStore(session_factory(engine)).read()
             finally:
                 await engine.dispose()
 
-        report = asyncio.run(go())
+        report, streams = asyncio.run(go())
         if as_json:
-            console.print_json(json.dumps(report.to_json()))
+            data = report.to_json() | status_section(streams, ctx.config.streams, report.now)
+            console.print_json(json.dumps(data))
             return
         render(report)
+        for line in status_lines(streams, ctx.config.streams, report.now):
+            console.print(line, markup=False)
 
 
 def render(report: StatusReport) -> None:
@@ -74,6 +79,8 @@ def render(report: StatusReport) -> None:
     console.print(totals)
     if report.balances:
         console.print(_balances_table(report))
+    for line in report.drift_lines():
+        console.print(line, markup=False)
     if report.alerts:
         console.print("recent alerts:")
         for e in report.alerts:

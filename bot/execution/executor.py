@@ -53,6 +53,7 @@ from bot.exchange.venues import arrival_delay, spot_fee_in_base
 from bot.execution.account_setup import AccountSetup
 from bot.execution.legs import LegResult, LegSender
 from bot.execution.sizing import SizingError, common_step, size_hedge, spot_quantity_for
+from bot.persistence.outage import OutageGuard
 from bot.persistence.repositories import Ledger
 from strategies.base import FeeParams
 
@@ -96,6 +97,7 @@ class HedgeExecutor:
         run_id: int | None = None,
         sender: LegSender | None = None,
         recv_window_ms: int = 5000,
+        guard: OutageGuard | None = None,
     ) -> None:
         self._exchange = exchange
         self._ledger = ledger
@@ -115,6 +117,7 @@ class HedgeExecutor:
             clock,
             final_wait_seconds=risk.order_timeout_seconds,
             recv_window_seconds=recv_window_ms / 1000,
+            guard=guard,
         )
 
     # --- opening --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from bot.domain.ledger import OrderRecord
 from bot.errors import ExchangeError, OrderNotFound, OrderStatusUnknown, TemporaryError
 from bot.exchange.port import ExchangePort
 from bot.exchange.venues import order_absence_window
+from bot.persistence.outage import OutageGuard
 from bot.persistence.repositories import Ledger
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class LegSender:
         final_wait_seconds: float = 10.0,
         recv_window_seconds: float = 5.0,
         absence_margin_seconds: float = 2.0,
+        guard: OutageGuard | None = None,
     ) -> None:
         self._exchange = exchange
         self._ledger = ledger
@@ -100,6 +102,7 @@ class LegSender:
         self._lookup_backoff = lookup_backoff_seconds
         self._final_wait = final_wait_seconds
         self._absent_after = timedelta(seconds=recv_window_seconds + absence_margin_seconds)
+        self._guard = guard
 
     async def send(self, record: OrderRecord) -> LegResult:
         """POST one order; on a lost response look it up by client order id instead."""
@@ -154,12 +157,28 @@ class LegSender:
             await self._clock.sleep(wait)
 
     async def settle(self, result: LegResult) -> LegResult:
-        """Wait for a final state, fetch the fills, and write both to the ledger."""
-        cid = result.record.client_order_id
+        """Wait for a final state, fetch the fills, and write both to the ledger.
+
+        With an outage guard, an outcome that cannot be written now (the database went
+        down with the order in flight) waits in the guard like any record, and is written
+        when the database is back.
+        """
         if result.order is not None and not result.order.status.is_final:
             result.order = await self._wait_final(result.order)
         if result.order is not None:
             result.fills = await self._fills_of(result.order, result.sent_at)
+        if self._guard is None:
+            await self._record(result)
+        else:
+            await self._guard.write(
+                f"outcome of order {result.record.client_order_id}",
+                lambda: self._record(result),
+            )
+        return result
+
+    async def _record(self, result: LegResult) -> None:
+        cid = result.record.client_order_id
+        if result.order is not None:
             await self._ledger.orders.apply(
                 result.order, at=result.acked_at or self._clock.now(), sent_at=result.sent_at
             )
@@ -186,7 +205,6 @@ class LegSender:
                 message=str(err),
                 sent_at=result.sent_at,
             )
-        return result
 
     async def _wait_final(self, order: Order) -> Order:
         deadline = self._clock.monotonic() + self._final_wait

@@ -278,3 +278,19 @@ class PaperStateRow(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime]
+
+
+class StreamStateRow(Base):
+    """One WebSocket stream's health as the running bot last wrote it (`carrybot status`)."""
+
+    __tablename__ = "stream_states"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str] = mapped_column(String(256))
+    last_message_at: Mapped[datetime | None]
+    reconnects: Mapped[int] = mapped_column(Integer)
+    messages: Mapped[int] = mapped_column(Integer)
+    bad_messages: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]

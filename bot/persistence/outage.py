@@ -71,6 +71,7 @@ class OutageGuard:
         self._pending: deque[PendingWrite] = deque(maxlen=max_pending)
         self.healthy = True
         self.down_since: float | None = None
+        self.outages = 0  # times the database went down (callers notice a recovery by it)
 
     @property
     def pending(self) -> int:
@@ -148,6 +149,7 @@ class OutageGuard:
                 type(exc).__name__,
             )
             self.down_since = self._clock.monotonic()
+            self.outages += 1
         self.healthy = False
 
 

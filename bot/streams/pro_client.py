@@ -84,5 +84,6 @@ def set_stream_url(client: CarryBinancePro, kind: str, url: str) -> None:
         ws["margin"] = url
     backoff = getattr(client, "ws_dial_backoff", None)
     if backoff:  # the supervisor owns the reconnect timing, not ccxt's dial backoff
-        for dialled in [u for u in backoff if u.startswith(url)]:
+        base = url.removesuffix("/ws") + "/"  # ccxt dials e.g. …/market/ws/0 under …/ws
+        for dialled in [u for u in backoff if u.startswith(base) or u.startswith(url)]:
             del backoff[dialled]

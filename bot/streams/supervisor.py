@@ -128,10 +128,12 @@ class Supervisor:
             while not task.done():
                 await asyncio.wait({task}, timeout=0.05)
                 ws = self.connection()
-                if ws is not None and ws.isConnected and not ws.closed():
+                if not task.done() and ws is not None and ws.isConnected and not ws.closed():
                     break
+            if task.done():
+                task.result()  # a failed dial raises here and the run loop reconnects
             self._mark_live(url)
-            await task  # an error raises here and the run loop reconnects
+            await task
         except asyncio.CancelledError:
             task.cancel()
             raise

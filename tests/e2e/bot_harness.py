@@ -34,6 +34,7 @@ timeout_ms = 5000
 symbols = ["BTC/USDT", "ETH/USDT"]
 
 [strategy]
+name = "funding_carry"
 min_hold_hours = 0
 cooldown_hours = 0
 rotation_margin_apr = 0.05
@@ -93,15 +94,21 @@ class BotEnv:
         return BotProcess(self, list(args), self.env(**env))
 
     # --- the fake's side ------------------------------------------------------------------
-    def set_funding(self, base: str, rate: str, *, history: str | None = None,
-                    periods: int = 21) -> None:
+    def set_funding(
+        self, base: str, rate: str, *, history: str | None = None, periods: int = 21
+    ) -> None:
         """Set the current rate and (optionally) a settled history at `history` per period."""
         symbol = f"{base}/USDT:USDT"
         self.fake.control("POST", "/_fake/funding", {"symbol": symbol, "rate": rate})
         if history is not None:
             now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-            rows = [{"funding_time": (now - timedelta(hours=8 * (periods - i))).isoformat(),
-                     "rate": history} for i in range(periods)]
+            rows = [
+                {
+                    "funding_time": (now - timedelta(hours=8 * (periods - i))).isoformat(),
+                    "rate": history,
+                }
+                for i in range(periods)
+            ]
             self.fake.control("POST", "/_fake/funding/history", {"symbol": symbol, "rows": rows})
 
     def set_perp_premium(self, base: str, index: str, premium: str, tick: str, qty: str) -> None:
@@ -109,10 +116,14 @@ class BotEnv:
         mid, step = Decimal(index) + Decimal(premium), Decimal(tick)
         bids = [[str(mid - step * i), qty] for i in range(10)]
         asks = [[str(mid + step * (i + 1)), qty] for i in range(10)]
-        self.fake.control("POST", "/_fake/book",
-                          {"symbol": f"{base}/USDT:USDT", "bids": bids, "asks": asks})
-        self.fake.control("POST", "/_fake/funding", {"symbol": f"{base}/USDT:USDT",
-                                                      "mark": str(mid), "index": index})
+        self.fake.control(
+            "POST", "/_fake/book", {"symbol": f"{base}/USDT:USDT", "bids": bids, "asks": asks}
+        )
+        self.fake.control(
+            "POST",
+            "/_fake/funding",
+            {"symbol": f"{base}/USDT:USDT", "mark": str(mid), "index": index},
+        )
 
     def settle_like_binance(self, base: str, rate: str, mark: str, *, lead: float = 2.5) -> None:
         """Advertise a funding time `lead` seconds ahead, let the bot see it, then settle it.
@@ -121,11 +132,13 @@ class BotEnv:
         """
         symbol = f"{base}/USDT:USDT"
         when = datetime.now(UTC) + timedelta(seconds=lead)
-        self.fake.control("POST", "/_fake/funding",
-                          {"symbol": symbol, "next_funding_time": when.isoformat()})
+        self.fake.control(
+            "POST", "/_fake/funding", {"symbol": symbol, "next_funding_time": when.isoformat()}
+        )
         time.sleep(lead + 0.5)  # real processes on the wall clock: the bot polls meanwhile
-        self.fake.control("POST", "/_fake/funding/settle", {"symbol": symbol, "rate": rate,
-                                                            "mark": mark})
+        self.fake.control(
+            "POST", "/_fake/funding/settle", {"symbol": symbol, "rate": rate, "mark": mark}
+        )
 
     def account(self) -> dict[str, Any]:
         result: dict[str, Any] = self.fake.control("GET", "/_fake/account")
@@ -133,7 +146,8 @@ class BotEnv:
 
     def orders_on_server(self, path: str = "/fapi/v1/order") -> list[dict[str, Any]]:
         log: list[dict[str, Any]] = self.fake.control(
-            "GET", f"/_fake/requests?path={path}&method=POST")
+            "GET", f"/_fake/requests?path={path}&method=POST"
+        )
         return log
 
 
@@ -150,14 +164,20 @@ class BotProcess:
     """`carrybot run …` in the background, for signals and crashes."""
 
     def __init__(self, env: BotEnv, args: list[str], environ: dict[str, str]) -> None:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("CARRYBOT_", "BINANCE_", "DATABASE_URL", "LOG_"))}
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CARRYBOT_", "BINANCE_", "DATABASE_URL", "LOG_"))
+        }
         base |= environ | {"PYTHONPATH": str(REPO_ROOT)}
         self.log_path = env.workdir / f"bot-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", *args, "--config", str(env.config)],
-            cwd=env.workdir, env=base, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=env.workdir,
+            env=base,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def log(self) -> str:
@@ -205,8 +225,14 @@ def server_exposure(env: BotEnv, base: str = "BTC") -> tuple[Decimal, Decimal]:
     account = env.account()
     spot = account["spot"].get(base, {"free": "0", "locked": "0"})
     held = Decimal(spot["free"]) + Decimal(spot["locked"])
-    short = sum((abs(Decimal(p["size"])) for p in account["positions"]
-                 if p["symbol"] == f"{base}/USDT:USDT"), Decimal(0))
+    short = sum(
+        (
+            abs(Decimal(p["size"]))
+            for p in account["positions"]
+            if p["symbol"] == f"{base}/USDT:USDT"
+        ),
+        Decimal(0),
+    )
     return held, short
 
 

@@ -16,8 +16,15 @@ def fake_proc() -> Iterator[FakeBinanceProcess]:
     yield from fake_process(standard=True)
 
 
-def make_env(fake: FakeBinanceProcess, tmp_path: Path, url: str, *, live: bool,
-             mode: str = "auto", poll: float = 1.0) -> BotEnv:
+def make_env(
+    fake: FakeBinanceProcess,
+    tmp_path: Path,
+    url: str,
+    *,
+    live: bool,
+    mode: str = "auto",
+    poll: float = 1.0,
+) -> BotEnv:
     env = BotEnv(fake, tmp_path, url, live)
     env.write_config(mode=mode, poll=poll)
     upgraded = env.cli("db", "upgrade")
@@ -26,7 +33,8 @@ def make_env(fake: FakeBinanceProcess, tmp_path: Path, url: str, *, live: bool,
 
 
 @pytest.fixture(params=["live", "paper"])
-def bot_env(request: pytest.FixtureRequest, fake_proc: FakeBinanceProcess, pg_url: str,
-            tmp_path: Path) -> BotEnv:
+def bot_env(
+    request: pytest.FixtureRequest, fake_proc: FakeBinanceProcess, pg_url: str, tmp_path: Path
+) -> BotEnv:
     """A bot against the fake on PostgreSQL, in live mode and in paper mode."""
     return make_env(fake_proc, tmp_path, pg_url, live=request.param == "live")

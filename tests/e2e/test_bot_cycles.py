@@ -55,9 +55,11 @@ async def test_high_btc_funding_opens_then_rotation_to_eth_then_funding_recorded
 
     # Act 3: a funding settlement on the exchange is recorded exactly once.
     settled_at = datetime.now(UTC).isoformat()
-    bot_env.fake.control("POST", "/_fake/funding/settle",
-                         {"symbol": "ETH/USDT:USDT", "rate": "0.0008", "mark": "3003",
-                          "funding_time": settled_at})
+    bot_env.fake.control(
+        "POST",
+        "/_fake/funding/settle",
+        {"symbol": "ETH/USDT:USDT", "rate": "0.0008", "mark": "3003", "funding_time": settled_at},
+    )
     third = bot_env.run_once()
     fourth = bot_env.run_once()
 

@@ -75,8 +75,13 @@ async def test_sigkill_while_opening_then_restart_leaves_ledger_and_exchange_agr
             add_fault(live, kind="delay", path=path, method="POST", delay_ms=4000)
     bot = live.spawn("run", "--live", "--once", **env)
     if point == "after_both_sends":
-        wait_until(lambda: len(live.orders_on_server("/api/v3/order")) == 1
-                   and len(live.orders_on_server()) == 1, what="both legs at the server")
+        wait_until(
+            lambda: (
+                len(live.orders_on_server("/api/v3/order")) == 1
+                and len(live.orders_on_server()) == 1
+            ),
+            what="both legs at the server",
+        )
         bot.proc.kill()
     code = bot.wait()
 
@@ -147,9 +152,11 @@ async def test_database_cut_under_a_running_bot_keeps_funding_and_sends_nothing_
         via_proxy = f"postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/{name}"
         env = make_env(fake_proc, tmp_path, via_proxy, live=True)
         env.write_config(extra="")
-        env.config.write_text(env.config.read_text().replace("max_hedges = 1",
-                                                             "max_hedges = 2").replace(
-            "max_total_notional = 1000", "max_total_notional = 2000"))
+        env.config.write_text(
+            env.config.read_text()
+            .replace("max_hedges = 1", "max_hedges = 2")
+            .replace("max_total_notional = 1000", "max_total_notional = 2000")
+        )
         env.set_funding("BTC", "0.0006", history="0.0006")
         env.set_funding("ETH", "0.00001", history="0.00001")
         env.set_perp_premium("ETH", "3000", "0", tick="0.01", qty="20")
@@ -163,20 +170,25 @@ async def test_database_cut_under_a_running_bot_keeps_funding_and_sends_nothing_
             env.set_perp_premium("ETH", "3000", "3", tick="0.01", qty="20")
             env.settle_like_binance("BTC", "0.0006", "50010")
             time.sleep(3)  # more cycles with the database down
-            eth_orders_during_outage = [o for o in server_orders(env)
-                                        if o["symbol"].startswith("ETH")]
+            eth_orders_during_outage = [
+                o for o in server_orders(env) if o["symbol"].startswith("ETH")
+            ]
             proxy.restore()
             bot.wait_for_log("Database is back", timeout=40)
-            wait_until(lambda: any(o["symbol"].startswith("ETH") for o in server_orders(env)),
-                       timeout=40, what="the ETH hedge after recovery")
+            wait_until(
+                lambda: any(o["symbol"].startswith("ETH") for o in server_orders(env)),
+                timeout=40,
+                what="the ETH hedge after recovery",
+            )
         finally:
             bot.signal(signal.SIGTERM)
             code = bot.wait(timeout=40)
         assert code == 0, bot.log()[-3000:]
         assert eth_orders_during_outage == []
         async with ledger_at(env.database_url) as ledger:
-            btc_funding = [p for p in await ledger.funding.payments()
-                           if p.symbol == "BTC/USDT:USDT"]
+            btc_funding = [
+                p for p in await ledger.funding.payments() if p.symbol == "BTC/USDT:USDT"
+            ]
             assert len(btc_funding) == 1  # received while the database was down, kept, written
             assert {h.pair for h in await ledger.hedges.active()} == {"BTC/USDT", "ETH/USDT"}
     finally:

@@ -31,7 +31,7 @@ def test_config_check_prints_effective_config_with_secrets_redacted(tmp_path: Pa
     assert result.code == 0, result.stderr
     assert "config OK" in result.stdout
     assert "BINANCE_API_KEY = ***" in result.stdout
-    assert "entry_apr = 0.10" in result.stdout
+    assert "entry_margin = 0.002" in result.stdout
     for secret in (SECRET_KEY, SECRET, "hunter2pass"):
         assert secret not in result.stdout + result.stderr
 
@@ -42,13 +42,15 @@ def test_config_check_json_is_machine_readable(tmp_path: Path) -> None:
     result = run_cli("config", "check", "--json", cwd=tmp_path)
 
     data = json.loads(result.stdout)
-    assert data["config"]["strategy"]["name"] == "funding_carry"
+    assert data["config"]["strategy"]["name"] == "expected_carry"
     assert data["config_file"] == "(built-in defaults)"
 
 
 def test_bad_config_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("[strategy]\nexit_apr = 0.5\n[exchange]\nleverage = -1\ncolour = 'red'\n")
+    bad.write_text(
+        "[strategy]\nname = 'funding_carry'\nexit_apr = 0.5\n[exchange]\nleverage = -1\ncolour = 'red'\n"
+    )
 
     result = run_cli("config", "check", "--config", str(bad), cwd=tmp_path)
 

@@ -4,6 +4,7 @@
 |---|---|---|
 | GET /_fake/state | | instruments, used weights, skew, active faults |
 | POST /_fake/instruments | {"instruments": [Instrument JSON]} | replace the instruments |
+| POST /_fake/instrument/status | {"symbol", "status": "SETTLING", "delivery_date": ISO or null} | change one instrument's status at runtime (a delisting) |
 | POST /_fake/universe | {"n": 300, "dated": 2} | generate n spot+perp pairs with books and funding |
 | POST /_fake/book | {"symbol", "bids": [[p, q]], "asks": [[p, q]]} | set depth |
 | POST /_fake/quote | {"symbol", "bid", "ask", "bid_qty", "ask_qty"} | set best bid/ask |
@@ -18,12 +19,22 @@
 | GET/DELETE /_fake/requests | ?path=&method= | request log (arrival perf_counter, params) |
 | GET /_fake/account | | simulated account state (`SimulatedExchange.to_state`) |
 | POST /_fake/account/deposit | {"wallet": "spot"/"futures", "asset", "amount"} | fund the account |
+| GET /_fake/streams | | open stream connections and subscriptions, handshakes, listenKeys |
+| POST /_fake/streams/drop | {"prefix"?, "code"?} | drop every (matching) connection; 1006 = no close frame |
+| POST /_fake/streams/refuse | {"seconds", "prefix"?} | refuse new handshakes (HTTP 503) for that long |
+| POST /_fake/streams/silence | {"on", "prefix"?} | stop / resume events, sockets stay open |
+| POST /_fake/streams/delay | {"ms"} | delay every event |
+| POST /_fake/streams/shutdown | {"prefix"?} | send Binance's `serverShutdown` notice |
+| POST /_fake/streams/raw | {"text", "prefix"?} | send a raw frame (bad-message tests) |
+| POST /_fake/streams/expire_listen_key | {"key"?} | expire listenKeys (`listenKeyExpired`) |
 
 Times are epoch ms or ISO-8601 with a timezone; numbers may be strings (kept exact).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -58,6 +69,25 @@ def _state(fake: FakeBinance, body: Body) -> Any:
 
 def _instruments(fake: FakeBinance, body: Body) -> Any:
     fake.set_instruments(codec.instrument(i) for i in body["instruments"])
+    return None
+
+
+def _status(fake: FakeBinance, body: Body) -> Any:
+    """Change one instrument's status (and a perpetual's delivery date) at runtime."""
+    inst = fake.market.instruments[body["symbol"]]
+    status = str(body.get("status", inst.status or "TRADING"))
+    delivery = body.get("delivery_date", inst.delist_at.isoformat() if inst.delist_at else None)
+    fake.set_instruments(
+        [
+            *(i for i in fake.market.instruments.values() if i.symbol != inst.symbol),
+            dataclasses.replace(
+                inst,
+                status=status,
+                active=status == "TRADING",
+                delist_at=codec.parse_time(delivery) if delivery else None,
+            ),
+        ]
+    )
     return None
 
 
@@ -200,10 +230,65 @@ def _deposit(fake: FakeBinance, body: Body) -> Any:
     return None
 
 
+def _streams(fake: FakeBinance, body: Body) -> Any:
+    st = fake.streams
+    return {
+        "open": [
+            {"path": c.path, "subscriptions": sorted(c.subscriptions)} for c in st.connections
+        ],
+        "accepted": st.accepted,
+        "refused": st.refused,
+        "listen_keys": [
+            {"key": k.key, "keepalives": k.keepalives, "closed": k.closed}
+            for k in st.listen_keys.values()
+        ],
+    }
+
+
+def _stream_drop(fake: FakeBinance, body: Body) -> Any:
+    return fake.streams.drop_all(code=int(body.get("code", 1006)), prefix=body.get("prefix", ""))
+
+
+def _stream_refuse(fake: FakeBinance, body: Body) -> Any:
+    fake.streams.refuse_for(float(body["seconds"]), prefix=body.get("prefix", ""))
+    return None
+
+
+def _stream_silence(fake: FakeBinance, body: Body) -> Any:
+    fake.streams.silence(bool(body.get("on", True)), prefix=body.get("prefix", ""))
+    return None
+
+
+def _stream_delay(fake: FakeBinance, body: Body) -> Any:
+    fake.streams.delay_seconds = float(body["ms"]) / 1000
+    return None
+
+
+def _stream_shutdown(fake: FakeBinance, body: Body) -> Any:
+    return fake.streams.server_shutdown(prefix=body.get("prefix", ""))
+
+
+def _stream_raw(fake: FakeBinance, body: Body) -> Any:
+    return fake.streams.send_raw(str(body["text"]), prefix=body.get("prefix", ""))
+
+
+def _stream_expire(fake: FakeBinance, body: Body) -> Any:
+    return {"expired": fake.streams.expire_listen_key(body.get("key"))}
+
+
 _ROUTES: dict[tuple[str, str], Callable[[FakeBinance, Body], Any]] = {
+    ("GET", "/_fake/streams"): _streams,
+    ("POST", "/_fake/streams/drop"): _stream_drop,
+    ("POST", "/_fake/streams/refuse"): _stream_refuse,
+    ("POST", "/_fake/streams/silence"): _stream_silence,
+    ("POST", "/_fake/streams/delay"): _stream_delay,
+    ("POST", "/_fake/streams/shutdown"): _stream_shutdown,
+    ("POST", "/_fake/streams/raw"): _stream_raw,
+    ("POST", "/_fake/streams/expire_listen_key"): _stream_expire,
     ("GET", "/_fake/state"): _state,
     ("POST", "/_fake/instruments"): _instruments,
     ("POST", "/_fake/universe"): _universe,
+    ("POST", "/_fake/instrument/status"): _status,
     ("POST", "/_fake/book"): _book,
     ("POST", "/_fake/quote"): _quote,
     ("POST", "/_fake/volume"): _volume,
@@ -236,6 +321,9 @@ async def handle(fake: FakeBinance, request: web.Request) -> web.Response:
         if isinstance(payload, dict):
             body.update(payload)
     try:
-        return _ok(route(fake, body))
+        result = route(fake, body)
+        if inspect.isawaitable(result):
+            result = await result
+        return _ok(result)
     except (KeyError, ValueError, TypeError, ExchangeError) as exc:
         return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)

@@ -24,12 +24,14 @@ def problems_of(text: str) -> list[str]:
 def test_example_config_validates_and_equals_the_defaults() -> None:
     config = load_config(EXAMPLE)
 
-    assert config.strategy.name == "funding_carry"
+    assert config.strategy.name == "expected_carry"
     assert config.fingerprint() == Config.model_validate({}).fingerprint()
 
 
 def test_config_floats_become_exact_decimals() -> None:
-    config = parse_config_text("[strategy]\nentry_apr = 0.1\nexit_apr = 0.07\n")
+    config = parse_config_text(
+        '[strategy]\nname = "funding_carry"\nentry_apr = 0.1\nexit_apr = 0.07\n'
+    )
 
     assert config.strategy.entry_apr == Decimal("0.1")
     assert isinstance(config.risk.max_total_notional, Decimal)
@@ -72,16 +74,22 @@ def test_strategy_sees_the_same_sizing_fees_and_universe_as_the_bot() -> None:
             "t.toml: sizing.notional_per_hedge = -5: input should be greater than 0",
         ),
         (
-            "[strategy]\nexit_apr = 0.2\n",
+            '[strategy]\nname = "funding_carry"\nexit_apr = 0.2\n',
             "t.toml: strategy.exit_apr = 0.2: must be below entry_apr (0.10)",
         ),
         (
             '[strategy]\nname = "grid"\n',
-            "t.toml: strategy.name = 'grid': input should be 'funding_carry'",
+            "t.toml: strategy.name = 'grid': input should be 'expected_carry' or 'funding_carry'",
         ),
         (
-            "[strategy]\nentry_aprr = 0.2\n",
-            "t.toml: strategy.entry_aprr: unknown key in [strategy]; allowed keys: name, instruments, dated, entry_apr",
+            '[strategy]\nname = "expected_carry"\nentry_apr = 0.2\n',
+            "t.toml: strategy.entry_apr: unknown key in [strategy]; allowed keys: name, "
+            "instruments, dated, expected_holding_hours",
+        ),
+        (
+            '[strategy]\nname = "funding_carry"\nentry_aprr = 0.2\n',
+            "t.toml: strategy.entry_aprr: unknown key in [strategy]; allowed keys: name, "
+            "instruments, dated, entry_apr",
         ),
         (
             '[database]\nurl = "mysql://root@x/db"\n',

@@ -107,3 +107,24 @@ def test_render_table_lists_rows_under_the_scan_columns() -> None:
 
     assert "2 of 5 pairs by net APR" in text
     assert "AAA/USDT" in text and "net APR" in text and "break-even h" in text
+
+
+def test_scan_with_expected_carry_uses_its_forecast_and_round_trip() -> None:
+    from tests.unit.strategies.test_expected_carry import ev_params
+
+    snap = market_snapshot(
+        Market("AAA", rate="0.00003", history=["0.00003"] * 200),  # low but positive
+        Market("BBB", rate="-0.0006", history=["0.0001"] * 150 + ["-0.0006"] * 18),
+    )
+    p = ev_params()
+
+    rows = {r.pair: r for r in scan_rows(snap, p)}
+
+    low, dip = rows["AAA/USDT"], rows["BBB/USDT"]
+    assert (low.would_enter, low.reason) == (True, "enter")
+    assert dip.would_enter is False and dip.reason in {"net_carry", "dip_ahead"}
+    # Net APR = (forecast carry over the 2160 h holding - round trip) x 8760 / 2160.
+    assert low.net_apr is not None and low.net_apr > 0
+    assert low.breakeven_hours is not None and 0 < low.breakeven_hours < 2160
+    assert row_json(low)["net_apr"] == float(low.net_apr)
+    strategy_params(config_from_dict({"strategy": {"name": "expected_carry"}}, source="t"))

@@ -19,7 +19,12 @@ THIRTY_DAYS = (T0, T0 + timedelta(days=30))
 # The hedge must open at the first event and stay: a low entry bar, costs repaid slowly.
 ALWAYS_IN: dict[str, Any] = {
     "universe": {"symbols": ["BTC/USDT"]},
-    "strategy": {"entry_apr": D("0.02"), "exit_apr": D("0.01"), "max_breakeven_hours": D(1000)},
+    "strategy": {
+        "name": "funding_carry",
+        "entry_apr": D("0.02"),
+        "exit_apr": D("0.01"),
+        "max_breakeven_hours": D(1000),
+    },
 }
 
 

@@ -98,7 +98,10 @@ def test_btc_2021_funding_equals_rate_times_mark_times_short_held(
         D(0),
     )
 
-    assert report.bot.hedges >= 3
+    # The default strategy holds through 2021, resizing to constant notional as BTC moves:
+    # the short changes size many times, and every settlement is paid on the short held then.
+    assert report.bot.hedges >= 1
+    assert len({f.timestamp for f in fills if f.symbol.endswith(":USDT")}) >= 6
     assert expected > 100
     assert report.bot.funding == expected
 

@@ -16,6 +16,7 @@ CONFIG = """
 [universe]
 symbols = ["BTC/USDT", "ETH/USDT"]
 [strategy]
+name = "funding_carry"
 entry_apr = 0.02
 exit_apr = 0.01
 max_breakeven_hours = 1000

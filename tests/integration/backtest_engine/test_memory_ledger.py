@@ -24,6 +24,7 @@ SWINGING = {
     **ALWAYS_IN,
     "universe": {"symbols": ["BTC/USDT", "ETH/USDT"]},
     "strategy": {
+        "name": "funding_carry",
         "entry_apr": D("0.05"),
         "exit_apr": D("0.0"),
         "max_breakeven_hours": D(1000),

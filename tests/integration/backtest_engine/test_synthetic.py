@@ -79,6 +79,7 @@ async def test_backtest_damaged_data_after_cutoff_leaves_earlier_decisions_uncha
         {
             **ALWAYS_IN,
             "strategy": {
+                "name": "funding_carry",
                 "entry_apr": D("0.05"),
                 "exit_apr": D("0.0"),
                 "max_breakeven_hours": D(1000),
@@ -111,3 +112,18 @@ async def test_backtest_damaged_data_after_cutoff_leaves_earlier_decisions_uncha
     assert decisions(before) == decisions(after)
     everything = [(x.hedge.opened_at, x.hedge.closed_at) for x in before.hedges]
     assert everything != [(x.hedge.opened_at, x.hedge.closed_at) for x in after.hedges]
+
+
+async def test_backtest_explicit_pair_listed_after_the_start_is_traded_once_listed(
+    tmp_path: Path,
+) -> None:
+    data = write_flat_history(tmp_path / "data", symbols=("BTCUSDT",))
+    write_flat_history(data, symbols=("ETHUSDT",), start=T0 + timedelta(days=2), days=20)
+    cfg = config({**ALWAYS_IN, "universe": {"symbols": ["BTC/USDT", "ETH/USDT"]}})
+
+    report = await run(cfg, data, tmp_path / "out", T0, T0 + timedelta(days=5))
+
+    assert report.run.start == T0  # ETH's later listing does not refuse the start
+    opened = {line.hedge.pair: line.hedge.opened_at for line in report.hedges}
+    assert opened["BTC/USDT"] == T0 + REACTION
+    assert opened["ETH/USDT"] is not None and opened["ETH/USDT"] > T0 + timedelta(days=2)

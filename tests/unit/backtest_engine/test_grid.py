@@ -45,7 +45,10 @@ def test_combinations_cartesian_product_with_invalid_ones_reported(tmp_path: Pat
         "[sizing]\nnotional_per_hedge = 500\n",
     )
 
-    combos = combinations({"risk": {"max_open_hedges": 4}}, load_grid(path, "funding_carry"))
+    combos = combinations(
+        {"strategy": {"name": "funding_carry"}, "risk": {"max_open_hedges": 4}},
+        load_grid(path, "funding_carry"),
+    )
 
     assert [c.index for c in combos] == [1, 2, 3, 4]
     assert combos[0].label == (

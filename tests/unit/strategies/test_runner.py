@@ -30,7 +30,7 @@ def test_load_strategy_by_config_name_returns_an_instance() -> None:
 
 
 def test_load_strategy_unknown_name_lists_the_registered_ones() -> None:
-    with pytest.raises(KeyError, match="available: funding_carry"):
+    with pytest.raises(KeyError, match="available: expected_carry, funding_carry"):
         load_strategy("martingale")
 
 

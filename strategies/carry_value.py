@@ -1,0 +1,176 @@
+"""What holding one pair is expected to earn and what trading it costs, in fractions of notional.
+
+`carry_value` combines the funding forecast (`strategies.forecast`) with the costs of the
+legs as they can be executed now: taker fees of both legs, slippage walked from the books
+(else `slippage_bps` per leg and trade) and the spreads paid (the executable basis at entry,
+perp bid vs spot ask, against the one at exit, perp ask vs spot bid). The mid basis is
+assumed to stay where it is (no convergence is counted on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.domain import MarketSnapshot, Pair, SettledFunding
+from strategies import carry
+from strategies.base import FeeParams
+from strategies.carry import HOURS_PER_YEAR
+from strategies.forecast import FundingForecast, anchor_rate, forecast
+from strategies.signals import open_close_slippage, quantize_metric
+
+
+@dataclass(frozen=True, slots=True)
+class CarryValue:
+    """One pair's expected funding and costs for a hedge of `notional` per leg."""
+
+    pair: str
+    notional: Decimal
+    forecast: FundingForecast
+    holding_hours: Decimal
+    expected_carry: Decimal  # forecast funding over `holding_hours`
+    open_cost: Decimal  # both legs' fees and slippage to open, plus half the spreads
+    close_cost: Decimal  # the same to close
+    entry_basis: Decimal  # (perp bid − spot ask) / spot ask
+    exit_basis: Decimal  # (perp ask − spot bid) / spot bid
+    worst_carry: Decimal  # lowest expected cumulative funding ahead (≤ 0)
+    worst_hours: Decimal  # the horizon of `worst_carry`
+    negative_run: int  # latest settled rates negative in a row
+
+    @property
+    def round_trip(self) -> Decimal:
+        return self.open_cost + self.close_cost
+
+    @property
+    def net_entry(self) -> Decimal:
+        """Expected carry over the holding minus the round trip: what opening now is worth."""
+        return self.expected_carry - self.round_trip
+
+    @property
+    def exit_saving(self) -> Decimal:
+        """What closing now could save at best: the expected negative funding ahead (≥ 0)."""
+        return -self.worst_carry
+
+    def metrics(self) -> dict[str, Decimal]:
+        """Return the numbers behind a decision, rounded to 1e-10, for the ledger."""
+        f = self.forecast
+        values = {
+            "notional": self.notional,
+            "interval_hours": Decimal(f.interval_hours),
+            "forecast_anchor": f.anchor,
+            "forecast_level": f.level,
+            "forecast_persistence": f.persistence,
+            "forecast_fitted": Decimal(int(f.fitted)),
+            "forecast_next_rate": f.next_rate(),
+            "holding_hours": self.holding_hours,
+            "forecast_apr": f.mean_apr(self.holding_hours),
+            "expected_carry": self.expected_carry,
+            "open_cost": self.open_cost,
+            "close_cost": self.close_cost,
+            "round_trip": self.round_trip,
+            "net_entry": self.net_entry,
+            "net_apr": self.net_entry * HOURS_PER_YEAR / self.holding_hours,
+            "worst_carry": self.worst_carry,
+            "worst_hours": self.worst_hours,
+            "entry_basis": self.entry_basis,
+            "exit_basis": self.exit_basis,
+            "negative_run": Decimal(self.negative_run),
+        }
+        return {k: quantize_metric(v) for k, v in values.items()}
+
+
+def carry_value(
+    pair: Pair,
+    snapshot: MarketSnapshot,
+    *,
+    notional: Decimal,
+    holding_hours: Decimal,
+    fees: FeeParams,
+    slippage_bps: Decimal,
+    history_periods: int,
+    halflife: Decimal,
+    default_persistence: Decimal,
+) -> CarryValue | None:
+    """Return the value of holding `pair` now, None without quotes or funding.
+
+    Without settled history the exchange's current funding rate is the forecast's level.
+    """
+    info = snapshot.funding.get(pair.perp.symbol)
+    spot_q = snapshot.spot_quotes.get(pair.spot.symbol)
+    perp_q = snapshot.perp_quotes.get(pair.perp.symbol)
+    if info is None or spot_q is None or perp_q is None or info.interval_hours <= 0:
+        return None
+    if min(spot_q.bid, spot_q.ask, perp_q.bid, perp_q.ask) <= 0:
+        return None
+    history = snapshot.funding_history.get(pair.perp.symbol, ())
+    fc = _forecast(
+        history,
+        history_periods,
+        info.interest_rate,
+        info.interval_hours,
+        halflife,
+        default_persistence,
+    )
+    if fc is None:  # nothing settled yet (a new listing): the exchange's current rate stands in
+        fc = FundingForecast(
+            anchor=anchor_rate(info.interest_rate, info.interval_hours),
+            level=info.funding_rate,
+            persistence=default_persistence,
+            interval_hours=info.interval_hours,
+            fitted=False,
+        )
+    entry_basis = carry.perp_basis(perp_q.bid, spot_q.ask)
+    exit_basis = carry.perp_basis(perp_q.ask, spot_q.bid)
+    mid_basis = carry.perp_basis(perp_q.mid, spot_q.mid)
+    leg_fees = fees.spot_taker + fees.futures_taker
+    slip_open, slip_close = open_close_slippage(pair, snapshot, notional, slippage_bps)
+    worst, worst_hours = fc.worst_carry(holding_hours)
+    return CarryValue(
+        pair=pair.key,
+        notional=notional,
+        forecast=fc,
+        holding_hours=holding_hours,
+        expected_carry=fc.carry(holding_hours),
+        open_cost=leg_fees + slip_open + max(mid_basis - entry_basis, Decimal(0)),
+        close_cost=leg_fees + slip_close + max(exit_basis - mid_basis, Decimal(0)),
+        entry_basis=entry_basis,
+        exit_basis=exit_basis,
+        worst_carry=worst,
+        worst_hours=worst_hours,
+        negative_run=carry.trailing_negative(history[-history_periods:]),
+    )
+
+
+_KEPT: dict[int, tuple[Sequence[SettledFunding], tuple[object, ...], FundingForecast | None]] = {}
+_KEPT_MAX = 512
+
+
+def _forecast(
+    history: Sequence[SettledFunding],
+    periods: int,
+    interest: Decimal,
+    interval: int,
+    halflife: Decimal,
+    persistence: Decimal,
+) -> FundingForecast | None:
+    """`forecast.forecast`, fitted again only when the history changed (once a settlement).
+
+    The market data hands the same history object until a new settlement arrives; the
+    object is held with its answer, so its id is never mistaken for another's.
+    """
+    key = (periods, interest, interval, halflife, persistence)
+    kept = _KEPT.get(id(history))
+    if kept is not None and kept[0] is history and kept[1] == key:
+        return kept[2]
+    value = forecast(
+        history[-periods:],
+        interest_rate=interest,
+        interval_hours=interval,
+        halflife=halflife,
+        default_persistence=persistence,
+    )
+    if len(_KEPT) >= _KEPT_MAX:
+        _KEPT.clear()
+    _KEPT[id(history)] = (history, key, value)
+    return value

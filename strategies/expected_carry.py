@@ -1,0 +1,318 @@
+"""`expected_carry`: hold long spot / short perp while the forecast carry pays for the trades.
+
+One expected-value rule instead of APR thresholds (README, "Strategy: expected_carry"). With
+the funding forecast of `strategies.forecast` and the costs of `strategies.carry_value`, in
+fractions of notional, H = min(`expected_holding_hours`, `max_holding_hours`):
+
+- **enter** a pair when forecast carry over H − round trip (both legs' fees, slippage and
+  spreads, to open and to close) > `entry_margin`, and the exit rule would not fire;
+- **stay** while the expected carry ahead beats closing now: close only when the expected
+  negative funding ahead (the lowest cumulative forecast over any horizon up to H) exceeds
+  what closing costs — the exit now and the re-entry afterwards (a round trip) — plus
+  `exit_margin`. A dip that does not pay for the round trip is sat through;
+- **rotate** (when the sizing limits leave no room) when a waiting pair's forecast carry
+  over H beats the held one's by more than four legs (closing the held hedge, opening the
+  new one) plus `rotation_margin`;
+- **constant notional**: a held hedge whose short is worth more than `rebalance_band` away
+  from `notional_per_hedge` (the price moved) is resized back to it, so the short's losses
+  in a rally are realised bit by bit (and its margin stays sufficient) instead of growing
+  with the price, as the passive baseline assumes;
+- **hard exits** whatever the forecast: `negative_periods_to_exit` negative settlements in
+  a row, age ≥ `max_holding_hours` (liquidation distance and risk limits are the risk
+  gate's). `min_hold_hours` protects a new hedge from the forecast exits and rotation.
+Hysteresis comes from the costs, not from two thresholds. Closes come first in the result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import Field, model_validator
+
+from bot.domain import (
+    CloseHedge,
+    Hedge,
+    HedgeState,
+    Intent,
+    MarketSnapshot,
+    OpenHedge,
+    Pair,
+    Portfolio,
+    ResizeHedge,
+)
+from strategies.allocation import Capacity
+from strategies.base import NonNegativeDecimal, PositiveDecimal, StrategyParams
+from strategies.carry import hours_between, trailing_negative
+from strategies.carry_value import CarryValue, carry_value
+from strategies.signals import quantize_metric
+from strategies.universe import select_universe
+
+Persistence = Annotated[Decimal, Field(ge=0, le=1)]
+
+
+class ExpectedCarryParams(StrategyParams):
+    """Tuning of `expected_carry`. Margins are fractions of notional (0.001 = 0.1%)."""
+
+    name: Literal["expected_carry"] = "expected_carry"
+    expected_holding_hours: PositiveDecimal = Decimal("2160")
+    entry_margin: NonNegativeDecimal = Decimal("0.002")
+    exit_margin: NonNegativeDecimal = Decimal("0")
+    rotation_margin: NonNegativeDecimal = Decimal("0.002")
+    ewma_halflife_periods: PositiveDecimal = Decimal("21")
+    history_periods: Annotated[int, Field(ge=1, le=1000)] = 500
+    default_persistence: Persistence = Decimal("0.99")
+    max_entry_basis: NonNegativeDecimal = Decimal("0.0015")
+    negative_periods_to_exit: Annotated[int, Field(ge=1)] = 21
+    max_holding_hours: PositiveDecimal = Decimal("8760")
+    min_hold_hours: NonNegativeDecimal = Decimal("24")
+    cooldown_hours: NonNegativeDecimal = Decimal("24")
+    slippage_bps: NonNegativeDecimal = Decimal("2")
+    rebalance_band: Annotated[Decimal, Field(gt=0, le=10)] = Decimal("0.2")
+
+    @model_validator(mode="after")
+    def _check_holding(self) -> Self:
+        if self.min_hold_hours > self.max_holding_hours:
+            raise ValueError(
+                f"min_hold_hours = {self.min_hold_hours}: must not exceed "
+                f"max_holding_hours ({self.max_holding_hours})"
+            )
+        return self
+
+    @property
+    def holding_hours(self) -> Decimal:
+        """The holding the decisions value: H = min(expected, max holding)."""
+        return min(self.expected_holding_hours, self.max_holding_hours)
+
+
+class ExpectedCarry:
+    """Enter, stay and rotate by expected value net of costs (see the module docstring)."""
+
+    name: ClassVar[str] = "expected_carry"
+    params_model: ClassVar[type[StrategyParams]] = ExpectedCarryParams
+
+    def evaluate(
+        self, snapshot: MarketSnapshot, portfolio: Portfolio, params: ExpectedCarryParams
+    ) -> list[Intent]:
+        """Return the closes, then the opens, that this snapshot calls for."""
+        now = snapshot.taken_at
+        pairs = {p.key: p for p in snapshot.pairs}
+        active = portfolio.open_hedges()
+        closes: list[Intent] = []
+        resizes: list[Intent] = []
+        closing: set[int] = set()
+        rotatable: list[tuple[Hedge, CarryValue]] = []
+        for hedge in active:
+            if hedge.state is not HedgeState.OPEN:
+                continue
+            pair = pairs.get(hedge.pair)
+            value = value_of(pair, snapshot, params, hedge.target_notional) if pair else None
+            close = exit_intent(hedge, value, snapshot, params, now)
+            if close is not None:
+                closes.append(close)
+                closing.add(hedge.id)
+                continue
+            resize = rebalance_intent(hedge, snapshot, params)
+            if resize is not None:
+                resizes.append(resize)
+            elif value is not None and hedge_age_hours(hedge, now) >= params.min_hold_hours:
+                rotatable.append((hedge, value))
+
+        capacity = Capacity.of((h for h in active if h.id not in closing), params.sizing)
+        waiting: list[tuple[Pair, CarryValue]] = []
+        opens: list[Intent] = []
+        for pair, value in entry_candidates(snapshot, portfolio, params):
+            size = capacity.size_for(pair.key, min_notional(pair))
+            if size is None:
+                waiting.append((pair, value))
+                continue
+            capacity.add(pair.key, size)
+            opens.append(open_intent(value, size, "entry", params))
+
+        rotatable.sort(key=lambda hv: hv[1].expected_carry)
+        for (pair, candidate), (hedge, held) in zip(waiting, rotatable, strict=False):
+            gain = rotation_gain(candidate, held)
+            if gain <= params.rotation_margin:
+                break  # candidates get worse and held hedges better from here on
+            capacity.remove(hedge.pair, hedge.target_notional)
+            size = capacity.size_for(pair.key, min_notional(pair))
+            if size is None:
+                capacity.add(hedge.pair, hedge.target_notional)
+                continue
+            capacity.add(pair.key, size)
+            closes.append(rotation_close(hedge, held, candidate, gain, params, now))
+            opens.append(open_intent(candidate, size, f"rotation from {hedge.pair}", params))
+        return closes + resizes + opens
+
+
+def rebalance_intent(
+    hedge: Hedge, snapshot: MarketSnapshot, params: ExpectedCarryParams
+) -> ResizeHedge | None:
+    """Return the resize back to `notional_per_hedge` of a hedge that drifted out of the band."""
+    quote = snapshot.perp_quotes.get(hedge.perp_symbol)
+    target = params.sizing.notional_per_hedge
+    if quote is None or quote.mid <= 0 or hedge.perp_quantity <= 0:
+        return None
+    held = hedge.perp_quantity * quote.mid
+    drift = held / target - 1
+    if abs(drift) <= params.rebalance_band:
+        return None
+    return ResizeHedge(
+        hedge_id=hedge.id,
+        notional=target,
+        reason=(
+            f"rebalance: short worth {held:.2f} USDT, {drift:+.2%} off {target} "
+            f"(band {params.rebalance_band:.0%})"
+        ),
+        metrics={"held_notional": quantize_metric(held), "drift": quantize_metric(drift)},
+    )
+
+
+def value_of(
+    pair: Pair, snapshot: MarketSnapshot, params: ExpectedCarryParams, notional: Decimal
+) -> CarryValue | None:
+    """Return `carry_value` of `pair` with `params`' costs, forecast and holding."""
+    return carry_value(
+        pair,
+        snapshot,
+        notional=notional,
+        holding_hours=params.holding_hours,
+        fees=params.fees,
+        slippage_bps=params.slippage_bps,
+        history_periods=params.history_periods,
+        halflife=params.ewma_halflife_periods,
+        default_persistence=params.default_persistence,
+    )
+
+
+def worth_exiting(value: CarryValue, params: ExpectedCarryParams) -> bool:
+    """Tell whether the negative funding ahead pays for a round trip (exit now, re-enter)."""
+    return value.exit_saving > value.round_trip + params.exit_margin
+
+
+def entry_block(value: CarryValue, params: ExpectedCarryParams) -> str | None:
+    """Return the first entry rule `value` fails (a short code), or None when it passes."""
+    if value.negative_run >= params.negative_periods_to_exit:
+        return "negative_funding"
+    if value.net_entry <= params.entry_margin:
+        return "net_carry"
+    if worth_exiting(value, params):
+        return "dip_ahead"
+    if value.entry_basis < -params.max_entry_basis:
+        return "basis"
+    return None
+
+
+def entry_candidates(
+    snapshot: MarketSnapshot, portfolio: Portfolio, params: ExpectedCarryParams
+) -> list[tuple[Pair, CarryValue]]:
+    """Return the universe pairs that pass the entry rules, best net carry first."""
+    now = snapshot.taken_at
+    taken = {h.pair for h in portfolio.open_hedges()}
+    size = params.sizing.notional_per_hedge
+    found: list[tuple[Pair, CarryValue]] = []
+    for pair in select_universe(snapshot, params.universe):
+        closed = portfolio.last_closed_at.get(pair.key)
+        if pair.key in taken or (
+            closed is not None and hours_between(closed, now) < params.cooldown_hours
+        ):
+            continue
+        value = value_of(pair, snapshot, params, size)
+        if value is not None and entry_block(value, params) is None:
+            found.append((pair, value))
+    found.sort(key=lambda pv: pv[1].net_entry, reverse=True)
+    return found
+
+
+def exit_intent(
+    hedge: Hedge,
+    value: CarryValue | None,
+    snapshot: MarketSnapshot,
+    params: ExpectedCarryParams,
+    now: datetime,
+) -> CloseHedge | None:
+    """Return the close an OPEN hedge calls for, or None to keep it.
+
+    In order: `negative_periods_to_exit` negative settlements in a row (at any age); age ≥
+    `max_holding_hours`; past `min_hold_hours` and with a value: the negative funding ahead
+    pays for a round trip plus `exit_margin`.
+    """
+    age = hedge_age_hours(hedge, now)
+    history = snapshot.funding_history.get(hedge.perp_symbol, ())
+    negative = trailing_negative(history[-params.negative_periods_to_exit :])
+    if negative >= params.negative_periods_to_exit:
+        reason = f"negative_funding: {negative} negative settlements in a row"
+    elif age >= params.max_holding_hours:
+        reason = f"max_holding: held {age:.1f} h >= {params.max_holding_hours} h"
+    elif age < params.min_hold_hours or value is None:
+        return None
+    elif worth_exiting(value, params):
+        reason = (
+            f"expected_loss: forecast funding {value.worst_carry:.4%} over the next "
+            f"{value.worst_hours:.0f} h costs more than a round trip "
+            f"({value.round_trip:.4%}) + margin {params.exit_margin:.4%}"
+        )
+    else:
+        return None
+    metrics = value.metrics() if value is not None else {}
+    metrics["age_hours"] = quantize_metric(age)
+    metrics["negative_run"] = Decimal(negative)
+    return CloseHedge(hedge_id=hedge.id, reason=reason, metrics=metrics)
+
+
+def rotation_gain(candidate: CarryValue, held: CarryValue) -> Decimal:
+    """Return what switching is worth: the candidate's carry over H minus the held one's,
+    minus four legs (the held hedge's close now and the candidate's open)."""
+    return candidate.expected_carry - held.expected_carry - held.close_cost - candidate.open_cost
+
+
+def rotation_close(
+    hedge: Hedge,
+    held: CarryValue,
+    candidate: CarryValue,
+    gain: Decimal,
+    params: ExpectedCarryParams,
+    now: datetime,
+) -> CloseHedge:
+    """Return the close of `hedge` in favour of `candidate`, with both sides' numbers."""
+    metrics = held.metrics()
+    metrics.update(
+        age_hours=quantize_metric(hedge_age_hours(hedge, now)),
+        candidate_expected_carry=quantize_metric(candidate.expected_carry),
+        candidate_open_cost=quantize_metric(candidate.open_cost),
+        rotation_gain=quantize_metric(gain),
+    )
+    return CloseHedge(
+        hedge_id=hedge.id,
+        reason=(
+            f"rotation: {candidate.pair} forecast carry {candidate.expected_carry:.4%} over "
+            f"{params.holding_hours:.0f} h beats {hedge.pair}'s {held.expected_carry:.4%} by "
+            f"{gain:.4%} after four legs > {params.rotation_margin:.4%}"
+        ),
+        metrics=metrics,
+    )
+
+
+def open_intent(
+    value: CarryValue, notional: Decimal, why: str, params: ExpectedCarryParams
+) -> OpenHedge:
+    """Return the OpenHedge for `value` at `notional`, its reason naming the deciding numbers."""
+    metrics = value.metrics()
+    metrics["notional"] = notional
+    reason = (
+        f"{why}: forecast carry {value.expected_carry:.4%} over {value.holding_hours:.0f} h "
+        f"({value.forecast.mean_apr(value.holding_hours):.2%} APR) - round trip "
+        f"{value.round_trip:.4%} = {value.net_entry:.4%} > {params.entry_margin:.4%}"
+    )
+    return OpenHedge(pair=value.pair, notional=notional, reason=reason, metrics=metrics)
+
+
+def hedge_age_hours(hedge: Hedge, now: datetime) -> Decimal:
+    """Return hours since the hedge opened (since it was created if it has no open time)."""
+    return hours_between(hedge.opened_at or hedge.created_at, now)
+
+
+def min_notional(pair: Pair) -> Decimal:
+    """Return the smallest notional both legs accept."""
+    return max(pair.spot.min_notional, pair.perp.min_notional)

@@ -1,0 +1,139 @@
+"""`expected_carry`: enter, stay, rotate and exit by forecast carry net of the real costs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from bot.domain import CloseHedge, OpenHedge, ResizeHedge
+from strategies.base import SizingParams, UniverseParams
+from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams
+from tests.unit.strategies.scenario import Market, hedge, market_snapshot, portfolio
+from tests.unit.strategies.scenario import evaluate as evaluate_threshold_strategy
+from tests.unit.strategies.scenario import params as threshold_params
+
+D = Decimal
+ANCHOR = "0.0001"
+
+
+def ev_params(**overrides: object) -> ExpectedCarryParams:
+    universe = UniverseParams(symbols=(), min_quote_volume_24h=D("1000000"))
+    sizing = overrides.pop("sizing", SizingParams())
+    return ExpectedCarryParams.model_validate({"universe": universe, "sizing": sizing, **overrides})
+
+
+def evaluate(snapshot: object, book: object = None, p: ExpectedCarryParams | None = None) -> list:
+    return list(ExpectedCarry().evaluate(snapshot, book or portfolio(), p or ev_params()))  # type: ignore[arg-type]
+
+
+def low_steady(base: str = "BTC") -> Market:
+    """A low but positive regime: 0.003% per 8 h (3.3% APR) for 200 settlements."""
+    return Market(base, rate="0.00003", history=["0.00003"] * 200)
+
+
+def test_low_but_positive_funding_is_entered_where_the_apr_threshold_sits_out() -> None:
+    snap = market_snapshot(low_steady())
+
+    (intent,) = evaluate(snap)
+
+    assert isinstance(intent, OpenHedge) and intent.pair == "BTC/USDT"
+    m = intent.metrics
+    # A regime that never moved back toward the 0.01% anchor fits the highest persistence.
+    assert m["forecast_persistence"] == D("0.999") and m["forecast_fitted"] == 1
+    assert m["round_trip"] == D("0.0038")  # 2 x (0.1% + 0.05%) fees + 4 x 2 bps slippage
+    assert m["net_entry"] == m["expected_carry"] - m["round_trip"] > D("0.002")
+    assert "forecast carry" in intent.reason
+    # The threshold strategy (entry_apr 10%) does not enter the same market.
+    assert evaluate_threshold_strategy(snap, p=threshold_params(entry_apr=D("0.10"))) == []
+
+
+def test_entry_needs_the_carry_to_beat_the_round_trip_by_the_margin() -> None:
+    snap = market_snapshot(low_steady())
+
+    assert evaluate(snap, p=ev_params(entry_margin=D("0.05"))) == []  # 5% of notional: too much
+
+
+def test_a_short_dip_that_does_not_pay_a_round_trip_is_sat_through() -> None:
+    history = [ANCHOR] * 200 + ["-0.0002"] * 3
+    snap = market_snapshot(Market("BTC", rate="-0.0002", history=history))
+
+    assert evaluate(snap, portfolio(hedge("BTC"))) == []
+
+
+def test_sustained_negative_funding_forecast_closes_with_its_numbers() -> None:
+    history = [ANCHOR] * 150 + ["-0.0006"] * 18
+    snap = market_snapshot(Market("BTC", rate="-0.0006", history=history))
+
+    (close,) = evaluate(snap, portfolio(hedge("BTC")))
+
+    assert isinstance(close, CloseHedge) and close.reason.startswith("expected_loss")
+    m = close.metrics
+    assert -m["worst_carry"] > m["round_trip"]
+    assert m["forecast_level"] < 0 and m["worst_hours"] > 0
+    # The same dip does not let a new hedge in either.
+    assert evaluate(snap) == []
+
+
+def test_hard_exit_after_a_run_of_negative_settlements_even_when_young() -> None:
+    history = [ANCHOR] * 100 + ["-0.00001"] * 4
+    snap = market_snapshot(Market("BTC", rate="-0.00001", history=history))
+
+    (close,) = evaluate(
+        snap, portfolio(hedge("BTC", age_hours=1)), ev_params(negative_periods_to_exit=4)
+    )
+
+    assert isinstance(close, CloseHedge) and close.reason.startswith("negative_funding")
+
+
+def test_max_holding_closes() -> None:
+    snap = market_snapshot(low_steady())
+    old = hedge("BTC", age_hours=9000)
+
+    (close,) = evaluate(snap, portfolio(old))
+
+    assert isinstance(close, CloseHedge) and close.reason.startswith("max_holding")
+
+
+def test_rotation_only_when_the_gain_beats_four_legs() -> None:
+    held = Market("BTC", rate=ANCHOR, history=[ANCHOR] * 200)
+    slightly = Market("ETH", rate="0.00011", history=["0.00011"] * 200)
+    much = Market("ETH", rate="0.001", history=["0.001"] * 200)
+    one = ev_params(sizing=SizingParams(max_hedges=1))
+
+    assert evaluate(market_snapshot(held, slightly), portfolio(hedge("BTC")), one) == []
+    close, open_ = evaluate(market_snapshot(held, much), portfolio(hedge("BTC")), one)
+
+    assert isinstance(close, CloseHedge) and close.reason.startswith("rotation")
+    assert close.metrics["rotation_gain"] > 0
+    assert isinstance(open_, OpenHedge) and open_.pair == "ETH/USDT"
+
+
+def test_a_hedge_drifted_out_of_the_band_is_resized_to_constant_notional() -> None:
+    snap = market_snapshot(low_steady())
+    grown = replace(hedge("BTC"), perp_quantity=D(13), spot_quantity=D(13))  # 1300 USDT
+    inside = replace(hedge("BTC"), perp_quantity=D(11), spot_quantity=D(11))  # 1100 USDT
+
+    (resize,) = evaluate(snap, portfolio(grown))
+
+    assert isinstance(resize, ResizeHedge) and resize.notional == D(1000)
+    assert resize.metrics["drift"] == D("0.3")
+    assert evaluate(snap, portfolio(inside)) == []
+
+
+def test_min_hold_must_not_exceed_max_holding() -> None:
+    try:
+        ev_params(min_hold_hours=D(100), max_holding_hours=D(10))
+    except ValueError as exc:
+        assert "min_hold_hours" in str(exc)
+    else:
+        raise AssertionError("accepted min_hold_hours > max_holding_hours")
+
+
+def test_without_settled_history_the_exchange_rate_is_the_level() -> None:
+    snap = market_snapshot(Market("NEW", rate="0.0003", history=[]))
+
+    (intent,) = evaluate(snap)
+
+    assert isinstance(intent, OpenHedge)
+    assert intent.metrics["forecast_level"] == D("0.0003")
+    assert intent.metrics["forecast_fitted"] == 0
