@@ -19,7 +19,7 @@ from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
-from bot.domain.instruments import dated_pairs, is_dated_symbol
+from bot.domain.instruments import dated_pairs, is_dated_symbol, pairs_of, untradable_pairs
 from bot.domain.ledger import TradingState
 from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
@@ -251,9 +251,15 @@ async def assemble_loop(
     history lists after the start (they pass the explicit-universe check).
     """
     pairs = {p.key: p for p in await exchange.pairs()}
+    instruments = await exchange.load_instruments()
+    # Pairs that stopped trading stay known: a hedge held there is closed, nothing opened.
+    stopped = untradable_pairs(instruments)
+    pairs.update((p.key, p) for p in pairs_of(instruments, stopped))
     check_explicit_symbols(config.universe.symbols, [*pairs, *listed_later], exchange.venue)
+    for key in set(config.universe.symbols) & stopped.keys():
+        log.warning("universe.symbols: %s takes no new position: %s", key, stopped[key])
     # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
-    pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
+    pairs.update((p.perp.symbol, p) for p in dated_pairs(instruments))
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
     executor = HedgeExecutor(

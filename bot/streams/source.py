@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
 from bot.clock import Clock
 from bot.domain import FundingInfo, Instrument, MarketKind, OrderBook, Pair, Quote, SettledFunding
-from bot.exchange.port import MarketDataSource
+from bot.exchange.port import MarketDataSource, refresh_status_of
 from bot.exchange.translate import translate
 from bot.streams.config import StreamsConfig
 from bot.streams.health import HealthBoard, StreamState
@@ -161,6 +161,9 @@ class StreamingSource:
 
     async def pairs(self) -> Sequence[Pair]:
         return await self.rest.pairs()
+
+    async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
+        return await refresh_status_of(self.rest, spot_symbols)
 
     async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
         streams = await self.start()
