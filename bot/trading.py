@@ -27,6 +27,7 @@ from bot.circuit import ExchangeCircuit
 from bot.clock import Clock
 from bot.config import Config
 from bot.daily_loss import DailyLoss
+from bot.delisting import DelistingWatch
 from bot.domain import (
     Balance,
     CloseHedge,
@@ -137,6 +138,7 @@ class TradingLoop:
             clock.monotonic, max_seconds=config.exchange.outage_backoff_max_seconds, rng=self._rng
         )
         self._capital: CapitalWatch | None = None
+        self.delisting = DelistingWatch(events, clock)
         self._outages_seen = 0  # database outages whose in-flight hedges are finished
         self._held_pairs: set[str] = set()
         self._held_futures: set[str] = set()  # short legs held: perpetual or dated symbols
@@ -348,7 +350,11 @@ class TradingLoop:
             last_closed_at=ledger_view.last_closed_at,
             equity=self.state.daily.equity or ZERO,
         )
-        intents = self.strategy.evaluate(snap, portfolio, self.params)
+        intents = self.delisting.merge(
+            await self.delisting.closes(hedges, snap),
+            self.strategy.evaluate(snap, portfolio, self.params),
+            snap,
+        )
         accepted = await self.risk.review(intents, view, self.events)
         done: list[Intent] = []
         for intent in sorted(accepted, key=_execution_order):
