@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= $(or $(CARRYBOT_CONFIG),config.example.toml)
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,16 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy bot strategies
 
-test: lint typecheck
+# The dashboard's browser test drives Debian's chromium; under CI=true it is installed when
+# missing (elsewhere the test skips and says how to install it).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$CI" = "true" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "note: /usr/bin/chromium is missing; the browser test skips (apt-get install chromium)"; fi; \
+	fi
+
+test: lint typecheck browser-deps
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev-installed

@@ -5,19 +5,24 @@ poll/evaluate times (from the bot's heartbeat), ledger rows written, and the exc
 used per minute as a share of Binance's budgets.
 
     python bench/bench_soak.py --minutes 10 --symbols 300
+    python bench/bench_soak.py --minutes 10 --compare-web   # dashboard off vs on, CPU time
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -63,96 +68,193 @@ def slope_per_hour(samples: list[tuple[float, int]]) -> float:
     return sum((t - mx) * (v - my) for t, v in samples) / den * 3600
 
 
+class Soak:
+    """One bot process against its own fake Binance, sampled every few seconds."""
+
+    def __init__(self, args: argparse.Namespace, *, web_port: int | None, label: str) -> None:
+        self.args = args
+        self.label = label
+        self.web_port = web_port
+        self.fake = FakeBinanceProcess(universe=args.symbols)
+        self.work = Path(tempfile.mkdtemp(prefix="carrybot-soak-"))
+        self.db = self.work / "soak.db"
+        web = f"[web]\nport = {web_port}\n" if web_port is not None else "[web]\nenabled = false\n"
+        (self.work / "carrybot.toml").write_text(
+            CONFIG.format(url=self.fake.url, poll=args.poll) + web
+        )
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(REPO),
+            "LOG_LEVEL": "INFO",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{self.db}",
+        }
+        base = [sys.executable, "-m", "bot"]
+        subprocess.run(
+            [*base, "db", "upgrade"], cwd=self.work, env=env, check=True, capture_output=True
+        )
+        self.log_path = self.work / "bot.log"
+        self._log = self.log_path.open("w")
+        self.bot = subprocess.Popen(
+            [*base, "run", "--duration", str(args.minutes * 60)],
+            cwd=self.work,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.started = time.monotonic()
+        self.rss: list[tuple[float, int]] = []
+        self.weights: list[tuple[int, int]] = []
+        self.scrapes = 0
+        self.cpu_seconds = 0.0
+        self.returncode: int | None = None
+
+    def sample(self, scrape: bool) -> bool:
+        """Take one sample; scrape the dashboard like Prometheus plus an open page would."""
+        if self.returncode is not None:
+            return False
+        done = os.wait4(self.bot.pid, os.WNOHANG)
+        if done[0] != 0:
+            self._finish(done)
+            return False
+        now = time.monotonic() - self.started
+        value = rss_kib(self.bot.pid)
+        if value is not None:
+            self.rss.append((now, value))
+        if now > 60:
+            used = self.fake.control("GET", "/_fake/state")["used_weight"]
+            self.weights.append((int(used["spot"]), int(used["futures"])))
+        if scrape and self.web_port is not None:
+            for path in ("/metrics", "/", "/api/status"):
+                try:
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.web_port}{path}", timeout=10
+                    ).read()
+                    self.scrapes += 1
+                except OSError:
+                    pass
+        return True
+
+    def _finish(self, done: tuple[int, int, Any]) -> None:
+        _, status, usage = done
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu_seconds = usage.ru_utime + usage.ru_stime
+        self._log.close()
+        self.fake.stop()
+
+    def wait(self) -> None:
+        if self.returncode is None:
+            self._finish(os.wait4(self.bot.pid, 0))
+
+    def report(self) -> dict[str, Any]:
+        text = self.log_path.read_text()
+        beats = re.findall(
+            r"poll mean ([\d.]+) ms p99 ([\d.]+) ms, evaluate mean ([\d.]+) ms "
+            r"p99 ([\d.]+) ms",
+            text,
+        )
+        with sqlite3.connect(self.db) as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type='table' AND name != 'alembic_version'"
+                )
+            ]
+            rows = {
+                t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # noqa: S608
+                for t in tables
+            }
+        return {"text": text, "beats": beats, "rows": rows}
+
+    def print_report(self) -> None:
+        args = self.args
+        r = self.report()
+        rss, beats, rows, text = self.rss, r["beats"], r["rows"], r["text"]
+        warm = [(t, v) for t, v in rss if t >= 60] or rss
+        print(
+            f"soak{self.label}: {args.symbols} symbols, poll every {args.poll:g}s, "
+            f"{args.minutes:g} min, exit code {self.returncode}"
+        )
+        print(
+            f"peak RSS: {max(v for _, v in rss) / 1024:.1f} MiB; after 1 min "
+            f"{warm[0][1] / 1024:.1f} MiB, at the end {rss[-1][1] / 1024:.1f} MiB"
+        )
+        print(f"RSS growth after the first minute: {slope_per_hour(warm) / 1024:+.1f} MiB/hour")
+        if beats:
+            last = beats[-1]
+            print(
+                f"poll: mean {last[0]} ms, p99 {last[1]} ms; evaluate: mean {last[2]} ms, "
+                f"p99 {last[3]} ms (last 1000 cycles)"
+            )
+        print("ledger rows: " + ", ".join(f"{t} {n}" for t, n in sorted(rows.items()) if n))
+        if self.weights:
+            spot = [s for s, _ in self.weights]
+            fut = [f for _, f in self.weights]
+            print(
+                f"weight per minute: spot mean {sum(spot) / len(spot):.0f} "
+                f"({sum(spot) / len(spot) / SPOT_BUDGET:.1%} of {SPOT_BUDGET}), max {max(spot)}; "
+                f"futures mean {sum(fut) / len(fut):.0f} "
+                f"({sum(fut) / len(fut) / FUTURES_BUDGET:.1%} of {FUTURES_BUDGET}), "
+                f"max {max(fut)}"
+            )
+        print(f"CPU time of the bot process: {self.cpu_seconds:.1f} s")
+        if self.web_port is not None:
+            print(f"dashboard requests served during the run: {self.scrapes}")
+        print(f"errors in log: {text.count(' ERROR ')}; log: {self.log_path}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--symbols", type=int, default=300)
     parser.add_argument("--poll", type=float, default=1.0)
+    parser.add_argument(
+        "--compare-web",
+        action="store_true",
+        help="run two bots at once, dashboard off and on (scraped every --scrape seconds), "
+        "and compare their CPU time",
+    )
+    parser.add_argument("--scrape", type=float, default=15.0, help="seconds between scrapes")
     args = parser.parse_args()
-    seconds = args.minutes * 60
-    fake = FakeBinanceProcess(universe=args.symbols)
-    work = Path(tempfile.mkdtemp(prefix="carrybot-soak-"))
-    db = work / "soak.db"
-    (work / "carrybot.toml").write_text(CONFIG.format(url=fake.url, poll=args.poll))
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(REPO),
-        "LOG_LEVEL": "INFO",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-    }
-    base = [sys.executable, "-m", "bot"]
-    subprocess.run([*base, "db", "upgrade"], cwd=work, env=env, check=True, capture_output=True)
-    log_path = work / "bot.log"
-    with log_path.open("w") as log:
-        bot = subprocess.Popen(
-            [*base, "run", "--duration", str(seconds)],
-            cwd=work,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        rss: list[tuple[float, int]] = []
-        weights: list[tuple[int, int]] = []
-        started = time.monotonic()
-        try:
-            while bot.poll() is None:
-                now = time.monotonic() - started
-                value = rss_kib(bot.pid)
-                if value is not None:
-                    rss.append((now, value))
-                if now > 60:
-                    used = fake.control("GET", "/_fake/state")["used_weight"]
-                    weights.append((int(used["spot"]), int(used["futures"])))
-                time.sleep(5)
-        except KeyboardInterrupt:
-            bot.send_signal(signal.SIGINT)
-        bot.wait()
-    fake.stop()
-    text = log_path.read_text()
-    beats = re.findall(
-        r"poll mean ([\d.]+) ms p99 ([\d.]+) ms, evaluate mean ([\d.]+) ms "
-        r"p99 ([\d.]+) ms",
-        text,
-    )
-    with sqlite3.connect(db) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'"
-            )
+    if not args.compare_web:
+        soaks = [Soak(args, web_port=None, label="")]
+    else:
+        soaks = [
+            Soak(args, web_port=None, label=" (dashboard off)"),
+            Soak(args, web_port=free_port(), label=" (dashboard on, scraped)"),
         ]
-        rows = {
-            t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # noqa: S608
-            for t in tables
-        }
-    warm = [(t, v) for t, v in rss if t >= 60] or rss
-    print(
-        f"soak: {args.symbols} symbols, poll every {args.poll:g}s, {args.minutes:g} min, "
-        f"exit code {bot.returncode}"
-    )
-    print(
-        f"peak RSS: {max(v for _, v in rss) / 1024:.1f} MiB; after 1 min "
-        f"{warm[0][1] / 1024:.1f} MiB, at the end {rss[-1][1] / 1024:.1f} MiB"
-    )
-    print(f"RSS growth after the first minute: {slope_per_hour(warm) / 1024:+.1f} MiB/hour")
-    if beats:
-        last = beats[-1]
+    last_scrape = 0.0
+    try:
+        while True:
+            now = time.monotonic()
+            scrape = now - last_scrape >= args.scrape
+            if scrape:
+                last_scrape = now
+            alive = [s.sample(scrape) for s in soaks]
+            if not any(alive):
+                break
+            time.sleep(min(5.0, args.scrape))
+    except KeyboardInterrupt:
+        for s in soaks:
+            s.bot.send_signal(signal.SIGINT)
+    for s in soaks:
+        s.wait()
+        s.print_report()
+        print()
+    if args.compare_web:
+        off, on = soaks
+        ratio = on.cpu_seconds / off.cpu_seconds if off.cpu_seconds else float("nan")
         print(
-            f"poll: mean {last[0]} ms, p99 {last[1]} ms; evaluate: mean {last[2]} ms, "
-            f"p99 {last[3]} ms (last 1000 cycles)"
+            f"dashboard CPU cost: {on.cpu_seconds:.1f} s with the dashboard served and scraped "
+            f"every {args.scrape:g} s vs {off.cpu_seconds:.1f} s without = {ratio:.3f}x "
+            f"({(ratio - 1) * 100:+.1f}%; target < +5%); both bots ran at the same time"
         )
-    print("ledger rows: " + ", ".join(f"{t} {n}" for t, n in sorted(rows.items()) if n))
-    if weights:
-        spot = [s for s, _ in weights]
-        fut = [f for _, f in weights]
-        print(
-            f"weight per minute: spot mean {sum(spot) / len(spot):.0f} "
-            f"({sum(spot) / len(spot) / SPOT_BUDGET:.1%} of {SPOT_BUDGET}), max {max(spot)}; "
-            f"futures mean {sum(fut) / len(fut):.0f} "
-            f"({sum(fut) / len(fut) / FUTURES_BUDGET:.1%} of {FUTURES_BUDGET}), "
-            f"max {max(fut)}"
-        )
-    print(f"errors in log: {text.count(' ERROR ')}; log: {log_path}")
 
 
 if __name__ == "__main__":

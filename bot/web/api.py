@@ -224,6 +224,7 @@ async def _set(request: Request, state: TradingState, reason: str) -> Response:
     status = await set_trading_state(
         ctx.ledger, state, reason=reason, source="web", at=ctx.clock.now()
     )
+    ctx.read.invalidate()
     return JSONResponse(
         {
             "trading_state": status.state.value,
@@ -243,7 +244,9 @@ async def action(request: Request) -> Response:
         allowed = ", ".join(sorted(ctx.actions)) or "none registered"
         raise HTTPException(404, f"unknown action {name!r}; available: {allowed}")
     body = await json_body(request, {"reason", "args"})
-    return JSONResponse(await handler(ctx.ledger, body))
+    result = await handler(ctx.ledger, body)
+    ctx.read.invalidate()
+    return JSONResponse(result)
 
 
 async def metrics(request: Request) -> Response:

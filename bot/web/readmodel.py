@@ -60,13 +60,24 @@ class OrderTiming:
 class ReadModel:
     """Queries of the dashboard over one ledger."""
 
-    def __init__(self, ledger: Ledger, *, leverage: int = 1) -> None:
+    def __init__(self, ledger: Ledger, *, leverage: int = 1, reuse_seconds: float = 1.0) -> None:
         self.ledger = ledger
         self.leverage = leverage
+        self.reuse_seconds = reuse_seconds
+        self._report: StatusReport | None = None
 
     async def status(self, now: datetime) -> StatusReport:
-        """The same report as `carrybot status`."""
-        return await build_status(self.ledger, now=now, leverage=self.leverage)
+        """The same report as `carrybot status` (one report serves the requests of a second:
+        a Prometheus scrape and open pages arriving together read the ledger once)."""
+        kept = self._report
+        if kept is not None and 0 <= (now - kept.now).total_seconds() < self.reuse_seconds:
+            return kept
+        self._report = await build_status(self.ledger, now=now, leverage=self.leverage)
+        return self._report
+
+    def invalidate(self) -> None:
+        """Forget the kept report (after this process wrote to the ledger)."""
+        self._report = None
 
     async def latest_run(self) -> BotRun | None:
         runs = await self.ledger.runs.latest(limit=1)
