@@ -27,6 +27,7 @@ from bot.circuit import ExchangeCircuit
 from bot.clock import Clock
 from bot.config import Config
 from bot.daily_loss import DailyLoss
+from bot.delisting import DelistingWatch
 from bot.domain import (
     Balance,
     CloseHedge,
@@ -56,7 +57,7 @@ from bot.equity import equity_snapshot
 from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import ExchangePort
 from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
-from bot.execution.delivery import settle_delivered
+from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
@@ -137,6 +138,7 @@ class TradingLoop:
             clock.monotonic, max_seconds=config.exchange.outage_backoff_max_seconds, rng=self._rng
         )
         self._capital: CapitalWatch | None = None
+        self.delisting = DelistingWatch(events, clock)
         self._outages_seen = 0  # database outages whose in-flight hedges are finished
         self._held_pairs: set[str] = set()
         self._asset_price: dict[str, Decimal] = {}
@@ -343,7 +345,11 @@ class TradingLoop:
             last_closed_at=ledger_view.last_closed_at,
             equity=self.state.daily.equity or ZERO,
         )
-        intents = self.strategy.evaluate(snap, portfolio, self.params)
+        intents = self.delisting.merge(
+            await self.delisting.closes(hedges, snap),
+            self.strategy.evaluate(snap, portfolio, self.params),
+            snap,
+        )
         accepted = await self.risk.review(intents, view, self.events)
         done: list[Intent] = []
         for intent in sorted(accepted, key=_execution_order):
@@ -523,6 +529,9 @@ class TradingLoop:
                 hedge = await settle_delivered(
                     hedge, pair, self.exchange, self.ledger, self.clock, self.events
                 )
+                if awaiting_delivery(hedge, pair, self.clock):
+                    log.info("Hedge %s: delivery price of %s unknown", hedge.id, pair.perp.symbol)
+                    return False
                 unpriced = _unpriced_legs(hedge, pair, snap)
                 if unpriced:
                     log.warning(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -63,6 +63,7 @@ from bot.errors import (
 )
 from bot.exchange import binance_parse as parse
 from bot.exchange.ccxt_client import build_client
+from bot.exchange.listing_status import apply_status, symbol_rows, symbols_param
 from bot.exchange.port import ExchangePort
 from bot.exchange.sim_filters import check_order
 from bot.exchange.throttle import Pacer, WeightThrottler
@@ -219,15 +220,42 @@ class LiveExchange:
             return MappingProxyType(self._instruments)
 
     async def pairs(self) -> Sequence[Pair]:
+        """Pairs open for new positions: both markets TRADING, no delisting announced."""
         instruments = await self.load_instruments()
         out = []
         for inst in instruments.values():
-            if inst.kind is not MarketKind.SPOT or not inst.active:
+            if inst.kind is not MarketKind.SPOT or inst.not_tradable():
                 continue
             perp = instruments.get(f"{inst.base}/{inst.quote}:{inst.quote}")
-            if perp is not None and perp.kind is MarketKind.PERPETUAL and perp.active:
+            if perp is not None and perp.kind is MarketKind.PERPETUAL and not perp.not_tradable():
                 out.append(Pair(spot=inst, perp=perp))
         return sorted(out, key=lambda p: p.key)
+
+    async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
+        """Re-read the status of every perpetual and of `spot_symbols`; return what changed."""
+        instruments = await self.load_instruments()
+        ids = {i.exchange_symbol for s in spot_symbols if (i := instruments.get(s)) is not None}
+        futures = await self._call(
+            "futures status", lambda: self._client.fapiPublicGetExchangeInfo({})
+        )
+        spot: Any = {"symbols": []}
+        if ids:
+            try:
+                spot = await self._call(
+                    "spot status", lambda: self._client.publicGetExchangeInfo(symbols_param(ids))
+                )
+            except OrderRejected:  # -1121: one of them is gone altogether; ask for all
+                spot = await self._call(
+                    "spot status", lambda: self._client.publicGetExchangeInfo({})
+                )
+        spot_rows = symbol_rows(spot, "spot exchangeInfo")
+        futures_rows = symbol_rows(futures, "futures exchangeInfo")
+        async with self._load_lock:
+            self._instruments, changed = apply_status(self._instruments, spot_rows, futures_rows)
+            self._by_id = {
+                (i.is_derivative, i.exchange_symbol): i for i in self._instruments.values()
+            }
+        return changed
 
     async def _refresh_intervals(self, *, force: bool = False) -> None:
         """Reload fundingInfo when due; keep the last values when that fails."""

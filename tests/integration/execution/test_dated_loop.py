@@ -299,3 +299,28 @@ async def test_held_to_settlement_the_short_is_delivered_and_the_spot_sold(
     assert pnl.perp_pnl == q * (entry_future - D("50000.5"))
     events = [e.kind for e in await bot.ledger.events.recent()]
     assert "hedge.delivered" in events
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["price_published", "price_pending"])
+async def test_reconciliation_after_delivery_is_not_drift(
+    bot_factory: BotFactory, published: bool
+) -> None:
+    bot = await bot_factory(paper=False, dated={"hold_to_settlement": True, "take_profit_basis": 1})
+    await bot.cycle()
+    (hedge,) = await bot.hedges()
+    delivery = T0.replace(hour=8) + timedelta(days=90)
+    bot.clock.advance(delivery + timedelta(minutes=1) - bot.clock.now())
+    if published:
+        bot.fake.deliver(QUARTER, "50000.5")
+    else:  # the exchange has settled the position but not published the price yet
+        bot.fake.account.deliver(QUARTER, D("50000.5"))
+
+    await bot.loop.reconcile()
+
+    status = await bot.ledger.trading_state.get()
+    assert status is None or status.state.value == "active"
+    (after,) = await bot.hedges()
+    assert after.state is HedgeState.OPEN
+    assert after.perp_quantity == (0 if published else hedge.perp_quantity)
+    kinds = [e.kind for e in await bot.ledger.events.recent()]
+    assert "reconcile.drift" not in kinds
