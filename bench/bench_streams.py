@@ -82,20 +82,22 @@ async def rest_figures(fake: FakeBinanceProcess, config_raw: dict, runs: int) ->
         await live.close()
 
 
-async def all_live(source: StreamingSource, limit: float, *, reconnects: int = 0) -> float:
-    """Seconds until every stream is live and the reconnect count reached `reconnects`."""
+async def all_live(
+    source: StreamingSource, limit: float, *, since: dict[str, int] | None = None
+) -> float:
+    """Seconds until every stream is live (and reconnected since the counts in `since`)."""
     began = time.perf_counter()
     while time.perf_counter() - began < limit:
         streams = source.health.all()
-        done = sum(h.reconnects for h in streams) >= reconnects
-        if streams and done and all(h.state is StreamState.LIVE for h in streams):
+        again = all(h.reconnects > (since or {}).get(h.name, -1) for h in streams)
+        if streams and again and all(h.state is StreamState.LIVE for h in streams):
             return time.perf_counter() - began
         await asyncio.sleep(0.01)
     raise TimeoutError(f"streams not live: {source.health.to_json()}")
 
 
-def reconnects(source: StreamingSource) -> int:
-    return sum(h.reconnects for h in source.health.all())
+def reconnects(source: StreamingSource) -> dict[str, int]:
+    return {h.name: h.reconnects for h in source.health.all()}
 
 
 async def snapshot(source: StreamingSource) -> None:
@@ -165,10 +167,10 @@ async def main(args: argparse.Namespace) -> None:
             # --- forced disconnects --------------------------------------------------------
             times = []
             for _ in range(args.disconnects):
-                target = reconnects(source) + connections
+                target = reconnects(source)
                 began = time.perf_counter()
                 fake.control("POST", "/_fake/streams/drop", {})
-                await all_live(source, 30, reconnects=target)
+                await all_live(source, 30, since=target)
                 times.append(time.perf_counter() - began)
                 await asyncio.sleep(0.3)
             print(
@@ -180,7 +182,7 @@ async def main(args: argparse.Namespace) -> None:
             gate = EntryGate(config.streams, SystemClock(), source, {})
             key = next(iter(source.pairs_by_key))
             fake.control("POST", "/_fake/streams/refuse", {"seconds": args.refuse})
-            target = reconnects(source) + connections
+            target = reconnects(source)
             fake.control("POST", "/_fake/streams/drop", {})
             blocked, checks, fallbacks = 0, 0, source.rest_fallbacks
             accepted_at = time.perf_counter() + args.refuse
@@ -189,7 +191,7 @@ async def main(args: argparse.Namespace) -> None:
                 blocked += gate(key) is not None
                 await snapshot(source)
                 await asyncio.sleep(0.5)
-            back = await all_live(source, 30, reconnects=target)
+            back = await all_live(source, 30, since=target)
             settle_began = time.perf_counter()
             while gate(key) is not None:  # noqa: ASYNC110 - the gate is a pure check, no event
                 await asyncio.sleep(0.05)
@@ -206,10 +208,10 @@ async def main(args: argparse.Namespace) -> None:
             drops = 0
             while time.perf_counter() < ended:
                 await asyncio.sleep(min(args.every, max(0.0, ended - time.perf_counter())))
-                target = reconnects(source) + connections
+                target = reconnects(source)
                 fake.control("POST", "/_fake/streams/drop", {})
                 drops += 1
-                await all_live(source, 30, reconnects=target)
+                await all_live(source, 30, since=target)
                 await snapshot(source)
             await asyncio.sleep(1)
             rss1, tasks1 = rss_mib(), len(asyncio.all_tasks())

@@ -157,6 +157,7 @@ def _line_json(line: HedgeLine) -> dict[str, Any]:
         "id": h.id,
         "uid": h.uid,
         "pair": h.pair,
+        "future_symbol": h.perp_symbol,
         "state": h.state.value,
         "spot_quantity": str(h.spot_quantity),
         "perp_quantity": str(h.perp_quantity),

@@ -141,6 +141,7 @@ class TradingLoop:
         self.delisting = DelistingWatch(events, clock)
         self._outages_seen = 0  # database outages whose in-flight hedges are finished
         self._held_pairs: set[str] = set()
+        self._held_futures: set[str] = set()  # short legs held: perpetual or dated symbols
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
         self._funding_recorded: set[tuple[str, datetime]] = set()  # (perp, funding time)
@@ -226,11 +227,14 @@ class TradingLoop:
         every = self.config.schedule.observation_every_seconds
         bucket = _floor_time(snap.taken_at, every)
         stored = self.state.last_observation_bucket
-        if all(stored.get(p.perp.symbol) == bucket for p in snap.pairs):
+        # The dated futures held are observed too (status values open hedges from these).
+        held = self._held_futures
+        observed = (*snap.pairs, *(p for p in snap.dated_pairs if p.perp.symbol in held))
+        if all(stored.get(p.perp.symbol) == bucket for p in observed):
             return  # every pair was stored in this bucket already
         keep = self._observed_symbols()
         rows: list[MarketObservation] = []
-        for pair in snap.pairs:
+        for pair in observed:
             perp = pair.perp.symbol
             if pair.key not in keep or self.state.last_observation_bucket.get(perp) == bucket:
                 continue
@@ -332,6 +336,7 @@ class TradingLoop:
         self._refresh_trading_state(ledger_view.trading)
         hedges = ledger_view.active
         self._held_pairs = {h.pair for h in hedges}
+        self._held_futures = {h.perp_symbol for h in hedges}
         known = {h.id: h for h in self._all_hedges} | {h.id: h for h in hedges}
         self._all_hedges = sorted(known.values(), key=lambda h: h.id)
         view = await self._risk_view(snap, hedges)
@@ -666,6 +671,8 @@ class TradingLoop:
     def _remember(self, hedge: Hedge) -> None:
         """Keep the latest view of a hedge in memory (used while the database is down)."""
         self._all_hedges = [h for h in self._all_hedges if h.id != hedge.id] + [hedge]
+        if hedge.state.is_active:
+            self._held_futures.add(hedge.perp_symbol)  # observed from the next poll on
 
     # --- funding ------------------------------------------------------------------------
     async def capture_funding(self, *, force: bool = False) -> int:

@@ -63,6 +63,12 @@ from bot.errors import (
 )
 from bot.exchange import binance_parse as parse
 from bot.exchange.ccxt_client import build_client
+from bot.exchange.history_pages import (
+    FUTURES_TRADES_WINDOW,
+    INCOME_WINDOW,
+    SPOT_TRADES_WINDOW,
+    read_windows,
+)
 from bot.exchange.listing_status import apply_status, symbol_rows, symbols_param
 from bot.exchange.port import ExchangePort
 from bot.exchange.sim_filters import check_order
@@ -534,28 +540,43 @@ class LiveExchange:
         return self._order(raw, inst)
 
     async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> Sequence[Fill]:
+        """Every fill of `symbol` since `since` (window by window), or the recent ones."""
         self._require_keys("fetch_my_trades")
         inst = await self._instrument(symbol)
-        start = ms_from_utc(since) if since is not None else None
-        out: dict[str, Fill] = {}
-        while True:
-            page = await self._call(
+
+        async def page(start: int | None, end: int | None) -> tuple[list[Fill], int]:
+            params = {"until": end} if end is not None else {}
+            raw = await self._call(
                 f"trades {symbol}",
-                partial(self._client.fetch_my_trades, symbol, start, PAGE),
+                partial(self._client.fetch_my_trades, symbol, start, PAGE, params),
                 signed_read=True,
             )
-            rows = list(_infos(page, "trades"))
+            rows = list(_infos(raw, "trades"))
+            fills = []
             for info in rows:
                 try:
-                    fill = parse.fill(info, inst)
+                    fills.append(parse.fill(info, inst))
                 except (ValueError, KeyError) as exc:
                     logger.error("Dropping trade row of %s: %s", symbol, exc)
-                    continue
-                out[fill.trade_id] = fill
-            if len(rows) < PAGE or not out:
-                break
-            start = ms_from_utc(max(f.timestamp for f in out.values())) + 1
-        return sorted(out.values(), key=lambda f: (f.timestamp, f.trade_id))
+            return fills, len(rows)
+
+        if since is None:
+            fills, _ = await page(None, None)
+        else:
+            fills = await read_windows(
+                page,
+                start_ms=ms_from_utc(since),
+                end_ms=self._history_end_ms(),
+                window=FUTURES_TRADES_WINDOW if inst.is_derivative else SPOT_TRADES_WINDOW,
+                limit=PAGE,
+                time_ms=lambda f: ms_from_utc(f.timestamp),
+            )
+        unique = {f.trade_id: f for f in fills}
+        return sorted(unique.values(), key=lambda f: (f.timestamp, f.trade_id))
+
+    def _history_end_ms(self) -> int:
+        """The end of the last history window: now on Binance's clock, with a margin."""
+        return ms_from_utc(self._clock.now()) - int(self._time_offset_ms()) + 60_000
 
     # --- account ------------------------------------------------------------------------
     async def fetch_spot_balances(self) -> Mapping[str, Balance]:
@@ -658,31 +679,39 @@ class LiveExchange:
     async def fetch_funding_payments(
         self, since: datetime, symbol: str | None = None
     ) -> Sequence[FundingPayment]:
+        """Funding paid or received since `since`, window by window up to now."""
         self._require_keys("fetch_funding_payments")
         await self.load_instruments()
-        start = ms_from_utc(since)
-        out: dict[tuple[str, datetime, str | None], FundingPayment] = {}
-        while True:
-            page = await self._call(
+
+        async def page(start: int, end: int | None) -> tuple[list[FundingPayment], int]:
+            params = {"until": end} if end is not None else {}
+            raw = await self._call(
                 "funding payments",
-                partial(self._client.fetch_funding_history, symbol, start, PAGE),
+                partial(self._client.fetch_funding_history, symbol, start, PAGE, params),
                 signed_read=True,
             )
-            rows = list(_infos(page, "income"))
+            rows = list(_infos(raw, "income"))
+            payments = []
             for info in rows:
                 inst = self._find(True, info.get("symbol"))
                 if inst is None:
                     continue
                 try:
-                    payment = parse.funding_payment(info, inst.symbol)
+                    payments.append(parse.funding_payment(info, inst.symbol))
                 except (ValueError, KeyError) as exc:
                     logger.error("Dropping income row of %s: %s", inst.symbol, exc)
-                    continue
-                out[(payment.symbol, payment.funding_time, payment.income_id)] = payment
-            if len(rows) < PAGE or not out:
-                break
-            start = ms_from_utc(max(p.funding_time for p in out.values())) + 1
-        return sorted(out.values(), key=lambda p: (p.funding_time, p.symbol))
+            return payments, len(rows)
+
+        payments = await read_windows(
+            page,
+            start_ms=ms_from_utc(since),
+            end_ms=self._history_end_ms(),
+            window=INCOME_WINDOW,
+            limit=PAGE,
+            time_ms=lambda p: ms_from_utc(p.funding_time),
+        )
+        unique = {(p.symbol, p.funding_time, p.income_id): p for p in payments}
+        return sorted(unique.values(), key=lambda p: (p.funding_time, p.symbol))
 
     async def close(self) -> None:
         await self._client.close()
