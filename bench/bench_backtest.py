@@ -7,8 +7,11 @@ reading every CSV file of those pairs with Python's `csv` and `gzip` modules. Ta
 backtest, loading included, within 10x that floor, peak RSS under 1 GiB.
 
     .venv/bin/python bench/bench_backtest.py [DATA_DIR] [--runs N] [--summary FILE]
+                                             [--save-summary FILE] [--strategy NAME]
 
-`--summary FILE` also checks the run's summary.json byte for byte against FILE.
+`--summary FILE` also checks the run's summary.json byte for byte against FILE;
+`--save-summary FILE` keeps it (a reference for the next version). `--strategy` runs another
+registered strategy than the default one with its default parameters.
 """
 
 from __future__ import annotations
@@ -66,9 +69,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def one_backtest(root: Path, summary: Path | None) -> tuple[float, float, int, str]:
+def one_backtest(
+    root: Path, summary: Path | None, *, strategy: str | None = None, save: Path | None = None
+) -> tuple[float, float, int, str]:
     """Run the backtest once; return (seconds with loading, replay seconds, events, line)."""
-    config = config_from_dict({"universe": {"symbols": PAIRS}}, source="bench")
+    raw: dict[str, object] = {"universe": {"symbols": PAIRS}}
+    if strategy is not None:
+        raw["strategy"] = {"name": strategy}
+    config = config_from_dict(raw, source="bench")
     began = time.perf_counter()
     history = load_for(config, root)
     loaded = time.perf_counter() - began
@@ -79,6 +87,8 @@ def one_backtest(root: Path, summary: Path | None) -> tuple[float, float, int, s
         report = asyncio.run(backtest(spec, out, history=history, charts=False))
         replayed = time.perf_counter() - started
         same = ""
+        if save is not None:
+            save.write_bytes((out / "summary.json").read_bytes())
         if summary is not None:
             identical = (out / "summary.json").read_bytes() == summary.read_bytes()
             same = f"; summary.json {'IDENTICAL to' if identical else 'DIFFERS from'} {summary}"
@@ -92,14 +102,16 @@ def one_backtest(root: Path, summary: Path | None) -> tuple[float, float, int, s
     return total, replayed, run.events, line
 
 
-def main(root: Path, runs: int, summary: Path | None) -> None:
+def main(
+    root: Path, runs: int, summary: Path | None, strategy: str | None, save: Path | None
+) -> None:
     quiet_bot_logs()
     files = data_files(root, PAIRS)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results = []
     for n in range(1, runs + 1):
         floor, rows = read_floor(files)
-        total, replayed, events, line = one_backtest(root, summary)
+        total, replayed, events, line = one_backtest(root, summary, strategy=strategy, save=save)
         floor_after, _ = read_floor(files)
         floor = min(floor, floor_after)  # the floor of this run: the faster of two reads
         results.append((total, floor))
@@ -126,5 +138,7 @@ if __name__ == "__main__":
     parser.add_argument("data", nargs="?", type=Path, default=DATA)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--summary", type=Path, default=None)
+    parser.add_argument("--save-summary", type=Path, default=None)
+    parser.add_argument("--strategy", default=None)
     args = parser.parse_args()
-    main(args.data, args.runs, args.summary)
+    main(args.data, args.runs, args.summary, args.strategy, args.save_summary)

@@ -4,6 +4,7 @@ Prints the top functions by cumulative and by own (self) time; `--save FILE` als
 raw profile for `python -m pstats FILE`.
 
     .venv/bin/python bench/profile_backtest.py [DATA_DIR] [--top N] [--save FILE]
+                                               [--strategy NAME]
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from bench_backtest import DATA, one_backtest
 from bot.cli.replay_options import quiet_bot_logs
 
 
-def main(root: Path, top: int, save: Path | None) -> None:
+def main(root: Path, top: int, save: Path | None, strategy: str | None) -> None:
     quiet_bot_logs()
     profile = cProfile.Profile()
     profile.enable()
-    total, _, _, line = one_backtest(root, None)
+    total, _, _, line = one_backtest(root, None, strategy=strategy)
     profile.disable()
     print(f"profiled backtest: {total:.1f} s under cProfile; {line}")
     stats = pstats.Stats(profile, stream=sys.stdout).strip_dirs()
@@ -41,5 +42,6 @@ if __name__ == "__main__":
     parser.add_argument("data", nargs="?", type=Path, default=DATA)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--save", type=Path, default=None)
+    parser.add_argument("--strategy", default=None)
     args = parser.parse_args()
-    main(args.data, args.top, args.save)
+    main(args.data, args.top, args.save, args.strategy)

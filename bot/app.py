@@ -12,14 +12,14 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import Event, SettledFunding, Severity
-from bot.domain.instruments import dated_pairs, is_dated_symbol
+from bot.domain.instruments import dated_pairs, is_dated_symbol, pairs_of, untradable_pairs
 from bot.domain.ledger import TradingState
 from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
@@ -251,9 +251,15 @@ async def assemble_loop(
     history lists after the start (they pass the explicit-universe check).
     """
     pairs = {p.key: p for p in await exchange.pairs()}
+    instruments = await exchange.load_instruments()
+    # Pairs that stopped trading stay known: a hedge held there is closed, nothing opened.
+    stopped = untradable_pairs(instruments)
+    pairs.update((p.key, p) for p in pairs_of(instruments, stopped))
     check_explicit_symbols(config.universe.symbols, [*pairs, *listed_later], exchange.venue)
+    for key in set(config.universe.symbols) & stopped.keys():
+        log.warning("universe.symbols: %s takes no new position: %s", key, stopped[key])
     # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
-    pairs.update((p.perp.symbol, p) for p in dated_pairs(await exchange.load_instruments()))
+    pairs.update((p.perp.symbol, p) for p in dated_pairs(instruments))
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
     executor = HedgeExecutor(
@@ -287,7 +293,7 @@ async def assemble_loop(
         if streams is not None or config.streams.maintenance
         else None
     )
-    return TradingLoop(
+    loop = TradingLoop(
         config=config,
         exchange=exchange,
         snapshot=market_data.snapshot,
@@ -307,6 +313,23 @@ async def assemble_loop(
         if streams is None
         else [heartbeat_hook(streams.health, clock, StreamStateStore(ledger.sessions), guard)],
     )
+    if streams is not None:
+        streams.on_user_resync = resync_by(loop.reconcile)
+    return loop
+
+
+def resync_by(reconcile: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+    """A callback that runs `reconcile` in the background (one at a time, kept referenced)."""
+    running: set[asyncio.Task[None]] = set()
+
+    def start() -> None:
+        if running:
+            return  # one already checks every order in flight
+        task = asyncio.ensure_future(reconcile())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return start
 
 
 async def ensure_same_venue(ledger: Ledger, venue: str) -> None:

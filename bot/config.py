@@ -177,6 +177,7 @@ class ScheduleConfig(FrozenModel):
     observation_every_seconds: PositiveSeconds = 60.0
     volume_refresh_seconds: PositiveSeconds = 3600.0
     instrument_refresh_seconds: PositiveSeconds = 86400.0
+    instrument_status_seconds: PositiveSeconds = 300.0
 
 
 def _strategy_params_type() -> Any:

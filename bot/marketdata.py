@@ -36,9 +36,9 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
-from bot.domain.instruments import dated_pairs
+from bot.domain.instruments import dated_pairs, untradable_pairs
 from bot.errors import ExchangeError
-from bot.exchange.port import MarketDataSource
+from bot.exchange.port import MarketDataSource, refresh_status_of
 from strategies.base import UniverseParams
 from strategies.universe import select_universe
 
@@ -88,6 +88,9 @@ class MarketData:
         self._dated = dated
         self._dated_pairs: Sequence[Pair] = ()
         self._pairs_at: float | None = None
+        self._status_at: float | None = None
+        self._untradable: dict[str, str] = {}
+        self._in_use: set[str] = set()  # spot symbols of the last universe
         self._volumes: dict[str, Decimal] = {}
         self._volumes_at: float | None = None
         self._history: dict[str, list[SettledFunding]] = {}
@@ -117,6 +120,7 @@ class MarketData:
         """Take one market-wide snapshot; exchange errors of the three main requests propagate."""
         now = self._clock.now()
         await self._refresh_pairs()
+        await self._refresh_status()
         funding_task = self._source.fetch_funding_snapshot()
         spot_task = self._source.fetch_best_quotes(MarketKind.SPOT)
         perp_task = self._source.fetch_best_quotes(MarketKind.PERPETUAL)
@@ -136,6 +140,7 @@ class MarketData:
         # shares these inputs, so its universe is not selected again (`select_universe`).
         preliminary = MarketSnapshot(now, pairs, funding, {}, {}, volumes)
         universe = select_universe(preliminary, self._universe)
+        self._in_use = {p.spot.symbol for p in universe}
         await self._update_history(self._tracked(pairs, universe), funding, now)
         books = await self._fetch_books(universe) if self._book_depth > 0 else {}
         snap = MarketSnapshot(
@@ -148,6 +153,7 @@ class MarketData:
             funding_history=self._history_tuples(),
             books=books,
             dated_pairs=self._dated_pairs,
+            untradable=self._untradable,
         )
         self._last = snap
         return snap
@@ -172,9 +178,27 @@ class MarketData:
         if self._pairs_at is not None:
             await self._source.load_instruments(reload=True)
         self._pairs = tuple(await self._source.pairs())
+        instruments = await self._source.load_instruments()
         if self._dated:
-            self._dated_pairs = tuple(dated_pairs(await self._source.load_instruments()))
-        self._pairs_at = self._clock.monotonic()
+            self._dated_pairs = tuple(dated_pairs(instruments))
+        self._untradable = untradable_pairs(instruments)
+        self._pairs_at = self._status_at = self._clock.monotonic()
+
+    async def _refresh_status(self) -> None:
+        """Re-read instrument statuses (cheap) when due; a failure keeps the last ones."""
+        if not self._due(self._status_at, self._schedule.instrument_status_seconds):
+            return
+        self._status_at = self._clock.monotonic()
+        held = {s.split(":")[0] for s in self._watched}
+        wanted = set(self._universe.symbols) | self._in_use | held
+        try:
+            changed = await refresh_status_of(self._source, wanted)
+        except ExchangeError as exc:
+            log.warning("Instrument status refresh failed, keeping the last: %s", exc)
+            return
+        if changed:
+            self._pairs = tuple(await self._source.pairs())
+            self._untradable = untradable_pairs(await self._source.load_instruments())
 
     async def _dated_quotes(self) -> Mapping[str, Quote]:
         if not self._dated_pairs:

@@ -87,7 +87,7 @@ def fee_usdt(fill: Fill) -> Decimal:
     """Return a fill's fee in USDT (quote fees as is, base-asset fees at the fill price)."""
     base, _, rest = fill.symbol.partition("/")
     quote = rest.split(":")[0]
-    if fill.fee_asset == quote:
+    if fill.fee_asset in (quote, "USDT"):  # USDT: also a USD pair's fee in USDT terms
         return fill.fee
     if fill.fee_asset == base:
         return fill.fee * fill.price

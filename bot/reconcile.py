@@ -15,13 +15,15 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 
+from bot.adopt import APPLIED, commands_for, pending_requests, rebased_quantities
 from bot.clock import Clock
-from bot.domain import Event, EventSink, Fill, HedgeState, Pair, Severity
+from bot.domain import Event, EventSink, Fill, Hedge, HedgeState, Pair, Severity
 from bot.domain.hedge import is_own_client_order_id
 from bot.domain.instruments import pair_of
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
+from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.executor import HedgeExecutor
 from bot.execution.legs import fees_in_usdt
 from bot.persistence.repositories import Ledger
@@ -40,6 +42,8 @@ class ReconcileReport:
     unowned_positions: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    drifted_hedges: set[int] = field(default_factory=set)
+    adopted_hedges: list[int] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -89,6 +93,8 @@ class Reconciler:
         try:
             await self._finish_in_flight(report, startup=startup)
             await self._adopt_fills(report)
+            if startup:
+                await self._apply_adopt_requests(report)
             await self._compare_positions(report)
             await self._compare_spot(report)
         except ExchangeError as exc:
@@ -142,9 +148,12 @@ class Reconciler:
                 )
 
     async def _compare_positions(self, report: ReconcileReport) -> None:
-        active = await self._ledger.hedges.active()
+        active = await self._settle_deliveries(await self._ledger.hedges.active())
         expected: dict[str, Decimal] = {}
         for h in active:
+            pair = pair_of(self._pairs, h.pair, h.perp_symbol)
+            if pair is not None and awaiting_delivery(h, pair, self._clock):
+                continue  # settled by the exchange; recorded once its price is published
             expected[h.perp_symbol] = expected.get(h.perp_symbol, ZERO) + h.perp_quantity
         positions = await self._exchange.fetch_positions()
         shorts: dict[str, Decimal] = {}
@@ -164,8 +173,21 @@ class Reconciler:
                     f"{symbol}: ledger holds a {want} short, the exchange only {have} "
                     "(closed outside carrybot?)"
                 )
+                report.drifted_hedges |= {h.id for h in active if h.perp_symbol == symbol}
             elif have > want + step * self._tolerance_steps and want > 0:
                 report.unowned_positions.append(f"{symbol} short {have - want} beyond ours")
+
+    async def _settle_deliveries(self, hedges: list[Hedge]) -> list[Hedge]:
+        """Record the dated shorts the exchange delivered (not drift: Binance closed them)."""
+        out = []
+        for hedge in hedges:
+            pair = pair_of(self._pairs, hedge.pair, hedge.perp_symbol)
+            if pair is not None and awaiting_delivery(hedge, pair, self._clock):
+                hedge = await settle_delivered(
+                    hedge, pair, self._exchange, self._ledger, self._clock, self._events
+                )
+            out.append(hedge)
+        return out
 
     async def _compare_spot(self, report: ReconcileReport) -> None:
         active = await self._ledger.hedges.active()
@@ -185,6 +207,7 @@ class Reconciler:
                     f"{base}: ledger holds {want} on spot, the wallet only {have} "
                     "(sold or withdrawn outside carrybot?)"
                 )
+                report.drifted_hedges |= {h.id for h in active if h.pair.split("/")[0] == base}
 
     async def _conclude(self, report: ReconcileReport, *, startup: bool) -> None:
         now = self._clock.now()
@@ -194,6 +217,7 @@ class Reconciler:
             "unowned": report.unowned_positions,
             "drift": report.drift,
             "errors": report.errors,
+            "drifted_hedges": sorted(report.drifted_hedges),
         }
         if report.unowned_positions:
             await self._events.emit(
@@ -206,14 +230,24 @@ class Reconciler:
                     data,
                 )
             )
+        current = await self._ledger.trading_state.get()
         if report.clean:
             await self._events.emit(
                 Event("reconcile.ok", report.summary(), now, Severity.INFO, data)
             )
+            if report.adopted_hedges and current and current.changed_by == "reconcile":
+                await self._ledger.trading_state.set(
+                    TradingState.ACTIVE,
+                    reason=f"drift adopted by the operator (hedges {report.adopted_hedges})",
+                    changed_by="adopt",
+                    at=now,
+                )
             return
-        current = await self._ledger.trading_state.get()
         if startup and report.drift:
+            hint = "; ".join(f"hedge {i}: {commands_for(i)}" for i in sorted(report.drifted_hedges))
             reason = "start-up reconciliation failed: " + report.summary()
+            if hint:
+                reason += f"; to go on, run {hint}, then start again"
             await self._ledger.trading_state.set(
                 TradingState.HALTED, reason=reason, changed_by="reconcile", at=now
             )
@@ -232,6 +266,88 @@ class Reconciler:
                 changed_by="reconcile",
                 at=now,
             )
+
+    async def _apply_adopt_requests(self, report: ReconcileReport) -> None:
+        """Re-base (or close) the hedges the operator asked for with `carrybot adopt`."""
+        requests = await pending_requests(self._ledger)
+        if not requests:
+            return
+        probe = ReconcileReport()
+        await self._compare_positions(probe)
+        await self._compare_spot(probe)
+        active = await self._ledger.hedges.active()
+        wanted: dict[int, bool] = {}
+        for request in requests:
+            ids = [request.hedge_id] if request.hedge_id is not None else probe.drifted_hedges
+            for hedge_id in ids:
+                wanted[hedge_id] = wanted.get(hedge_id, False) or request.close
+        shorts: dict[str, Decimal] = {}
+        for p in await self._exchange.fetch_positions():
+            if p.is_short:
+                shorts[p.symbol] = shorts.get(p.symbol, ZERO) + p.size
+        spot = {a: b.total for a, b in (await self._exchange.fetch_spot_balances()).items()}
+        for hedge in active:
+            if hedge.id not in wanted:
+                continue
+            others = [h for h in active if h.id != hedge.id]
+            await self._adopt_one(hedge, others, shorts, spot, close=wanted[hedge.id])
+            report.adopted_hedges.append(hedge.id)
+        await self._events.emit(
+            Event(
+                APPLIED,
+                f"adopt requests applied to hedges {report.adopted_hedges}",
+                self._clock.now(),
+                Severity.ALERT,
+                {"hedges": report.adopted_hedges},
+            )
+        )
+
+    async def _adopt_one(
+        self,
+        hedge: Hedge,
+        others: list[Hedge],
+        shorts: Mapping[str, Decimal],
+        spot: Mapping[str, Decimal],
+        *,
+        close: bool,
+    ) -> None:
+        spot_qty, perp_qty = rebased_quantities(hedge, others, shorts, spot)
+        pair = pair_of(self._pairs, hedge.pair, hedge.perp_symbol)
+        fields: dict[str, object] = {"spot_quantity": spot_qty, "perp_quantity": perp_qty}
+        if hedge.perp_quantity > 0:
+            fields["target_quantity"] = perp_qty
+            fields["target_notional"] = (
+                hedge.target_notional * perp_qty / hedge.perp_quantity
+            ).quantize(Decimal("0.01"))
+        after = await self._ledger.hedges.update(hedge.id, at=self._clock.now(), **fields)
+        message = (
+            f"hedge {hedge.id} adopted: {hedge.spot_quantity} -> {spot_qty} spot, "
+            f"{hedge.perp_quantity} -> {perp_qty} short"
+            + ("; closing what is there" if close else "")
+        )
+        log.warning("%s", message)
+        await self._events.emit(
+            Event(
+                "hedge.adopted",
+                message,
+                self._clock.now(),
+                Severity.ALERT,
+                {
+                    "close": close,
+                    "spot_before": str(hedge.spot_quantity),
+                    "spot_after": str(spot_qty),
+                    "perp_before": str(hedge.perp_quantity),
+                    "perp_after": str(perp_qty),
+                },
+                hedge.id,
+            )
+        )
+        if (
+            pair is not None
+            and after.state is HedgeState.OPEN
+            and (close or (spot_qty <= 0 and perp_qty <= 0))
+        ):
+            await self._executor.close(after, pair, reason="operator: adopt --close")
 
     def _step(self, perp_symbol: str) -> Decimal:
         pair = next((p for p in self._pairs.values() if p.perp.symbol == perp_symbol), None)

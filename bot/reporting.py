@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from bot.adopt import AdoptRequest, commands_for, drifted_hedge_ids, pending_requests
 from bot.domain import Event, Hedge, HedgeState
 from bot.domain.ledger import BalanceSnapshot, TradingState, TradingStatus
 from bot.persistence.repositories import Ledger
@@ -29,6 +30,19 @@ class StatusReport:
     totals: PnLTotals
     alerts: list[Event] = field(default_factory=list)
     balances: list[BalanceSnapshot] = field(default_factory=list)  # latest per wallet
+    drifted: list[int] = field(default_factory=list)  # hedges the last reconciliation flagged
+    adopt_pending: list[AdoptRequest] = field(default_factory=list)
+
+    def drift_lines(self) -> list[str]:
+        """Name each drifted hedge with the commands out of it, and requests waiting."""
+        lines = [
+            f"hedge {i} drifted from the exchange: run {commands_for(i)}" for i in self.drifted
+        ]
+        for r in self.adopt_pending:
+            what = f"hedge {r.hedge_id}" if r.hedge_id is not None else "every drifted hedge"
+            verb = "close" if r.close else "adopt"
+            lines.append(f"waiting for the next start: {verb} {what} (requested {r.at:%H:%M:%S})")
+        return lines
 
     @property
     def snapshot_age_seconds(self) -> float | None:
@@ -71,6 +85,12 @@ class StatusReport:
                 }
                 for b in self.balances
             ],
+            "drifted_hedges": self.drifted,
+            "adopt_requests": [
+                {"hedge_id": r.hedge_id, "close": r.close, "at": r.at.isoformat()}
+                for r in self.adopt_pending
+            ],
+            "drift": self.drift_lines(),
             "recent_alerts": [
                 {"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in self.alerts
             ],
@@ -105,6 +125,7 @@ async def build_status(ledger: Ledger, *, now: datetime, leverage: int = 1) -> S
             lines_open.append(line)
         elif hedge.state is HedgeState.CLOSED or fills:
             lines_closed.append(line)
+    active_ids = {line.hedge.id for line in lines_open}
     alerts = [
         e for e in await ledger.events.recent(limit=200) if e.severity.value in {"alert", "error"}
     ][:10]
@@ -119,6 +140,8 @@ async def build_status(ledger: Ledger, *, now: datetime, leverage: int = 1) -> S
         balances=sorted(
             await ledger.snapshots.latest_balances(), key=lambda b: (b.wallet, b.asset)
         ),
+        drifted=[i for i in await drifted_hedge_ids(ledger) if i in active_ids],
+        adopt_pending=await pending_requests(ledger),
     )
 
 
@@ -134,6 +157,7 @@ def _line_json(line: HedgeLine) -> dict[str, Any]:
         "id": h.id,
         "uid": h.uid,
         "pair": h.pair,
+        "future_symbol": h.perp_symbol,
         "state": h.state.value,
         "spot_quantity": str(h.spot_quantity),
         "perp_quantity": str(h.perp_quantity),

@@ -27,6 +27,7 @@ from bot.circuit import ExchangeCircuit
 from bot.clock import Clock
 from bot.config import Config
 from bot.daily_loss import DailyLoss
+from bot.delisting import DelistingWatch
 from bot.domain import (
     Balance,
     CloseHedge,
@@ -56,7 +57,7 @@ from bot.equity import equity_snapshot
 from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import ExchangePort
 from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
-from bot.execution.delivery import settle_delivered
+from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
@@ -137,8 +138,10 @@ class TradingLoop:
             clock.monotonic, max_seconds=config.exchange.outage_backoff_max_seconds, rng=self._rng
         )
         self._capital: CapitalWatch | None = None
+        self.delisting = DelistingWatch(events, clock)
         self._outages_seen = 0  # database outages whose in-flight hedges are finished
         self._held_pairs: set[str] = set()
+        self._held_futures: set[str] = set()  # short legs held: perpetual or dated symbols
         self._asset_price: dict[str, Decimal] = {}
         self._all_hedges: list[Hedge] = []
         self._funding_recorded: set[tuple[str, datetime]] = set()  # (perp, funding time)
@@ -224,11 +227,14 @@ class TradingLoop:
         every = self.config.schedule.observation_every_seconds
         bucket = _floor_time(snap.taken_at, every)
         stored = self.state.last_observation_bucket
-        if all(stored.get(p.perp.symbol) == bucket for p in snap.pairs):
+        # The dated futures held are observed too (status values open hedges from these).
+        held = self._held_futures
+        observed = (*snap.pairs, *(p for p in snap.dated_pairs if p.perp.symbol in held))
+        if all(stored.get(p.perp.symbol) == bucket for p in observed):
             return  # every pair was stored in this bucket already
         keep = self._observed_symbols()
         rows: list[MarketObservation] = []
-        for pair in snap.pairs:
+        for pair in observed:
             perp = pair.perp.symbol
             if pair.key not in keep or self.state.last_observation_bucket.get(perp) == bucket:
                 continue
@@ -330,6 +336,7 @@ class TradingLoop:
         self._refresh_trading_state(ledger_view.trading)
         hedges = ledger_view.active
         self._held_pairs = {h.pair for h in hedges}
+        self._held_futures = {h.perp_symbol for h in hedges}
         known = {h.id: h for h in self._all_hedges} | {h.id: h for h in hedges}
         self._all_hedges = sorted(known.values(), key=lambda h: h.id)
         view = await self._risk_view(snap, hedges)
@@ -343,7 +350,11 @@ class TradingLoop:
             last_closed_at=ledger_view.last_closed_at,
             equity=self.state.daily.equity or ZERO,
         )
-        intents = self.strategy.evaluate(snap, portfolio, self.params)
+        intents = self.delisting.merge(
+            await self.delisting.closes(hedges, snap),
+            self.strategy.evaluate(snap, portfolio, self.params),
+            snap,
+        )
         accepted = await self.risk.review(intents, view, self.events)
         done: list[Intent] = []
         for intent in sorted(accepted, key=_execution_order):
@@ -523,6 +534,9 @@ class TradingLoop:
                 hedge = await settle_delivered(
                     hedge, pair, self.exchange, self.ledger, self.clock, self.events
                 )
+                if awaiting_delivery(hedge, pair, self.clock):
+                    log.info("Hedge %s: delivery price of %s unknown", hedge.id, pair.perp.symbol)
+                    return False
                 unpriced = _unpriced_legs(hedge, pair, snap)
                 if unpriced:
                     log.warning(
@@ -657,6 +671,8 @@ class TradingLoop:
     def _remember(self, hedge: Hedge) -> None:
         """Keep the latest view of a hedge in memory (used while the database is down)."""
         self._all_hedges = [h for h in self._all_hedges if h.id != hedge.id] + [hedge]
+        if hedge.state.is_active:
+            self._held_futures.add(hedge.perp_symbol)  # observed from the next poll on
 
     # --- funding ------------------------------------------------------------------------
     async def capture_funding(self, *, force: bool = False) -> int:

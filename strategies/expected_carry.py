@@ -59,14 +59,14 @@ class ExpectedCarryParams(StrategyParams):
     expected_holding_hours: PositiveDecimal = Decimal("2160")
     entry_margin: NonNegativeDecimal = Decimal("0.002")
     exit_margin: NonNegativeDecimal = Decimal("0")
-    rotation_margin: NonNegativeDecimal = Decimal("0.002")
+    rotation_margin: NonNegativeDecimal = Decimal("0.015")
     ewma_halflife_periods: PositiveDecimal = Decimal("21")
     history_periods: Annotated[int, Field(ge=1, le=1000)] = 500
     default_persistence: Persistence = Decimal("0.99")
     max_entry_basis: NonNegativeDecimal = Decimal("0.0015")
     negative_periods_to_exit: Annotated[int, Field(ge=1)] = 21
     max_holding_hours: PositiveDecimal = Decimal("8760")
-    min_hold_hours: NonNegativeDecimal = Decimal("24")
+    min_hold_hours: NonNegativeDecimal = Decimal("168")
     cooldown_hours: NonNegativeDecimal = Decimal("24")
     slippage_bps: NonNegativeDecimal = Decimal("2")
     rebalance_band: Annotated[Decimal, Field(gt=0, le=10)] = Decimal("0.2")

@@ -10,6 +10,7 @@ import typer
 
 from bot import __version__
 from bot.cli import (
+    adopt_cmd,
     backtest_cmd,
     config_cmd,
     control_cmd,
@@ -37,6 +38,7 @@ app.add_typer(data_cmd.app, name="data")
 run_cmd.register(app)
 scan_cmd.register(app)
 control_cmd.register(app)
+adopt_cmd.register(app)
 status_cmd.register(app)
 backtest_cmd.register(app)
 sweep_cmd.register(app)

@@ -79,6 +79,8 @@ def render(report: StatusReport) -> None:
     console.print(totals)
     if report.balances:
         console.print(_balances_table(report))
+    for line in report.drift_lines():
+        console.print(line, markup=False)
     if report.alerts:
         console.print("recent alerts:")
         for e in report.alerts:

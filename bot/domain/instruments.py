@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -50,6 +50,17 @@ class Instrument:
     listed_at: datetime | None = None
     active: bool = True
     contract_type: str | None = None  # Binance's PERPETUAL, CURRENT_QUARTER, NEXT_QUARTER
+    # The exchange's word (TRADING, BREAK, SETTLING, CLOSE, ...): `active` is what compares.
+    status: str | None = field(default=None, compare=False)
+    delist_at: datetime | None = None  # a perpetual given a delivery date: delisted then
+
+    def not_tradable(self) -> str | None:
+        """Why no new position may be opened here (None: it trades normally)."""
+        if not self.active:
+            return f"{self.symbol} status {self.status or 'not trading'}"
+        if self.delist_at is not None:
+            return f"{self.symbol} is delisted at {self.delist_at.isoformat()}"
+        return None
 
     @property
     def is_derivative(self) -> bool:
@@ -65,6 +76,33 @@ class Instrument:
         """COIN-M: margined and settled in the base coin, quantities in contracts of
         `contract_size` quote (USD)."""
         return self.is_derivative and self.settle is not None and self.settle == self.base
+
+
+def untradable_pairs(instruments: Mapping[str, Instrument]) -> dict[str, str]:
+    """Spot symbol -> why no new position: spot or its USDⓈ-M perpetual not TRADING, or the
+    perpetual given a delisting date. Pairs that trade normally are left out."""
+    out: dict[str, str] = {}
+    for inst in instruments.values():
+        if inst.kind is not MarketKind.SPOT:
+            continue
+        perp = instruments.get(f"{inst.base}/{inst.quote}:{inst.quote}")
+        if perp is None or perp.kind is not MarketKind.PERPETUAL:
+            continue
+        reason = inst.not_tradable() or perp.not_tradable()
+        if reason is not None:
+            out[inst.symbol] = reason
+    return out
+
+
+def pairs_of(instruments: Mapping[str, Instrument], spot_symbols: Iterable[str]) -> list[Pair]:
+    """The spot + USDⓈ-M perpetual pair of each of `spot_symbols` that has both."""
+    out = []
+    for symbol in spot_symbols:
+        spot = instruments.get(symbol)
+        perp = instruments.get(f"{spot.base}/{spot.quote}:{spot.quote}") if spot else None
+        if spot is not None and perp is not None:
+            out.append(Pair(spot=spot, perp=perp))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

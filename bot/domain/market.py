@@ -86,6 +86,8 @@ class MarketSnapshot:
     funding_history: Mapping[str, Sequence[SettledFunding]] = field(default_factory=dict)
     books: Mapping[str, OrderBook] = field(default_factory=dict)
     dated_pairs: Sequence[Pair] = ()  # spot + dated future, when dated carries are polled
+    untradable: Mapping[str, str] = field(default_factory=dict)
+    """Pair key -> why it takes no new position (a leg not TRADING, a delisting announced)."""
 
     @property
     def instruments(self) -> dict[str, Instrument]:

@@ -7,7 +7,7 @@ non-positive price); the adapter drops such rows from bulk responses and logs th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -140,9 +140,28 @@ def instrument(market: Row) -> Instrument | None:
         settle=str(market["settle"]) if market.get("settle") else None,
         expiry=utc_from_ms(int(expiry)) if kind is MarketKind.DATED_FUTURE and expiry else None,
         listed_at=utc_from_ms(int(onboard)) if onboard else None,
-        active=info.get("status", info.get("contractStatus")) == "TRADING",
         contract_type=str(info["contractType"]) if info.get("contractType") else None,
+        **listing_status(info, kind),
     )
+
+
+PERPETUAL_NO_DELIVERY = datetime(2100, 1, 1, tzinfo=UTC)
+"""Binance gives perpetuals a delivery date in 2100; an earlier one announces a delisting."""
+
+
+def listing_status(info: Row, kind: MarketKind) -> dict[str, Any]:
+    """`active`, `status` and `delist_at` of one exchangeInfo symbol row (spot or futures)."""
+    status = info.get("status", info.get("contractStatus"))
+    delist_at = None
+    delivery = info.get("deliveryDate")
+    if kind is MarketKind.PERPETUAL and delivery not in (None, "", 0, "0"):
+        at = utc_from_ms(int(delivery))
+        delist_at = at if at < PERPETUAL_NO_DELIVERY else None
+    return {
+        "active": status == "TRADING",
+        "status": str(status) if status is not None else None,
+        "delist_at": delist_at,
+    }
 
 
 def as_of(row: Row, key: str, received: datetime, offset_ms: float) -> datetime:

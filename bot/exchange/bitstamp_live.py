@@ -314,9 +314,16 @@ class BitstampSpot:
         order = await self.fetch_order(symbol, client_order_id)
         if order.status.is_final:
             return order
-        await self._call(
-            lambda: self._client.privatePostCancelOrder({"id": order.exchange_order_id})
-        )
+        try:
+            await self._call(
+                lambda: self._client.privatePostCancelOrder({"id": order.exchange_order_id})
+            )
+        except OrderNotFound:
+            # it became final (filled) between the read and the cancel: report that state
+            final = await self.fetch_order(symbol, client_order_id)
+            if not final.status.is_final:
+                raise
+            return final
         return await self.fetch_order(symbol, client_order_id)
 
     async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> Sequence[Fill]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -63,6 +63,13 @@ from bot.errors import (
 )
 from bot.exchange import binance_parse as parse
 from bot.exchange.ccxt_client import build_client
+from bot.exchange.history_pages import (
+    FUTURES_TRADES_WINDOW,
+    INCOME_WINDOW,
+    SPOT_TRADES_WINDOW,
+    read_windows,
+)
+from bot.exchange.listing_status import apply_status, symbol_rows, symbols_param
 from bot.exchange.port import ExchangePort
 from bot.exchange.sim_filters import check_order
 from bot.exchange.throttle import Pacer, WeightThrottler
@@ -219,15 +226,42 @@ class LiveExchange:
             return MappingProxyType(self._instruments)
 
     async def pairs(self) -> Sequence[Pair]:
+        """Pairs open for new positions: both markets TRADING, no delisting announced."""
         instruments = await self.load_instruments()
         out = []
         for inst in instruments.values():
-            if inst.kind is not MarketKind.SPOT or not inst.active:
+            if inst.kind is not MarketKind.SPOT or inst.not_tradable():
                 continue
             perp = instruments.get(f"{inst.base}/{inst.quote}:{inst.quote}")
-            if perp is not None and perp.kind is MarketKind.PERPETUAL and perp.active:
+            if perp is not None and perp.kind is MarketKind.PERPETUAL and not perp.not_tradable():
                 out.append(Pair(spot=inst, perp=perp))
         return sorted(out, key=lambda p: p.key)
+
+    async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
+        """Re-read the status of every perpetual and of `spot_symbols`; return what changed."""
+        instruments = await self.load_instruments()
+        ids = {i.exchange_symbol for s in spot_symbols if (i := instruments.get(s)) is not None}
+        futures = await self._call(
+            "futures status", lambda: self._client.fapiPublicGetExchangeInfo({})
+        )
+        spot: Any = {"symbols": []}
+        if ids:
+            try:
+                spot = await self._call(
+                    "spot status", lambda: self._client.publicGetExchangeInfo(symbols_param(ids))
+                )
+            except OrderRejected:  # -1121: one of them is gone altogether; ask for all
+                spot = await self._call(
+                    "spot status", lambda: self._client.publicGetExchangeInfo({})
+                )
+        spot_rows = symbol_rows(spot, "spot exchangeInfo")
+        futures_rows = symbol_rows(futures, "futures exchangeInfo")
+        async with self._load_lock:
+            self._instruments, changed = apply_status(self._instruments, spot_rows, futures_rows)
+            self._by_id = {
+                (i.is_derivative, i.exchange_symbol): i for i in self._instruments.values()
+            }
+        return changed
 
     async def _refresh_intervals(self, *, force: bool = False) -> None:
         """Reload fundingInfo when due; keep the last values when that fails."""
@@ -506,28 +540,43 @@ class LiveExchange:
         return self._order(raw, inst)
 
     async def fetch_my_trades(self, symbol: str, since: datetime | None = None) -> Sequence[Fill]:
+        """Every fill of `symbol` since `since` (window by window), or the recent ones."""
         self._require_keys("fetch_my_trades")
         inst = await self._instrument(symbol)
-        start = ms_from_utc(since) if since is not None else None
-        out: dict[str, Fill] = {}
-        while True:
-            page = await self._call(
+
+        async def page(start: int | None, end: int | None) -> tuple[list[Fill], int]:
+            params = {"until": end} if end is not None else {}
+            raw = await self._call(
                 f"trades {symbol}",
-                partial(self._client.fetch_my_trades, symbol, start, PAGE),
+                partial(self._client.fetch_my_trades, symbol, start, PAGE, params),
                 signed_read=True,
             )
-            rows = list(_infos(page, "trades"))
+            rows = list(_infos(raw, "trades"))
+            fills = []
             for info in rows:
                 try:
-                    fill = parse.fill(info, inst)
+                    fills.append(parse.fill(info, inst))
                 except (ValueError, KeyError) as exc:
                     logger.error("Dropping trade row of %s: %s", symbol, exc)
-                    continue
-                out[fill.trade_id] = fill
-            if len(rows) < PAGE or not out:
-                break
-            start = ms_from_utc(max(f.timestamp for f in out.values())) + 1
-        return sorted(out.values(), key=lambda f: (f.timestamp, f.trade_id))
+            return fills, len(rows)
+
+        if since is None:
+            fills, _ = await page(None, None)
+        else:
+            fills = await read_windows(
+                page,
+                start_ms=ms_from_utc(since),
+                end_ms=self._history_end_ms(),
+                window=FUTURES_TRADES_WINDOW if inst.is_derivative else SPOT_TRADES_WINDOW,
+                limit=PAGE,
+                time_ms=lambda f: ms_from_utc(f.timestamp),
+            )
+        unique = {f.trade_id: f for f in fills}
+        return sorted(unique.values(), key=lambda f: (f.timestamp, f.trade_id))
+
+    def _history_end_ms(self) -> int:
+        """The end of the last history window: now on Binance's clock, with a margin."""
+        return ms_from_utc(self._clock.now()) - int(self._time_offset_ms()) + 60_000
 
     # --- account ------------------------------------------------------------------------
     async def fetch_spot_balances(self) -> Mapping[str, Balance]:
@@ -630,31 +679,39 @@ class LiveExchange:
     async def fetch_funding_payments(
         self, since: datetime, symbol: str | None = None
     ) -> Sequence[FundingPayment]:
+        """Funding paid or received since `since`, window by window up to now."""
         self._require_keys("fetch_funding_payments")
         await self.load_instruments()
-        start = ms_from_utc(since)
-        out: dict[tuple[str, datetime, str | None], FundingPayment] = {}
-        while True:
-            page = await self._call(
+
+        async def page(start: int, end: int | None) -> tuple[list[FundingPayment], int]:
+            params = {"until": end} if end is not None else {}
+            raw = await self._call(
                 "funding payments",
-                partial(self._client.fetch_funding_history, symbol, start, PAGE),
+                partial(self._client.fetch_funding_history, symbol, start, PAGE, params),
                 signed_read=True,
             )
-            rows = list(_infos(page, "income"))
+            rows = list(_infos(raw, "income"))
+            payments = []
             for info in rows:
                 inst = self._find(True, info.get("symbol"))
                 if inst is None:
                     continue
                 try:
-                    payment = parse.funding_payment(info, inst.symbol)
+                    payments.append(parse.funding_payment(info, inst.symbol))
                 except (ValueError, KeyError) as exc:
                     logger.error("Dropping income row of %s: %s", inst.symbol, exc)
-                    continue
-                out[(payment.symbol, payment.funding_time, payment.income_id)] = payment
-            if len(rows) < PAGE or not out:
-                break
-            start = ms_from_utc(max(p.funding_time for p in out.values())) + 1
-        return sorted(out.values(), key=lambda p: (p.funding_time, p.symbol))
+            return payments, len(rows)
+
+        payments = await read_windows(
+            page,
+            start_ms=ms_from_utc(since),
+            end_ms=self._history_end_ms(),
+            window=INCOME_WINDOW,
+            limit=PAGE,
+            time_ms=lambda p: ms_from_utc(p.funding_time),
+        )
+        unique = {(p.symbol, p.funding_time, p.income_id): p for p in payments}
+        return sorted(unique.values(), key=lambda p: (p.funding_time, p.symbol))
 
     async def close(self) -> None:
         await self._client.close()

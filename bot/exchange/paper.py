@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -46,7 +46,7 @@ from bot.errors import (
     OrderStatusUnknown,
     TemporaryError,
 )
-from bot.exchange.port import ExchangePort, MarketDataSource
+from bot.exchange.port import ExchangePort, MarketDataSource, refresh_status_of
 from bot.exchange.simulator import FUTURES_WALLET, MARGIN_ASSET, SPOT_WALLET, SimulatedExchange
 from strategies.base import FeeParams
 
@@ -191,6 +191,14 @@ class PaperExchange:
         instruments = await self._source.load_instruments(reload=reload)
         self._sim.set_instruments(instruments)
         return instruments
+
+    @_bot_errors_only
+    async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
+        """Re-read the source's instrument statuses (live data) and give them to the simulator."""
+        changed = await refresh_status_of(self._source, spot_symbols)
+        if changed:
+            self._sim.set_instruments(await self._source.load_instruments())
+        return changed
 
     @_bot_errors_only
     async def pairs(self) -> Sequence[Pair]:

@@ -7,7 +7,7 @@ chooses between them. Every method raises the taxonomy of `bot.errors`, never cc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -30,6 +30,22 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
+
+
+@runtime_checkable
+class StatusRefresh(Protocol):
+    """A source that can re-read instrument statuses cheaply (live Binance, and what wraps it)."""
+
+    async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
+        """Re-read the status of every perpetual and of `spot_symbols`; return what changed."""
+        ...
+
+
+async def refresh_status_of(source: object, spot_symbols: Collection[str]) -> list[Instrument]:
+    """`source.refresh_status(...)` where supported; nothing changes elsewhere (history)."""
+    if isinstance(source, StatusRefresh):
+        return await source.refresh_status(spot_symbols)
+    return []
 
 
 @runtime_checkable

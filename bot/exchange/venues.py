@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -44,7 +44,7 @@ from bot.domain import (
     SettledFunding,
 )
 from bot.errors import BadResponseError, FatalExchangeError
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import ExchangePort, refresh_status_of
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,10 @@ class VenueRouter:
         merged.update(self._spot_symbols)
         return MappingProxyType(merged)
 
+    async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
+        """The perpetuals' statuses from Binance (the spot venue's come with its reload)."""
+        return await refresh_status_of(self._futures, spot_symbols)
+
     async def pairs(self) -> Sequence[Pair]:
         """Return spot-venue pairs quoted in USD or USDT with Binance's USDT perpetual."""
         instruments = await self.load_instruments()
@@ -188,7 +192,7 @@ class VenueRouter:
             if not inst.active or inst.quote not in SPOT_QUOTES or inst.base == PERP_QUOTE:
                 continue
             perp = instruments.get(f"{inst.base}/{PERP_QUOTE}:{PERP_QUOTE}")
-            if perp is not None and perp.kind is MarketKind.PERPETUAL and perp.active:
+            if perp is not None and perp.kind is MarketKind.PERPETUAL and not perp.not_tradable():
                 out.append(Pair(spot=inst, perp=perp))
         return sorted(out, key=lambda p: p.key)
 

@@ -29,6 +29,21 @@ class DeliveryPrices(Protocol):
     async def fetch_delivery_price(self, symbol: str) -> Decimal | None: ...
 
 
+def awaiting_delivery(hedge: Hedge, pair: Pair, clock: Clock) -> bool:
+    """Tell whether `hedge`'s dated short is past delivery but not yet recorded as settled.
+
+    Such a hedge is not closed yet: its contract no longer trades (-4108), and selling the
+    spot alone would leave the ledger expecting a short the exchange has settled.
+    """
+    expiry = pair.perp.expiry
+    return (
+        pair.perp.is_dated
+        and expiry is not None
+        and clock.now() >= expiry
+        and hedge.perp_quantity > 0
+    )
+
+
 async def settle_delivered(
     hedge: Hedge,
     pair: Pair,

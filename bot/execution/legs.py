@@ -255,9 +255,8 @@ def fees_in_usdt(fills: Sequence[Fill]) -> dict[str, Decimal]:
     """Convert each fill's fee to USDT when the fee asset is USDT or the fill's base asset."""
     out: dict[str, Decimal] = {}
     for f in fills:
-        base, _, rest = f.symbol.partition("/")
-        quote = rest.split(":")[0]
-        if f.fee_asset == quote == "USDT":
+        base = f.symbol.partition("/")[0]
+        if f.fee_asset == "USDT":  # also a USD pair's fee, given in USDT terms by the router
             out[f.trade_id] = f.fee
         elif f.fee_asset == base:
             out[f.trade_id] = f.fee * f.price

@@ -58,7 +58,7 @@ class StreamsConfig(FrozenModel):
     futures_ws_fallbacks: list[str] | None = None
     symbols_per_connection: Annotated[int, Field(ge=1, le=FUTURES_STREAMS_PER_CONNECTION)] = 100
     max_quote_age_seconds: PositiveSeconds = 5.0
-    silence_seconds: PositiveSeconds = 3.0
+    silence_seconds: PositiveSeconds = 1.5
     ping_seconds: PositiveSeconds = 5.0
     settle_seconds: Annotated[float, Field(ge=0)] = 10.0
     max_spread_bps: Annotated[Decimal, Field(gt=0)] = Decimal("20")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -32,7 +32,7 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import ExchangePort, refresh_status_of
 from bot.streams.source import StreamingSource
 from bot.streams.user import FUTURES_USER, SPOT_USER
 
@@ -57,6 +57,9 @@ class StreamedExchange:
 
     async def pairs(self) -> Sequence[Pair]:
         return await self.source.pairs()
+
+    async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
+        return await refresh_status_of(self.source, spot_symbols)
 
     async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
         return await self.source.fetch_funding_snapshot()

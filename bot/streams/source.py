@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
 from bot.clock import Clock
 from bot.domain import FundingInfo, Instrument, MarketKind, OrderBook, Pair, Quote, SettledFunding
-from bot.exchange.port import MarketDataSource
+from bot.exchange.port import MarketDataSource, refresh_status_of
 from bot.exchange.translate import translate
 from bot.streams.config import StreamsConfig
 from bot.streams.health import HealthBoard, StreamState
@@ -53,6 +53,7 @@ class StreamingSource:
         self.client = client
         self.user_client = user_client
         self.user: UserStreams | None = None
+        self.on_user_resync: Callable[[], None] | None = None
         self.config = config
         self._clock = clock
         self._universe = set(universe_symbols)
@@ -94,6 +95,7 @@ class StreamingSource:
             self.user = UserStreams(
                 self.user_client, self.config, self._clock, self.health, instruments
             )
+            self.user.on_resync = self._user_resync
             self.user.start()
         log.info(
             "Streams: %d spot and %d perpetual book tickers, mark prices; endpoints %s / %s",
@@ -103,6 +105,10 @@ class StreamingSource:
             ", ".join(self.config.futures_endpoints()),
         )
         return streams
+
+    def _user_resync(self) -> None:
+        if self.on_user_resync is not None:
+            self.on_user_resync()
 
     # --- freshness ----------------------------------------------------------------------
     def quote_problem(self, symbol: str) -> str | None:
@@ -155,6 +161,9 @@ class StreamingSource:
 
     async def pairs(self) -> Sequence[Pair]:
         return await self.rest.pairs()
+
+    async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
+        return await refresh_status_of(self.rest, spot_symbols)
 
     async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
         streams = await self.start()

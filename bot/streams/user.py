@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -128,6 +128,9 @@ class UserStreams:
         self.keepalives = 0
         self.renewals = 0
         self.events = 0
+        # Called after a user stream reconnects: events of the gap are not replayed, so the
+        # bot checks its orders in flight by client order id (the reconciler).
+        self.on_resync: Callable[[], None] | None = None
         client.tap = self._tap
 
     def start(self) -> None:
@@ -160,6 +163,7 @@ class UserStreams:
                 self.health.add(sub.name),
                 self._clock,
                 max_backoff_seconds=self.config.reconnect_max_backoff_seconds,
+                on_live=self._live,
             )
             self.supervisors.append(sup)
             self._tasks.append(asyncio.create_task(sup.run(), name=f"stream-{sub.name}"))
@@ -174,6 +178,11 @@ class UserStreams:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.client.close_ws_clients()
+
+    def _live(self, sup: Supervisor) -> None:
+        if sup.health.reconnects > 0 and self.on_resync is not None:
+            log.info("User stream %s back: checking orders in flight by REST", sup.sub.name)
+            self.on_resync()
 
     def live(self, name: str) -> bool:
         sup = self._supervisor(name)

@@ -620,6 +620,7 @@ async def _serve_forever(args: argparse.Namespace) -> None:
     fake = FakeBinance(
         api_key=args.api_key, api_secret=args.api_secret, host=args.host, port=args.port
     )
+    fake.streams.book_interval = args.book_interval
     if args.universe:
         fake.load_universe(args.universe)
     if args.standard:
@@ -648,6 +649,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--api-secret", default=DEFAULT_API_SECRET)
     parser.add_argument("--universe", type=int, default=0, help="generate N spot+perp pairs")
+    parser.add_argument(
+        "--book-interval", type=float, default=0.1, help="seconds between stream book tickers"
+    )
     parser.add_argument(
         "--standard", action="store_true", help="BTC and ETH with deep books, funded account"
     )

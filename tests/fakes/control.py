@@ -4,6 +4,7 @@
 |---|---|---|
 | GET /_fake/state | | instruments, used weights, skew, active faults |
 | POST /_fake/instruments | {"instruments": [Instrument JSON]} | replace the instruments |
+| POST /_fake/instrument/status | {"symbol", "status": "SETTLING", "delivery_date": ISO or null} | change one instrument's status at runtime (a delisting) |
 | POST /_fake/universe | {"n": 300, "dated": 2} | generate n spot+perp pairs with books and funding |
 | POST /_fake/book | {"symbol", "bids": [[p, q]], "asks": [[p, q]]} | set depth |
 | POST /_fake/quote | {"symbol", "bid", "ask", "bid_qty", "ask_qty"} | set best bid/ask |
@@ -32,6 +33,7 @@ Times are epoch ms or ISO-8601 with a timezone; numbers may be strings (kept exa
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from decimal import Decimal
@@ -67,6 +69,25 @@ def _state(fake: FakeBinance, body: Body) -> Any:
 
 def _instruments(fake: FakeBinance, body: Body) -> Any:
     fake.set_instruments(codec.instrument(i) for i in body["instruments"])
+    return None
+
+
+def _status(fake: FakeBinance, body: Body) -> Any:
+    """Change one instrument's status (and a perpetual's delivery date) at runtime."""
+    inst = fake.market.instruments[body["symbol"]]
+    status = str(body.get("status", inst.status or "TRADING"))
+    delivery = body.get("delivery_date", inst.delist_at.isoformat() if inst.delist_at else None)
+    fake.set_instruments(
+        [
+            *(i for i in fake.market.instruments.values() if i.symbol != inst.symbol),
+            dataclasses.replace(
+                inst,
+                status=status,
+                active=status == "TRADING",
+                delist_at=codec.parse_time(delivery) if delivery else None,
+            ),
+        ]
+    )
     return None
 
 
@@ -267,6 +288,7 @@ _ROUTES: dict[tuple[str, str], Callable[[FakeBinance, Body], Any]] = {
     ("GET", "/_fake/state"): _state,
     ("POST", "/_fake/instruments"): _instruments,
     ("POST", "/_fake/universe"): _universe,
+    ("POST", "/_fake/instrument/status"): _status,
     ("POST", "/_fake/book"): _book,
     ("POST", "/_fake/quote"): _quote,
     ("POST", "/_fake/volume"): _volume,

@@ -131,8 +131,11 @@ async def live_exchange(
 class FakeBinanceProcess:
     """The fake Binance as a subprocess (`python -m tests.fakes.binance_server --port 0`)."""
 
-    def __init__(self, *, universe: int = 0, standard: bool = False) -> None:
+    def __init__(
+        self, *, universe: int = 0, standard: bool = False, book_interval: float = 0.1
+    ) -> None:
         args = [sys.executable, "-m", "tests.fakes.binance_server", "--port", "0"]
+        args += ["--book-interval", str(book_interval)]
         if universe:
             args += ["--universe", str(universe)]
         if standard:

@@ -207,12 +207,28 @@ def _open_orders(fake: FakeBinance, params: Params, futures: bool) -> Any:
     return out
 
 
+FUTURES_TRADES_WINDOW_MS = 7 * 24 * 3600 * 1000
+SPOT_TRADES_WINDOW_MS = 24 * 3600 * 1000
+
+
 def _trades(fake: FakeBinance, params: Params, futures: bool) -> Any:
+    """userTrades / myTrades: one time window per request, as Binance answers them.
+
+    USDⓈ-M: at most 7 days between startTime and endTime; spot: 24 hours. With startTime
+    only, the window ends that long after it (a later fill needs another request).
+    """
     inst = instrument(fake, params, futures)
-    since = utc_from_ms(int(params["startTime"])) if "startTime" in params else None
+    width = FUTURES_TRADES_WINDOW_MS if futures else SPOT_TRADES_WINDOW_MS
+    start = int(params["startTime"]) if "startTime" in params else None
+    end = int(params["endTime"]) if "endTime" in params else None
+    if start is not None and end is not None and end - start > width:
+        raise BinanceError(-1127, "Lookup interval is too big.")
+    if start is not None and end is None:
+        end = start + width
+    since = utc_from_ms(start) if start is not None else None
     fills = list(fake.account.my_trades(inst.symbol, since))
-    if "endTime" in params:
-        until = utc_from_ms(int(params["endTime"]))
+    if end is not None:
+        until = utc_from_ms(end)
         fills = [f for f in fills if f.timestamp <= until]
     if "orderId" in params:
         fills = [f for f in fills if f.exchange_order_id == params["orderId"]]

@@ -82,7 +82,7 @@ def spot_symbol(inst: Instrument) -> dict[str, Any]:
     """Return one `symbols[]` entry of GET /api/v3/exchangeInfo."""
     return {
         "symbol": inst.exchange_symbol,
-        "status": "TRADING" if inst.active else "BREAK",
+        "status": inst.status or ("TRADING" if inst.active else "BREAK"),
         "baseAsset": inst.base,
         "baseAssetPrecision": 8,
         "quoteAsset": inst.quote,
@@ -126,8 +126,12 @@ def futures_symbol(inst: Instrument) -> dict[str, Any]:
         "symbol": inst.exchange_symbol,
         "pair": f"{inst.base}{inst.quote}",
         "contractType": inst.contract_type or ("PERPETUAL" if perpetual else "CURRENT_QUARTER"),
-        "deliveryDate": PERPETUAL_DELIVERY_MS if perpetual else ms(inst.expiry),
-        "status": "TRADING" if inst.active else "SETTLING",
+        "deliveryDate": (
+            (ms(inst.delist_at) if inst.delist_at else PERPETUAL_DELIVERY_MS)
+            if perpetual
+            else ms(inst.expiry)
+        ),
+        "status": inst.status or ("TRADING" if inst.active else "SETTLING"),
         "maintMarginPercent": "2.5000",
         "requiredMarginPercent": "5.0000",
         "baseAsset": inst.base,

@@ -91,3 +91,15 @@ async def test_close_is_not_sent_when_one_leg_has_no_price_so_no_hedge_is_half_c
     # both legs are still held (an honest open hedge), never the spot sold alone.
     assert eth.state is HedgeState.OPEN
     assert eth.spot_quantity > 0 and eth.perp_quantity == D("0.049")
+
+
+async def test_a_pair_listed_after_the_start_is_not_refused_and_trades_once_listed(
+    tmp_path: Path,
+) -> None:
+    data = write_flat_history(tmp_path / "data", symbols=("BTCUSDT",))
+    write_flat_history(data, symbols=("ETHUSDT",), start=T0 + timedelta(days=5), days=30)
+
+    report = await run(config(BOTH), data, tmp_path / "out", T0, T0 + timedelta(days=20))
+
+    (eth,) = [line.hedge for line in report.hedges if line.hedge.pair == "ETH/USDT"]
+    assert eth.opened_at is not None and eth.opened_at > T0 + timedelta(days=5)

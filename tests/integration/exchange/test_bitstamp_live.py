@@ -195,3 +195,31 @@ async def test_over_the_10_minute_budget_is_http_429_then_orders_refuse_at_once(
 
 async def test_account_fees_from_fees_trading(spot: BitstampSpot) -> None:
     assert await spot.taker_maker_fees() == (D("0.004"), D("0.004"))
+
+
+async def test_cancel_of_an_order_that_already_filled_returns_its_final_state(
+    spot: BitstampSpot,
+) -> None:
+    await spot.create_order(_buy("0.02"))
+
+    order = await spot.cancel_order("BTC/USD", "cb-t1-so1")
+
+    assert order.status is OrderStatus.FILLED and order.filled == D("0.02")
+
+
+async def test_a_resting_limit_order_is_cancelled_by_client_order_id(
+    fake: FakeBitstamp, spot: BitstampSpot
+) -> None:
+    request = OrderRequest(
+        "BTC/USD", Side.BUY, OrderType.LIMIT, D("0.02"), "cb-t1-so5", price=D("49000")
+    )
+    resting = await spot.create_order(request)
+    assert resting.status is OrderStatus.NEW and resting.filled == 0
+
+    fake.add_fault("reject", "/api/v2/cancel_order/", method="POST", msg="Order not found.")
+    with pytest.raises(OrderNotFound):  # still open after a refused cancel: not hidden
+        await spot.cancel_order("BTC/USD", "cb-t1-so5")
+
+    cancelled = await spot.cancel_order("BTC/USD", "cb-t1-so5")
+    assert cancelled.status is OrderStatus.CANCELED
+    assert fake.account.spot_balances()["USD"].locked == 0

@@ -14,6 +14,7 @@ import pytest
 
 from bot.config import RiskConfig
 from bot.domain import HedgeState, Leg, OrderPurpose
+from bot.pnl import fee_usdt
 from tests.integration.execution.cross_rig import (
     PERP_ORDER,
     CrossRig,
@@ -68,6 +69,9 @@ async def test_usd_spot_leg_is_priced_in_usdt_terms(cross_rig_factory: CrossRigF
     usd = rig.bitstamp.account.spot_balances()["USD"].free
     assert usd == D("10000") - D("0.019") * D("49951") * D("1.004")
     await rig.assert_ledger_matches(hedge)
+    (spot_fill,) = [f for f in await rig.ledger.fills.for_hedge(hedge.id) if f.symbol == "BTC/USD"]
+    assert spot_fill.fee_asset == "USDT"  # Bitstamp's USD fee, in USDT terms
+    assert abs(fee_usdt(spot_fill) - D("0.019") * D("49951") * D("0.004") / D("0.999")) < D("1e-9")
     closed = await rig.executor.close(hedge, rig.pair, reason="exit")
     assert closed.state is HedgeState.CLOSED
     await rig.assert_ledger_matches(closed)

@@ -25,6 +25,7 @@ from bot.exchange.port import ExchangePort
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger
 from bot.pnl import hedge_pnl
+from bot.reporting import build_status
 from bot.trading import TradingLoop
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
@@ -299,3 +300,46 @@ async def test_held_to_settlement_the_short_is_delivered_and_the_spot_sold(
     assert pnl.perp_pnl == q * (entry_future - D("50000.5"))
     events = [e.kind for e in await bot.ledger.events.recent()]
     assert "hedge.delivered" in events
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["price_published", "price_pending"])
+async def test_reconciliation_after_delivery_is_not_drift(
+    bot_factory: BotFactory, published: bool
+) -> None:
+    bot = await bot_factory(paper=False, dated={"hold_to_settlement": True, "take_profit_basis": 1})
+    await bot.cycle()
+    (hedge,) = await bot.hedges()
+    delivery = T0.replace(hour=8) + timedelta(days=90)
+    bot.clock.advance(delivery + timedelta(minutes=1) - bot.clock.now())
+    if published:
+        bot.fake.deliver(QUARTER, "50000.5")
+    else:  # the exchange has settled the position but not published the price yet
+        bot.fake.account.deliver(QUARTER, D("50000.5"))
+
+    await bot.loop.reconcile()
+
+    status = await bot.ledger.trading_state.get()
+    assert status is None or status.state.value == "active"
+    (after,) = await bot.hedges()
+    assert after.state is HedgeState.OPEN
+    assert after.perp_quantity == (0 if published else hedge.perp_quantity)
+    kinds = [e.kind for e in await bot.ledger.events.recent()]
+    assert "reconcile.drift" not in kinds
+
+
+async def test_an_open_dated_hedge_is_observed_and_valued_by_status(
+    bot_factory: BotFactory,
+) -> None:
+    bot = await bot_factory(paper=True)
+    await bot.cycle()
+    bot.fake.set_quote(QUARTER, "50800.0", "50800.1", "5", "5")  # 40 % of the basis captured
+
+    await bot.cycle()
+
+    (obs,) = await bot.ledger.observations.for_symbol(QUARTER, limit=1)
+    assert (obs.perp_bid, obs.perp_ask) == (D("50800.0"), D("50800.1"))
+    report = await build_status(bot.ledger, now=bot.clock.now())
+    (line,) = report.open
+    assert line.hedge.perp_symbol == QUARTER
+    # Valued at the observed mids: the short gained about 0.02 x 200 = 4 USDT so far.
+    assert D("3.9") < line.pnl.perp_pnl < D("4.1")

@@ -93,7 +93,7 @@ async def test_a_silent_stream_is_noticed_dropped_and_replaced(make_rig) -> None
     spot = rig.source.health.get("spot-0")
     rig.fake.streams.silence(True, prefix="/stream/")
     took = await wait_for(lambda: spot.state.value != "live", timeout=3)
-    assert took < 1.2  # silence_seconds 0.5 + the watchdog's pass
+    assert took < 2.0  # silence_seconds 0.5 + the watchdog's pass, with room for a loaded machine
     assert "no message" in spot.last_error
     assert rig.gate("BTC/USDT") is not None
     rig.fake.streams.silence(False, prefix="/stream/")

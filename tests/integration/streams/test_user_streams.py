@@ -91,12 +91,15 @@ async def test_a_fill_while_the_user_stream_is_down_is_looked_up_once_by_rest(
     fake, exchange = rig
     user = exchange.source.user
     assert user is not None
+    resyncs: list[int] = []
+    exchange.source.on_user_resync = lambda: resyncs.append(1)
     fake.streams.refuse_for(1.5, prefix="/f/private/")
     await fake.streams.drop_all(prefix="/f/private/")
     await wait_for(lambda: not user.live("user-futures"), timeout=2)
     placed = await exchange.create_order(_buy("ETH/USDT:USDT", "cb-gap-1", "0.1"))
     assert placed.status is OrderStatus.FILLED
-    await wait_for(lambda: user.live("user-futures"), timeout=6)  # resynced after the window
+    await wait_for(lambda: user.live("user-futures"), timeout=6)
+    assert resyncs == [1]  # the bot's reconciler checks its orders in flight by REST
     fake.clear_requests()
 
     found = await exchange.fetch_order("ETH/USDT:USDT", "cb-gap-1")

@@ -57,14 +57,14 @@ def test_a_short_dip_that_does_not_pay_a_round_trip_is_sat_through() -> None:
     history = [ANCHOR] * 200 + ["-0.0002"] * 3
     snap = market_snapshot(Market("BTC", rate="-0.0002", history=history))
 
-    assert evaluate(snap, portfolio(hedge("BTC"))) == []
+    assert evaluate(snap, portfolio(hedge("BTC", age_hours=200))) == []
 
 
 def test_sustained_negative_funding_forecast_closes_with_its_numbers() -> None:
     history = [ANCHOR] * 150 + ["-0.0006"] * 18
     snap = market_snapshot(Market("BTC", rate="-0.0006", history=history))
 
-    (close,) = evaluate(snap, portfolio(hedge("BTC")))
+    (close,) = evaluate(snap, portfolio(hedge("BTC", age_hours=200)))
 
     assert isinstance(close, CloseHedge) and close.reason.startswith("expected_loss")
     m = close.metrics
@@ -100,8 +100,12 @@ def test_rotation_only_when_the_gain_beats_four_legs() -> None:
     much = Market("ETH", rate="0.001", history=["0.001"] * 200)
     one = ev_params(sizing=SizingParams(max_hedges=1))
 
-    assert evaluate(market_snapshot(held, slightly), portfolio(hedge("BTC")), one) == []
-    close, open_ = evaluate(market_snapshot(held, much), portfolio(hedge("BTC")), one)
+    assert (
+        evaluate(market_snapshot(held, slightly), portfolio(hedge("BTC", age_hours=200)), one) == []
+    )
+    close, open_ = evaluate(
+        market_snapshot(held, much), portfolio(hedge("BTC", age_hours=200)), one
+    )
 
     assert isinstance(close, CloseHedge) and close.reason.startswith("rotation")
     assert close.metrics["rotation_gain"] > 0
@@ -110,14 +114,25 @@ def test_rotation_only_when_the_gain_beats_four_legs() -> None:
 
 def test_a_hedge_drifted_out_of_the_band_is_resized_to_constant_notional() -> None:
     snap = market_snapshot(low_steady())
-    grown = replace(hedge("BTC"), perp_quantity=D(13), spot_quantity=D(13))  # 1300 USDT
-    inside = replace(hedge("BTC"), perp_quantity=D(11), spot_quantity=D(11))  # 1100 USDT
+    grown = replace(
+        hedge("BTC", age_hours=200), perp_quantity=D(13), spot_quantity=D(13)
+    )  # 1300 USDT
+    inside = replace(
+        hedge("BTC", age_hours=200), perp_quantity=D(11), spot_quantity=D(11)
+    )  # 1100 USDT
 
     (resize,) = evaluate(snap, portfolio(grown))
 
     assert isinstance(resize, ResizeHedge) and resize.notional == D(1000)
     assert resize.metrics["drift"] == D("0.3")
     assert evaluate(snap, portfolio(inside)) == []
+
+
+def test_a_hedge_younger_than_min_hold_is_not_closed_on_the_forecast() -> None:
+    history = [ANCHOR] * 150 + ["-0.0006"] * 18
+    snap = market_snapshot(Market("BTC", rate="-0.0006", history=history))
+
+    assert evaluate(snap, portfolio(hedge("BTC", age_hours=100))) == []  # min hold 168 h
 
 
 def test_min_hold_must_not_exceed_max_holding() -> None:

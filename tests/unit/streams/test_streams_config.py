@@ -78,3 +78,21 @@ def test_maintenance_blocks_from_the_lead_time_until_the_end() -> None:
     during = maintenance_block(streams, at(7, 59))
     assert during is not None and "no new hedges until 08:00 UTC" in during[1]
     assert maintenance_block(streams, at(8, 0)) is None
+
+
+def test_the_entry_gate_blocks_during_a_window_even_with_streams_off() -> None:
+    from bot.clock import SimulatedClock
+    from bot.streams.gate import EntryGate
+
+    streams = _config(
+        {
+            "enabled": False,
+            "maintenance": [{"start": "2026-07-09T07:00:00Z", "duration_minutes": 60}],
+        }
+    ).streams
+    clock = SimulatedClock(datetime(2026, 7, 9, 7, 30, tzinfo=UTC))
+    gate = EntryGate(streams, clock, None, {})
+    reason = gate("BTC/USDT")
+    assert reason is not None and "is running" in reason
+    clock.set(datetime(2026, 7, 9, 8, 0, tzinfo=UTC))
+    assert gate("BTC/USDT") is None
