@@ -69,7 +69,7 @@ async def test_scan_prints_the_quarterly_basis_to_expiry_beside_the_funding_apr(
     # Funding at 0.001% pays nothing after costs; the richer quarterly is what would open.
     assert by_carry[("BTC/USDT", QUARTER)].would_enter
     assert by_carry[("BTC/USDT", NEXT)].reason == "capacity"  # the asset's better one wins
-    assert (perp.would_enter, perp.reason) == (False, "net_apr")
+    assert (perp.would_enter, perp.reason) == (False, "better_carry")  # the quarterly wins
 
     console = Console(width=250, record=True)
     console.print(render_table(rows, "now", 2))
