@@ -13,7 +13,7 @@ from functools import lru_cache
 from itertools import pairwise
 from operator import mul
 
-from bot.domain import SettledFunding
+from bot.domain import Hedge, SettledFunding
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -29,6 +29,11 @@ BINANCE_INTERVALS = frozenset({1, 2, 4, 8})
 def hours_between(start: datetime, end: datetime) -> Decimal:
     """Return `end − start` in hours, exactly (microsecond resolution)."""
     return timedelta_hours(end - start)
+
+
+def hedge_age_hours(hedge: Hedge, now: datetime) -> Decimal:
+    """Return hours since the hedge opened (since it was created if it has no open time)."""
+    return hours_between(hedge.opened_at or hedge.created_at, now)
 
 
 def timedelta_hours(delta: timedelta) -> Decimal:

@@ -44,7 +44,7 @@ from bot.domain import (
 )
 from strategies.allocation import Capacity
 from strategies.base import NonNegativeDecimal, PositiveDecimal, StrategyParams
-from strategies.carry import hours_between, trailing_negative
+from strategies.carry import hedge_age_hours, hours_between, trailing_negative
 from strategies.carry_value import CarryValue, carry_value
 from strategies.signals import quantize_metric
 from strategies.universe import select_universe
@@ -306,11 +306,6 @@ def open_intent(
         f"{value.round_trip:.4%} = {value.net_entry:.4%} > {params.entry_margin:.4%}"
     )
     return OpenHedge(pair=value.pair, notional=notional, reason=reason, metrics=metrics)
-
-
-def hedge_age_hours(hedge: Hedge, now: datetime) -> Decimal:
-    """Return hours since the hedge opened (since it was created if it has no open time)."""
-    return hours_between(hedge.opened_at or hedge.created_at, now)
 
 
 def min_notional(pair: Pair) -> Decimal:

@@ -22,7 +22,13 @@ from bot.domain import (
 )
 from strategies.allocation import Capacity
 from strategies.base import Fraction, NonNegativeDecimal, PositiveDecimal, StrategyParams
-from strategies.carry import annualised_basis, hours_between, perp_basis, trailing_negative
+from strategies.carry import (
+    annualised_basis,
+    hedge_age_hours,
+    hours_between,
+    perp_basis,
+    trailing_negative,
+)
 from strategies.signals import CarrySignal, carry_signal, quantize_metric
 from strategies.universe import select_universe
 
@@ -267,11 +273,6 @@ def open_intent(
         f"break-even {breakeven:.0f} h)"
     )
     return OpenHedge(pair=signal.pair, notional=notional, reason=reason, metrics=metrics)
-
-
-def hedge_age_hours(hedge: Hedge, now: datetime) -> Decimal:
-    """Return hours since the hedge opened (since it was created if it has no open time)."""
-    return hours_between(hedge.opened_at or hedge.created_at, now)
 
 
 def cooling_down(
