@@ -83,15 +83,19 @@ async def test_restart_after_ten_days_adopts_fills_and_funding_from_the_whole_ga
     # Funding: income read in consecutive windows from before the opening up to now.
     income = live.fake.control("GET", "/_fake/requests?path=/fapi/v1/income")
     open_end = int(restarted_at.timestamp() * 1000) + WEEK_MS  # the last window: up to now
-    spans = sorted((int(r["params"]["startTime"]), int(r["params"].get("endTime", open_end)))
-                   for r in income)
+    spans = sorted(
+        (int(r["params"]["startTime"]), int(r["params"].get("endTime", open_end))) for r in income
+    )
     assert spans[0][0] <= opened_at.timestamp() * 1000
     assert spans[-1][1] >= restarted_at.timestamp() * 1000
     assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(spans))  # no gap
     assert len(spans) >= 2 and all(end - start < WEEK_MS for start, end in spans[:-1])
     perp_requests = live.fake.control("GET", "/_fake/requests?path=/fapi/v1/userTrades")
-    windows = [int(r["params"]["endTime"]) - int(r["params"]["startTime"])
-               for r in perp_requests if "endTime" in r["params"]]
+    windows = [
+        int(r["params"]["endTime"]) - int(r["params"]["startTime"])
+        for r in perp_requests
+        if "endTime" in r["params"]
+    ]
     assert len(perp_requests) >= 2 and all(w <= WEEK_MS for w in windows)  # 10 days: 2 windows
     spot_requests = live.fake.control("GET", "/_fake/requests?path=/api/v3/myTrades")
     assert len(spot_requests) >= 10  # 24-hour windows over ten days

@@ -47,8 +47,9 @@ def cluster() -> Iterator[LocalPostgres]:
 
 
 async def _create_database(pg: LocalPostgres, name: str) -> None:
-    conn = await asyncpg.connect(host="127.0.0.1", port=pg.port, user="postgres",
-                                 database="postgres")
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=pg.port, user="postgres", database="postgres"
+    )
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -61,16 +62,22 @@ async def test_server_restart_or_kill_while_a_hedge_opens_loses_nothing_and_the_
 ) -> None:
     await _create_database(cluster, "carrybot")
     env = make_env(fake_proc, tmp_path, cluster.url("carrybot"), live=True)
-    env.config.write_text(env.config.read_text().replace("max_hedges = 1", "max_hedges = 2")
-                          .replace("max_total_notional = 1000", "max_total_notional = 2000"))
+    env.config.write_text(
+        env.config.read_text()
+        .replace("max_hedges = 1", "max_hedges = 2")
+        .replace("max_total_notional = 1000", "max_total_notional = 2000")
+    )
     env.set_funding("BTC", "0.0006", history="0.0006")
     env.set_funding("ETH", "0.00001", history="0.00001")
     env.set_perp_premium("ETH", "3000", "0", tick="0.01", qty="20")
     add_fault(env, kind="delay", path="/fapi/v1/order", method="POST", delay_ms=3000, times=1)
     bot = env.spawn("run", "--live", "--duration", "120")
     try:
-        wait_until(lambda: len(env.orders_on_server("/api/v3/order")) == 1, timeout=40,
-                   what="the BTC spot leg sent (the short still in flight)")
+        wait_until(
+            lambda: len(env.orders_on_server("/api/v3/order")) == 1,
+            timeout=40,
+            what="the BTC spot leg sent (the short still in flight)",
+        )
         if outage == "restart":
             cluster.restart()
         else:
@@ -81,10 +88,16 @@ async def test_server_restart_or_kill_while_a_hedge_opens_loses_nothing_and_the_
         bot.wait_for_log("Heartbeat: 1 open hedge(s)", timeout=60)  # finished, by either path
         env.set_funding("ETH", "0.0008", history="0.0008")  # the next entry after the outage
         env.set_perp_premium("ETH", "3000", "3", tick="0.01", qty="20")
-        wait_until(lambda: any(o["symbol"].startswith("ETH") for o in server_orders(env)),
-                   timeout=60, what="the ETH hedge opened by the bot on its own")
-        wait_until(lambda: sum(o["symbol"].startswith("ETH") for o in server_orders(env)) == 2,
-                   timeout=30, what="both ETH legs")
+        wait_until(
+            lambda: any(o["symbol"].startswith("ETH") for o in server_orders(env)),
+            timeout=60,
+            what="the ETH hedge opened by the bot on its own",
+        )
+        wait_until(
+            lambda: sum(o["symbol"].startswith("ETH") for o in server_orders(env)) == 2,
+            timeout=30,
+            what="both ETH legs",
+        )
     finally:
         bot.signal(signal.SIGTERM)
         code = bot.wait(timeout=60)
@@ -95,7 +108,9 @@ async def test_server_restart_or_kill_while_a_hedge_opens_loses_nothing_and_the_
     async with ledger_at(env.database_url) as ledger:
         hedges = await ledger.hedges.in_states(None)
         assert {(h.pair, h.state) for h in hedges} == {
-            ("BTC/USDT", HedgeState.OPEN), ("ETH/USDT", HedgeState.OPEN)}
+            ("BTC/USDT", HedgeState.OPEN),
+            ("ETH/USDT", HedgeState.OPEN),
+        }
         for order in server_orders(env):  # every order sent had its intent recorded first
             record = await ledger.orders.get(order["client_order_id"])
             assert record is not None, order
