@@ -45,6 +45,7 @@ from bot.domain import (
     ResizeHedge,
     Severity,
 )
+from bot.domain.fee_schedule import AccountFees
 from bot.domain.instruments import pair_of
 from bot.domain.ledger import (
     BalanceSnapshot,
@@ -61,11 +62,12 @@ from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
+from bot.fee_watch import FeeWatch
 from bot.persistence.outage import OutageGuard, is_db_outage
 from bot.persistence.repositories import Ledger
 from bot.reconcile import Reconciler
 from bot.risk import AddMargin, Rebalance, RiskGate, RiskView
-from strategies.base import StrategyParams
+from strategies.base import FeeParams, StrategyParams
 from strategies.carry import premium_index
 from strategies.runner import SafeStrategy
 from strategies.universe import select_universe
@@ -146,12 +148,24 @@ class TradingLoop:
         self._all_hedges: list[Hedge] = []
         self._funding_recorded: set[tuple[str, datetime]] = set()  # (perp, funding time)
         self._steps: dict[str, tuple[Pair, Decimal]] = {}  # pair key -> (pair, common step)
+        self.fee_watch = FeeWatch(
+            exchange,
+            clock,
+            events,
+            self.use_fees,
+            every_seconds=config.schedule.fee_refresh_seconds,
+        )
         self.entry_backoff = EntryBackoff(
             clock.monotonic,
             first_seconds=config.risk.entry_failure_backoff_seconds,
             max_seconds=config.risk.entry_failure_backoff_max_seconds,
             account_failures_to_stop=config.risk.account_failures_to_stop,
         )
+
+    def use_fees(self, fees: FeeParams, account: AccountFees | None = None) -> None:
+        """Put `fees` (the rates paid) in force for the strategy's costs and the executor."""
+        self.params = self.params.model_copy(update={"fees": fees})
+        self.executor.use_fees(fees, spot_in_bnb=account.spot_bnb if account else None)
 
     def is_stopping(self) -> bool:
         """Tell whether shutdown has begun (checked again after every await)."""
@@ -208,6 +222,10 @@ class TradingLoop:
             )
         self._track_funding_times(snap)  # compares with the previous snapshot: before replacing it
         self.state.latest = snap
+        self.executor.fee_prices.observe(snap.spot_quotes)
+        if self.fee_watch.live:
+            wanted = set(self.config.universe.symbols)
+            await self.fee_watch.tick([p for p in snap.pairs if p.key in wanted] or snap.pairs)
         # Pairs listed after start-up: hedges opened on them must be closable too.
         self.pairs.update((p.key, p) for p in snap.pairs if p.key not in self.pairs)
         self.pairs.update((p.perp.symbol, p) for p in snap.dated_pairs)  # keyed by future

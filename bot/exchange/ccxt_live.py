@@ -49,6 +49,7 @@ from bot.domain import (
     SettledFunding,
     Severity,
 )
+from bot.domain.fee_schedule import AccountFees
 from bot.domain.numbers import to_decimal
 from bot.errors import (
     AuthError,
@@ -62,6 +63,7 @@ from bot.errors import (
     TemporaryError,
 )
 from bot.exchange import binance_parse as parse
+from bot.exchange.binance_fees import read_account_fees
 from bot.exchange.ccxt_client import build_client
 from bot.exchange.history_pages import (
     FUTURES_TRADES_WINDOW,
@@ -614,6 +616,12 @@ class LiveExchange:
             if pos.size > 0:
                 out.append(pos)
         return out
+
+    async def fetch_account_fees(self, pairs: Sequence[Pair]) -> AccountFees:
+        """Return the account's fee rates, VIP tier and BNB burn (see `binance_fees`)."""
+        self._require_keys("fetch_account_fees")
+        await self.load_instruments()
+        return await read_account_fees(self._client, self._call, pairs)
 
     async def fetch_position_mode(self) -> PositionMode:
         self._require_keys("fetch_position_mode")

@@ -21,7 +21,9 @@ Rules modelled (Binance's):
   it); spot limit orders lock their funds, futures ones count as open-order margin;
 - fees: spot buys pay the fee in the base asset (in the quote asset with
   `spot_fee_in_quote`, as on Bitstamp), spot sells in the quote asset; futures pay
-  in USDT from the futures wallet; taker for immediate fills, maker for resting ones;
+  in USDT from the futures wallet; taker for immediate fills, maker for resting ones; at
+  `fees.effective()` rates: with `bnb_discount` the discounted fee is charged in USDT, the
+  value of the BNB Binance would take (buys then take no fee in the base asset);
 - spot: -2010 "Account has insufficient balance for requested action." when the wallet
   cannot pay (quote for buys: the walked cost, or quantity x limit price; base for sells);
 - futures (USDT-margined, single-asset mode, first maintenance tier): cross or isolated
@@ -138,8 +140,10 @@ class SimulatedExchange:
         spot_fee_in_quote: bool = False,
     ) -> None:
         self._clock = clock
-        self._fees = fees or FeeParams()
-        self._spot_fee_in_quote = spot_fee_in_quote  # Bitstamp: buys pay the fee in quote
+        fees = fees or FeeParams()
+        self._fees = fees.effective()  # the rates paid: VIP tier, BNB discount applied
+        # Bitstamp: buys pay the fee in quote; so do BNB-paid fees here, at their USDT value
+        self._spot_fee_in_quote = spot_fee_in_quote or fees.bnb_discount
         self._slippage_bps = slippage_bps
         self._depth_levels = depth_levels
         self._mmr = maintenance_rate

@@ -51,7 +51,7 @@ from bot.errors import (
 from bot.exchange.port import ExchangePort
 from bot.exchange.venues import arrival_delay, spot_fee_in_base
 from bot.execution.account_setup import AccountSetup
-from bot.execution.legs import LegResult, LegSender
+from bot.execution.legs import FeePrices, LegResult, LegSender
 from bot.execution.sizing import (
     SizingError,
     common_step,
@@ -110,9 +110,8 @@ class HedgeExecutor:
         self._setup = setup
         self._risk = risk
         self._fees = fees
-        # Binance charges a spot buy's fee in the base asset, so the buy is grossed up;
-        # Bitstamp charges it in the quote asset.
-        self._base_fee = fees.spot_taker if spot_fee_in_base(exchange) else ZERO
+        self._base_fee = ZERO
+        self.use_fees(fees)
         self._events = events
         self._uids = uids
         self._run_id = run_id
@@ -124,6 +123,21 @@ class HedgeExecutor:
             recv_window_seconds=recv_window_ms / 1000,
             guard=guard,
         )
+
+    def use_fees(self, fees: FeeParams, *, spot_in_bnb: bool | None = None) -> None:
+        """Take the fee rates in force (the account's, refreshed daily when live);
+        `spot_in_bnb` says whether BNB pays spot fees (default: `fees.bnb_discount`)."""
+        self._fees = fees
+        # Binance charges a spot buy's fee in the base asset, so the buy is grossed up;
+        # Bitstamp charges it in the quote asset, and BNB pays it when the discount is on.
+        bnb = fees.bnb_discount if spot_in_bnb is None else spot_in_bnb
+        in_base = spot_fee_in_base(self._exchange) and not bnb
+        self._base_fee = fees.effective().spot_taker if in_base else ZERO
+
+    @property
+    def fee_prices(self) -> FeePrices:
+        """The USDT prices fees in another asset (BNB) are valued at when recorded."""
+        return self._sender.fee_prices
 
     @property
     def spot_fee_in_base(self) -> Decimal:

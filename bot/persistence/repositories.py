@@ -1215,6 +1215,7 @@ def _fill(r: FillRow) -> Fill:
         is_maker=r.is_maker,
         client_order_id=r.client_order_id,
         realized_pnl=r.realized_pnl,
+        fee_usdt=r.fee_usdt,
     )
 
 
