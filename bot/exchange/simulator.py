@@ -88,6 +88,7 @@ from bot.domain import (
     Side,
 )
 from bot.domain.numbers import floor_to_step
+from bot.domain.params import FeeParams
 from bot.errors import (
     InsufficientFunds,
     OrderNotFound,
@@ -105,7 +106,6 @@ from bot.exchange.sim_margin import (
     unrealized_pnl,
 )
 from bot.exchange.sim_state import OrderState, PositionState
-from strategies.base import FeeParams
 
 logger = logging.getLogger(__name__)
 
