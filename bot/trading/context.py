@@ -20,6 +20,7 @@ from bot.daily_loss import DailyLoss
 from bot.domain import Event, EventSink, Hedge, MarketSnapshot, Pair, Severity
 from bot.domain.instruments import pair_of
 from bot.domain.ledger import TradingState
+from bot.domain.strategy import StrategyParams
 from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import ExchangePort
 from bot.execution.executor import HedgeExecutor
@@ -27,8 +28,7 @@ from bot.persistence.outage import OutageGuard
 from bot.persistence.repositories import Ledger
 from bot.reconcile import Reconciler
 from bot.risk import RiskGate
-from strategies.base import StrategyParams
-from strategies.runner import SafeStrategy
+from bot.safe_strategy import SafeStrategy
 
 
 @dataclass

@@ -169,6 +169,8 @@ class Evaluator:
             snapshot=snap,
             # The executor equalises legs to the step both markets accept; so does the gate.
             step_sizes=self._step_sizes(),
+            pairs=ctx.pairs,
+            spot_fee_in_base=self._parts.executor.spot_fee_in_base,
         )
 
     def _step_sizes(self) -> dict[str, Decimal]:

@@ -31,13 +31,13 @@ from bot.execution.executor import HedgeExecutor
 from bot.persistence.outage import OutageGuard
 from bot.persistence.repositories import Ledger
 from bot.reconcile import Reconciler
+from bot.safe_strategy import SafeStrategy
 from bot.trading.context import LoopContext, LoopPorts, LoopState, TradingParts
 from bot.trading.evaluator import Evaluator
 from bot.trading.funding import FundingCapture
 from bot.trading.heartbeat import Heartbeat
 from bot.trading.poller import MarketPoller
 from bot.trading.snapshots import AccountSnapshots
-from strategies.runner import SafeStrategy
 
 
 @dataclass(frozen=True)

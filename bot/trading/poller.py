@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from bot.domain import Event, MarketSnapshot, Severity
+from bot.domain.funding import premium_index
 from bot.domain.ledger import MarketObservation
+from bot.domain.universe import select_universe
 from bot.errors import ExchangeError
 from bot.trading.context import LoopContext
-from strategies.carry import premium_index
-from strategies.universe import select_universe
 
 log = logging.getLogger(__name__)
 
