@@ -40,12 +40,12 @@ from bot.reconcile import Reconciler
 from bot.risk import RiskGate
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
+from bot.strategy_host import load_safe_strategy
 from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
 from bot.streams.status import StreamStateStore, heartbeat_hook
 from bot.trading import TradingLoop
 from bot.web import check_binding
-from strategies.runner import load_safe_strategy
 
 log = logging.getLogger(__name__)
 

@@ -45,6 +45,7 @@ from bot.domain import (
     ResizeHedge,
     Severity,
 )
+from bot.domain.funding import premium_index
 from bot.domain.instruments import pair_of
 from bot.domain.ledger import (
     BalanceSnapshot,
@@ -53,6 +54,8 @@ from bot.domain.ledger import (
     TradingState,
     TradingStatus,
 )
+from bot.domain.strategy import StrategyParams
+from bot.domain.universe import select_universe
 from bot.equity import equity_snapshot
 from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import ExchangePort
@@ -65,10 +68,7 @@ from bot.persistence.outage import OutageGuard, is_db_outage
 from bot.persistence.repositories import Ledger
 from bot.reconcile import Reconciler
 from bot.risk import AddMargin, Rebalance, RiskGate, RiskView
-from strategies.base import StrategyParams
-from strategies.carry import premium_index
-from strategies.runner import SafeStrategy
-from strategies.universe import select_universe
+from bot.safe_strategy import SafeStrategy
 
 log = logging.getLogger(__name__)
 
