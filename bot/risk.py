@@ -25,11 +25,13 @@ from bot.domain import (
     Intent,
     MarketSnapshot,
     OpenHedge,
+    Pair,
     Position,
     ResizeHedge,
     Severity,
 )
 from bot.domain.ledger import TradingState
+from bot.execution.sizing import leg_correction
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,10 @@ class RiskView:
     leverage: int = 1
     daily_pnl: Decimal = Decimal(0)
     step_sizes: Mapping[str, Decimal] = field(default_factory=dict)
+    # The pairs by key and the spot fee taken in the base asset: a leg difference no order
+    # could trade away (below min quantity / min notional) is within tolerance.
+    pairs: Mapping[str, Pair] = field(default_factory=dict)
+    spot_fee_in_base: Decimal = Decimal(0)
     # Pairs cooling down after a failed entry (key "*": every pair), with the reason.
     entry_blocks: Mapping[str, str] = field(default_factory=dict)
     snapshot: MarketSnapshot | None = None
@@ -327,7 +333,7 @@ class RiskGate:
                 continue
             step = view.step_sizes.get(hedge.pair, Decimal(0))
             allowed = step * self.limits.max_leg_imbalance_steps
-            if step > 0 and abs(hedge.imbalance) > allowed:
+            if step > 0 and abs(hedge.imbalance) > allowed and _correctable(hedge, view):
                 actions.append(
                     Rebalance(
                         hedge.id,
@@ -433,3 +439,12 @@ def _describe(intent: Intent) -> str:
     if isinstance(intent, CloseHedge):
         return f"close hedge {intent.hedge_id}"
     return f"resize hedge {intent.hedge_id} to {intent.notional} USDT"
+
+
+def _correctable(hedge: Hedge, view: RiskView) -> bool:
+    """Tell whether an order could narrow the hedge's leg difference (unknown pair: yes)."""
+    pair = view.pairs.get(hedge.pair)
+    if pair is None:
+        return True
+    price = hedge.entry_spot_price or Decimal(0)
+    return leg_correction(hedge.imbalance, pair, price, view.spot_fee_in_base) is not None

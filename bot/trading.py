@@ -418,6 +418,8 @@ class TradingLoop:
             snapshot=snap,
             # The executor equalises legs to the step both markets accept; so does the gate.
             step_sizes=self._step_sizes(),
+            pairs=self.pairs,
+            spot_fee_in_base=self.executor.spot_fee_in_base,
         )
 
     def _step_sizes(self) -> dict[str, Decimal]:

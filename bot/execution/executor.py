@@ -52,7 +52,12 @@ from bot.exchange.port import ExchangePort
 from bot.exchange.venues import arrival_delay, spot_fee_in_base
 from bot.execution.account_setup import AccountSetup
 from bot.execution.legs import LegResult, LegSender
-from bot.execution.sizing import SizingError, common_step, size_hedge, spot_quantity_for
+from bot.execution.sizing import (
+    SizingError,
+    common_step,
+    leg_correction,
+    size_hedge,
+)
 from bot.persistence.outage import OutageGuard
 from bot.persistence.repositories import Ledger
 from strategies.base import FeeParams
@@ -119,6 +124,11 @@ class HedgeExecutor:
             recv_window_seconds=recv_window_ms / 1000,
             guard=guard,
         )
+
+    @property
+    def spot_fee_in_base(self) -> Decimal:
+        """The spot fee rate a buy pays in the base asset (0 where it is paid in quote)."""
+        return self._base_fee
 
     # --- opening --------------------------------------------------------------------------
     async def open(
@@ -305,38 +315,23 @@ class HedgeExecutor:
     ) -> tuple[Decimal, Decimal]:
         """Trim or top up so |spot − short| is within the allowed number of steps."""
         tolerance = common_step(pair) * self._risk.max_leg_imbalance_steps
-        diff = spot_net - perp_qty
-        if abs(diff) <= tolerance:
-            return spot_net, perp_qty
-        log.info("Hedge %s legs differ by %s %s: equalising", hedge.id, diff, pair.base)
         price = hedge.entry_spot_price or ZERO
-        if diff > 0:
-            trim = floor_to_step(diff, pair.spot.step_size)
-            if _tradable(trim, price, pair.spot.min_qty, pair.spot.min_notional):
-                done = await self._leg(hedge, pair, Leg.SPOT, Side.SELL, trim, OrderPurpose.TRIM)
-                spot_net -= done.filled
-            else:
-                top = floor_to_step(diff, pair.perp.step_size)
-                if _tradable(top, price, pair.perp.min_qty, pair.perp.min_notional):
-                    done = await self._leg(
-                        hedge, pair, Leg.PERP, Side.SELL, top, OrderPurpose.TOP_UP
-                    )
-                    perp_qty += done.filled
+        diff = spot_net - perp_qty
+        fix = leg_correction(diff, pair, price, self._base_fee)
+        if abs(diff) <= tolerance or fix is None:
+            return spot_net, perp_qty  # within tolerance, or smaller than any order can trade
+        log.info("Hedge %s legs differ by %s %s: equalising", hedge.id, diff, pair.base)
+        done = await self._leg(hedge, pair, fix.leg, fix.side, fix.quantity, fix.purpose)
+        change = done.filled
+        if fix.leg is Leg.SPOT:
+            spot_net += change * (1 - self._base_fee) if fix.side is Side.BUY else -change
         else:
-            need = -diff
-            buy = spot_quantity_for(need, pair, self._base_fee)
-            if _tradable(buy, price, pair.spot.min_qty, pair.spot.min_notional):
-                done = await self._leg(hedge, pair, Leg.SPOT, Side.BUY, buy, OrderPurpose.TOP_UP)
-                spot_net += done.filled * (1 - self._base_fee)
-            else:
-                cut = floor_to_step(need, pair.perp.step_size)
-                if cut >= pair.perp.min_qty:  # reduce-only orders are exempt from min notional
-                    done = await self._leg(hedge, pair, Leg.PERP, Side.BUY, cut, OrderPurpose.TRIM)
-                    perp_qty -= done.filled
+            perp_qty += change if fix.side is Side.SELL else -change
         await self._ledger.hedges.update(
             hedge.id, at=self._clock.now(), spot_quantity=spot_net, perp_quantity=perp_qty
         )
-        if abs(spot_net - perp_qty) > tolerance:
+        left = spot_net - perp_qty
+        if abs(left) > tolerance and leg_correction(left, pair, price, self._base_fee):
             await self._emit(
                 "hedge.imbalanced",
                 f"hedge {hedge.id}: legs still differ by {spot_net - perp_qty} "
@@ -759,10 +754,6 @@ class HedgeExecutor:
         await self._events.emit(
             Event(kind, message, self._clock.now(), severity, dict(data), hedge_id)
         )
-
-
-def _tradable(qty: Decimal, price: Decimal, min_qty: Decimal, min_notional: Decimal) -> bool:
-    return qty > 0 and qty >= min_qty and (price <= 0 or qty * price >= min_notional)
 
 
 def _is_dust(quantity: Decimal, price: Decimal, pair: Pair) -> bool:

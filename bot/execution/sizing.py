@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.domain import Pair
+from bot.domain import Leg, OrderPurpose, Pair, Side
 from bot.domain.numbers import ceil_to_step, coarser_step, floor_to_step
 
 
@@ -43,6 +43,48 @@ def common_step(pair: Pair) -> Decimal:
 def spot_quantity_for(net: Decimal, pair: Pair, spot_fee: Decimal) -> Decimal:
     """Return the spot buy quantity whose fee (paid in the base asset) leaves `net`."""
     return ceil_to_step(net / (1 - spot_fee), pair.spot.step_size)
+
+
+@dataclass(frozen=True, slots=True)
+class LegCorrection:
+    """The one order that brings a hedge's legs back together."""
+
+    leg: Leg
+    side: Side
+    quantity: Decimal
+    purpose: OrderPurpose
+
+
+def leg_correction(
+    diff: Decimal, pair: Pair, price: Decimal, spot_fee: Decimal
+) -> LegCorrection | None:
+    """Return the order that narrows `diff` = spot − short (base units), None when none can.
+
+    Spot more than the short: sell the excess spot, else add it to the short; less: buy the
+    missing spot, else cut the short (reduce-only, exempt from min notional). None when the
+    order either market would accept is below its min quantity or, at `price`, its min
+    notional: such a difference cannot be traded away and counts as within tolerance.
+    """
+    if diff > 0:
+        trim = floor_to_step(diff, pair.spot.step_size)
+        if _tradable(trim, price, pair.spot.min_qty, pair.spot.min_notional):
+            return LegCorrection(Leg.SPOT, Side.SELL, trim, OrderPurpose.TRIM)
+        top = floor_to_step(diff, pair.perp.step_size)
+        if _tradable(top, price, pair.perp.min_qty, pair.perp.min_notional):
+            return LegCorrection(Leg.PERP, Side.SELL, top, OrderPurpose.TOP_UP)
+        return None
+    if diff < 0:
+        buy = spot_quantity_for(-diff, pair, spot_fee)
+        if _tradable(buy, price, pair.spot.min_qty, pair.spot.min_notional):
+            return LegCorrection(Leg.SPOT, Side.BUY, buy, OrderPurpose.TOP_UP)
+        cut = floor_to_step(-diff, pair.perp.step_size)
+        if cut > 0 and cut >= pair.perp.min_qty:
+            return LegCorrection(Leg.PERP, Side.BUY, cut, OrderPurpose.TRIM)
+    return None
+
+
+def _tradable(qty: Decimal, price: Decimal, min_qty: Decimal, min_notional: Decimal) -> bool:
+    return qty > 0 and qty >= min_qty and (price <= 0 or qty * price >= min_notional)
 
 
 def size_hedge(

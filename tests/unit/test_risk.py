@@ -22,6 +22,7 @@ from bot.domain import (
 )
 from bot.domain.ledger import TradingState
 from bot.risk import AddMargin, Rebalance, RiskGate, RiskView
+from tests import kit
 from tests.kit import T0
 
 D = Decimal
@@ -281,3 +282,20 @@ def test_entry_gate_blocks_new_exposure_but_not_closes() -> None:
         (True, "closing reduces exposure"),
     ]
     assert decisions[0].inputs["entry_gate"] == blocked["BTC/USDT"]
+
+
+def test_a_leg_difference_no_order_can_trade_is_not_rebalanced() -> None:
+    """XRP-like filters (common step 1, min notional 5 USDT) at 0.5 USDT: 1.5 apart is
+    0.75 USDT, below both markets' minimum orders; 30 apart is not."""
+    g = gate(max_leg_imbalance_steps=1)
+    xrp = kit.pair("XRP")
+    known = {"pairs": {"XRP/USDT": xrp}, "step_sizes": {"XRP/USDT": D("1")}}
+
+    def drifted(spot: str) -> Hedge:
+        h = hedge(1, pair="XRP/USDT", spot=spot, short="200")
+        return replace(h, entry_spot_price=D("0.5"))
+
+    assert g.protect(view(drifted("201.5"), **known)) == []
+    assert [type(a) for a in g.protect(view(drifted("230"), **known))] == [Rebalance]
+    # A short 1.5 larger can be cut by a reduce-only order, which min notional exempts.
+    assert [type(a) for a in g.protect(view(drifted("198.5"), **known))] == [Rebalance]

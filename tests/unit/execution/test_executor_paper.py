@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from bot.clock import SimulatedClock
 from bot.domain import (
     Hedge,
     HedgeState,
@@ -27,6 +28,7 @@ from bot.domain.ledger import NewOrder
 from bot.execution.sizing import SizingError, size_hedge
 from bot.persistence.repositories import Ledger
 from tests import kit
+from tests.support.market_source import StaticMarketSource
 from tests.support.paper_stack import Stack, build_stack
 
 D = Decimal
@@ -293,3 +295,52 @@ async def test_recover_adopts_legs_sent_before_a_crash(ledger: Ledger) -> None:
     assert recovered.perp_quantity == D("0.02")
     assert len(await stack.exchange.fetch_my_trades(pair.perp.symbol)) == 1  # nothing re-sent
     assert {o.status for o in await ledger.orders.for_hedge(hedge.id)} == {OrderStatus.FILLED}
+
+
+async def test_a_leg_difference_below_the_minimum_order_is_within_tolerance(
+    ledger: Ledger,
+) -> None:
+    """XRP-like: 1.5 units apart at 0.5 USDT is below every min notional, so no order is
+    sent, no ALERT raised and the ledger untouched, however often it is asked."""
+    clock = SimulatedClock(kit.T0)
+    source = StaticMarketSource(clock, ["XRP"], prices={"XRP": "0.5"})
+    stack = await build_stack(ledger, source=source, clock=clock)
+    pair = kit.pair("XRP")
+    spot_q, perp_q = await quotes(stack, pair)
+    opened = await stack.executor.open(
+        pair, D("100"), reason="test", metrics={}, spot_quote=spot_q, perp_quote=perp_q
+    )
+    assert opened is not None and opened.state is HedgeState.OPEN
+    drifted = await ledger.hedges.update(
+        opened.id, at=kit.T0, spot_quantity=opened.perp_quantity + D("1.5")
+    )
+    orders_before = len(await ledger.orders.for_hedge(opened.id))
+
+    for _ in range(3):
+        await stack.executor.rebalance(drifted, pair)
+
+    assert len(await ledger.orders.for_hedge(opened.id)) == orders_before
+    assert await ledger.events.recent("hedge.imbalanced") == []
+    still = await ledger.hedges.get(opened.id)
+    assert still is not None and still.spot_quantity == drifted.spot_quantity
+
+
+async def test_a_tradable_leg_difference_is_still_equalised(ledger: Ledger) -> None:
+    clock = SimulatedClock(kit.T0)
+    source = StaticMarketSource(clock, ["XRP"], prices={"XRP": "0.5"})
+    stack = await build_stack(ledger, source=source, clock=clock)
+    pair = kit.pair("XRP")
+    spot_q, perp_q = await quotes(stack, pair)
+    opened = await stack.executor.open(
+        pair, D("100"), reason="test", metrics={}, spot_quote=spot_q, perp_quote=perp_q
+    )
+    assert opened is not None
+    drifted = await ledger.hedges.update(
+        opened.id, at=kit.T0, spot_quantity=opened.perp_quantity + D("30")
+    )
+
+    done = await stack.executor.rebalance(drifted, pair)
+
+    assert abs(done.spot_quantity - done.perp_quantity) <= D("1")
+    purposes = [o.purpose for o in await ledger.orders.for_hedge(opened.id)]
+    assert OrderPurpose.TRIM in purposes
