@@ -36,6 +36,7 @@ from bot.clock import SystemClock
 from bot.config import ExchangeConfig, RiskConfig
 from bot.domain import MarketKind, Pair
 from bot.domain.ledger import OrderRecord
+from bot.domain.params import FeeParams
 from bot.exchange.ccxt_live import LiveExchange
 from bot.execution.account_setup import AccountSetup
 from bot.execution.executor import HedgeExecutor
@@ -44,7 +45,6 @@ from bot.ids import UidFactory
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import Ledger
-from strategies.base import FeeParams
 from tests.fakes import codec
 from tests.fakes.fixtures import PRICES, FakeBinanceProcess, deep_book, standard_instruments
 

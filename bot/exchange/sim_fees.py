@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.domain import Instrument, Side
-from strategies.base import FeeParams
+from bot.domain.params import FeeParams
 
 
 @dataclass(frozen=True, slots=True)

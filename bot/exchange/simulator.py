@@ -55,6 +55,7 @@ from bot.domain import (
     PositionMode,
     Quote,
 )
+from bot.domain.params import FeeParams
 from bot.errors import InsufficientFunds, OrderNotFound
 from bot.exchange import sim_futures_margin as margin
 from bot.exchange import sim_state as codec
@@ -67,7 +68,6 @@ from bot.exchange.sim_matching import match_resting
 from bot.exchange.sim_orders import OrderLedger
 from bot.exchange.sim_spot import SimSpotAccount
 from bot.exchange.sim_state import OrderState
-from strategies.base import FeeParams
 
 __all__ = ["FUTURES_WALLET", "MARGIN_ASSET", "SPOT_WALLET", "SimulatedExchange"]
 
