@@ -22,6 +22,8 @@ from tests.e2e.cli import Result, run_cli
 from tests.fakes.binance_server import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from tests.fakes.fixtures import FakeBinanceProcess
 
+STREAMS_OFF = "[streams]\nenabled = false\n"
+
 CONFIG = """
 [exchange]
 spot_api_url = "{url}"
@@ -80,7 +82,11 @@ class BotEnv:
         return env | extra
 
     def write_config(self, *, mode: str = "auto", poll: float = 1.0, extra: str = "") -> None:
-        self.config.write_text(CONFIG.format(url=self.fake.url, mode=mode, poll=poll) + extra)
+        """Write the config; without a `[streams]` section in `extra`, streams are switched
+        off explicitly (`enabled = false`): these tests are the REST polling path's."""
+        streams = "" if "[streams]" in extra else STREAMS_OFF
+        text = streams + CONFIG.format(url=self.fake.url, mode=mode, poll=poll) + extra
+        self.config.write_text(text)
 
     def cli(self, *args: str, **env: str) -> Result:
         return run_cli(*args, "--config", str(self.config), cwd=self.workdir, env=self.env(**env))
