@@ -27,8 +27,8 @@ from pathlib import Path
 
 from bot.backtest.history import load_history
 from bot.backtest.series import from_ms
-from bot.domain import SettledFunding
-from strategies import carry, forecast
+from bot.domain import SettledFunding, funding
+from strategies import forecast
 
 HORIZONS = (3, 21, 90)
 APR_POINTS = 3 * 365 * 100
@@ -40,7 +40,7 @@ def forecasters(window: int, halflife: Decimal, persistence: Decimal) -> dict[st
         return float(rows[-1].rate)
 
     def ewma(rows: Sequence[SettledFunding], n: int) -> float:
-        return float(carry.ewma([r.rate for r in rows[-21:]], Decimal(9)))
+        return float(funding.ewma([r.rate for r in rows[-21:]], Decimal(9)))
 
     def anchor(rows: Sequence[SettledFunding], n: int) -> float:
         return 0.0001

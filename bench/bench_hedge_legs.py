@@ -36,6 +36,7 @@ from bot.clock import SystemClock
 from bot.config import ExchangeConfig, RiskConfig
 from bot.domain import MarketKind, Pair
 from bot.domain.ledger import OrderRecord
+from bot.domain.params import FeeParams
 from bot.exchange.ccxt_live import LiveExchange
 from bot.execution.account_setup import AccountSetup
 from bot.execution.executor import HedgeExecutor
@@ -43,8 +44,7 @@ from bot.execution.legs import LegResult, LegSender
 from bot.ids import UidFactory
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
-from strategies.base import FeeParams
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.fakes import codec
 from tests.fakes.fixtures import PRICES, FakeBinanceProcess, deep_book, standard_instruments
 
@@ -241,7 +241,7 @@ async def main() -> None:
         engine = create_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'ledger.db'}")
         try:
             await migrate.upgrade(engine)
-            ledger = Ledger(session_factory(engine))
+            ledger = Ledger(session_factory(engine), CycleReads())
             together = await run(fake, ledger, TimedSender, args.hedges)
             apart = await run(fake, ledger, SequentialSender, args.hedges)
         finally:

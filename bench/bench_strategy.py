@@ -31,7 +31,7 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
-from strategies.base import UniverseParams
+from bot.domain.params import UniverseParams
 from strategies.funding_carry import FundingCarry, FundingCarryParams
 
 D = Decimal

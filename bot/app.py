@@ -34,18 +34,18 @@ from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.instance_lock import LockKeeper, instance_lock_for
 from bot.persistence.outage import BufferedEventSink, OutageGuard
-from bot.persistence.repositories import Ledger, SettledFundingRepository
+from bot.persistence.repositories import CycleReads, Ledger, SettledFundingRepository
 from bot.persistence.startup_checks import database_errors
 from bot.reconcile import Reconciler
 from bot.risk import RiskGate
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
+from bot.strategy_host import load_safe_strategy
 from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
 from bot.streams.status import StreamStateStore, heartbeat_hook
-from bot.trading import TradingLoop
+from bot.trading import LoopPorts, MarketFeed, TradingLoop, TradingParts
 from bot.web import check_binding
-from strategies.runner import load_safe_strategy
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ async def run_bot(
     engine = create_engine(database_url)
     exchange: ExchangePort | None = None
     run_id: int | None = None
-    base_ledger = Ledger(session_factory(engine))
+    base_ledger = Ledger(session_factory(engine), CycleReads())
     keeping: asyncio.Task[None] | None = None
     ops: Operations | None = None
     try:
@@ -294,21 +294,18 @@ async def assemble_loop(
         else None
     )
     loop = TradingLoop(
-        config=config,
-        exchange=exchange,
-        snapshot=market_data.snapshot,
-        strategy=load_safe_strategy(config.strategy.name),
-        params=config.strategy,
-        risk=RiskGate(config.risk, config.exchange, entry_gate=gate),
-        executor=executor,
-        reconciler=Reconciler(exchange, ledger, executor, clock, events, pairs),
-        ledger=ledger,
-        guard=guard,
-        events=events,
-        clock=clock,
-        pairs=pairs,
+        config,
+        LoopPorts(exchange, ledger, guard, events, clock),
+        TradingParts(
+            strategy=load_safe_strategy(config.strategy.name),
+            params=config.strategy,
+            risk=RiskGate(config.risk, config.exchange, entry_gate=gate),
+            executor=executor,
+            reconciler=Reconciler(exchange, ledger, executor, clock, events, pairs),
+        ),
+        # A snapshot from streams comes from memory: evaluate takes a fresh one first.
+        MarketFeed(market_data.snapshot, pairs, from_memory=streams is not None),
         rng=rng,
-        poll_before_evaluate=streams is not None,  # a snapshot from memory: decide on fresh data
         heartbeat_parts=[]
         if streams is None
         else [heartbeat_hook(streams.health, clock, StreamStateStore(ledger.sessions), guard)],

@@ -25,21 +25,14 @@ from pydantic import (
     model_validator,
 )
 
-import strategies
 from bot.alerts.config import AlertsConfig
+from bot.domain.frozen import Fraction, FrozenModel, NonNegativeDecimal, PositiveDecimal
+from bot.domain.params import FeeParams, SizingParams, UniverseParams
+from bot.domain.strategy import StrategyParams
 from bot.errors import UserError
+from bot.strategy_host import STRATEGY_NAMES, params_model
 from bot.streams.config import StreamsConfig
 from bot.web.config import WebConfig
-from strategies.base import (
-    FeeParams,
-    Fraction,
-    FrozenModel,
-    NonNegativeDecimal,
-    PositiveDecimal,
-    SizingParams,
-    StrategyParams,
-    UniverseParams,
-)
 
 _FIELD_FIRST = re.compile(r"^[a-z_]+ = ")
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -182,13 +175,13 @@ class ScheduleConfig(FrozenModel):
 
 
 def _strategy_params_type() -> Any:
-    models = tuple(strategies.params_model(n) for n in sorted(strategies.REGISTRY))
+    models = tuple(params_model(n) for n in sorted(STRATEGY_NAMES))
     if len(models) == 1:
         return models[0]
     # A callable discriminator: the parameter models validate `name` strictly (a "before"
     # validator on every field), which a field discriminator does not allow.
     tagged = tuple(
-        Annotated[m, Tag(n)] for n, m in zip(sorted(strategies.REGISTRY), models, strict=True)
+        Annotated[m, Tag(n)] for n, m in zip(sorted(STRATEGY_NAMES), models, strict=True)
     )
     return Annotated[Union[tagged], Discriminator(_strategy_name)]  # noqa: UP007
 
@@ -328,11 +321,11 @@ def format_validation_errors(exc: ValidationError, *, source: str) -> list[str]:
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         tag: str | None = None
-        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in strategies.REGISTRY:
+        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in STRATEGY_NAMES:
             tag = loc.pop(1)  # drop the discriminator tag pydantic inserts
         if err["type"] == "union_tag_invalid" and loc == ["strategy"]:
             name = (err.get("ctx") or {}).get("tag", "")
-            choices = " or ".join(repr(n) for n in sorted(strategies.REGISTRY))
+            choices = " or ".join(repr(n) for n in sorted(STRATEGY_NAMES))
             lines.append(f"{source}: strategy.name = {name!r}: input should be {choices}")
             continue
         if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in StrategyParams.RESERVED:
@@ -359,7 +352,7 @@ def _allowed_keys(loc: list[str], strategy: str | None = None) -> list[str]:
     model: Any = Config
     for part in loc:
         if part == "strategy":
-            model = strategies.params_model(strategy or next(iter(strategies.REGISTRY)))
+            model = params_model(strategy or next(iter(STRATEGY_NAMES)))
             continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None or not isinstance(field.annotation, type):

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from bot.clock import Clock
 from bot.domain import Event, EventSink, Pair, Severity
 from bot.domain.fee_schedule import AccountFees
+from bot.domain.params import FeeParams
 from bot.errors import CarrybotError
-from strategies.base import FeeParams
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 300.0

@@ -37,10 +37,10 @@ from bot.domain import (
     SettledFunding,
 )
 from bot.domain.instruments import dated_pairs, untradable_pairs
+from bot.domain.params import UniverseParams
+from bot.domain.universe import select_universe
 from bot.errors import ExchangeError
 from bot.exchange.port import MarketDataSource, refresh_status_of
-from strategies.base import UniverseParams
-from strategies.universe import select_universe
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strategies.base import StrategyParams
+from bot.domain.strategy import StrategyParams
 from strategies.expected_carry import ExpectedCarry
 from strategies.funding_carry import FundingCarry
 

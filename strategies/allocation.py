@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from bot.domain import Hedge
-from strategies.base import SizingParams
+from bot.domain.params import SizingParams
 
 ZERO = Decimal(0)
 

@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 from bot.domain import CloseHedge, HedgeState, Intent, MarketSnapshot, OpenHedge, Pair, Portfolio
 from bot.domain.instruments import is_dated_symbol
+from bot.domain.strategy import Strategy, StrategyParams
+from bot.domain.universe import select_universe
 from strategies.allocation import Capacity
-from strategies.base import Strategy, StrategyParams
 from strategies.dated_basis import dated_candidates, dated_exit, dated_open
-from strategies.universe import select_universe
 
 ZERO = Decimal(0)
 

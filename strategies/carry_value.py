@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.domain import MarketSnapshot, Pair, SettledFunding
+from bot.domain import MarketSnapshot, Pair, SettledFunding, funding
+from bot.domain.funding import HOURS_PER_YEAR
+from bot.domain.params import FeeParams
 from strategies import carry
-from strategies.base import FeeParams
-from strategies.carry import HOURS_PER_YEAR
 from strategies.forecast import FundingForecast, anchor_rate, forecast
 from strategies.signals import open_close_slippage, quantize_metric
 
@@ -139,7 +139,7 @@ def carry_value(
         exit_basis=exit_basis,
         worst_carry=worst,
         worst_hours=worst_hours,
-        negative_run=carry.trailing_negative(history[-history_periods:]),
+        negative_run=funding.trailing_negative(history[-history_periods:]),
     )
 
 

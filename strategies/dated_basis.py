@@ -26,9 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from bot.domain import CloseHedge, Hedge, MarketSnapshot, OpenHedge, Pair
-from strategies import carry
-from strategies.base import DatedParams, StrategyParams
+from bot.domain import CloseHedge, Hedge, MarketSnapshot, OpenHedge, Pair, funding
+from bot.domain.strategy import DatedParams, StrategyParams
 from strategies.signals import open_close_slippage, quantize_metric
 
 ZERO = Decimal(0)
@@ -84,7 +83,7 @@ def dated_signal(
         return None
     if min(spot_q.bid, spot_q.ask, future_q.bid, future_q.ask) <= 0:
         return None
-    days = carry.hours_between(snapshot.taken_at, expiry) / 24
+    days = funding.hours_between(snapshot.taken_at, expiry) / 24
     if days <= 0:
         return None
     fees = params.fees
@@ -190,7 +189,7 @@ def dated_exit(
     if expiry is None:
         return None
     now = snapshot.taken_at
-    hours_left = carry.hours_between(now, expiry)
+    hours_left = funding.hours_between(now, expiry)
     signal = dated_signal(held, snapshot, params, hedge.target_notional)
     captured = captured_basis(hedge, signal) if signal is not None else None
     metrics: dict[str, Decimal] = dict(signal.metrics()) if signal is not None else {}

@@ -42,12 +42,14 @@ from bot.domain import (
     Portfolio,
     ResizeHedge,
 )
+from bot.domain.frozen import NonNegativeDecimal, PositiveDecimal
+from bot.domain.funding import hours_between, trailing_negative
+from bot.domain.strategy import StrategyParams
+from bot.domain.universe import select_universe
 from strategies.allocation import Capacity
-from strategies.base import NonNegativeDecimal, PositiveDecimal, StrategyParams
-from strategies.carry import hedge_age_hours, hours_between, trailing_negative
+from strategies.carry import hedge_age_hours
 from strategies.carry_value import CarryValue, carry_value
 from strategies.signals import quantize_metric
-from strategies.universe import select_universe
 
 Persistence = Annotated[Decimal, Field(ge=0, le=1)]
 

@@ -20,17 +20,13 @@ from bot.domain import (
     Portfolio,
     SettledFunding,
 )
+from bot.domain.frozen import Fraction, NonNegativeDecimal, PositiveDecimal
+from bot.domain.funding import hours_between, trailing_negative
+from bot.domain.strategy import StrategyParams
+from bot.domain.universe import select_universe
 from strategies.allocation import Capacity
-from strategies.base import Fraction, NonNegativeDecimal, PositiveDecimal, StrategyParams
-from strategies.carry import (
-    annualised_basis,
-    hedge_age_hours,
-    hours_between,
-    perp_basis,
-    trailing_negative,
-)
+from strategies.carry import annualised_basis, hedge_age_hours, perp_basis
 from strategies.signals import CarrySignal, carry_signal, quantize_metric
-from strategies.universe import select_universe
 
 Apr = Annotated[Decimal, Field(ge=-10, le=100)]
 

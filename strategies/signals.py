@@ -12,9 +12,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from bot.domain import MarketSnapshot, Pair, SettledFunding
+from bot.domain import MarketSnapshot, Pair, SettledFunding, funding
+from bot.domain.params import FeeParams
 from strategies import carry
-from strategies.base import FeeParams
 
 ONE = Decimal(1)
 _METRIC_QUANTUM = Decimal("1e-10")
@@ -165,17 +165,17 @@ def carry_signal(
     horizon = params.horizon_hours
     now = snapshot.taken_at
 
-    exchange_apr = carry.funding_apr(info.funding_rate, interval)
-    premium = carry.premium_index(perp_q.bid, perp_q.ask, info.index_price)
-    predicted = carry.predicted_funding_rate(
+    exchange_apr = funding.funding_apr(info.funding_rate, interval)
+    premium = funding.premium_index(perp_q.bid, perp_q.ask, info.index_price)
+    predicted = funding.predicted_funding_rate(
         premium,
         info.interest_rate,
         interval,
         cap=info.funding_cap,
         floor=info.funding_floor,
-        scaled=now >= carry.FUNDING_SCALED_SINCE,
+        scaled=now >= funding.FUNDING_SCALED_SINCE,
     )
-    predicted_apr = carry.funding_apr(predicted, interval)
+    predicted_apr = funding.funding_apr(predicted, interval)
     history = snapshot.funding_history.get(pair.perp.symbol, ())
     history = history[-params.history_periods :]
     ewma_apr = (
@@ -201,7 +201,7 @@ def carry_signal(
     slip_open, slip_close = open_close_slippage(pair, snapshot, notional, params.slippage_bps)
     total_fees = 2 * leg_fees
     slippage = slip_open + slip_close
-    funding_carry = blended * horizon / carry.HOURS_PER_YEAR
+    funding_carry = blended * horizon / funding.HOURS_PER_YEAR
     net = carry.net_carry(blended, horizon, captured, total_fees, slippage)
     return CarrySignal(
         pair=pair.key,
@@ -228,7 +228,7 @@ def carry_signal(
         net_carry=net,
         net_apr=carry.annualised_basis(net, horizon),
         breakeven_hours=carry.breakeven_hours(total_fees + slippage - captured, blended),
-        negative_run=carry.trailing_negative(history),
+        negative_run=funding.trailing_negative(history),
     )
 
 
@@ -239,7 +239,7 @@ _EWMA_KEPT_MAX = 512
 def _settled_ewma_apr(
     history: Sequence[SettledFunding], interval: int, halflife: Decimal
 ) -> Decimal:
-    """`carry.settled_ewma_apr`, worked out again only when the history changed.
+    """`funding.settled_ewma_apr`, worked out again only when the history changed.
 
     Settled funding changes once a period while prices change every poll, and a snapshot
     hands the same history object until a new settlement arrives; the object is held with
@@ -248,7 +248,7 @@ def _settled_ewma_apr(
     kept = _EWMA_KEPT.get(id(history))
     if kept is not None and kept[0] is history and kept[1] == interval and kept[2] == halflife:
         return kept[3]
-    value = carry.settled_ewma_apr(history, interval, halflife)
+    value = funding.settled_ewma_apr(history, interval, halflife)
     if len(_EWMA_KEPT) >= _EWMA_KEPT_MAX:
         _EWMA_KEPT.clear()
     _EWMA_KEPT[id(history)] = (history, interval, halflife, value)

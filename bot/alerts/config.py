@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, Field
 
-from strategies.base import FrozenModel
+from bot.domain.frozen import FrozenModel
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 

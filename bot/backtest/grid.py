@@ -22,10 +22,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import strategies
 from bot.config import Config, RiskConfig, config_from_dict
+from bot.domain.params import SizingParams
+from bot.domain.strategy import StrategyParams
 from bot.errors import UserError
-from strategies.base import SizingParams, StrategyParams
+from bot.strategy_host import params_model
 
 SECTIONS = ("strategy", "sizing", "risk")
 
@@ -92,7 +93,7 @@ def load_grid(path: Path, strategy: str) -> Grid:
 def allowed_keys(section: str, strategy: str) -> list[str]:
     """Return the keys a grid may set in `section`."""
     if section == "strategy":
-        model: type[Any] = strategies.params_model(strategy)
+        model: type[Any] = params_model(strategy)
         skip = StrategyParams.RESERVED | {"name"}
     else:
         model = SizingParams if section == "sizing" else RiskConfig

@@ -30,8 +30,8 @@ from bot.backtest.history import History
 from bot.backtest.replay import ReplaySource
 from bot.domain import MarketKind, Pair, Quote
 from bot.domain.numbers import floor_to_step
+from bot.domain.params import FeeParams
 from bot.execution.sizing import common_step
-from strategies.base import FeeParams
 
 _SEARCH_HOURS = 72  # how far to look for quotes around a data gap at entry or exit
 

@@ -13,12 +13,15 @@ import typer
 from rich.table import Table
 
 from bot.cli.common import console, load_context
+from bot.cli.scan_venues import row_venue_json, venue_view
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.errors import UserError
 from bot.exchange.port import MarketDataSource
 from bot.marketdata import MarketData
-from bot.scan import (
+from strategies.expected_carry import ExpectedCarryParams
+from strategies.funding_carry import FundingCarryParams
+from strategies.scan import (
     TABLE_COLUMNS,
     ScanParams,
     ScanRow,
@@ -27,9 +30,6 @@ from bot.scan import (
     table_cells,
     taken_at_text,
 )
-from bot.scan_venues import row_venue_json, venue_view
-from strategies.expected_carry import ExpectedCarryParams
-from strategies.funding_carry import FundingCarryParams
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
 

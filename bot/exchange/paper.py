@@ -38,6 +38,7 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
+from bot.domain.params import FeeParams
 from bot.errors import (
     CarrybotError,
     ExchangeError,
@@ -48,7 +49,6 @@ from bot.errors import (
 )
 from bot.exchange.port import ExchangePort, MarketDataSource, refresh_status_of
 from bot.exchange.simulator import FUTURES_WALLET, MARGIN_ASSET, SPOT_WALLET, SimulatedExchange
-from strategies.base import FeeParams
 
 logger = logging.getLogger(__name__)
 

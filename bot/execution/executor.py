@@ -41,6 +41,7 @@ from bot.domain import (
 )
 from bot.domain.ledger import NewOrder, OrderRecord
 from bot.domain.numbers import floor_to_step
+from bot.domain.params import FeeParams
 from bot.errors import (
     ExchangeError,
     InsufficientFunds,
@@ -60,7 +61,6 @@ from bot.execution.sizing import (
 )
 from bot.persistence.outage import OutageGuard
 from bot.persistence.repositories import Ledger
-from strategies.base import FeeParams
 
 log = logging.getLogger(__name__)
 

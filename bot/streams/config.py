@@ -9,7 +9,7 @@ from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from strategies.base import FrozenModel
+from bot.domain.frozen import FrozenModel
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 

@@ -62,6 +62,10 @@ class HealthBoard:
             health = self._streams[name] = StreamHealth(name)
         return health
 
+    def remove(self, name: str) -> None:
+        """Forget a stream that was stopped for good (its pairs left the universe)."""
+        self._streams.pop(name, None)
+
     def all(self) -> list[StreamHealth]:
         return list(self._streams.values())
 

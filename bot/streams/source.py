@@ -9,7 +9,8 @@ the stream), or at every call while the stream is stale. Everything else is REST
 
 Subscriptions start on the first call: the pairs of an explicit `[universe] symbols` list,
 else every spot/perpetual pair; in live mode (a keyed `user_client`) the user-data streams
-start with them.
+start with them. They follow the pairs afterwards: each `pairs()` call (the snapshot's
+instrument refresh) subscribes pairs that were listed and unsubscribes those that left.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from bot.clock import Clock
@@ -75,14 +76,19 @@ class StreamingSource:
         async with self._start_lock:  # a snapshot asks for quotes and funding at once
             return self.streams or await self._start()
 
+    def _take_universe(self, all_pairs: Sequence[Pair]) -> bool:
+        """Set the streamed pairs from the exchange's pairs; True when they changed."""
+        pairs = [p for p in all_pairs if not self._universe or p.key in self._universe]
+        spot = sorted({p.spot.symbol for p in pairs})
+        perp = sorted({p.perp.symbol for p in pairs})
+        self.pairs_by_key = {p.key: p for p in pairs}
+        changed = (spot, perp) != (self._spot, self._perp)
+        self._spot, self._perp = spot, perp
+        return changed
+
     async def _start(self) -> MarketStreams:
         instruments = await self.rest.load_instruments()
-        pairs = [
-            p for p in await self.rest.pairs() if not self._universe or p.key in self._universe
-        ]
-        self.pairs_by_key = {p.key: p for p in pairs}
-        self._spot = sorted({p.spot.symbol for p in pairs})
-        self._perp = sorted({p.perp.symbol for p in pairs})
+        self._take_universe(await self.rest.pairs())
         try:
             await self.client.load_markets()  # ccxt.pro maps symbols to stream names with them
         except Exception as exc:
@@ -121,7 +127,7 @@ class StreamingSource:
             return f"{symbol} is not subscribed"
         if sup.health.state is not StreamState.LIVE:
             return f"stream {sup.sub.name} is {sup.health.state.value}"
-        age = streams.quote_age(symbol)
+        age = streams.confirmed_age(symbol)
         if age is None:
             return f"no stream quote of {symbol} yet"
         if age > self.config.max_quote_age_seconds:
@@ -160,7 +166,14 @@ class StreamingSource:
         return await self.rest.load_instruments(reload=reload)
 
     async def pairs(self) -> Sequence[Pair]:
-        return await self.rest.pairs()
+        """The exchange's pairs; the subscriptions follow them (listings, delistings)."""
+        pairs = await self.rest.pairs()
+        streams = self.streams
+        if streams is not None and self._take_universe(pairs):
+            async with self._start_lock:
+                instruments = await self.rest.load_instruments()
+                await streams.follow(self._spot, self._perp, instruments)
+        return pairs
 
     async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
         return await refresh_status_of(self.rest, spot_symbols)
@@ -168,13 +181,29 @@ class StreamingSource:
     async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
         streams = await self.start()
         symbols = self._spot if kind is MarketKind.SPOT else self._perp
-        fresh = {s: streams.quotes[s] for s in symbols if self.quote_problem(s) is None}
+        fresh = self._fresh_quotes(streams, symbols)
         if len(fresh) == len(symbols):
             self.stream_answers += 1
             return fresh
         self.rest_fallbacks += 1
+        asked_at = self._clock.monotonic()
         rest = await self.rest.fetch_best_quotes(kind)
+        streams.adopt({s: q for s, q in rest.items() if s not in fresh}, asked_at)
         return {**rest, **fresh}
+
+    def _fresh_quotes(self, streams: MarketStreams, symbols: Sequence[str]) -> dict[str, Quote]:
+        """Usable stream quotes, each stamped with the time the stream last vouched for it."""
+        out = {}
+        now, mono = self._clock.now(), self._clock.monotonic()
+        for symbol in symbols:
+            if self.quote_problem(symbol) is not None:
+                continue
+            quote = streams.quotes[symbol]
+            confirmed = streams.confirmed_age(symbol)
+            if confirmed is not None and confirmed < mono - streams.quote_at[symbol]:
+                quote = dataclasses.replace(quote, timestamp=now - timedelta(seconds=confirmed))
+            out[symbol] = quote
+        return out
 
     async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
         streams = await self.start()

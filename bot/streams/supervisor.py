@@ -80,12 +80,18 @@ class Supervisor:
                 return ws
         return None
 
-    def drop(self, reason: str) -> bool:
-        """Close this subscription's connection; the run loop reconnects. False if none."""
+    def drop(self, reason: str, *, reconnect: bool = True) -> bool:
+        """Close this subscription's connection; the run loop reconnects. False if none.
+
+        `reconnect=False` only changes the log line (the caller has stopped the run loop).
+        """
         ws = self.connection()
         if ws is None:
             return False
-        log.warning("Stream %s: %s; reconnecting", self.sub.name, reason)
+        if reconnect:
+            log.warning("Stream %s: %s; reconnecting", self.sub.name, reason)
+        else:
+            log.info("Stream %s closed: %s", self.sub.name, reason)
         ws.on_error(StreamDropped(reason))
         return True
 

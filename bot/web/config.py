@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from strategies.base import FrozenModel
+from bot.domain.frozen import FrozenModel
 
 
 class WebConfig(FrozenModel):

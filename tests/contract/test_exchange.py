@@ -27,6 +27,7 @@ from bot.domain import (
     PositionSide,
     Side,
 )
+from bot.domain.params import FeeParams
 from bot.errors import (
     ExchangeError,
     InsufficientFunds,
@@ -37,7 +38,6 @@ from bot.errors import (
 )
 from bot.exchange.paper import PaperExchange
 from bot.exchange.port import ExchangePort
-from strategies.base import FeeParams
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.fixtures import WALLET_USDT, live_for, seed, standard_instruments

@@ -46,9 +46,9 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
+from bot.domain.params import FeeParams
 from bot.exchange.simulator import SimulatedExchange
 from bot.exchange.weights import request_weight
-from strategies.base import FeeParams
 from tests.fakes import control, routes_account, routes_market, streams, wire
 from tests.fakes.auth import BinanceError, check_signed
 from tests.fakes.faults import Fault, FaultBook, FaultKind

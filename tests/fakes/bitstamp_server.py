@@ -36,10 +36,10 @@ from aiohttp import web
 
 from bot.clock import Clock, SystemClock
 from bot.domain import Instrument, Order, OrderBook, OrderRequest, OrderType, Quote, Side
+from bot.domain.params import FeeParams
 from bot.errors import ExchangeError, InsufficientFunds, OrderNotFound
 from bot.exchange.bitstamp_client import TIMESTAMP_REASON
 from bot.exchange.simulator import SimulatedExchange
-from strategies.base import FeeParams
 from tests.fakes.binance_server import LoggedRequest
 from tests.fakes.faults import Fault, FaultBook, FaultKind
 from tests.fakes.market import quote_book

@@ -16,7 +16,9 @@ it). Streams: `<sym>@bookTicker` (spot and futures), `!markPrice@arr@1s`, `!mark
 `<sym>@markPrice@1s`. A publisher sends every subscribed book ticker each
 `book_interval` seconds and mark prices each `mark_interval` seconds, from the fake's market
 state. Controls for tests (also under `/_fake/streams/...`, see control.py): `drop_all`,
-`refuse_for`, `silence`, `delay`, `server_shutdown`, `expire_listen_key`, `send_raw`.
+`refuse_for` (on the fake's clock, so a test with an injected clock can jump through a
+window), `silence`, `delay`, `server_shutdown`, `expire_listen_key`, `send_raw`;
+`changes_only` sends a book ticker only when the top of book changed, as Binance does.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Connection:
     user_subscription: int | None = None
     opened_at: float = field(default_factory=time.monotonic)
     sent: int = 0
+    last_top: dict[str, tuple[str, ...]] = field(default_factory=dict)  # changes_only
 
 
 @dataclass
@@ -94,6 +97,10 @@ class FakeStreams:
         self._refuse_until: dict[str, float] = {}  # path prefix -> monotonic time
         self._silent: set[str] = set()  # path prefixes that get no events
         self.delay_seconds = 0.0
+        # Binance sends a book ticker on every change only: with `changes_only` an unchanged
+        # top of book is sent once per connection, then not again until it changes.
+        self.changes_only = False
+        self.first_book_on_subscribe = True  # False: not even once until it changes
         self._publisher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_mark = 0.0
@@ -127,7 +134,7 @@ class FakeStreams:
 
     def refuse_for(self, seconds: float, *, prefix: str = "") -> None:
         """Refuse new handshakes (HTTP 503) on paths starting with `prefix` for `seconds`."""
-        self._refuse_until[prefix] = time.monotonic() + seconds
+        self._refuse_until[prefix] = self.fake.clock.monotonic() + seconds
 
     def accept_again(self) -> None:
         self._refuse_until.clear()
@@ -350,7 +357,7 @@ class FakeStreams:
         return web.json_response({"code": -1000, "msg": "method"}, status=405)
 
     def _refusing(self, path: str) -> bool:
-        now = time.monotonic()
+        now = self.fake.clock.monotonic()  # the fake's clock: a test may jump it
         return any(path.startswith(p) and until > now for p, until in self._refuse_until.items())
 
     def _forget(self, conn: Connection) -> None:
@@ -370,6 +377,14 @@ class FakeStreams:
         self.subscribe_messages += 1
         if method == "SUBSCRIBE":
             conn.subscriptions.update(str(p) for p in params)
+            if self.changes_only and not self.first_book_on_subscribe:
+                for stream in params:  # Binance: nothing until the book changes
+                    name, _, channel = str(stream).partition("@")
+                    event = (
+                        self._book_ticker(conn.futures, name) if channel == "bookTicker" else None
+                    )
+                    if event is not None:
+                        conn.last_top[str(stream)] = _top(event)
             await self._send(conn, {"result": None, "id": rid}, force=True)
             self._wake.set()
         elif method == "UNSUBSCRIBE":
@@ -456,6 +471,11 @@ class FakeStreams:
                 continue
             if event is None:
                 continue
+            if channel == "bookTicker" and self.changes_only:
+                top = _top(event)
+                if conn.last_top.get(stream) == top:
+                    continue
+                conn.last_top[stream] = top
             await self._send(conn, {"stream": stream, "data": event} if conn.combined else event)
 
     def _book_ticker(self, futures: bool, stream_symbol: str) -> dict[str, Any] | None:
@@ -501,3 +521,7 @@ class FakeStreams:
         if not rows:
             return None
         return rows if stream_symbol is None else rows[0]
+
+
+def _top(event: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(event[k]) for k in ("b", "B", "a", "A"))

@@ -16,11 +16,11 @@ import pytest
 from bot.clock import SimulatedClock
 from bot.config import ExchangeConfig, ScheduleConfig
 from bot.domain import SettledFunding
+from bot.domain.params import UniverseParams
 from bot.exchange.ccxt_live import LiveExchange
 from bot.marketdata import MarketData
-from bot.scan import scan_rows
-from strategies.base import UniverseParams
 from strategies.funding_carry import FundingCarryParams
+from strategies.scan import scan_rows
 from tests.fakes.binance_server import FakeBinance
 
 D = Decimal

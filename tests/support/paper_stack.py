@@ -9,13 +9,13 @@ from decimal import Decimal
 from bot.clock import SimulatedClock
 from bot.config import ExchangeConfig, PaperConfig, RiskConfig
 from bot.domain import PositionMode
+from bot.domain.params import FeeParams
 from bot.exchange.paper import PaperExchange
 from bot.exchange.port import ExchangePort
 from bot.execution.account_setup import AccountSetup
 from bot.execution.executor import HedgeExecutor
 from bot.ids import UidFactory
 from bot.persistence.repositories import Ledger
-from strategies.base import FeeParams
 from tests.kit import T0
 from tests.support.market_source import StaticMarketSource
 

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from bot.clock import SimulatedClock
 from bot.domain import Fill, OrderRequest, OrderType, Side
+from bot.domain.params import FeeParams
 from bot.exchange.simulator import SimulatedExchange
 from bot.execution.legs import FeePrices, fees_in_usdt
 from bot.pnl import fee_usdt
-from strategies.base import FeeParams
 from strategies.funding_carry import FundingCarryParams
 from strategies.signals import carry_signal
 from tests import kit

@@ -13,9 +13,9 @@ import pytest
 
 from bot.clock import SimulatedClock
 from bot.config import ScheduleConfig
+from bot.domain.params import UniverseParams
 from bot.exchange.port import MarketDataSource
 from bot.marketdata import MarketData, gather_eagerly
-from strategies.base import UniverseParams
 from tests import kit
 from tests.unit.standin import MemoryStore, StandIn
 

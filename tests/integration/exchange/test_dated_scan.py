@@ -13,7 +13,7 @@ from bot.cli.scan_cmd import render_table, run_scan, strategy_params
 from bot.clock import SimulatedClock
 from bot.config import config_from_dict
 from bot.domain import MarketKind
-from bot.scan import row_json
+from strategies.scan import row_json
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.fixtures import live_for, seed, standard_instruments

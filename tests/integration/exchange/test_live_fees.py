@@ -8,9 +8,9 @@ from decimal import Decimal
 from bot.clock import SimulatedClock
 from bot.domain import ListEventSink
 from bot.domain.fee_schedule import AccountFees
+from bot.domain.params import FeeParams
 from bot.exchange.ccxt_live import LiveExchange
 from bot.fee_watch import FeeWatch
-from strategies.base import FeeParams
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.faults import Fault, FaultKind

@@ -6,11 +6,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from bot.clock import Clock, SystemClock
 from bot.config import Config, config_from_dict
 from bot.streams.factory import streaming_source
 from bot.streams.gate import EntryGate
@@ -40,11 +41,27 @@ class Rig:
         return sum(h.reconnects for h in self.source.health.all())
 
 
-def rig_config(fake: FakeBinance, **streams: Any) -> Config:
+class JumpClock(SystemClock):
+    """The wall clock plus an offset a test can jump forward (a 60 s window in no time)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def jump(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(seconds=self.offset)
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.offset
+
+
+def rig_config(fake: FakeBinance, *, symbols: list[str] | None = None, **streams: Any) -> Config:
     return config_from_dict(
         {
             "exchange": {"spot_api_url": fake.url, "futures_api_url": fake.url},
-            "universe": {"symbols": ["BTC/USDT", "ETH/USDT"]},
+            "universe": {"symbols": ["BTC/USDT", "ETH/USDT"] if symbols is None else symbols},
             "streams": {
                 "spot_ws_url": fake.spot_ws_url,
                 "futures_ws_url": fake.futures_ws_url,
@@ -73,14 +90,20 @@ async def wait_for(condition: Callable[[], bool], *, timeout: float) -> float:
 async def make_rig() -> AsyncIterator[Callable[..., Any]]:
     made: list[tuple[FakeBinance, StreamingSource]] = []
 
-    async def make(*, spot_fallback_paths: tuple[str, ...] = (), **streams: Any) -> Rig:
-        fake = FakeBinance(standard_instruments(datetime.now(UTC)))
+    async def make(
+        *,
+        spot_fallback_paths: tuple[str, ...] = (),
+        clock: Clock | None = None,
+        symbols: list[str] | None = None,
+        **streams: Any,
+    ) -> Rig:
+        fake = FakeBinance(standard_instruments(datetime.now(UTC)), clock=clock)
         await fake.start()
         seed(fake)
         if spot_fallback_paths:
             base = fake.url.replace("http://", "ws://", 1)
             streams["spot_ws_fallbacks"] = [base + path for path in spot_fallback_paths]
-        config = rig_config(fake, **streams)
+        config = rig_config(fake, symbols=symbols, **streams)
         source = streaming_source(live_for(fake, keys=False), config, fake.clock)
         assert source is not None
         made.append((fake, source))

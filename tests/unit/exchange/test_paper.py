@@ -24,13 +24,13 @@ from bot.domain import (
     SettledFunding,
     Side,
 )
+from bot.domain.params import FeeParams
 from bot.errors import FatalExchangeError, OrderStatusUnknown
 from bot.exchange.paper import PaperExchange
 from bot.exchange.port import ExchangePort, MarketDataSource
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import PaperStateRepository
-from strategies.base import FeeParams
 from tests import kit
 
 D = Decimal

@@ -9,9 +9,9 @@ import pytest
 
 from bot.clock import SimulatedClock
 from bot.domain import OrderRequest, OrderType, Side
+from bot.domain.params import FeeParams
 from bot.errors import OrderRejected
 from bot.exchange.simulator import SimulatedExchange
-from strategies.base import FeeParams
 from tests import kit
 
 D = Decimal

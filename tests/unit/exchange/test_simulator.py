@@ -18,6 +18,7 @@ from bot.domain import (
     PositionSide,
     Side,
 )
+from bot.domain.params import FeeParams
 from bot.errors import (
     InsufficientFunds,
     OrderNotFound,
@@ -26,7 +27,6 @@ from bot.errors import (
     ReduceOnlyRejected,
 )
 from bot.exchange.simulator import SimulatedExchange
-from strategies.base import FeeParams
 from tests import kit
 
 D = Decimal

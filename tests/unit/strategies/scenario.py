@@ -21,7 +21,7 @@ from bot.domain import (
     Portfolio,
     Quote,
 )
-from strategies.base import SizingParams, UniverseParams
+from bot.domain.params import SizingParams, UniverseParams
 from strategies.funding_carry import FundingCarry, FundingCarryParams
 from tests import kit
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.domain import funding
 from strategies import carry
 from tests import kit
 
@@ -33,35 +34,35 @@ FRACTIONS = st.decimals(
     ],
 )
 def test_funding_apr_hand_computed_cases_match(rate: str, interval: int, apr: str) -> None:
-    assert carry.funding_apr(D(rate), interval) == D(apr)
+    assert funding.funding_apr(D(rate), interval) == D(apr)
 
 
 def test_funding_apr_zero_interval_raises() -> None:
     with pytest.raises(ValueError, match="interval_hours"):
-        carry.funding_apr(D("0.0001"), 0)
+        funding.funding_apr(D("0.0001"), 0)
 
 
 @given(RATES, RATES, INTERVALS)
 def test_funding_apr_is_linear_in_rate(a: Decimal, b: Decimal, interval: int) -> None:
-    assert carry.funding_apr(a + b, interval) == carry.funding_apr(a, interval) + carry.funding_apr(
-        b, interval
-    )
-    assert carry.funding_apr(3 * a, interval) == 3 * carry.funding_apr(a, interval)
+    assert funding.funding_apr(a + b, interval) == funding.funding_apr(
+        a, interval
+    ) + funding.funding_apr(b, interval)
+    assert funding.funding_apr(3 * a, interval) == 3 * funding.funding_apr(a, interval)
 
 
 @given(RATES, INTERVALS)
 def test_funding_apr_is_inversely_proportional_to_interval(rate: Decimal, interval: int) -> None:
-    assert carry.funding_apr(rate, interval) * interval == rate * 8760
+    assert funding.funding_apr(rate, interval) * interval == rate * 8760
     if interval > 1:
-        assert carry.funding_apr(rate, interval // 2) == 2 * carry.funding_apr(rate, interval)
+        assert funding.funding_apr(rate, interval // 2) == 2 * funding.funding_apr(rate, interval)
 
 
 @given(RATES, INTERVALS)
 def test_funding_apr_round_trips_exactly_in_decimal(rate: Decimal, interval: int) -> None:
-    apr = carry.funding_apr(rate, interval)
+    apr = funding.funding_apr(rate, interval)
 
     assert isinstance(apr, Decimal)
-    assert carry.rate_from_apr(apr, interval) == rate
+    assert funding.rate_from_apr(apr, interval) == rate
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,7 @@ def test_funding_apr_round_trips_exactly_in_decimal(rate: Decimal, interval: int
 def test_premium_index_hand_computed_cases_match(
     bid: str, ask: str, index: str, premium: str
 ) -> None:
-    assert carry.premium_index(D(bid), D(ask), D(index)) == D(premium)
+    assert funding.premium_index(D(bid), D(ask), D(index)) == D(premium)
 
 
 @pytest.mark.parametrize(
@@ -94,27 +95,31 @@ def test_premium_index_hand_computed_cases_match(
 def test_predicted_funding_rate_follows_binance_formula(
     premium: str, interval: int, scaled: bool, expected: str
 ) -> None:
-    rate = carry.predicted_funding_rate(D(premium), D("0.0001"), interval, scaled=scaled)
+    rate = funding.predicted_funding_rate(D(premium), D("0.0001"), interval, scaled=scaled)
 
     assert rate == D(expected)
 
 
 def test_predicted_funding_rate_is_clamped_to_the_symbols_cap_and_floor() -> None:
-    high = carry.predicted_funding_rate(D("0.05"), D("0.0001"), 8, cap=D("0.02"), floor=D("-0.02"))
-    low = carry.predicted_funding_rate(D("-0.05"), D("0.0001"), 8, cap=D("0.02"), floor=D("-0.02"))
+    high = funding.predicted_funding_rate(
+        D("0.05"), D("0.0001"), 8, cap=D("0.02"), floor=D("-0.02")
+    )
+    low = funding.predicted_funding_rate(
+        D("-0.05"), D("0.0001"), 8, cap=D("0.02"), floor=D("-0.02")
+    )
 
     assert (high, low) == (D("0.02"), D("-0.02"))
 
 
 def test_predicted_funding_rate_without_cap_is_not_clamped() -> None:
-    assert carry.predicted_funding_rate(D("0.05"), D("0.0001"), 8) == D("0.0495")
+    assert funding.predicted_funding_rate(D("0.05"), D("0.0001"), 8) == D("0.0495")
 
 
 @given(RATES, RATES, INTERVALS, FRACTIONS, FRACTIONS, st.booleans())
 def test_predicted_funding_rate_clamping_never_exceeds_caps(
     premium: Decimal, interest: Decimal, interval: int, cap: Decimal, floor: Decimal, scaled: bool
 ) -> None:
-    rate = carry.predicted_funding_rate(
+    rate = funding.predicted_funding_rate(
         premium, interest, interval, cap=cap, floor=-floor, scaled=scaled
     )
 
@@ -125,7 +130,7 @@ def test_predicted_funding_rate_clamping_never_exceeds_caps(
 def test_predicted_funding_rate_stays_within_the_interest_clamp_of_premium(
     premium: Decimal, interest: Decimal, interval: int
 ) -> None:
-    rate = carry.predicted_funding_rate(premium, interest, interval)
+    rate = funding.predicted_funding_rate(premium, interest, interval)
     scale = D(interval) / 8
 
     assert abs(rate - premium * scale) <= D("0.0005") * scale
@@ -215,7 +220,7 @@ def test_net_carry_is_monotone_decreasing_in_fees(
 
 def test_ewma_weighs_the_value_one_halflife_old_half() -> None:
     # Weights oldest first: 0.5 and 1, normalised to 1/3 and 2/3.
-    assert abs(carry.ewma([D(0), D(3)], D(1)) - D(2)) < D("1e-25")
+    assert abs(funding.ewma([D(0), D(3)], D(1)) - D(2)) < D("1e-25")
 
 
 @given(
@@ -225,7 +230,7 @@ def test_ewma_weighs_the_value_one_halflife_old_half() -> None:
 def test_ewma_stays_within_the_range_of_its_values(
     values: list[Decimal], halflife: Decimal
 ) -> None:
-    mean = carry.ewma(values, halflife)
+    mean = funding.ewma(values, halflife)
 
     assert min(values) - D("1e-20") <= mean <= max(values) + D("1e-20")
 
@@ -235,7 +240,7 @@ def test_settled_aprs_follow_an_interval_change_from_8h_to_4h() -> None:
         "X/USDT:USDT", ["0.0001"] * 2, kit.T0 + timedelta(hours=8), 4
     )
 
-    aprs = carry.settled_aprs(rows, 4)
+    aprs = funding.settled_aprs(rows, 4)
 
     assert aprs == [D("0.1095")] * 3 + [D("0.219")] * 2
 
@@ -244,7 +249,7 @@ def test_settled_aprs_gap_in_history_uses_current_interval() -> None:
     rows = kit.settled("X/USDT:USDT", ["0.0001", "0.0001", "0.0001", "0.0001"], kit.T0, 8)
     gappy = [rows[0], rows[1], rows[3]]  # 16 h between the last two
 
-    assert carry.settled_aprs(gappy, 4)[-1] == D("0.219")
+    assert funding.settled_aprs(gappy, 4)[-1] == D("0.219")
 
 
 @given(st.lists(RATES, min_size=1, max_size=25), INTERVALS)
@@ -253,8 +258,8 @@ def test_settled_ewma_apr_shortcut_equals_the_general_path(
 ) -> None:
     rows = kit.settled("X/USDT:USDT", [str(r) for r in rates], kit.T0, interval)
 
-    fast = carry.settled_ewma_apr(rows, interval, D(9))
-    general = carry.ewma(carry.settled_aprs(rows, interval), D(9))
+    fast = funding.settled_ewma_apr(rows, interval, D(9))
+    general = funding.ewma(funding.settled_aprs(rows, interval), D(9))
 
     assert abs(fast - general) < D("1e-20")
 
@@ -264,10 +269,10 @@ def test_settled_ewma_apr_shortcut_equals_the_general_path(
     [(["0.0001", "-0.0001", "-0.0002"], 2), (["-0.0001", "0.0001"], 0), (["-1", "-1"], 2), ([], 0)],
 )
 def test_trailing_negative_counts_the_latest_negative_run(rates: list[str], run: int) -> None:
-    assert carry.trailing_negative(kit.settled("X/USDT:USDT", rates)) == run
+    assert funding.trailing_negative(kit.settled("X/USDT:USDT", rates)) == run
 
 
 def test_hours_between_is_exact() -> None:
     later = kit.T0 + timedelta(hours=1, minutes=30, microseconds=36)
 
-    assert carry.hours_between(kit.T0, later) == D("1.50000001")
+    assert funding.hours_between(kit.T0, later) == D("1.50000001")

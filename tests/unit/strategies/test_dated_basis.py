@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from bot.domain import CloseHedge, Hedge, MarketSnapshot, OpenHedge, Pair
-from strategies.base import DatedParams, SizingParams
+from bot.domain.params import SizingParams
+from bot.domain.strategy import DatedParams
 from strategies.best_carry import BestCarry
 from strategies.dated_basis import dated_signal
 from strategies.funding_carry import FundingCarry, FundingCarryParams

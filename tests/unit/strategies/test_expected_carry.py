@@ -6,7 +6,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from bot.domain import CloseHedge, OpenHedge, ResizeHedge
-from strategies.base import SizingParams, UniverseParams
+from bot.domain.params import SizingParams, UniverseParams
 from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams
 from tests.unit.strategies.scenario import Market, hedge, market_snapshot, portfolio
 from tests.unit.strategies.scenario import evaluate as evaluate_threshold_strategy

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from bot.domain import CloseHedge, HedgeState, OpenHedge
-from strategies.base import SizingParams
+from bot.domain.params import SizingParams
 from strategies.funding_carry import FundingCarryParams
 from tests.unit.strategies.scenario import (
     T0,

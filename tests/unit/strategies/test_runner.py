@@ -1,28 +1,11 @@
-"""Loading strategies by config name and isolating their exceptions."""
+"""Loading strategies by config name."""
 
 from __future__ import annotations
 
-import logging
-from typing import ClassVar
-
 import pytest
 
-from bot.domain import Intent, MarketSnapshot, Portfolio
-from strategies.base import StrategyParams
-from strategies.funding_carry import FundingCarry, FundingCarryParams
-from strategies.runner import SafeStrategy, load_safe_strategy, load_strategy
-from tests import kit
-from tests.unit.strategies.scenario import Market, market_snapshot
-
-
-class Exploding:
-    name: ClassVar[str] = "exploding"
-    params_model: ClassVar[type[StrategyParams]] = FundingCarryParams
-
-    def evaluate(
-        self, snapshot: MarketSnapshot, portfolio: Portfolio, params: StrategyParams
-    ) -> list[Intent]:
-        raise ZeroDivisionError("bad maths")
+from strategies.funding_carry import FundingCarry
+from strategies.runner import load_strategy
 
 
 def test_load_strategy_by_config_name_returns_an_instance() -> None:
@@ -32,30 +15,3 @@ def test_load_strategy_by_config_name_returns_an_instance() -> None:
 def test_load_strategy_unknown_name_lists_the_registered_ones() -> None:
     with pytest.raises(KeyError, match="available: expected_carry, funding_carry"):
         load_strategy("martingale")
-
-
-def test_safe_strategy_exception_is_logged_with_snapshot_time_and_gives_no_intents(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    safe = SafeStrategy(Exploding())
-    snap = kit.snapshot()
-
-    with caplog.at_level(logging.ERROR, logger="strategies.runner"):
-        intents = safe.evaluate(snap, Portfolio(hedges=()), FundingCarryParams())
-
-    assert intents == []
-    assert safe.failures == 1
-    (record,) = caplog.records
-    assert "exploding" in record.getMessage()
-    assert snap.taken_at.isoformat() in record.getMessage()
-    assert record.exc_info is not None
-
-
-def test_safe_strategy_passes_intents_through() -> None:
-    safe = load_safe_strategy("funding_carry")
-    snap = market_snapshot(Market("BTC", rate="0.0005"))
-
-    intents = safe.evaluate(snap, Portfolio(hedges=()), FundingCarryParams())
-
-    assert [type(i).__name__ for i in intents] == ["OpenHedge"]
-    assert safe.failures == 0

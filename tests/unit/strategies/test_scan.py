@@ -11,8 +11,8 @@ from bot.cli.scan_cmd import render_table, run_scan, strategy_params
 from bot.clock import SimulatedClock
 from bot.config import config_from_dict
 from bot.domain import MarketSnapshot
-from bot.scan import TABLE_COLUMNS, row_json, scan_rows, table_cells
-from strategies.base import SizingParams
+from bot.domain.params import SizingParams
+from strategies.scan import TABLE_COLUMNS, row_json, scan_rows, table_cells
 from tests.unit.standin import StandIn
 from tests.unit.strategies.scenario import T0, Market, market_snapshot, params
 

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from bot.domain import MarketKind, MarketSnapshot, Pair
-from strategies.base import UniverseParams
-from strategies.carry import funding_apr
+from bot.domain.funding import funding_apr
+from bot.domain.instruments import MarketKind, Pair
+from bot.domain.market import MarketSnapshot
+from bot.domain.params import UniverseParams
 
 
 def exclusion_reason(

@@ -8,8 +8,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from bot.domain import Pair
-from strategies.base import UniverseParams
-from strategies.universe import exclusion_reason, select_universe
+from bot.domain.params import UniverseParams
+from bot.domain.universe import exclusion_reason, select_universe
 from tests import kit
 from tests.unit.strategies.scenario import Market, market_snapshot
 

@@ -13,10 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import MarketSnapshot, OpenHedge, Pair, Portfolio
+from bot.domain.funding import HOURS_PER_YEAR
+from bot.domain.params import FeeParams
+from bot.domain.universe import exclusion_reason, select_universe
 from strategies import dated_basis
-from strategies.base import FeeParams
 from strategies.best_carry import BestCarry, enabled_dated
-from strategies.carry import HOURS_PER_YEAR
 from strategies.carry_value import CarryValue
 from strategies.dated_basis import DatedSignal, dated_signal
 from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams
@@ -24,7 +25,6 @@ from strategies.expected_carry import entry_block as expected_entry_block
 from strategies.expected_carry import value_of as expected_value_of
 from strategies.funding_carry import FundingCarry, FundingCarryParams, entry_block
 from strategies.signals import CarrySignal, carry_signal
-from strategies.universe import exclusion_reason, select_universe
 
 PERPETUAL = "perpetual"
 

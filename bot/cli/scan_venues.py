@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot.scan import ScanRow
-from strategies.base import FeeParams
+from bot.domain.params import FeeParams
+from strategies.scan import ScanRow
 
 
 @dataclass(frozen=True, slots=True)
