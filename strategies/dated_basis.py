@@ -89,7 +89,9 @@ def dated_signal(
     fees = params.fees
     paid = fees.effective()  # VIP tier and BNB discount applied
     total_fees = 2 * (paid.spot_taker + paid.futures_taker)
-    slip_open, slip_close = open_close_slippage(pair, snapshot, notional, params.dated.slippage_bps)
+    slip_open, slip_close = open_close_slippage(
+        pair, snapshot, notional, params.dated.assumed_slippage_bps
+    )
     slippage = slip_open + slip_close
     entry = future_q.bid / spot_q.ask - 1
     net = entry - total_fees - slippage
