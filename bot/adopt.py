@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from bot.domain import Event, Hedge, Severity
 from bot.errors import UserError
+from bot.persistence.port import LedgerPort
 from bot.persistence.repositories import Ledger
 
 REQUESTED = "adopt.requested"
@@ -42,7 +43,9 @@ def commands_for(hedge_id: int) -> str:
     )
 
 
-async def request_adopt(ledger: Ledger, hedge_id: int | None, *, close: bool, at: datetime) -> str:
+async def request_adopt(
+    ledger: Ledger, hedge_id: int | None, *, close: bool, at: datetime, source: str = "cli"
+) -> str:
     """Record a request for the next start; return what will happen (one line)."""
     if hedge_id is not None:
         hedge = await ledger.hedges.get(hedge_id)
@@ -64,14 +67,14 @@ async def request_adopt(ledger: Ledger, hedge_id: int | None, *, close: bool, at
             message,
             at,
             Severity.ALERT,
-            {"hedge_id": hedge_id, "close": close, "source": "cli"},
+            {"hedge_id": hedge_id, "close": close, "source": source},
             hedge_id,
         )
     )
     return message
 
 
-async def pending_requests(ledger: Ledger) -> list[AdoptRequest]:
+async def pending_requests(ledger: LedgerPort) -> list[AdoptRequest]:
     """Return the requests no start has applied yet, oldest first."""
     applied = await ledger.events.recent(APPLIED, limit=1)
     since = applied[0].at if applied else None
