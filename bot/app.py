@@ -34,7 +34,7 @@ from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.instance_lock import LockKeeper, instance_lock_for
 from bot.persistence.outage import BufferedEventSink, OutageGuard
-from bot.persistence.repositories import Ledger, SettledFundingRepository
+from bot.persistence.repositories import CycleReads, Ledger, SettledFundingRepository
 from bot.persistence.startup_checks import database_errors
 from bot.reconcile import Reconciler
 from bot.risk import RiskGate
@@ -112,7 +112,7 @@ async def run_bot(
     engine = create_engine(database_url)
     exchange: ExchangePort | None = None
     run_id: int | None = None
-    base_ledger = Ledger(session_factory(engine))
+    base_ledger = Ledger(session_factory(engine), CycleReads())
     keeping: asyncio.Task[None] | None = None
     ops: Operations | None = None
     try:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain import Event, Severity
 from bot.domain.ledger import BotRun, TradingState, TradingStatus
 from bot.persistence.base import Sessions, SqlRepository
-from bot.persistence.cycle_reads import TRADING_STATE, cycle_reads_of, trading_status_of
+from bot.persistence.cycle_reads import TRADING_STATE, CycleReads, trading_status_of
 from bot.persistence.mapping import run_of
 from bot.persistence.models import BotRunRow, EventRow, PaperStateRow
 from bot.persistence.upsert import insert_replacing
@@ -85,6 +85,10 @@ class EventRepository(SqlRepository):
 class TradingStateRepository(SqlRepository):
     _ROW_ID = 1
 
+    def __init__(self, sessions: Sessions, reads: CycleReads) -> None:
+        super().__init__(sessions)
+        self._reads = reads
+
     async def get(self) -> TradingStatus | None:
         """Return the kill-switch state, or None when it was never set (treated as ACTIVE)."""
         async with self._sessions() as s:
@@ -105,7 +109,7 @@ class TradingStateRepository(SqlRepository):
             "changed_by": changed_by,
             "changed_at": at,
         }
-        async with cycle_reads_of(self._sessions).writing(), self._engine.begin() as conn:
+        async with self._reads.writing(), self._engine.begin() as conn:
             await insert_replacing(conn, "trading_state", ("id",), [row])
         return TradingStatus(state, reason, changed_by, at)
 

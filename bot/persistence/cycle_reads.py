@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,11 +9,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import Hedge, HedgeState
 from bot.domain.ledger import TradingState, TradingStatus
-from bot.persistence.base import Sessions, engine_of
 from bot.persistence.mapping import hedge_of, table_of
 from bot.persistence.models import HedgeRow, TradingStateRow
 
@@ -38,14 +36,18 @@ _HELD_SINCE = ALL_HEDGES.where(
 class CycleReads:
     """What each cycle reads, kept as read until the next write that changes it.
 
+    Built by the composition root, one per engine (`run_bot`, the backtest, each command),
+    and given to the `Ledger` over that engine; every ledger over the engine in a process
+    shares it (`Ledger.for_run` passes it on), so a kept read is never older than a write
+    made through any of them.
+
     Kept: the active hedges, the last close per pair, the hedges held since a time (funding
-    capture) and, for a private ledger, the trading state. Hedges are written only by the
-    bot's own process, through `HedgeRepository`; the trading state also by `carrybot
-    halt`/`resume` from another process, so it is kept only for a ledger marked private
-    (`keep_trading_state`: a backtest's throwaway file). Each write through this engine bumps
-    `generation` when it begins and again when it ends, committed or not; a read keeps what
-    it read only if no write began or ended meanwhile, so a copy is never older than a write
-    made through the same engine.
+    capture) and, with `keep_trading_state`, the trading state. Hedges are written only by
+    the bot's own process, through `HedgeRepository`; the trading state also by `carrybot
+    halt`/`resume` from another process, so it is kept only for a ledger no other process
+    writes (a backtest's throwaway file). Each write bumps `generation` when it begins and
+    again when it ends, committed or not; a read keeps what it read only if no write began
+    or ended meanwhile.
     """
 
     __slots__ = (
@@ -61,12 +63,12 @@ class CycleReads:
         "status_read_at",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_trading_state: bool = False) -> None:
         self.generation = 0
         self.read_at = -1  # the generation `active` and `last_closed` were read at
         self.active: tuple[Hedge, ...] = ()
         self.last_closed: dict[str, datetime] = {}
-        self.private = False
+        self.private = keep_trading_state
         self.status_read_at = -1  # the generation `status` was read at
         self.status: TradingStatus | None = None
         self.held_read_at = -1  # the generation `held` was read at
@@ -138,24 +140,8 @@ class CycleReads:
         return status
 
 
-_CYCLE_READS: weakref.WeakKeyDictionary[Any, CycleReads] = weakref.WeakKeyDictionary()
-
-
-def cycle_reads_of(sessions: Sessions | AsyncEngine) -> CycleReads:
-    """Return the reads kept for the engine behind `sessions` (one per engine)."""
-    engine = (sessions if isinstance(sessions, AsyncEngine) else engine_of(sessions)).sync_engine
-    reads = _CYCLE_READS.get(engine)
-    if reads is None:
-        reads = _CYCLE_READS[engine] = CycleReads()
-    return reads
-
-
-def keep_trading_state(engine: AsyncEngine) -> None:
-    """Keep the trading state between cycles: only for a ledger no other process writes."""
-    cycle_reads_of(engine).private = True
-
-
 def trading_status_of(row: Any) -> TradingStatus | None:
+    """Return the kill-switch state of a `trading_state` row (None when never set)."""
     if row is None:
         return None
     return TradingStatus(TradingState(row.state), row.reason, row.changed_by, row.changed_at)

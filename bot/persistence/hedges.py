@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Hedge, HedgeState, Order, OrderStatus, check_transition
 from bot.domain.ledger import HedgeTransition, NewOrder, OrderRecord
-from bot.persistence.base import SqlRepository
-from bot.persistence.cycle_reads import ALL_HEDGES, cycle_reads_of
+from bot.persistence.base import Sessions, SqlRepository
+from bot.persistence.cycle_reads import ALL_HEDGES, CycleReads
 from bot.persistence.mapping import check_hedge_fields, hedge_of, new_order_row, order_of
 from bot.persistence.models import HedgeRow, HedgeTransitionRow, OrderRow
 
@@ -30,8 +30,12 @@ def _apply_hedge_fields(row: HedgeRow, fields: dict[str, Any]) -> None:
 
 
 class HedgeRepository(SqlRepository):
+    def __init__(self, sessions: Sessions, reads: CycleReads) -> None:
+        super().__init__(sessions)
+        self._reads = reads
+
     def _writing(self) -> AbstractAsyncContextManager[None]:
-        return cycle_reads_of(self._sessions).writing()
+        return self._reads.writing()
 
     async def create(
         self,
@@ -148,7 +152,7 @@ class HedgeRepository(SqlRepository):
 
     async def held_since(self, since: datetime) -> list[Hedge]:
         """Return hedges that held a position at some time at or after `since`, oldest first."""
-        reads = cycle_reads_of(self._sessions)
+        reads = self._reads
         kept = reads.kept_held(since)
         if kept is not None:
             return kept
@@ -161,7 +165,7 @@ class HedgeRepository(SqlRepository):
 
     async def _cycle_hedges(self) -> tuple[list[Hedge], dict[str, datetime]]:
         """The active hedges and last close per pair: kept copies, else read on a connection."""
-        reads = cycle_reads_of(self._sessions)
+        reads = self._reads
         kept = reads.current()
         if kept is not None:
             return kept

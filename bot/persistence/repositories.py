@@ -15,12 +15,13 @@ from bot.persistence.bot_state import (
     RunRepository,
     TradingStateRepository,
 )
-from bot.persistence.cycle_reads import CycleView, cycle_reads_of, keep_trading_state
+from bot.persistence.cycle_reads import CycleReads, CycleView
 from bot.persistence.fills import FillRepository, FundingRepository, SettledFundingRepository
 from bot.persistence.hedges import HedgeRepository, OrderRepository
 from bot.persistence.observations import ObservationRepository, SnapshotRepository
 
 __all__ = [
+    "CycleReads",
     "CycleView",
     "EventRepository",
     "FillRepository",
@@ -34,39 +35,39 @@ __all__ = [
     "SettledFundingRepository",
     "SnapshotRepository",
     "TradingStateRepository",
-    "keep_trading_state",
 ]
 
 
 class Ledger:
-    """All repositories over one session factory."""
+    """All repositories over one session factory, with the reads kept for its engine."""
 
-    def __init__(self, sessions: Sessions, run_id: int | None = None) -> None:
+    def __init__(self, sessions: Sessions, reads: CycleReads, run_id: int | None = None) -> None:
         self.sessions = sessions
+        self.reads = reads
         self.runs = RunRepository(sessions)
         self.observations = ObservationRepository(sessions)
         self.settled_funding = SettledFundingRepository(sessions)
-        self.hedges = HedgeRepository(sessions)
+        self.hedges = HedgeRepository(sessions, reads)
         self.orders = OrderRepository(sessions)
         self.fills = FillRepository(sessions)
         self.funding = FundingRepository(sessions)
         self.snapshots = SnapshotRepository(sessions)
         self.events = EventRepository(sessions, run_id)
-        self.trading_state = TradingStateRepository(sessions)
+        self.trading_state = TradingStateRepository(sessions, reads)
         self.paper_state = PaperStateRepository(sessions)
 
     def for_run(self, run_id: int) -> Ledger:
         """Return a ledger whose events are tagged with `run_id`."""
-        return Ledger(self.sessions, run_id)
+        return Ledger(self.sessions, self.reads, run_id)
 
     async def cycle_view(self) -> CycleView:
         """Return the trading state, the active hedges and the last closes in one round trip.
 
         The trading state is read every time (`carrybot halt` writes it from another
-        process) unless the ledger is private (`keep_trading_state`); the hedges are read
+        process) unless `reads` keeps it (a ledger no other process writes); the hedges are read
         again only after this process wrote one.
         """
-        reads = cycle_reads_of(self.sessions)
+        reads = self.reads
         kept, status = reads.kept_status()
         hedges = reads.current()
         if kept and hedges is not None:

@@ -36,7 +36,7 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/events", api.events),
         Route("/api/halt", api.halt, methods=["POST"]),
         Route("/api/resume", api.resume, methods=["POST"]),
-        Route("/api/actions/{name}", api.action, methods=["POST"]),
+        Route("/api/adopt", api.adopt, methods=["POST"]),
         Route("/metrics", api.metrics),
     ]
     app = Starlette(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.conftest import REPO_ROOT
 from tests.e2e.cli import Result, run_cli
 from tests.fakes.binance_server import DEFAULT_API_KEY, DEFAULT_API_SECRET
@@ -161,7 +161,7 @@ class BotEnv:
 async def ledger_at(url: str) -> AsyncIterator[Ledger]:
     engine = create_engine(url)
     try:
-        yield Ledger(session_factory(engine))
+        yield Ledger(session_factory(engine), CycleReads())
     finally:
         await engine.dispose()
 

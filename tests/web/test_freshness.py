@@ -18,7 +18,7 @@ from bot.control import set_trading_state
 from bot.domain.ledger import TradingState
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.models import HedgeRow
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.web.conftest import Dash
 
 PATHS = ("/metrics", "/", "/api/status", "/api/hedges", "/api/events", "/market")
@@ -50,7 +50,7 @@ async def other_process(dash: Dash) -> AsyncIterator[Ledger]:
     url = _engine(dash).url.render_as_string(hide_password=False)
     engine = create_engine(url)
     try:
-        yield Ledger(session_factory(engine))
+        yield Ledger(session_factory(engine), CycleReads())
     finally:
         await engine.dispose()
 
