@@ -37,7 +37,7 @@ from bot.execution.recovery import HedgeRecovery
 from bot.execution.sizing import SizingError, common_step, size_hedge
 from bot.execution.unwind import HedgeUnwinder
 from bot.persistence.outage import OutageGuard
-from bot.persistence.repositories import Ledger
+from bot.persistence.port import LedgerPort
 
 __all__ = ["HedgeExecutor"]
 
@@ -48,7 +48,7 @@ class HedgeExecutor:
     def __init__(
         self,
         exchange: ExchangePort,
-        ledger: Ledger,
+        ledger: LedgerPort,
         clock: Clock,
         setup: AccountSetup,
         *,
