@@ -13,7 +13,7 @@ from bot.domain import Event, EventSink, Severity
 from bot.exchange.port import ExchangePort
 from bot.execution.account_setup import AccountSetup
 from bot.execution.legs import LegResult, LegSender
-from bot.persistence.repositories import Ledger
+from bot.persistence.port import LedgerPort
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class HedgeContext:
     """
 
     exchange: ExchangePort
-    ledger: Ledger
+    ledger: LedgerPort
     clock: Clock
     setup: AccountSetup
     risk: RiskConfig
