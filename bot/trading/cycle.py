@@ -1,12 +1,13 @@
 """The bot's cycle, written once: poll → capture funding → snapshot → (reconcile) → evaluate.
 
-The scheduler of `carrybot run`, `carrybot run --once` and the backtest all run this one
-`Cycle`; they differ only in which stages are due (`Due`: the scheduler's cadences, every
-stage once, the backtest's snapshot and reconcile intervals) and in how a stage is run
-(`StageRunner`: the scheduler logs a failed stage and goes on to the next, the others let
-the error propagate). Funding is captured before the strategy runs, so the funding settled
-at an event time is paid to the position held then; the snapshot before the evaluation
-gives the risk gate the day's equity.
+`carrybot run --once` and the backtest run this one `Cycle`; they differ only in which
+stages are due (`Due`: every stage once, or the backtest's snapshot and reconcile intervals).
+The long-running scheduler (`bot.scheduler`) still runs the same jobs as interval jobs of
+their own, so a slow poll never holds back a balance snapshot or an evaluation.
+
+Funding is captured before the strategy runs, so the funding settled at an event time is
+paid to the position held then; the snapshot before the evaluation gives the risk gate the
+day's equity.
 """
 
 from __future__ import annotations

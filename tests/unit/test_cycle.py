@@ -1,4 +1,4 @@
-"""The one cycle: the scheduler, `run --once` and the backtest run its stages in one order.
+"""The one cycle: `run --once` and the backtest run its stages in one order.
 
 The loop here is a stand-in that records which job ran (the `Cycle` and its callers are
 under test, not the jobs).
@@ -14,8 +14,7 @@ from typing import Any, cast
 from bot.app import run_once
 from bot.backtest.engine import BacktestSpec, CycleStepper
 from bot.clock import SimulatedClock
-from bot.config import ScheduleConfig, config_from_dict
-from bot.scheduler import Cadence, build_scheduler
+from bot.config import config_from_dict
 from bot.trading import TradingLoop
 from bot.trading.cycle import STAGES, Cycle, Due
 
@@ -122,53 +121,3 @@ async def test_backtest_step_runs_the_cycle_in_its_order_with_its_own_intervals(
     assert first == list(STAGES)  # the first step: snapshot and reconciliation due
     assert stand_in.ran == ["poll", "funding_capture", "evaluate"]
     assert [p.equity for p in equity] == [Decimal(1000)]
-
-
-async def test_scheduler_cycle_job_runs_the_same_order_and_a_failed_stage_does_not_stop_it() -> (
-    None
-):
-    clock = SimulatedClock(T0)
-    stand_in = RecordingLoop(clock, failing="poll")
-    schedule = ScheduleConfig(poll_seconds=10, evaluate_seconds=10, reconcile_seconds=20)
-    observed: list[str] = []
-    scheduler = build_scheduler(
-        _loop(stand_in), schedule, clock, on_job=lambda name, _: observed.append(name)
-    )
-    job = scheduler.get_job("cycle")
-    assert job is not None
-
-    for tick in range(3):
-        clock.set(T0 + timedelta(seconds=10 * tick))
-        await job.func()
-
-    assert stand_in.ran == [  # every poll fails: the stages after it still run
-        "poll", "funding_capture", "balance_snapshot",
-        "poll", "funding_capture", "evaluate",
-        "poll", "funding_capture", "reconcile", "evaluate",
-    ]  # fmt: skip
-    assert observed == stand_in.ran  # every stage timed for /metrics, under its own name
-    assert {j.id for j in scheduler.get_jobs()} == {"cycle", "heartbeat"}
-
-
-def test_cadence_is_due_by_whole_intervals_from_the_start_even_on_an_early_tick() -> None:
-    now = [0.0]
-    schedule = ScheduleConfig(
-        poll_seconds=10, evaluate_seconds=30, balance_snapshot_seconds=20, reconcile_seconds=300
-    )
-    cadence = Cadence(schedule, lambda: now[0])
-    seen = []
-    for at in (0.0, 9.98, 20.01, 29.99, 40.0, 50.0, 60.0):
-        now[0] = at
-        due = cadence.due()
-        seen.append((due.poll, due.snapshot, due.evaluate, due.reconcile))
-
-    assert cadence.tick == 10
-    assert seen == [
-        (True, True, False, False),
-        (True, False, False, False),
-        (True, True, False, False),
-        (True, False, True, False),
-        (True, True, False, False),
-        (True, False, False, False),
-        (True, True, True, False),
-    ]
