@@ -38,7 +38,7 @@ browser-deps:
 	fi
 
 test: lint typecheck browser-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: $(VENV)/.dev-installed
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

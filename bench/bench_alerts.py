@@ -33,7 +33,7 @@ from bot.domain import Event, PositionMode, Severity  # noqa: E402
 from bot.persistence import migrate  # noqa: E402
 from bot.persistence.db import create_engine, session_factory  # noqa: E402
 from bot.persistence.outage import BufferedEventSink, OutageGuard  # noqa: E402
-from bot.persistence.repositories import Ledger  # noqa: E402
+from bot.persistence.repositories import CycleReads, Ledger  # noqa: E402
 from tests.fakes.telegram_server import CHAT_ID, TOKEN  # noqa: E402
 from tests.support.market_source import StaticMarketSource  # noqa: E402
 from tests.support.paper_stack import paper_exchange  # noqa: E402
@@ -69,7 +69,7 @@ class Rig:
         )
         assert self.fake.stdout is not None and self.fake.stdout.readline().strip() == "ready"
         self.url = f"http://127.0.0.1:{port}"
-        ledger = Ledger(session_factory(self.engine))
+        ledger = Ledger(session_factory(self.engine), CycleReads())
         run = await ledger.runs.start(
             mode="paper", environment="bench", config_hash="-", version="-", at=clock.now()
         )

@@ -8,10 +8,14 @@ backtest, loading included, within 10x that floor, peak RSS under 1 GiB.
 
     .venv/bin/python bench/bench_backtest.py [DATA_DIR] [--runs N] [--summary FILE]
                                              [--save-summary FILE] [--strategy NAME]
+                                             [--sql-ledger] [--until YYYY-MM-DD]
 
 `--summary FILE` also checks the run's summary.json byte for byte against FILE;
 `--save-summary FILE` keeps it (a reference for the next version). `--strategy` runs another
-registered strategy than the default one with its default parameters.
+registered strategy than the default one with its default parameters. `--sql-ledger` writes
+the ledger row by row through SQLAlchemy, as the live bot does (the path whose speed rests
+on the kept cycle reads, `bot/persistence/cycle_reads.py`), instead of in memory; `--until`
+ends the replay early (a shorter window; the floor still reads every file).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import resource
 import statistics
 import tempfile
 import time
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
 from pathlib import Path
 
 from bot.backtest.engine import BacktestSpec, load_for
@@ -70,7 +76,13 @@ def peak_rss_mib() -> float:
 
 
 def one_backtest(
-    root: Path, summary: Path | None, *, strategy: str | None = None, save: Path | None = None
+    root: Path,
+    summary: Path | None,
+    *,
+    strategy: str | None = None,
+    save: Path | None = None,
+    sql_ledger: bool = False,
+    until: datetime | None = None,
 ) -> tuple[float, float, int, str]:
     """Run the backtest once; return (seconds with loading, replay seconds, events, line)."""
     raw: dict[str, object] = {"universe": {"symbols": PAIRS}}
@@ -82,7 +94,9 @@ def one_backtest(
     loaded = time.perf_counter() - began
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        spec = BacktestSpec(config, root, default_database(out))
+        spec = BacktestSpec(
+            config, root, default_database(out), end=until, ledger_in_memory=not sql_ledger
+        )
         started = time.perf_counter()
         report = asyncio.run(backtest(spec, out, history=history, charts=False))
         replayed = time.perf_counter() - started
@@ -103,7 +117,14 @@ def one_backtest(
 
 
 def main(
-    root: Path, runs: int, summary: Path | None, strategy: str | None, save: Path | None
+    root: Path,
+    runs: int,
+    summary: Path | None,
+    strategy: str | None,
+    save: Path | None,
+    *,
+    sql_ledger: bool = False,
+    until: datetime | None = None,
 ) -> None:
     quiet_bot_logs()
     files = data_files(root, PAIRS)
@@ -111,7 +132,9 @@ def main(
     results = []
     for n in range(1, runs + 1):
         floor, rows = read_floor(files)
-        total, replayed, events, line = one_backtest(root, summary, strategy=strategy, save=save)
+        total, replayed, events, line = one_backtest(
+            root, summary, strategy=strategy, save=save, sql_ledger=sql_ledger, until=until
+        )
         floor_after, _ = read_floor(files)
         floor = min(floor, floor_after)  # the floor of this run: the faster of two reads
         results.append((total, floor))
@@ -140,5 +163,16 @@ if __name__ == "__main__":
     parser.add_argument("--summary", type=Path, default=None)
     parser.add_argument("--save-summary", type=Path, default=None)
     parser.add_argument("--strategy", default=None)
+    parser.add_argument("--sql-ledger", action="store_true")
+    parser.add_argument("--until", type=date.fromisoformat, default=None)
     args = parser.parse_args()
-    main(args.data, args.runs, args.summary, args.strategy, args.save_summary)
+    until = datetime.combine(args.until, time_of_day.min, UTC) if args.until else None
+    main(
+        args.data,
+        args.runs,
+        args.summary,
+        args.strategy,
+        args.save_summary,
+        sql_ledger=args.sql_ledger,
+        until=until,
+    )

@@ -48,7 +48,7 @@ from bot.execution.legs import LegResult, LegSender
 from bot.ids import UidFactory
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.fakes.binance_server import DEFAULT_API_KEY, DEFAULT_API_SECRET, FakeBinance, Limits
 from tests.fakes.bitstamp_fixtures import bitstamp_instruments, seed_bitstamp
 from tests.fakes.bitstamp_server import DEFAULT_API_KEY as BS_KEY
@@ -198,7 +198,7 @@ async def main(hedges: int, latencies: list[tuple[float, float]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp}/bench.db")
         await migrate.upgrade(engine)
-        ledger = Ledger(session_factory(engine))
+        ledger = Ledger(session_factory(engine), CycleReads())
         print(
             f"{hedges} hedges per row (after {WARM_UP} warm-up), spot BTC/USDT on the fake "
             "Bitstamp, short BTC/USDT:USDT on the fake Binance; latency one-way, each way"

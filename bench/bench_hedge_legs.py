@@ -44,7 +44,7 @@ from bot.execution.legs import LegResult, LegSender
 from bot.ids import UidFactory
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.fakes import codec
 from tests.fakes.fixtures import PRICES, FakeBinanceProcess, deep_book, standard_instruments
 
@@ -241,7 +241,7 @@ async def main() -> None:
         engine = create_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'ledger.db'}")
         try:
             await migrate.upgrade(engine)
-            ledger = Ledger(session_factory(engine))
+            ledger = Ledger(session_factory(engine), CycleReads())
             together = await run(fake, ledger, TimedSender, args.hedges)
             apart = await run(fake, ledger, SequentialSender, args.hedges)
         finally:

@@ -6,6 +6,8 @@ used per minute as a share of Binance's budgets.
 
     python bench/bench_soak.py --minutes 10 --symbols 300
     python bench/bench_soak.py --minutes 10 --compare-web   # dashboard off vs on, CPU time
+    python bench/bench_soak.py --minutes 5 --compare-web --runs 3   # median of 3, with the
+        # spread, and a control bot (dashboard off too) for the noise of the comparison
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,24 +212,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--symbols", type=int, default=300)
-    parser.add_argument("--poll", type=float, default=1.0)
-    parser.add_argument(
-        "--compare-web",
-        action="store_true",
-        help="run two bots at once, dashboard off and on (scraped every --scrape seconds), "
-        "and compare their CPU time",
-    )
-    parser.add_argument("--scrape", type=float, default=15.0, help="seconds between scrapes")
-    parser.add_argument(
-        "--scrape-paths",
-        default="/metrics,/,/api/status",
-        help="paths fetched at each scrape (default: Prometheus plus an open overview page)",
-    )
-    args = parser.parse_args()
+def run_once(args: argparse.Namespace) -> list[Soak]:
+    """One soak: one bot, or (--compare-web) the bots off / on / control side by side."""
     if not args.compare_web:
         soaks = [Soak(args, web_port=None, label="")]
     else:
@@ -234,6 +221,8 @@ def main() -> None:
             Soak(args, web_port=None, label=" (dashboard off)"),
             Soak(args, web_port=free_port(), label=" (dashboard on, scraped)"),
         ]
+        if args.control:
+            soaks.append(Soak(args, web_port=None, label=" (dashboard off, control)"))
     last_scrape = 0.0
     try:
         while True:
@@ -252,15 +241,67 @@ def main() -> None:
         s.wait()
         s.print_report()
         print()
-    if args.compare_web:
-        off, on = soaks
+    return soaks
+
+
+def spread(values: list[float]) -> str:
+    """'median (min to max)' of percentages."""
+    pct = sorted((v - 1) * 100 for v in values)
+    return f"{statistics.median(pct):+.1f}% (runs: {', '.join(f'{p:+.1f}%' for p in pct)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--symbols", type=int, default=300)
+    parser.add_argument("--poll", type=float, default=1.0)
+    parser.add_argument(
+        "--compare-web",
+        action="store_true",
+        help="run bots at once, dashboard off and on (scraped every --scrape seconds), "
+        "and compare their CPU time",
+    )
+    parser.add_argument(
+        "--control",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --compare-web, a third bot with the dashboard off: the off/off ratio is "
+        "the noise floor of the comparison (default on)",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="repeat the soak, report the median")
+    parser.add_argument("--scrape", type=float, default=15.0, help="seconds between scrapes")
+    parser.add_argument(
+        "--scrape-paths",
+        default="/metrics",
+        help="paths fetched at each scrape, comma-separated (default: Prometheus alone; "
+        "/metrics,/,/api/status adds an open overview page)",
+    )
+    args = parser.parse_args()
+    costs: list[float] = []
+    controls: list[float] = []
+    for run in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"=== run {run} of {args.runs}")
+        soaks = run_once(args)
+        if not args.compare_web:
+            continue
+        off, on = soaks[0], soaks[1]
         ratio = on.cpu_seconds / off.cpu_seconds if off.cpu_seconds else float("nan")
-        print(
+        costs.append(ratio)
+        line = (
             f"dashboard CPU cost: {on.cpu_seconds:.1f} s with the dashboard served and scraped "
             f"every {args.scrape:g} s ({args.scrape_paths}) vs {off.cpu_seconds:.1f} s "
-            f"without = {ratio:.3f}x "
-            f"({(ratio - 1) * 100:+.1f}%; target < +5%); both bots ran at the same time"
+            f"without = {ratio:.3f}x ({(ratio - 1) * 100:+.1f}%; target < +5%)"
         )
+        if args.control:
+            control = soaks[2].cpu_seconds / off.cpu_seconds if off.cpu_seconds else float("nan")
+            controls.append(control)
+            line += f"; control bot, also without: {(control - 1) * 100:+.1f}% (the noise)"
+        print(line + "; the bots ran at the same time\n")
+    if args.compare_web and args.runs > 1:
+        print(f"dashboard CPU cost over {args.runs} runs: median {spread(costs)}")
+        if controls:
+            print(f"control (dashboard off twice) over {args.runs} runs: median {spread(controls)}")
 
 
 if __name__ == "__main__":

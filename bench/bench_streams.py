@@ -7,13 +7,17 @@ Prints, in one run:
 - REST request weight per minute at the default 10 s cadence, both ways (weights counted
   by the fake); the ratio is the reduction;
 - forced disconnects of every connection: time until every stream is live again, p50/p99;
-- a refused-handshake window: entries blocked during it, time from acceptance to live;
-- a short soak: forced disconnects every `--every` seconds for `--soak` seconds; RSS, asyncio
-  tasks and open connections before and after (the 1-hour soak of the issue is
-  `--soak 3600 --every 600`).
+- a refused-handshake window (60 s by default): entries blocked during it, the oldest quote
+  the REST fallback served, time from acceptance to live and to entries open;
+- fills while the user-data streams are down (`--gaps`): each order's REST response and
+  look-ups lost, resolved by the look-up after the resync, recorded once;
+- a soak: forced disconnects every `--every` seconds for `--soak` seconds, with orders every
+  `--order-every` s, a gap fill at each disconnect and funding settled every
+  `--funding-every` s; RSS, asyncio tasks and sockets, duplicate fills, missed funding
+  (the issue's 1-hour soak: `--soak-only --soak 3600 --every 600 --verbose`).
 
     .venv/bin/python bench/bench_streams.py [--pairs 300] [--book-interval 0.25]
-        [--disconnects 20] [--soak 60] [--every 10]
+        [--disconnects 20] [--refuse 60] [--gaps 5] [--soak 60] [--every 10] [--soak-only]
 """
 
 from __future__ import annotations

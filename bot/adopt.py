@@ -42,7 +42,9 @@ def commands_for(hedge_id: int) -> str:
     )
 
 
-async def request_adopt(ledger: Ledger, hedge_id: int | None, *, close: bool, at: datetime) -> str:
+async def request_adopt(
+    ledger: Ledger, hedge_id: int | None, *, close: bool, at: datetime, source: str = "cli"
+) -> str:
     """Record a request for the next start; return what will happen (one line)."""
     if hedge_id is not None:
         hedge = await ledger.hedges.get(hedge_id)
@@ -64,7 +66,7 @@ async def request_adopt(ledger: Ledger, hedge_id: int | None, *, close: bool, at
             message,
             at,
             Severity.ALERT,
-            {"hedge_id": hedge_id, "close": close, "source": "cli"},
+            {"hedge_id": hedge_id, "close": close, "source": source},
             hedge_id,
         )
     )

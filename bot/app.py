@@ -33,7 +33,7 @@ from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.instance_lock import LockKeeper, instance_lock_for
 from bot.persistence.outage import BufferedEventSink, OutageGuard
-from bot.persistence.repositories import Ledger, SettledFundingRepository
+from bot.persistence.repositories import CycleReads, Ledger, SettledFundingRepository
 from bot.persistence.startup_checks import database_errors
 from bot.reconcile import Reconciler
 from bot.risk import RiskGate
@@ -108,7 +108,7 @@ async def run_bot(
     keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
     exchange: ExchangePort | None = None
-    lifecycle = RunLifecycle(Ledger(session_factory(engine)), clock)
+    lifecycle = RunLifecycle(Ledger(session_factory(engine), CycleReads()), clock)
     keeping: asyncio.Task[None] | None = None
     ops: Operations | None = None
     try:

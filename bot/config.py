@@ -129,7 +129,7 @@ class PaperConfig(FrozenModel):
 
     initial_spot_quote: NonNegativeDecimal = Decimal("10000")
     initial_futures_quote: NonNegativeDecimal = Decimal("10000")
-    slippage_bps: NonNegativeDecimal = Decimal("5")
+    fill_slippage_bps: NonNegativeDecimal = Decimal("5")
     depth_levels: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
@@ -199,6 +199,27 @@ else:
     StrategyParamsField = _strategy_params_type()
 
 
+RENAMED_KEYS: dict[tuple[str, ...], str] = {
+    ("paper", "slippage_bps"): "paper.fill_slippage_bps (the paper fills' slippage)",
+    ("strategy", "slippage_bps"): "strategy.assumed_slippage_bps (the cost estimate's)",
+    ("strategy", "dated", "slippage_bps"): (
+        "strategy.dated.assumed_slippage_bps (the cost estimate's)"
+    ),
+}
+"""Keys that were renamed: the old key names its new one instead of being merely unknown."""
+
+
+def _renamed_key_problems(data: dict[str, Any]) -> list[str]:
+    problems = []
+    for path, new in RENAMED_KEYS.items():
+        section: Any = data
+        for part in path[:-1]:
+            section = section.get(part) if isinstance(section, dict) else None
+        if isinstance(section, dict) and path[-1] in section:
+            problems.append(f"{'.'.join(path)}: renamed; write {new}")
+    return problems
+
+
 class Config(FrozenModel):
     """The whole TOML file. Sections and keys are documented in README and config.example.toml."""
 
@@ -222,6 +243,9 @@ class Config(FrozenModel):
         """Give the strategy the same sizing, fees and universe as the rest of the bot."""
         if not isinstance(data, dict):
             return data
+        renamed = _renamed_key_problems(data)
+        if renamed:
+            raise ValueError(" | ".join(renamed))
         data = dict(data)
         _default_spot_fees(data)
         section = data.get("strategy", {})

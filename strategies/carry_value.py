@@ -2,7 +2,7 @@
 
 `carry_value` combines the funding forecast (`strategies.forecast`) with the costs of the
 legs as they can be executed now: taker fees of both legs, slippage walked from the books
-(else `slippage_bps` per leg and trade) and the spreads paid (the executable basis at entry,
+(else `assumed_slippage_bps` per leg and trade) and the spreads paid (the executable basis at entry,
 perp bid vs spot ask, against the one at exit, perp ask vs spot bid). The mid basis is
 assumed to stay where it is (no convergence is counted on).
 """

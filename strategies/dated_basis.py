@@ -88,7 +88,9 @@ def dated_signal(
         return None
     fees = params.fees
     total_fees = 2 * (fees.spot_taker + fees.futures_taker)
-    slip_open, slip_close = open_close_slippage(pair, snapshot, notional, params.dated.slippage_bps)
+    slip_open, slip_close = open_close_slippage(
+        pair, snapshot, notional, params.dated.assumed_slippage_bps
+    )
     slippage = slip_open + slip_close
     entry = future_q.bid / spot_q.ask - 1
     net = entry - total_fees - slippage

@@ -70,7 +70,7 @@ class ExpectedCarryParams(StrategyParams):
     max_holding_hours: PositiveDecimal = Decimal("8760")
     min_hold_hours: NonNegativeDecimal = Decimal("168")
     cooldown_hours: NonNegativeDecimal = Decimal("24")
-    slippage_bps: NonNegativeDecimal = Decimal("2")
+    assumed_slippage_bps: NonNegativeDecimal = Decimal("2")
     rebalance_band: Annotated[Decimal, Field(gt=0, le=10)] = Decimal("0.2")
 
     @model_validator(mode="after")
@@ -181,7 +181,7 @@ def value_of(
         notional=notional,
         holding_hours=params.holding_hours,
         fees=params.fees,
-        slippage_bps=params.slippage_bps,
+        slippage_bps=params.assumed_slippage_bps,
         history_periods=params.history_periods,
         halflife=params.ewma_halflife_periods,
         default_persistence=params.default_persistence,

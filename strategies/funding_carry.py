@@ -49,7 +49,7 @@ class FundingCarryParams(StrategyParams):
     predicted_weight: Fraction = Decimal("0.5")
     ewma_halflife_periods: PositiveDecimal = Decimal("9")
     history_periods: Annotated[int, Field(ge=1, le=1000)] = 21
-    slippage_bps: NonNegativeDecimal = Decimal("2")
+    assumed_slippage_bps: NonNegativeDecimal = Decimal("2")
 
     @model_validator(mode="after")
     def _check_hysteresis(self) -> Self:

@@ -40,7 +40,7 @@ class _SignalView:
     predicted_weight: Decimal
     ewma_halflife_periods: Decimal
     history_periods: int
-    slippage_bps: Decimal
+    assumed_slippage_bps: Decimal
     fees: FeeParams
 
 
@@ -111,7 +111,7 @@ def scan_rows(
             ZERO,
             params.ewma_halflife_periods,
             params.history_periods,
-            params.slippage_bps,
+            params.assumed_slippage_bps,
             params.fees,
         )
         if isinstance(params, ExpectedCarryParams)

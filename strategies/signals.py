@@ -32,7 +32,7 @@ class SignalParams(Protocol):
     @property
     def history_periods(self) -> int: ...
     @property
-    def slippage_bps(self) -> Decimal: ...
+    def assumed_slippage_bps(self) -> Decimal: ...
     @property
     def fees(self) -> FeeParams: ...
 
@@ -148,7 +148,7 @@ def carry_signal(
     EWMA of the last `history_periods` settled rates (see `smoothed_apr`). Basis captured
     over the horizon assumes the mid basis converges to 0 while exit pays today's spreads:
     captured = entry_basis − (exit_basis − mid_basis). Costs: taker fees of both legs to
-    open and close, plus slippage from `snapshot.books` for `notional` (else `slippage_bps`
+    open and close, plus slippage from `snapshot.books` for `notional` (else `assumed_slippage_bps`
     per leg and trade). net = smoothed × H / 8760 + captured − costs; net_apr = net × 8760 / H;
     break-even = max(0, costs − captured) / (smoothed / 8760).
     """
@@ -197,7 +197,9 @@ def carry_signal(
 
     fees = params.fees
     leg_fees = fees.spot_taker + fees.futures_taker
-    slip_open, slip_close = open_close_slippage(pair, snapshot, notional, params.slippage_bps)
+    slip_open, slip_close = open_close_slippage(
+        pair, snapshot, notional, params.assumed_slippage_bps
+    )
     total_fees = 2 * leg_fees
     slippage = slip_open + slip_close
     funding_carry = blended * horizon / funding.HOURS_PER_YEAR

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def ledger(engine: AsyncEngine) -> Ledger:
-    return Ledger(session_factory(engine))
+    return Ledger(session_factory(engine), CycleReads())
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ from bot.persistence.memory import MemoryLedger
 from bot.persistence.memory_write import write_ledger
 from bot.persistence.models import BotRunRow
 from bot.persistence.outage import BufferedEventSink, OutageGuard
-from bot.persistence.repositories import Ledger, keep_trading_state
+from bot.persistence.repositories import CycleReads, Ledger
 from bot.trading import TradingLoop
 from bot.trading.cycle import Cycle, Due
 
@@ -160,7 +160,9 @@ async def run_backtest(
             await migrate.upgrade(engine)
         sessions = session_factory(engine)
         await _require_empty(sessions, spec.database_url)
-        base = MemoryLedger() if spec.ledger_in_memory else Ledger(sessions)
+        # A throwaway file is this run's own: no `carrybot halt` can reach it.
+        reads = CycleReads(keep_trading_state=_throwaway_sqlite(spec))
+        base = MemoryLedger() if spec.ledger_in_memory else Ledger(sessions, reads)
         lifecycle = RunLifecycle(base, clock)
         ledger = await lifecycle.open(mode="backtest", environment="replay", config=spec.config)
         loop, exchange, events = await _assemble(
@@ -203,13 +205,17 @@ async def run_backtest(
 def _create_engine(spec: BacktestSpec) -> AsyncEngine:
     """A throwaway SQLite file runs in this thread with durability off; else the usual."""
     url = normalise_database_url(spec.database_url)
-    if spec.throwaway_database and url.startswith("sqlite"):
-        engine = create_engine(
+    if _throwaway_sqlite(spec):
+        return create_engine(
             url, sqlite_pragmas=THROWAWAY_SQLITE_PRAGMAS, connect_args=inline_sqlite_args()
         )
-        keep_trading_state(engine)  # this run's own file: no `carrybot halt` can reach it
-        return engine
     return create_engine(url)
+
+
+def _throwaway_sqlite(spec: BacktestSpec) -> bool:
+    return spec.throwaway_database and normalise_database_url(spec.database_url).startswith(
+        "sqlite"
+    )
 
 
 async def _require_empty(sessions: async_sessionmaker[AsyncSession], url: str) -> None:

@@ -17,7 +17,7 @@ from bot.cli.common import console, load_context
 from bot.clock import SystemClock
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from bot.persistence.startup_checks import database_errors
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
             try:
                 with database_errors(ctx.database_url):
                     await migrate.ensure_current(engine)
-                    ledger = Ledger(session_factory(engine))
+                    ledger = Ledger(session_factory(engine), CycleReads())
                     return await request_adopt(ledger, hedge, close=close, at=SystemClock().now())
             finally:
                 await engine.dispose()

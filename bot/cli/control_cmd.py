@@ -17,7 +17,7 @@ from bot.control import set_trading_state
 from bot.domain.ledger import TradingState
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from bot.persistence.startup_checks import database_errors
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
@@ -33,7 +33,7 @@ def set_state(state: TradingState, reason: str, config: Path | None, database: s
         try:
             with database_errors(ctx.database_url):
                 await migrate.ensure_current(engine)
-                ledger = Ledger(session_factory(engine))
+                ledger = Ledger(session_factory(engine), CycleReads())
                 await set_trading_state(
                     ledger, state, reason=reason, source="cli", at=SystemClock().now()
                 )

@@ -15,7 +15,7 @@ from bot.cli.common import console, load_context
 from bot.clock import SystemClock
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from bot.persistence.startup_checks import database_errors
 from bot.reporting import HedgeLine, StatusReport, build_status
 from bot.streams.status import StreamStateStore, StreamStatus, status_lines, status_section
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
                 with database_errors(ctx.database_url, write=False):
                     await migrate.ensure_current(engine)
                     report = await build_status(
-                        Ledger(session_factory(engine)),
+                        Ledger(session_factory(engine), CycleReads()),
                         now=SystemClock().now(),
                         leverage=ctx.config.exchange.leverage,
                     )

@@ -15,7 +15,7 @@ from bot.clock import SystemClock
 from bot.errors import UserError
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from bot.web import DashboardServer, WebContext, check_binding, create_app
 from bot.web.config import WebConfig
 from bot.web.readmodel import ReadModel
@@ -50,7 +50,7 @@ async def _serve(url: str, web: WebConfig, token: str | None, leverage: int) -> 
     engine = create_engine(url)
     try:
         await migrate.ensure_current(engine)
-        read = ReadModel(Ledger(session_factory(engine)), leverage=leverage)
+        read = ReadModel(Ledger(session_factory(engine), CycleReads()), leverage=leverage)
         server = DashboardServer(
             create_app(WebContext(read, SystemClock(), token=token, source="ledger")),
             web.host,

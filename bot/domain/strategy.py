@@ -34,7 +34,7 @@ class DatedParams(FrozenModel):
     hold_to_settlement: bool = False
     roll_before_delivery_hours: Annotated[Decimal, Field(ge=0)] = Decimal("72")
     roll_margin_apr: Annotated[Decimal, Field(ge=0)] = Decimal("0")
-    slippage_bps: NonNegativeDecimal = Decimal("2")
+    assumed_slippage_bps: NonNegativeDecimal = Decimal("2")
 
     @model_validator(mode="after")
     def _check_windows(self) -> Self:

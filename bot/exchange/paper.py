@@ -133,7 +133,7 @@ class PaperExchange:
             instruments,
             clock=clock,
             fees=fees,
-            slippage_bps=paper.slippage_bps,
+            slippage_bps=paper.fill_slippage_bps,
             depth_levels=paper.depth_levels,
             position_mode=position_mode,
             spot_fee_in_quote=spot_fee_in_quote,

@@ -23,7 +23,7 @@ from bot.domain import (
     Side,
 )
 from bot.domain.ledger import MarketObservation, NewOrder, OrderRecord, TradingStatus
-from bot.persistence.repositories import _obs_values, _order_params
+from bot.persistence.mapping import observation_values, order_params
 from bot.persistence.types import _strip_zeros
 
 Row = dict[str, Any]
@@ -132,7 +132,7 @@ def order_row(o: NewOrder, *, hedge_id: int | None, venue: str, at: datetime) ->
         "price": o.price,
         "reduce_only": o.reduce_only,
         "position_side": o.position_side.value if o.position_side else None,
-        "params": _order_params(o),
+        "params": order_params(o),
         "status": OrderStatus.PENDING.value,
         "exchange_order_id": None,
         "filled_quantity": Decimal(0),
@@ -179,7 +179,7 @@ def order_of(row: Row, raw: Iterable[str] = ()) -> OrderRecord:
 
 def observation_row(o: MarketObservation) -> Row:
     """Return the row of an observation (the columns the SQL ledger writes)."""
-    return _obs_values(o)
+    return observation_values(o)
 
 
 class Tables:
@@ -308,3 +308,10 @@ class Tables:
             else:
                 hi = mid
         return maybe_money(rows[lo][1]["value_usdt"]) if lo < len(rows) else None
+
+
+class MemoryRepository:
+    """Base of the in-memory repositories: they share one `Tables`."""
+
+    def __init__(self, tables: Tables) -> None:  # no session factory: nothing to connect to
+        self._t = tables

@@ -34,6 +34,25 @@ class CarryBinancePro(CarryBinance, ccxtpro.binance):  # type: ignore[misc]
     tap: Tap | None = None
     _ccxt_errors: set[str]
 
+    async def ensure_user_data_stream_ws_subscribe_signature(self, marketType: str = "spot") -> Any:
+        # ccxt 4.5 creates a future for this subscription that nobody awaits and rejects it
+        # when the dial fails: asyncio then logs "Future exception was never retrieved" (3
+        # ERROR lines a refused attempt, all through a maintenance window). Mark it seen.
+        client = self.client(self.urls["api"]["ws"]["ws-api"][marketType])
+        create = client.future
+
+        def future(message_hash: str) -> Any:
+            made = create(message_hash)
+            if message_hash.startswith("authenticate:signature:"):
+                made.add_done_callback(_retrieved)
+            return made
+
+        client.future = future
+        try:
+            return await super().ensure_user_data_stream_ws_subscribe_signature(marketType)
+        finally:
+            client.future = create
+
     def handle_message(self, client: Any, message: Any) -> None:
         if self.tap is not None:
             self.tap(client.url, message)
@@ -45,6 +64,11 @@ class CarryBinancePro(CarryBinance, ccxtpro.binance):  # type: ignore[misc]
             if key not in errors:  # once per distinct error, not once per frame
                 errors.add(key)
                 log.warning("ccxt could not handle a frame from %s (%s); ignored", client.url, key)
+
+
+def _retrieved(future: Any) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def build_pro_client(

@@ -10,9 +10,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from bot.adopt import request_adopt
 from bot.control import set_trading_state
 from bot.domain import Severity
 from bot.domain.ledger import TradingState
+from bot.errors import UserError
 from bot.web import context as web_app
 from bot.web.metrics import read_snapshot
 
@@ -59,7 +61,6 @@ async def overview_data(request: Request) -> dict[str, Any]:
         if live and live.equity is not None
         else (str(equity[-1].value) if equity else None),
         "control_enabled": ctx.control_enabled,
-        "actions": sorted(ctx.actions),
         "market_data": market_data_health(report, live),
         "alert_channels": [
             {"name": c.name, "ok": c.ok, "sent": c.sent, "failed": c.failed, "error": c.last_error}
@@ -236,18 +237,29 @@ async def _set(request: Request, state: TradingState, reason: str) -> Response:
     )
 
 
-async def action(request: Request) -> Response:
+async def adopt(request: Request) -> Response:
+    """`carrybot adopt [--hedge ID] [--close]` from the page: a request the next start applies."""
     require_token(request)
+    body = await json_body(request, {"hedge_id", "close", "reason"})
+    _reason(body)  # the page sends one; checked like halt's, not stored (the event says it)
+    hedge_id = body.get("hedge_id")
+    if hedge_id is not None and (isinstance(hedge_id, bool) or not isinstance(hedge_id, int)):
+        raise web_app.BadRequest(
+            f"body.hedge_id = {hedge_id!r}: must be a hedge id (integer), or null for every "
+            "drifted hedge"
+        )
+    close = body.get("close", False)
+    if not isinstance(close, bool):
+        raise web_app.BadRequest(f"body.close = {close!r}: must be true or false")
     ctx = web_app.context_of(request)
-    name = request.path_params["name"]
-    handler = ctx.actions.get(name)
-    if handler is None:
-        allowed = ", ".join(sorted(ctx.actions)) or "none registered"
-        raise HTTPException(404, f"unknown action {name!r}; available: {allowed}")
-    body = await json_body(request, {"reason", "args"})
-    result = await handler(ctx.ledger, body)
+    try:
+        message = await request_adopt(
+            ctx.ledger, hedge_id, close=close, at=ctx.clock.now(), source="web"
+        )
+    except UserError as exc:
+        raise web_app.BadRequest(str(exc).replace("--hedge", "body.hedge_id =", 1)) from None
     ctx.read.invalidate()
-    return JSONResponse(result)
+    return JSONResponse({"requested": message, "hedge_id": hedge_id, "close": close})
 
 
 async def metrics(request: Request) -> Response:

@@ -14,9 +14,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.web import api, pages
 from bot.web.context import WebContext
+from bot.web.readmodel import ReadModel
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/events", api.events),
         Route("/api/halt", api.halt, methods=["POST"]),
         Route("/api/resume", api.resume, methods=["POST"]),
-        Route("/api/actions/{name}", api.action, methods=["POST"]),
+        Route("/api/adopt", api.adopt, methods=["POST"]),
         Route("/metrics", api.metrics),
     ]
     app = Starlette(
@@ -43,7 +45,23 @@ def create_app(ctx: WebContext) -> Starlette:
     )
     app.state.ctx = ctx
     app.state.templates = pages.templates()
+    app.add_middleware(_OneVersionCheck, read=ctx.read)
     return app
+
+
+class _OneVersionCheck:
+    """Read the ledger's version once per request, however many views the request uses."""
+
+    def __init__(self, app: ASGIApp, read: ReadModel) -> None:
+        self.app = app
+        self.read = read
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.read.request():
+            await self.app(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

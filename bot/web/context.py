@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,11 +13,6 @@ from bot.web.live import LiveProbe
 from bot.web.metrics import Metrics
 from bot.web.readmodel import ReadModel
 
-# An extra control action (POST /api/actions/{name}, same bearer token as halt/resume): it
-# gets the ledger and the request's JSON body and returns JSON. `carrybot adopt` can register
-# one here (and the overview then shows a button for it).
-Action = Callable[[Ledger, dict[str, Any]], Awaitable[dict[str, Any]]]
-
 
 @dataclass
 class WebContext:
@@ -28,7 +21,6 @@ class WebContext:
     token: str | None = None
     live: LiveProbe | None = None
     metrics: Metrics = field(default_factory=Metrics)
-    actions: dict[str, Action] = field(default_factory=dict)
     source: str = "ledger"
 
     @property

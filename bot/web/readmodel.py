@@ -6,15 +6,15 @@ cumulative-funding series, the latest market scan and recent events.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.domain import Event, Severity
 from bot.domain.ledger import BotRun
@@ -28,9 +28,15 @@ from bot.persistence.models import (
 )
 from bot.persistence.repositories import Ledger
 from bot.reporting import StatusReport, build_status
+from bot.web.freshness import ledger_marks, write_counter
 
 SERIES_POINTS = 500
 _BATCH: ContextVar[AsyncSession | None] = ContextVar("carrybot_web_batch", default=None)
+# Inside a request: the views of the ledger version it read (a one-item list, set once).
+_REQUEST_VIEWS: ContextVar[list[dict[Hashable, Any] | None] | None] = ContextVar(
+    "carrybot_web_request_views", default=None
+)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,26 +70,78 @@ class OrderTiming:
 
 
 class ReadModel:
-    """Queries of the dashboard over one ledger."""
+    """Queries of the dashboard over one ledger, kept until the ledger changes.
 
-    def __init__(self, ledger: Ledger, *, leverage: int = 1, reuse_seconds: float = 1.0) -> None:
+    Every view a request reads is kept with the ledger's version (`bot.web.freshness`: this
+    process's writes, plus one query of maximum ids for other processes' rows), checked once
+    per request: a Prometheus scrape of an idle bot then costs one small query instead of
+    the status report's queries per hedge. The status report is also rebuilt once it is
+    `max_age_seconds` old (holding hours and APRs move with time).
+    """
+
+    def __init__(self, ledger: Ledger, *, leverage: int = 1, max_age_seconds: float = 30.0) -> None:
         self.ledger = ledger
         self.leverage = leverage
-        self.reuse_seconds = reuse_seconds
-        self._report: StatusReport | None = None
+        self.max_age_seconds = max_age_seconds
+        engine = ledger.sessions.kw.get("bind")
+        self._writes = write_counter(engine) if isinstance(engine, AsyncEngine) else None
+        self._version: tuple[Any, ...] | None = None
+        self._kept: dict[Hashable, Any] = {}
+        self.rebuilds = 0  # status reports built (tests and the bench read it)
 
     async def status(self, now: datetime) -> StatusReport:
-        """The same report as `carrybot status` (one report serves the requests of a second:
-        a Prometheus scrape and open pages arriving together read the ledger once)."""
-        kept = self._report
-        if kept is not None and 0 <= (now - kept.now).total_seconds() < self.reuse_seconds:
-            return kept
-        self._report = await build_status(self.ledger, now=now, leverage=self.leverage)
-        return self._report
+        """The same report as `carrybot status`, at `now` (the kept one while the ledger is
+        unchanged and it is younger than `max_age_seconds`)."""
+        kept = await self._views()
+        report: StatusReport | None = kept.get("status")
+        if report is not None and 0 <= (now - report.now).total_seconds() < self.max_age_seconds:
+            return replace(report, now=now) if report.now != now else report
+        report = await build_status(self.ledger, now=now, leverage=self.leverage)
+        self.rebuilds += 1
+        kept["status"] = report
+        return report
 
     def invalidate(self) -> None:
-        """Forget the kept report (after this process wrote to the ledger)."""
-        self._report = None
+        """Forget every kept view (after this process wrote to the ledger)."""
+        self._kept = {}
+        self._version = None
+
+    @contextlib.asynccontextmanager
+    async def request(self) -> AsyncIterator[None]:
+        """Scope of one HTTP request: the ledger's version is read once inside it."""
+        token = _REQUEST_VIEWS.set([None])
+        try:
+            yield
+        finally:
+            _REQUEST_VIEWS.reset(token)
+
+    async def _views(self) -> dict[Hashable, Any]:
+        """The views kept for the ledger's current version (read once per request).
+
+        A new version gets a new dict, so a request that read an older version stores what
+        it computed there, never beside the newer version's views.
+        """
+        scope = _REQUEST_VIEWS.get()
+        if scope is not None and scope[0] is not None:
+            return scope[0]
+        async with self._session() as s:
+            marks = await ledger_marks(s)
+        version = (self._writes.writes if self._writes else None, *marks)
+        if version != self._version:
+            self._kept = {}
+            self._version = version
+        if scope is not None:
+            scope[0] = self._kept
+        return self._kept
+
+    async def _memo(self, key: Hashable, compute: Callable[[], Awaitable[_T]]) -> _T:
+        kept = await self._views()
+        if key in kept:
+            value: _T = kept[key]
+            return value
+        value = await compute()
+        kept[key] = value
+        return value
 
     @contextlib.asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -108,6 +166,10 @@ class ReadModel:
             yield s
 
     async def latest_run(self) -> BotRun | None:
+        """The newest bot run (None in an empty ledger)."""
+        return await self._memo("run", self._latest_run)
+
+    async def _latest_run(self) -> BotRun | None:
         async with self._session() as s:
             row = await s.scalar(select(BotRunRow).order_by(BotRunRow.id.desc()).limit(1))
             if row is None:
@@ -124,6 +186,10 @@ class ReadModel:
             )
 
     async def funding_by_hedge(self) -> dict[int, list[dict[str, Any]]]:
+        """Every funding payment attributed to a hedge, oldest first, as JSON-ready dicts."""
+        return await self._memo("funding_by_hedge", self._funding_by_hedge)
+
+    async def _funding_by_hedge(self) -> dict[int, list[dict[str, Any]]]:
         """Every funding payment attributed to a hedge, oldest first, as JSON-ready dicts."""
         async with self._session() as s:
             rows = await s.scalars(
@@ -148,6 +214,10 @@ class ReadModel:
 
     async def equity_series(self, limit: int = SERIES_POINTS) -> list[Point]:
         """Total equity (USDT) per balance snapshot, the newest `limit`, oldest first."""
+        return await self._memo(("equity", limit), lambda: self._equity_series(limit))
+
+    async def _equity_series(self, limit: int = SERIES_POINTS) -> list[Point]:
+        """Total equity (USDT) per balance snapshot, the newest `limit`, oldest first."""
         async with self._session() as s:
             rows = await s.execute(
                 select(BalanceSnapshotRow.taken_at, BalanceSnapshotRow.value_usdt)
@@ -161,6 +231,10 @@ class ReadModel:
         return points
 
     async def cumulative_funding(self) -> list[Point]:
+        """Funding received by the bot's hedges, summed over time (one point per payment)."""
+        return await self._memo("cumulative_funding", self._cumulative_funding)
+
+    async def _cumulative_funding(self) -> list[Point]:
         """Funding received by the bot's hedges, summed over time (one point per payment)."""
         async with self._session() as s:
             rows = await s.execute(
@@ -177,6 +251,10 @@ class ReadModel:
         return _thin(points, SERIES_POINTS)
 
     async def scan(self) -> list[ScanRow]:
+        """The latest observation of each perpetual, best funding APR first."""
+        return await self._memo("scan", self._scan)
+
+    async def _scan(self) -> list[ScanRow]:
         """The latest observation of each perpetual, best funding APR first."""
         async with self._session() as s:
             latest = (
@@ -202,6 +280,14 @@ class ReadModel:
         self, *, limit: int = 100, severity: Severity | None = None, kind: str | None = None
     ) -> list[tuple[int, Event]]:
         """The newest events with their ids, newest first, optionally of one severity/kind."""
+        return await self._memo(
+            ("events", limit, severity, kind), lambda: self._events(limit, severity, kind)
+        )
+
+    async def _events(
+        self, limit: int, severity: Severity | None, kind: str | None
+    ) -> list[tuple[int, Event]]:
+        """The newest events with their ids, newest first, optionally of one severity/kind."""
         async with self._session() as s:
             q = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
             if severity is not None:
@@ -218,6 +304,10 @@ class ReadModel:
 
     async def event_counts(self) -> dict[tuple[str, str], int]:
         """How many events of each (kind, severity) the ledger holds."""
+        return await self._memo("event_counts", self._event_counts)
+
+    async def _event_counts(self) -> dict[tuple[str, str], int]:
+        """How many events of each (kind, severity) the ledger holds."""
         async with self._session() as s:
             rows = await s.execute(
                 select(EventRow.kind, EventRow.severity, func.count()).group_by(
@@ -227,6 +317,10 @@ class ReadModel:
             return {(kind, severity): int(n) for kind, severity, n in rows}
 
     async def order_timings(self) -> list[OrderTiming]:
+        """Send and acknowledgement times of every order that was sent."""
+        return await self._memo("order_timings", self._order_timings)
+
+    async def _order_timings(self) -> list[OrderTiming]:
         """Send and acknowledgement times of every order that was sent."""
         async with self._session() as s:
             rows = await s.execute(

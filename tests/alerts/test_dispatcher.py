@@ -21,7 +21,7 @@ from bot.domain import Event, Severity
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.outage import OutageGuard
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from bot.settings import Settings
 from tests.fakes.telegram_server import CHAT_ID, TOKEN, FakeTelegram
 from tests.kit import T0
@@ -140,7 +140,7 @@ async def test_a_hanging_telegram_server_never_delays_emitting_events(
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}")
     await migrate.upgrade(engine)
     clock = SimulatedClock(T0)
-    ledger = Ledger(session_factory(engine))
+    ledger = Ledger(session_factory(engine), CycleReads())
     telegram.mode = "hang"
     d = dispatcher(telegram, clock, timeout_seconds=600, queue_size=10)
     sink = AlertingEventSink(ledger.events, OutageGuard(engine, clock), d)

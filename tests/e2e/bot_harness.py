@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.conftest import REPO_ROOT
 from tests.e2e.cli import Result, run_cli
 from tests.fakes.binance_server import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from tests.fakes.fixtures import FakeBinanceProcess
+
+STREAMS_OFF = "[streams]\nenabled = false\n"
 
 CONFIG = """
 [exchange]
@@ -80,7 +82,11 @@ class BotEnv:
         return env | extra
 
     def write_config(self, *, mode: str = "auto", poll: float = 1.0, extra: str = "") -> None:
-        self.config.write_text(CONFIG.format(url=self.fake.url, mode=mode, poll=poll) + extra)
+        """Write the config; without a `[streams]` section in `extra`, streams are switched
+        off explicitly (`enabled = false`): these tests are the REST polling path's."""
+        streams = "" if "[streams]" in extra else STREAMS_OFF
+        text = streams + CONFIG.format(url=self.fake.url, mode=mode, poll=poll) + extra
+        self.config.write_text(text)
 
     def cli(self, *args: str, **env: str) -> Result:
         return run_cli(*args, "--config", str(self.config), cwd=self.workdir, env=self.env(**env))
@@ -155,7 +161,7 @@ class BotEnv:
 async def ledger_at(url: str) -> AsyncIterator[Ledger]:
     engine = create_engine(url)
     try:
-        yield Ledger(session_factory(engine))
+        yield Ledger(session_factory(engine), CycleReads())
     finally:
         await engine.dispose()
 

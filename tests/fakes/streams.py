@@ -100,6 +100,7 @@ class FakeStreams:
         # Binance sends a book ticker on every change only: with `changes_only` an unchanged
         # top of book is sent once per connection, then not again until it changes.
         self.changes_only = False
+        self.first_book_on_subscribe = True  # False: not even once until it changes
         self._publisher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_mark = 0.0
@@ -376,6 +377,14 @@ class FakeStreams:
         self.subscribe_messages += 1
         if method == "SUBSCRIBE":
             conn.subscriptions.update(str(p) for p in params)
+            if self.changes_only and not self.first_book_on_subscribe:
+                for stream in params:  # Binance: nothing until the book changes
+                    name, _, channel = str(stream).partition("@")
+                    event = (
+                        self._book_ticker(conn.futures, name) if channel == "bookTicker" else None
+                    )
+                    if event is not None:
+                        conn.last_top[str(stream)] = _top(event)
             await self._send(conn, {"result": None, "id": rid}, force=True)
             self._wake.set()
         elif method == "UNSUBSCRIBE":
@@ -463,7 +472,7 @@ class FakeStreams:
             if event is None:
                 continue
             if channel == "bookTicker" and self.changes_only:
-                top = tuple(str(event[k]) for k in ("b", "B", "a", "A"))
+                top = _top(event)
                 if conn.last_top.get(stream) == top:
                     continue
                 conn.last_top[stream] = top
@@ -512,3 +521,7 @@ class FakeStreams:
         if not rows:
             return None
         return rows if stream_symbol is None else rows[0]
+
+
+def _top(event: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(event[k]) for k in ("b", "B", "a", "A"))

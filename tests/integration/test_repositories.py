@@ -32,7 +32,7 @@ from bot.domain.ledger import (
     TradingState,
 )
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger, keep_trading_state
+from bot.persistence.repositories import CycleReads, Ledger
 
 pytestmark = pytest.mark.postgres
 
@@ -328,7 +328,7 @@ async def test_cycle_view_sees_this_process_hedge_writes_and_a_halt_from_another
 
     other = create_engine(str(engine.url.render_as_string(hide_password=False)))
     try:  # `carrybot halt` runs in another process: its own engine
-        await Ledger(session_factory(other)).trading_state.set(
+        await Ledger(session_factory(other), CycleReads()).trading_state.set(
             TradingState.HALTED, reason="manual", changed_by="cli", at=T0
         )
     finally:
@@ -338,14 +338,14 @@ async def test_cycle_view_sees_this_process_hedge_writes_and_a_halt_from_another
 
 
 async def test_a_private_ledger_keeps_the_trading_state_until_it_writes_one(
-    ledger: Ledger, engine: AsyncEngine
+    engine: AsyncEngine,
 ) -> None:
-    keep_trading_state(engine)
+    ledger = Ledger(session_factory(engine), CycleReads(keep_trading_state=True))
     assert (await ledger.cycle_view()).trading is None
 
     other = create_engine(str(engine.url.render_as_string(hide_password=False)))
     try:  # nothing else may write a private ledger: a write that does is not seen
-        await Ledger(session_factory(other)).trading_state.set(
+        await Ledger(session_factory(other), CycleReads()).trading_state.set(
             TradingState.HALTED, reason="manual", changed_by="cli", at=T0
         )
     finally:
@@ -388,3 +388,18 @@ async def test_held_since_answers_a_later_window_from_its_last_read_until_a_hedg
         third.id, HedgeState.OPEN, reason="filled", at=later, opened_at=later
     )
     assert [h.id for h in await ledger.hedges.held_since(later)] == [second.id, third.id]
+
+
+async def test_a_run_ledger_shares_the_kept_reads_of_the_ledger_it_came_from(
+    ledger: Ledger,
+) -> None:
+    run = await ledger.runs.start(
+        mode="paper", environment="x", config_hash="h", version="v", at=T0
+    )
+    tagged = ledger.for_run(run.id)
+    assert tagged.reads is ledger.reads
+    assert (await tagged.cycle_view()).active == []  # read and kept
+
+    hedge, _ = await make_hedge(ledger)  # written through the other ledger over the engine
+
+    assert [h.id for h in (await tagged.cycle_view()).active] == [hedge.id]

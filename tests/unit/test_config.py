@@ -10,6 +10,7 @@ import pytest
 from bot.config import Config, load_config, parse_config_text
 from bot.errors import UserError
 from bot.settings import Mode, Settings, resolve_mode
+from strategies.expected_carry import ExpectedCarryParams
 from tests.conftest import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "config.example.toml"
@@ -128,6 +129,40 @@ def test_bad_config_gets_a_specific_message(text: str, expected: str) -> None:
 
     assert any(p.startswith(expected) for p in problems), problems
     assert all("\n" not in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[paper]\nslippage_bps = 5\n",
+            "t.toml: paper.slippage_bps: renamed; write paper.fill_slippage_bps",
+        ),
+        (
+            "[strategy]\nslippage_bps = 2\n",
+            "t.toml: strategy.slippage_bps: renamed; write strategy.assumed_slippage_bps",
+        ),
+        (
+            "[strategy.dated]\nslippage_bps = 2\n",
+            "t.toml: strategy.dated.slippage_bps: renamed; write "
+            "strategy.dated.assumed_slippage_bps",
+        ),
+    ],
+)
+def test_a_renamed_key_names_its_new_name(text: str, expected: str) -> None:
+    problems = problems_of(text)
+
+    assert [p for p in problems if p.startswith(expected)] == problems, problems
+
+
+def test_the_two_slippages_are_read_from_their_own_keys() -> None:
+    config = parse_config_text(
+        "[paper]\nfill_slippage_bps = 7\n[strategy]\nassumed_slippage_bps = 3\n"
+    )
+
+    assert config.paper.fill_slippage_bps == Decimal(7)
+    assert isinstance(config.strategy, ExpectedCarryParams)
+    assert config.strategy.assumed_slippage_bps == Decimal(3)
 
 
 def test_every_problem_is_reported_not_only_the_first() -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.conftest import REPO_ROOT, unavailable
 from tests.e2e.cli import run_cli
 from tests.support.seeded_ledger import seed_ledger
@@ -82,7 +82,7 @@ async def seeded_url(tmp_path: Path) -> str:
     engine = create_engine(url)
     await migrate.upgrade(engine)
     try:
-        await seed_ledger(Ledger(session_factory(engine)))
+        await seed_ledger(Ledger(session_factory(engine), CycleReads()))
     finally:
         await engine.dispose()
     return url

@@ -78,16 +78,60 @@ async def test_bad_control_bodies_are_400_naming_the_field(dash: Dash) -> None:
     assert await _state(dash) is None
 
 
-async def test_registered_actions_need_the_token_and_unknown_ones_are_404(dash: Dash) -> None:
-    calls: list[dict[str, object]] = []
+async def test_adopt_needs_the_token_and_records_a_request_for_the_next_start(
+    dash: Dash,
+) -> None:
+    btc = dash.seeded.open[0]
+    body = {"hedge_id": btc.id, "close": True}
+    assert (await dash.client.post("/api/adopt", json=body)).status_code == 401
+    wrong = {"Authorization": "Bearer wrong"}
+    assert (await dash.client.post("/api/adopt", json=body, headers=wrong)).status_code == 401
+    assert await dash.ledger.events.recent(kind="adopt.requested") == []
+    ok = await dash.client.post("/api/adopt", json={**body, "reason": "x"}, headers=AUTH)
+    assert ok.status_code == 200, ok.text
+    assert "closed as the exchange holds it" in ok.json()["requested"]
+    (event,) = await dash.ledger.events.recent(kind="adopt.requested")
+    assert event.data == {"hedge_id": btc.id, "close": True, "source": "web"}
+    status = (await dash.client.get("/api/status")).json()
+    assert status["adopt_requests"][0]["hedge_id"] == btc.id
 
-    async def adopt(ledger: object, body: dict[str, object]) -> dict[str, object]:
-        calls.append(body)
-        return {"adopted": 0}
 
-    dash.ctx.actions["adopt"] = adopt
-    assert (await dash.client.post("/api/actions/adopt")).status_code == 401
-    ok = await dash.client.post("/api/actions/adopt", json={"reason": "x"}, headers=AUTH)
-    assert ok.json() == {"adopted": 0} and calls == [{"reason": "x"}]
-    assert (await dash.client.post("/api/actions/nope", headers=AUTH)).status_code == 404
-    assert 'data-path="/api/actions/adopt"' in (await dash.client.get("/")).text
+async def test_adopt_rejects_bad_input_with_the_field_named(dash: Dash) -> None:
+    closed = dash.seeded.closed[0]
+    for body, field in (
+        ({"hedge_id": "one"}, "body.hedge_id"),
+        ({"hedge_id": True}, "body.hedge_id"),
+        ({"close": "yes"}, "body.close"),
+        ({"hedge": 1}, "body.hedge"),
+        ({"hedge_id": closed.id}, "body.hedge_id"),  # closed: nothing to adopt
+        ({"hedge_id": 999}, "body.hedge_id"),
+    ):
+        response = await dash.client.post("/api/adopt", json=body, headers=AUTH)
+        assert response.status_code == 400, body
+        assert response.json()["error"].startswith(field), response.json()
+    assert await dash.ledger.events.recent(kind="adopt.requested") == []
+
+
+async def test_adopt_without_a_configured_token_is_403(readonly_dash: Dash) -> None:
+    response = await readonly_dash.client.post(
+        "/api/adopt", json={}, headers={"Authorization": "Bearer anything"}
+    )
+    assert response.status_code == 403
+
+
+async def test_a_drifted_hedge_gets_adopt_and_close_buttons(dash: Dash) -> None:
+    from bot.domain import Event, Severity
+
+    btc = dash.seeded.open[0]
+    await dash.ledger.events.emit(
+        Event(
+            "reconcile.drift",
+            "drift",
+            dash.seeded.clock.now(),
+            Severity.ALERT,
+            {"drifted_hedges": [btc.id]},
+        )
+    )
+    page = (await dash.client.get("/")).text
+    assert f"""data-body='{{"hedge_id": {btc.id}}}'>adopt hedge {btc.id}<""" in page
+    assert f"close hedge {btc.id}<" in page

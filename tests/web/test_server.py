@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.errors import UserError
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from bot.web import DashboardServer, WebContext, check_binding, create_app, start_dashboard
 from bot.web.config import WebConfig
 from bot.web.readmodel import ReadModel
@@ -42,7 +42,7 @@ async def test_server_serves_on_a_free_port_and_stops(sqlite_url: str, tmp_path:
     engine = create_engine(sqlite_url)
     await migrate.upgrade(engine)
     try:
-        ctx = WebContext(ReadModel(Ledger(session_factory(engine))), _Clock())  # type: ignore[arg-type]
+        ctx = WebContext(ReadModel(Ledger(session_factory(engine), CycleReads())), _Clock())  # type: ignore[arg-type]
         server = DashboardServer(create_app(ctx), "127.0.0.1", 0)
         await server.start()
         async with httpx.AsyncClient() as client:
@@ -70,7 +70,7 @@ async def test_a_port_in_use_is_logged_and_the_bot_goes_on(
         with caplog.at_level(logging.ERROR):
             server = await start_dashboard(
                 WebConfig(port=taken.getsockname()[1]),
-                Ledger(session_factory(engine)),
+                Ledger(session_factory(engine), CycleReads()),
                 _Clock(),  # type: ignore[arg-type]
                 token=None,
                 leverage=1,

@@ -20,7 +20,7 @@ import pytest
 from bot.backtest.report import BacktestReport
 from bot.domain import Fill, Side
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.integration.backtest_engine.conftest import config, run
 
 pytestmark = pytest.mark.shared_data
@@ -42,7 +42,7 @@ def _backtest(root: Path, out: Path) -> Result:
         report = await run(cfg, root, out, START, END)
         engine = create_engine(f"sqlite+aiosqlite:///{out / 'ledger.db'}")
         try:
-            fills = await Ledger(session_factory(engine)).fills.all()
+            fills = await Ledger(session_factory(engine), CycleReads()).fills.all()
         finally:
             await engine.dispose()
         return report, fills, out

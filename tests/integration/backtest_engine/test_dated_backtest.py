@@ -16,7 +16,7 @@ from bot.backtest.dated_history import load_dated, quarterly_deliveries
 from bot.backtest.engine import REACTION
 from bot.domain import Side
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.integration.backtest_engine.conftest import config, run
 from tests.unit.backtest_engine.synthetic import PRICE, T0, iso, write_flat_history
 
@@ -56,7 +56,7 @@ def write_dated_history(root: Path) -> Path:
 async def _fills(out: Path) -> list:  # type: ignore[type-arg]
     engine = create_engine(f"sqlite+aiosqlite:///{out / 'ledger.db'}")
     try:
-        return list(await Ledger(session_factory(engine)).fills.all())
+        return list(await Ledger(session_factory(engine), CycleReads()).fills.all())
     finally:
         await engine.dispose()
 

@@ -14,7 +14,7 @@ from bot.backtest.engine import BacktestSpec
 from bot.backtest.replay import ReplayAnswers
 from bot.backtest.session import backtest, default_database
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.e2e.cli import run_cli
 from tests.integration.backtest_engine.conftest import ALWAYS_IN, config, run
 from tests.unit.backtest_engine.synthetic import T0, write_flat_history
@@ -72,7 +72,7 @@ async def test_memory_ledger_file_reads_back_through_the_sql_ledger(tmp_path: Pa
 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'out' / 'ledger.db'}")
     try:
-        stored = Ledger(session_factory(engine))
+        stored = Ledger(session_factory(engine), CycleReads())
         assert await stored.hedges.in_states(None) == await report.run.ledger.hedges.in_states(None)
         assert await stored.fills.all() == await report.run.ledger.fills.all()
         assert await stored.funding.payments() == await report.run.ledger.funding.payments()

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.backtest.engine import REACTION
 from bot.domain import Side
 from bot.persistence.db import create_engine, session_factory
-from bot.persistence.repositories import Ledger
+from bot.persistence.repositories import CycleReads, Ledger
 from tests.integration.backtest_engine.conftest import ALWAYS_IN, THIRTY_DAYS, config, run
 from tests.replay_kit import damaged_copy
 from tests.unit.backtest_engine.synthetic import PRICE, RATE, T0, write_flat_history
@@ -21,7 +21,7 @@ D = Decimal
 async def _perp_sold(out: Path) -> Decimal:
     engine = create_engine(f"sqlite+aiosqlite:///{out / 'ledger.db'}")
     try:
-        fills = await Ledger(session_factory(engine)).fills.all()
+        fills = await Ledger(session_factory(engine), CycleReads()).fills.all()
     finally:
         await engine.dispose()
     return sum(

@@ -103,6 +103,35 @@ async def test_an_unchanged_book_does_not_block_entries_while_its_connection_del
     assert age < 3  # stamped when its connection last delivered: the risk gate's age is fresh
 
 
+async def test_a_quiet_book_with_no_frame_since_subscribing_is_taken_from_rest_once(
+    make_rig,
+) -> None:
+    """As after a reconnect: Binance sends nothing for a book that does not change."""
+    rig = await make_rig(silence_seconds=120)
+    rig.fake.streams.changes_only = True
+    rig.fake.streams.first_book_on_subscribe = False  # Binance: no frame for a quiet book
+    await rig.source.start()
+    await wait_for(  # spot, perpetual and mark connections subscribed
+        lambda: sum(1 for c in rig.fake.streams.connections if c.subscriptions) == 3, timeout=3
+    )
+    rig.fake.set_quote("BTC/USDT", "50001.00", "50001.50")  # sent: it changed
+    for base in ("BTC", "ETH"):  # the perpetuals change too (their own connection)
+        rig.fake.set_quote(f"{base}/USDT:USDT", "3001.0", "3001.5")
+    rig.fake.streams.push_now()
+    await wait_for(lambda: "BTC/USDT" in rig.source.streams.quotes, timeout=3)
+    assert "ETH/USDT" not in rig.source.streams.quotes  # unchanged since the subscription
+    assert "no stream quote" in (rig.source.quote_problem("ETH/USDT") or "")
+    await wait_for(rig.all_live, timeout=5)
+
+    first = await rig.source.fetch_best_quotes(MarketKind.SPOT)  # REST, taken as ETH's book
+    rig.fake.clear_requests()
+    second = await rig.source.fetch_best_quotes(MarketKind.SPOT)
+
+    assert first["ETH/USDT"].bid == second["ETH/USDT"].bid > 0
+    assert rig.fake.requests_to(BOOK_TICKER) == []  # from memory now
+    assert rig.source.quote_problem("ETH/USDT") is None
+
+
 async def test_new_connections_refused_for_60_s_block_entries_and_trading_resumes_alone(
     make_rig,
 ) -> None:

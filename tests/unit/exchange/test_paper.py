@@ -182,7 +182,7 @@ async def test_create_order_without_depth_prices_off_the_quote_plus_slippage(
     source: FixedSource, clock: SimulatedClock
 ) -> None:
     del source.books[SPOT]
-    paper = await open_paper(source, clock, paper=PaperConfig(slippage_bps=D("10")))
+    paper = await open_paper(source, clock, paper=PaperConfig(fill_slippage_bps=D("10")))
 
     order = await paper.create_order(market(SPOT, Side.BUY, "0.01", "b1"))
 

@@ -1,0 +1,92 @@
+"""When the dashboard's kept views are still true: a version of the ledger, cheap to read.
+
+The version has two parts. `WriteCounter` counts this process's INSERT/UPDATE/DELETE
+statements on the engine (exact, no query: it sees in-place updates such as an order's
+acknowledgement, which no maximum id reveals). `ledger_marks` is one query of maximum ids
+and the kill switch's time, which also sees rows other processes add (`carrybot halt` or
+`carrybot adopt` from a shell, or a bot writing a ledger that `carrybot web` serves).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.persistence.models import (
+    BalanceSnapshotRow,
+    BotRunRow,
+    EventRow,
+    FillRow,
+    FundingPaymentRow,
+    HedgeRow,
+    HedgeTransitionRow,
+    MarketObservationRow,
+    OrderRow,
+    TradingStateRow,
+)
+
+# Tables no dashboard view reads: writing them leaves the kept views true.
+UNREAD_TABLES = frozenset({"paper_state", "stream_states", "settled_funding", "alembic_version"})
+
+_COUNTERS: WeakKeyDictionary[Engine, WriteCounter] = WeakKeyDictionary()
+
+
+class WriteCounter:
+    """How many writes this process sent through one engine to the tables the views read."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def _after_execute(
+        self,
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        if context is None or not (context.isinsert or context.isupdate or context.isdelete):
+            return
+        table = getattr(getattr(context.compiled, "statement", None), "table", None)
+        if getattr(table, "name", None) not in UNREAD_TABLES:
+            self.writes += 1
+
+
+def write_counter(engine: AsyncEngine) -> WriteCounter:
+    """The counter of `engine` (one per engine, attached at the first call)."""
+    sync = engine.sync_engine
+    counter = _COUNTERS.get(sync)
+    if counter is None:
+        counter = WriteCounter()
+        event.listen(sync, "after_cursor_execute", counter._after_execute)
+        _COUNTERS[sync] = counter
+    return counter
+
+
+def _top(column: Any) -> Any:
+    return select(func.max(column)).scalar_subquery()
+
+
+_MARKS = select(
+    _top(EventRow.id),
+    _top(HedgeRow.id),
+    _top(HedgeTransitionRow.id),
+    _top(OrderRow.id),
+    _top(FillRow.id),
+    _top(FundingPaymentRow.id),
+    _top(BalanceSnapshotRow.id),
+    _top(MarketObservationRow.id),
+    _top(BotRunRow.id),
+    _top(TradingStateRow.changed_at),
+)
+
+
+async def ledger_marks(session: AsyncSession) -> tuple[Any, ...]:
+    """The newest id of every table the views read, and when the kill switch last changed."""
+    row = (await session.execute(_MARKS)).one()
+    return tuple(row)
