@@ -24,9 +24,10 @@ run: $(VENV)/.installed
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev-installed
-	$(BIN)/mypy bot strategies
+	$(BIN)/mypy bot strategies tests
 
 # The dashboard's browser test drives Debian's chromium; under CI=true it is installed when
 # missing (elsewhere the test skips and says how to install it).

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from bot.domain import Event, Hedge, Severity
 from bot.errors import UserError
+from bot.persistence.port import LedgerPort
 from bot.persistence.repositories import Ledger
 
 REQUESTED = "adopt.requested"
@@ -73,7 +74,7 @@ async def request_adopt(
     return message
 
 
-async def pending_requests(ledger: Ledger) -> list[AdoptRequest]:
+async def pending_requests(ledger: LedgerPort) -> list[AdoptRequest]:
     """Return the requests no start has applied yet, oldest first."""
     applied = await ledger.events.recent(APPLIED, limit=1)
     since = applied[0].at if applied else None

@@ -26,7 +26,7 @@ from bot.exchange.port import ExchangePort
 from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.executor import HedgeExecutor
 from bot.execution.legs import fees_in_usdt
-from bot.persistence.repositories import Ledger
+from bot.persistence.port import LedgerPort
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Reconciler:
     def __init__(
         self,
         exchange: ExchangePort,
-        ledger: Ledger,
+        ledger: LedgerPort,
         executor: HedgeExecutor,
         clock: Clock,
         events: EventSink,

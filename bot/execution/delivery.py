@@ -17,7 +17,7 @@ from bot.clock import Clock
 from bot.domain import Event, EventSink, Hedge, Pair, Severity
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
-from bot.persistence.repositories import Ledger
+from bot.persistence.port import LedgerPort
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def settle_delivered(
     hedge: Hedge,
     pair: Pair,
     exchange: ExchangePort,
-    ledger: Ledger,
+    ledger: LedgerPort,
     clock: Clock,
     events: EventSink,
 ) -> Hedge:

@@ -60,7 +60,7 @@ from bot.execution.sizing import (
     size_hedge,
 )
 from bot.persistence.outage import OutageGuard
-from bot.persistence.repositories import Ledger
+from bot.persistence.port import LedgerPort
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class HedgeExecutor:
     def __init__(
         self,
         exchange: ExchangePort,
-        ledger: Ledger,
+        ledger: LedgerPort,
         clock: Clock,
         setup: AccountSetup,
         *,

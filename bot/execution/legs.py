@@ -22,7 +22,7 @@ from bot.errors import ExchangeError, OrderNotFound, OrderStatusUnknown, Tempora
 from bot.exchange.port import ExchangePort
 from bot.exchange.venues import order_absence_window
 from bot.persistence.outage import OutageGuard
-from bot.persistence.repositories import Ledger
+from bot.persistence.port import LedgerPort
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class LegSender:
     def __init__(
         self,
         exchange: ExchangePort,
-        ledger: Ledger,
+        ledger: LedgerPort,
         clock: Clock,
         *,
         lookup_attempts: int = 5,

@@ -38,6 +38,13 @@ def spot_orders(env: BotEnv) -> list[dict[str, object]]:
     return requests(env, "/api/v3/order", "POST")
 
 
+def side_of(order: dict[str, object]) -> object:
+    """Return the `side` parameter of a logged order request."""
+    params = order["params"]
+    assert isinstance(params, dict)
+    return params["side"]
+
+
 async def test_persistently_rejected_perp_leg_makes_one_round_trip_in_60s_not_one_per_cycle(
     churn: BotEnv,
 ) -> None:
@@ -47,7 +54,7 @@ async def test_persistently_rejected_perp_leg_makes_one_round_trip_in_60s_not_on
     log = bot.log_path.read_text()
 
     assert code == 0, log[-3000:]
-    sides = [o["params"]["side"] for o in spot_orders(churn)]
+    sides = [side_of(o) for o in spot_orders(churn)]
     round_trips = sides.count("BUY")
     print(f"\nFIGURE spot round trips in 60 s of a rejected perp leg (-4164): {round_trips}")
     assert round_trips <= 1 and sides == ["BUY", "SELL"], sides
@@ -98,7 +105,7 @@ async def test_account_level_failures_stop_all_entries_with_an_alert(churn: BotE
     finally:
         bot.signal(signal.SIGTERM)
         assert bot.wait(timeout=40) == 0
-    buys = [o for o in spot_orders(churn) if o["params"]["side"] == "BUY"]
+    buys = [o for o in spot_orders(churn) if side_of(o) == "BUY"]
     assert len(buys) == 2  # one failed entry, one more on the same account error, then stop
     async with ledger_at(churn.database_url) as ledger:
         status = await ledger.trading_state.get()
@@ -120,7 +127,7 @@ async def test_fees_and_losses_of_a_failed_entry_count_toward_the_daily_limit_at
         bot.signal(signal.SIGTERM)
         assert bot.wait(timeout=40) == 0
     # The 300 s balance snapshot never came again: the booked round trip tripped the limit.
-    buys = [o for o in spot_orders(churn) if o["params"]["side"] == "BUY"]
+    buys = [o for o in spot_orders(churn) if side_of(o) == "BUY"]
     assert len(buys) == 1
     async with ledger_at(churn.database_url) as ledger:
         status = await ledger.trading_state.get()

@@ -54,6 +54,13 @@ _STATUS = {"new": "Open", "partially_filled": "Open", "filled": "Finished",
            "canceled": "Canceled", "expired": "Canceled", "rejected": "Canceled"}  # fmt: skip
 
 
+def _decimals(value: Decimal) -> int:
+    """Return the number of decimal places of a finite Decimal (0 for whole numbers)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), value
+    return max(0, -exponent)
+
+
 class BitstampError(Exception):
     """A Bitstamp error answer: HTTP `status` with `{"status": "error", ...}`."""
 
@@ -277,9 +284,9 @@ class FakeBitstamp:
     def _market_json(self, inst: Instrument) -> dict[str, Any]:
         return {
             "name": inst.symbol, "market_symbol": inst.exchange_symbol,
-            "base_currency": inst.base, "base_decimals": -inst.step_size.as_tuple().exponent,
+            "base_currency": inst.base, "base_decimals": _decimals(inst.step_size),
             "counter_currency": inst.quote,
-            "counter_decimals": -inst.tick_size.as_tuple().exponent,
+            "counter_decimals": _decimals(inst.tick_size),
             "minimum_order_value": str(inst.min_notional),
             "minimum_order_amount": str(inst.min_qty),
             "trading": "Enabled" if inst.active else "Disabled",
@@ -319,8 +326,8 @@ class FakeBitstamp:
             amount = Decimal(params["amount"])
         except (KeyError, ArithmeticError):
             raise BitstampError(400, {"amount": ["This field is required."]}, "400.001") from None
-        places = -inst.step_size.as_tuple().exponent
-        if amount <= 0 or -amount.as_tuple().exponent > places:  # type: ignore[operator]
+        places = _decimals(inst.step_size)
+        if amount <= 0 or not amount.is_finite() or _decimals(amount) > places:
             raise _order_error(f"Ensure that there are no more than {places} decimal places.")
         price = Decimal(params["price"]) if not market and "price" in params else None
         book = self.books.get(inst.symbol)

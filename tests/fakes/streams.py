@@ -200,7 +200,8 @@ class FakeStreams:
     # --- orders → user-data events ------------------------------------------------------
     def order_event(self, inst: Instrument, order: Order, fills: list[Fill]) -> None:
         """Publish an order's update (one event per fill, else one NEW) to its user streams."""
-        for fill in fills or [None]:
+        pending: list[Fill | None] = list(fills) or [None]
+        for fill in pending:
             if inst.is_derivative:
                 event = self._futures_event(inst, order, fill)
                 targets = [c for c in self.connections if c.listen_key is not None]

@@ -50,7 +50,7 @@ async def fake(clock: SimulatedClock) -> AsyncIterator[FakeBinance]:
 
 @pytest.fixture
 async def exchange(fake: FakeBinance, clock: SimulatedClock) -> AsyncIterator[LiveExchange]:
-    config = ExchangeConfig(spot_api_url=fake.url, futures_api_url=fake.url)  # type: ignore[arg-type]
+    config = ExchangeConfig(spot_api_url=fake.url, futures_api_url=fake.url)
     live = LiveExchange(config, clock=clock)
     try:
         yield live

@@ -11,6 +11,7 @@ from bot.config import Config, load_config, parse_config_text
 from bot.errors import UserError
 from bot.settings import Mode, Settings, resolve_mode
 from strategies.expected_carry import ExpectedCarryParams
+from strategies.funding_carry import FundingCarryParams
 from tests.conftest import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "config.example.toml"
@@ -34,6 +35,7 @@ def test_config_floats_become_exact_decimals() -> None:
         '[strategy]\nname = "funding_carry"\nentry_apr = 0.1\nexit_apr = 0.07\n'
     )
 
+    assert isinstance(config.strategy, FundingCarryParams)
     assert config.strategy.entry_apr == Decimal("0.1")
     assert isinstance(config.risk.max_total_notional, Decimal)
 

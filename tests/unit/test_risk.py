@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def view(
     trading: TradingState = TradingState.ACTIVE,
     age: float = 1.0,
     daily_pnl: str = "0",
-    **kw: object,
+    **kw: Any,
 ) -> RiskView:
     return RiskView(
         now=T0,
@@ -69,7 +70,7 @@ def view(
         prices={"BTC/USDT": D(50000), "ETH/USDT": D(2500)},
         daily_pnl=D(daily_pnl),
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def gate(**limits: object) -> RiskGate:
@@ -289,7 +290,7 @@ def test_a_leg_difference_no_order_can_trade_is_not_rebalanced() -> None:
     0.75 USDT, below both markets' minimum orders; 30 apart is not."""
     g = gate(max_leg_imbalance_steps=1)
     xrp = kit.pair("XRP")
-    known = {"pairs": {"XRP/USDT": xrp}, "step_sizes": {"XRP/USDT": D("1")}}
+    known: dict[str, Any] = {"pairs": {"XRP/USDT": xrp}, "step_sizes": {"XRP/USDT": D("1")}}
 
     def drifted(spot: str) -> Hedge:
         h = hedge(1, pair="XRP/USDT", spot=spot, short="200")

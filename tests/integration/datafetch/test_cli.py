@@ -78,7 +78,14 @@ async def test_data_fetch_reports_exchange_error_then_resumes(
 ) -> None:
     config = tmp_path / "carrybot.toml"
     config.write_text(f'[exchange]\nspot_api_url = "{fake.url}"\nfutures_api_url = "{fake.url}"\n')
-    args = ("data", "fetch", "--symbols", "BTC/USDT,ETH/USDT", "--from", "2024-01-01")
+    args: tuple[str, ...] = (
+        "data",
+        "fetch",
+        "--symbols",
+        "BTC/USDT,ETH/USDT",
+        "--from",
+        "2024-01-01",
+    )
     args += ("--to", "2024-01-04", "--out", "data", "--config", str(config))
     fake.add_fault(
         "reject", "/api/v3/klines", symbol="ETHUSDT", times=None, code=-1121, msg="Invalid symbol."

@@ -292,7 +292,7 @@ async def test_held_to_settlement_the_short_is_delivered_and_the_spot_sold(
     (hedge,) = await bot.hedges()
     assert hedge.state is HedgeState.CLOSED
     assert (hedge.close_reason or "").startswith(f"delivered: {QUARTER} settled")
-    assert (hedge.perp_quantity, hedge.exit_perp_price) == (0, D("50000.5"))
+    assert (hedge.perp_quantity, hedge.exit_perp_price) == (D(0), D("50000.5"))
     assert bot.short(QUARTER) == 0 and bot.spot() < kit.spot().step_size
     fills = await bot.ledger.fills.for_hedge(hedge.id)
     future_fills = [f for f in fills if f.symbol == QUARTER]

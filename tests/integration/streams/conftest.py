@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -15,7 +15,8 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config, config_from_dict
 from bot.streams.factory import streaming_source
 from bot.streams.gate import EntryGate
-from bot.streams.health import StreamState
+from bot.streams.health import StreamHealth, StreamState
+from bot.streams.market import MarketStreams
 from bot.streams.source import StreamingSource
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.fixtures import live_for, seed, standard_instruments
@@ -39,6 +40,18 @@ class Rig:
 
     def reconnects(self) -> int:
         return sum(h.reconnects for h in self.source.health.all())
+
+    @property
+    def streams(self) -> MarketStreams:
+        """The market streams of the started source."""
+        assert self.source.streams is not None, "start the rig first"
+        return self.source.streams
+
+    def health(self, name: str) -> StreamHealth:
+        """The health of the connection `name` (e.g. "spot-0"), which must exist."""
+        health = self.source.health.get(name)
+        assert health is not None, f"no stream named {name!r}"
+        return health
 
 
 class JumpClock(SystemClock):
@@ -86,8 +99,21 @@ async def wait_for(condition: Callable[[], bool], *, timeout: float) -> float:
     return time.perf_counter() - started
 
 
+class MakeRig(Protocol):
+    """The `make_rig` fixture: start a fake Binance and a streaming source on it."""
+
+    async def __call__(
+        self,
+        *,
+        spot_fallback_paths: tuple[str, ...] = (),
+        clock: Clock | None = None,
+        symbols: list[str] | None = None,
+        **streams: Any,
+    ) -> Rig: ...
+
+
 @pytest.fixture
-async def make_rig() -> AsyncIterator[Callable[..., Any]]:
+async def make_rig() -> AsyncIterator[MakeRig]:
     made: list[tuple[FakeBinance, StreamingSource]] = []
 
     async def make(

@@ -9,14 +9,16 @@ from decimal import Decimal
 import pytest
 
 from bot.domain import MarketKind
-from tests.integration.streams.conftest import wait_for
+from tests.integration.streams.conftest import MakeRig, wait_for
 
 BOOK_TICKER = "/api/v3/ticker/bookTicker"
 FUTURES_BOOK_TICKER = "/fapi/v1/ticker/bookTicker"
 PREMIUM_INDEX = "/fapi/v1/premiumIndex"
 
 
-async def test_snapshot_data_comes_from_the_streams_without_rest_requests(make_rig) -> None:
+async def test_snapshot_data_comes_from_the_streams_without_rest_requests(
+    make_rig: MakeRig,
+) -> None:
     rig = await make_rig()
     await rig.started()
     rig.fake.set_quote("BTC/USDT", "50100.00", "50100.50")
@@ -27,8 +29,8 @@ async def test_snapshot_data_comes_from_the_streams_without_rest_requests(make_r
     rig.fake.streams.push_now()
     await wait_for(
         lambda: (
-            rig.source.streams.quotes["BTC/USDT"].bid == Decimal("50100.00")
-            and rig.source.streams.marks["BTC/USDT:USDT"].funding_rate == Decimal("0.00042")
+            rig.streams.quotes["BTC/USDT"].bid == Decimal("50100.00")
+            and rig.streams.marks["BTC/USDT:USDT"].funding_rate == Decimal("0.00042")
         ),
         timeout=3,
     )
@@ -53,7 +55,9 @@ async def test_snapshot_data_comes_from_the_streams_without_rest_requests(make_r
     }
 
 
-async def test_forced_disconnect_reconnects_and_resubscribes_within_3_seconds(make_rig) -> None:
+async def test_forced_disconnect_reconnects_and_resubscribes_within_3_seconds(
+    make_rig: MakeRig,
+) -> None:
     rig = await make_rig()
     await rig.started()
     dropped = await rig.fake.streams.drop_all()
@@ -65,7 +69,7 @@ async def test_forced_disconnect_reconnects_and_resubscribes_within_3_seconds(ma
 
 
 async def test_refused_window_blocks_entries_falls_back_to_rest_and_resumes_after_settle(
-    make_rig,
+    make_rig: MakeRig,
 ) -> None:
     rig = await make_rig()
     await rig.started()
@@ -87,10 +91,10 @@ async def test_refused_window_blocks_entries_falls_back_to_rest_and_resumes_afte
     assert rig.fake.streams.refused >= 3
 
 
-async def test_a_silent_stream_is_noticed_dropped_and_replaced(make_rig) -> None:
+async def test_a_silent_stream_is_noticed_dropped_and_replaced(make_rig: MakeRig) -> None:
     rig = await make_rig(silence_seconds=0.5)
     await rig.started()
-    spot = rig.source.health.get("spot-0")
+    spot = rig.health("spot-0")
     rig.fake.streams.silence(True, prefix="/stream/")
     took = await wait_for(lambda: spot.state.value != "live", timeout=3)
     assert took < 2.0  # silence_seconds 0.5 + the watchdog's pass, with room for a loaded machine
@@ -99,10 +103,10 @@ async def test_a_silent_stream_is_noticed_dropped_and_replaced(make_rig) -> None
     rig.fake.streams.silence(False, prefix="/stream/")
     await wait_for(rig.all_live, timeout=3)
     assert spot.reconnects == 1
-    assert rig.source.health.get("mark").reconnects == 0  # its own, slower, floor
+    assert rig.health("mark").reconnects == 0  # its own, slower, floor
 
 
-async def test_server_shutdown_notice_reconnects_before_the_server_drops(make_rig) -> None:
+async def test_server_shutdown_notice_reconnects_before_the_server_drops(make_rig: MakeRig) -> None:
     rig = await make_rig()
     await rig.started()
     accepted = rig.fake.streams.accepted
@@ -112,23 +116,23 @@ async def test_server_shutdown_notice_reconnects_before_the_server_drops(make_ri
     assert rig.fake.streams.accepted == accepted + 3
 
 
-async def test_failover_to_the_next_endpoint_when_the_first_refuses(make_rig) -> None:
+async def test_failover_to_the_next_endpoint_when_the_first_refuses(make_rig: MakeRig) -> None:
     rig = await make_rig(spot_fallback_paths=("/alt/stream/ws",))
     fallback = rig.fake.spot_ws_url.replace("/stream/ws", "/alt/stream/ws")
     await rig.started()
     rig.fake.streams.refuse_for(30, prefix="/stream/")
     await rig.fake.streams.drop_all(prefix="/stream/")
-    await wait_for(lambda: rig.source.health.get("spot-0").endpoint == fallback, timeout=3)
+    await wait_for(lambda: rig.health("spot-0").endpoint == fallback, timeout=3)
     await wait_for(rig.all_live, timeout=3)
     assert rig.fake.streams.open_count("/alt/stream/") == 1
 
 
 async def test_bad_frames_are_logged_in_one_line_and_ignored(
-    make_rig, caplog: pytest.LogCaptureFixture
+    make_rig: MakeRig, caplog: pytest.LogCaptureFixture
 ) -> None:
     rig = await make_rig()
     await rig.started()
-    before = rig.source.streams.quotes["BTC/USDT"]
+    before = rig.streams.quotes["BTC/USDT"]
     caplog.set_level(logging.WARNING)
     await rig.fake.streams.send_raw(
         '{"u":1,"s":"BTCUSDT","b":"abc","B":"1","a":"1","A":"1"}', prefix="/stream/"
@@ -140,31 +144,29 @@ async def test_bad_frames_are_logged_in_one_line_and_ignored(
     await rig.fake.streams.send_raw(
         '[{"e":"markPriceUpdate","s":"BTCUSDT","p":"NaN"}]', prefix="/f/market/"
     )
-    await wait_for(lambda: rig.source.streams.bad_frames >= 4, timeout=2)
+    await wait_for(lambda: rig.streams.bad_frames >= 4, timeout=2)
 
     lines = [r.getMessage() for r in caplog.records if "Bad stream frame" in r.getMessage()]
     assert len(lines) == 4
     assert all("\n" not in line for line in lines)
     assert any("b='abc'" in line for line in lines)
     assert any("above ask" in line for line in lines)
-    assert rig.source.streams.quotes["BTC/USDT"].bid == before.bid
+    assert rig.streams.quotes["BTC/USDT"].bid == before.bid
     assert rig.all_live()  # the connections carry on
 
 
-async def test_spread_guard_blocks_entries_on_a_wide_book(make_rig) -> None:
+async def test_spread_guard_blocks_entries_on_a_wide_book(make_rig: MakeRig) -> None:
     rig = await make_rig(settle_seconds=0, max_spread_bps=10)
     await rig.started()
     rig.fake.set_quote("ETH/USDT", "3000.00", "3009.00")  # 30 bps
     rig.fake.streams.push_now()
-    await wait_for(
-        lambda: rig.source.streams.quotes["ETH/USDT"].ask == Decimal("3009.00"), timeout=2
-    )
+    await wait_for(lambda: rig.streams.quotes["ETH/USDT"].ask == Decimal("3009.00"), timeout=2)
     reason = rig.gate("ETH/USDT")
     assert reason is not None and "max_spread_bps" in reason
     assert rig.gate("BTC/USDT") is None
 
 
-async def test_stream_ages_at_decision_time_are_small(make_rig) -> None:
+async def test_stream_ages_at_decision_time_are_small(make_rig: MakeRig) -> None:
     rig = await make_rig()
     await rig.started()
     ages = []

@@ -13,12 +13,12 @@ from decimal import Decimal
 from bot.domain import MarketKind
 from tests import kit
 from tests.fakes.fixtures import deep_book, standard_instruments
-from tests.integration.streams.conftest import JumpClock, wait_for
+from tests.integration.streams.conftest import JumpClock, MakeRig, wait_for
 
 BOOK_TICKER = "/api/v3/ticker/bookTicker"
 
 
-async def test_subscriptions_follow_the_universe(make_rig) -> None:
+async def test_subscriptions_follow_the_universe(make_rig: MakeRig) -> None:
     rig = await make_rig(symbols=[])  # every spot/perpetual pair of the exchange
     await rig.started()
     assert {"btcusdt@bookTicker", "ethusdt@bookTicker"} <= rig.fake.streams.subscribed()
@@ -43,11 +43,11 @@ async def test_subscriptions_follow_the_universe(make_rig) -> None:
         ),
         timeout=3,
     )
-    assert "ETH/USDT" not in rig.source.streams.stream_of
+    assert "ETH/USDT" not in rig.streams.stream_of
     await wait_for(lambda: rig.gate("SOL/USDT") is None, timeout=5)  # entries on the new pair
     assert rig.gate("ETH/USDT") is not None  # no stream for a pair that left
-    assert rig.source.health.get("spot-0").reconnects == 0  # running connections undisturbed
-    assert rig.source.health.get("perp-0").reconnects == 0
+    assert rig.health("spot-0").reconnects == 0  # running connections undisturbed
+    assert rig.health("perp-0").reconnects == 0
     rig.fake.clear_requests()
     quotes = await rig.source.fetch_best_quotes(MarketKind.SPOT)
     assert set(quotes) == {"BTC/USDT", "SOL/USDT"}
@@ -74,7 +74,7 @@ async def test_subscriptions_follow_the_universe(make_rig) -> None:
 
 
 async def test_an_unchanged_book_does_not_block_entries_while_its_connection_delivers(
-    make_rig,
+    make_rig: MakeRig,
 ) -> None:
     clock = JumpClock()
     rig = await make_rig(clock=clock, silence_seconds=120, max_quote_age_seconds=5)
@@ -89,13 +89,12 @@ async def test_an_unchanged_book_does_not_block_entries_while_its_connection_del
     rig.fake.set_quote("BTC/USDT", "50001.00", "50001.50")  # the connection delivers again
     rig.fake.set_quote("BTC/USDT:USDT", "50011.0", "50011.5")
     rig.fake.streams.push_now()
-    await wait_for(
-        lambda: rig.source.streams.quotes["BTC/USDT:USDT"].bid == Decimal("50011.0"), timeout=3
-    )
+    await wait_for(lambda: rig.streams.quotes["BTC/USDT:USDT"].bid == Decimal("50011.0"), timeout=3)
     await wait_for(lambda: rig.source.mark_problem("ETH/USDT:USDT") is None, timeout=3)
     rig.fake.clear_requests()
 
-    assert rig.source.streams.quote_age("ETH/USDT") > 30  # no ETH frame since
+    age = rig.streams.quote_age("ETH/USDT")
+    assert age is not None and age > 30  # no ETH frame since
     assert rig.gate("ETH/USDT") is None
     quotes = await rig.source.fetch_best_quotes(MarketKind.SPOT)
     assert rig.fake.requests_to(BOOK_TICKER) == []
@@ -104,7 +103,7 @@ async def test_an_unchanged_book_does_not_block_entries_while_its_connection_del
 
 
 async def test_a_quiet_book_with_no_frame_since_subscribing_is_taken_from_rest_once(
-    make_rig,
+    make_rig: MakeRig,
 ) -> None:
     """As after a reconnect: Binance sends nothing for a book that does not change."""
     rig = await make_rig(silence_seconds=120)
@@ -118,8 +117,8 @@ async def test_a_quiet_book_with_no_frame_since_subscribing_is_taken_from_rest_o
     for base in ("BTC", "ETH"):  # the perpetuals change too (their own connection)
         rig.fake.set_quote(f"{base}/USDT:USDT", "3001.0", "3001.5")
     rig.fake.streams.push_now()
-    await wait_for(lambda: "BTC/USDT" in rig.source.streams.quotes, timeout=3)
-    assert "ETH/USDT" not in rig.source.streams.quotes  # unchanged since the subscription
+    await wait_for(lambda: "BTC/USDT" in rig.streams.quotes, timeout=3)
+    assert "ETH/USDT" not in rig.streams.quotes  # unchanged since the subscription
     assert "no stream quote" in (rig.source.quote_problem("ETH/USDT") or "")
     await wait_for(rig.all_live, timeout=5)
 
@@ -133,7 +132,7 @@ async def test_a_quiet_book_with_no_frame_since_subscribing_is_taken_from_rest_o
 
 
 async def test_new_connections_refused_for_60_s_block_entries_and_trading_resumes_alone(
-    make_rig,
+    make_rig: MakeRig,
 ) -> None:
     clock = JumpClock()
     rig = await make_rig(clock=clock, settle_seconds=10, silence_seconds=30)

@@ -26,7 +26,8 @@ def request(tmp_path: Path, **options: str | None) -> FetchRequest:
         "start": "2024-01-01",
         "end": "2024-02-01",
         "kinds": "funding,mark,perp,spot",
-    } | options
+    }
+    args.update(options)
     return parse_request(
         symbols=args["symbols"] or "",
         start=args["start"] or "",

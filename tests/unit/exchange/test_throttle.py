@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -37,7 +38,7 @@ async def test_weight_throttler_over_budget_waits_for_the_oldest_entries(
 ) -> None:
     throttler = WeightThrottler(100, 60.0, clock)
     await throttler.acquire(60)
-    clock.advance(kit.timedelta(seconds=10))
+    clock.advance(timedelta(seconds=10))
     await throttler.acquire(40)
 
     await throttler.acquire(30)  # needs the 60 recorded at t=0 to leave the window
@@ -110,10 +111,10 @@ async def test_gate_ban_refuses_everything_until_it_ends(clock: SimulatedClock) 
         await g.before_data(1)
     with pytest.raises(BannedError):
         await g.before_order(1, counts_as_order=True)
-    clock.advance(kit.timedelta(seconds=120))
+    clock.advance(timedelta(seconds=120))
     await g.before_data(1)
 
-    assert banned.value.until == kit.T0 + kit.timedelta(seconds=120)
+    assert banned.value.until == kit.T0 + timedelta(seconds=120)
 
 
 async def test_pacer_routes_by_path_and_reports_bans(clock: SimulatedClock) -> None:

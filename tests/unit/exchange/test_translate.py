@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import ccxt.async_support as ccxt
 import pytest
 
@@ -77,7 +79,7 @@ def test_translate_418_is_a_ban_until_retry_after() -> None:
     error = translate(exc, kit.T0)
 
     assert isinstance(error, BannedError)
-    assert error.until == kit.T0 + kit.timedelta(seconds=300)
+    assert error.until == kit.T0 + timedelta(seconds=300)
 
 
 def test_translate_5xx_without_code_is_temporary() -> None:

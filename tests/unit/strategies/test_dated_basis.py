@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain import CloseHedge, Hedge, MarketSnapshot, OpenHedge, Pair
+from bot.domain import CloseHedge, Hedge, Intent, MarketSnapshot, OpenHedge, Pair
 from bot.domain.params import SizingParams
 from bot.domain.strategy import DatedParams
 from strategies.best_carry import BestCarry
@@ -54,7 +54,9 @@ def dated_params(**dated: object) -> FundingCarryParams:
     return params(dated=DatedParams.model_validate(dated))
 
 
-def evaluate(snap: MarketSnapshot, *hedges: Hedge, p: FundingCarryParams | None = None) -> list:
+def evaluate(
+    snap: MarketSnapshot, *hedges: Hedge, p: FundingCarryParams | None = None
+) -> list[Intent]:
     return BestCarry(FundingCarry()).evaluate(snap, portfolio(*hedges), p or params())
 
 

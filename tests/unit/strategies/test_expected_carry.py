@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from bot.domain import CloseHedge, OpenHedge, ResizeHedge
+from bot.domain import CloseHedge, Intent, OpenHedge, ResizeHedge
 from bot.domain.params import SizingParams, UniverseParams
 from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams
 from tests.unit.strategies.scenario import Market, hedge, market_snapshot, portfolio
@@ -22,7 +22,9 @@ def ev_params(**overrides: object) -> ExpectedCarryParams:
     return ExpectedCarryParams.model_validate({"universe": universe, "sizing": sizing, **overrides})
 
 
-def evaluate(snapshot: object, book: object = None, p: ExpectedCarryParams | None = None) -> list:
+def evaluate(
+    snapshot: object, book: object = None, p: ExpectedCarryParams | None = None
+) -> list[Intent]:
     return list(ExpectedCarry().evaluate(snapshot, book or portfolio(), p or ev_params()))  # type: ignore[arg-type]
 
 

@@ -71,7 +71,10 @@ def test_maintenance_blocks_from_the_lead_time_until_the_end() -> None:
             "maintenance_lead_minutes": 10,
         }
     ).streams
-    at = lambda h, m: datetime(2026, 7, 9, h, m, tzinfo=UTC)  # noqa: E731
+
+    def at(hour: int, minute: int) -> datetime:
+        return datetime(2026, 7, 9, hour, minute, tzinfo=UTC)
+
     assert maintenance_block(streams, at(6, 49)) is None
     before = maintenance_block(streams, at(6, 50))
     assert before is not None and "starts in 10 min" in before[1]

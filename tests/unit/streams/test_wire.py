@@ -42,7 +42,8 @@ def test_futures_book_ticker_is_told_apart_by_its_event_type() -> None:
 
 def test_mark_price_array_gives_funding_rate_and_next_funding_time() -> None:
     ticks = parse_frame([MARK, {**MARK, "s": "ETHUSDT", "r": "-0.0001"}])
-    assert [t.exchange_symbol for t in ticks] == ["BTCUSDT", "ETHUSDT"]
+    assert all(isinstance(t, MarkTick) for t in ticks)
+    assert [t.exchange_symbol for t in ticks if isinstance(t, MarkTick)] == ["BTCUSDT", "ETHUSDT"]
     first = ticks[0]
     assert isinstance(first, MarkTick)
     assert first.funding_rate == Decimal("0.00038167")
@@ -51,9 +52,8 @@ def test_mark_price_array_gives_funding_rate_and_next_funding_time() -> None:
 
 
 def test_combined_stream_and_ws_api_wrappers_are_unwrapped() -> None:
-    assert parse_frame({"stream": "btcusdt@bookTicker", "data": SPOT_BOOK})[0].bid == Decimal(
-        "28621.74000000"
-    )
+    (tick,) = parse_frame({"stream": "btcusdt@bookTicker", "data": SPOT_BOOK})
+    assert isinstance(tick, BookTick) and tick.bid == Decimal("28621.74000000")
     assert parse_frame({"subscriptionId": 0, "event": {"e": "serverShutdown", "E": 1}}) == [
         Notice("serverShutdown")
     ]
