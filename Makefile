@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= $(or $(CARRYBOT_CONFIG),config.example.toml)
 
-.PHONY: run test lint typecheck unit bench clean browser-deps
+.PHONY: run test lint typecheck unit bench clean browser-deps deploy-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,15 @@ browser-deps:
 	  else echo "note: /usr/bin/chromium is missing; the browser test skips (apt-get install chromium)"; fi; \
 	fi
 
-test: lint typecheck browser-deps
+# Debian's docker-compose validates docker-compose.yml in tests/deploy (installed under CI=true).
+deploy-deps:
+	@if ! command -v docker-compose >/dev/null; then \
+	  if [ "$$CI" = "true" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; \
+	  else echo "note: docker-compose is missing; its test skips (apt-get install docker-compose)"; fi; \
+	fi
+
+test: lint typecheck browser-deps deploy-deps
 	$(BIN)/python -m pytest -n auto
 
 bench: $(VENV)/.dev-installed

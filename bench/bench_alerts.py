@@ -61,7 +61,7 @@ class Rig:
                 "-m",
                 "tests.fakes.telegram_server",
                 str(port),
-                {"off": "ok", "down": "down", "hang": "hang"}[self.mode],
+                {"off": "ok", "off2": "ok", "down": "down", "hang": "hang"}[self.mode],
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -75,7 +75,7 @@ class Rig:
         )
         guard = OutageGuard(self.engine, clock)
         self.dispatcher: AlertDispatcher | None = None
-        if self.mode == "off":
+        if self.mode.startswith("off"):
             self.events: BufferedEventSink = BufferedEventSink(ledger.events, guard)
         else:
             self.dispatcher = AlertDispatcher(
@@ -134,6 +134,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -146,20 +151,31 @@ async def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # one ALERT log line per cycle otherwise
     work = Path(tempfile.mkdtemp(prefix="carrybot-alerts-"))
-    rigs = [Rig("off"), Rig("down"), Rig("hang")]
+    # "off2" is a second bot without alerts: its ratio to "off" is the noise of the method.
+    rigs = [Rig("off"), Rig("off2"), Rig("down"), Rig("hang")]
     for rig in rigs:
         await rig.start(work)
         await rig.cycles(20, record=False)  # warm-up: start-up work, first hedges
     per_block = max(1, args.cycles // args.blocks)
+    blocks: list[dict[str, list[float]]] = []
     for block in range(args.blocks):  # interleaved and rotated: the machine's noise is shared
-        for rig in rigs[block % 3 :] + rigs[: block % 3]:
+        marks = {rig.mode: len(rig.times) for rig in rigs}
+        n = len(rigs)
+        for rig in rigs[block % n :] + rigs[: block % n]:
             await rig.cycles(per_block)
+        blocks.append({rig.mode: rig.times[marks[rig.mode] :] for rig in rigs})
     base = p99(rigs[0].times)
+    print(f"{args.blocks} interleaved blocks of {per_block} cycles per mode")
     for rig in rigs:
         t = rig.times
+        # The floor is the alerts-off bot's p95 in the same block; the median block ratio and
+        # its spread say whether a mode is slower beyond what the machine does to both.
+        ratios = sorted(p95(b[rig.mode]) / p95(b["off"]) for b in blocks)
         print(
             f"alerts {rig.mode:4s}: evaluate mean {statistics.mean(t):.2f} ms, "
-            f"p99 {p99(t):.2f} ms ({p99(t) / base:.2f}x off) over {len(t)} cycles{rig.note()}"
+            f"p99 {p99(t):.2f} ms ({p99(t) / base:.2f}x off over the run); per block p95 / "
+            f"off's p95: median {statistics.median(ratios):.2f}x "
+            f"({ratios[0]:.2f}-{ratios[-1]:.2f}){rig.note()}"
         )
     for rig in rigs:
         await rig.stop()

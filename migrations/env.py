@@ -19,12 +19,11 @@ target_metadata = Base.metadata
 
 def _url_from_settings() -> str:
     from bot.config import load_config
+    from bot.database_url import resolve_database_url
     from bot.settings import load_settings
 
     settings = load_settings()
-    if settings.database_url:
-        return settings.database_url
-    return load_config(settings.config_path).database.url
+    return resolve_database_url(None, settings, lambda: load_config(settings.config_path))
 
 
 def _configure(connection: Connection) -> None:

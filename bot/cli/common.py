@@ -16,8 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from bot.config import Config, load_config, normalise_database_url
-from bot.errors import UserError
+from bot.config import Config, load_config
+from bot.database_url import resolve_database_url
 from bot.logsetup import configure_logging
 from bot.settings import Settings, load_settings
 
@@ -50,18 +50,7 @@ def load_context(config_option: Path | None, database_option: str | None = None)
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     path = config_path_from(config_option, settings)
     config = load_config(path)
-    url = database_option or settings.database_url or config.database.url
-    try:
-        url = normalise_database_url(url)
-    except ValueError as exc:
-        source = (
-            "--database"
-            if database_option
-            else "DATABASE_URL"
-            if settings.database_url
-            else ("database.url")
-        )
-        raise UserError(f"{source} = {url!r}: {exc}") from None
+    url = resolve_database_url(database_option, settings, lambda: config)
     return Context(settings, config, path, url)
 
 

@@ -11,7 +11,6 @@ from enum import StrEnum
 
 
 class HedgeState(StrEnum):
-    PLANNED = "planned"
     OPENING = "opening"
     OPEN = "open"
     CLOSING = "closing"
@@ -26,7 +25,6 @@ class HedgeState(StrEnum):
 
 
 ALLOWED_TRANSITIONS: Mapping[HedgeState, frozenset[HedgeState]] = {
-    HedgeState.PLANNED: frozenset({HedgeState.OPENING, HedgeState.FAILED}),
     HedgeState.OPENING: frozenset({HedgeState.OPEN, HedgeState.UNWINDING, HedgeState.FAILED}),
     HedgeState.OPEN: frozenset({HedgeState.CLOSING, HedgeState.OPEN}),
     HedgeState.CLOSING: frozenset({HedgeState.CLOSED, HedgeState.OPEN, HedgeState.CLOSING}),

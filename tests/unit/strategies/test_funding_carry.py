@@ -164,9 +164,7 @@ def test_evaluate_hedge_younger_than_min_hold_is_kept_despite_low_funding() -> N
     assert evaluate(market_snapshot(Market("BTC", rate=BAD)), portfolio(held)) == []
 
 
-@pytest.mark.parametrize(
-    "state", [HedgeState.PLANNED, HedgeState.OPENING, HedgeState.CLOSING, HedgeState.UNWINDING]
-)
+@pytest.mark.parametrize("state", [HedgeState.OPENING, HedgeState.CLOSING, HedgeState.UNWINDING])
 def test_evaluate_hedges_not_open_are_never_closed(state: HedgeState) -> None:
     history = [BAD] * 18 + ["-0.001"] * 3
     held = hedge("BTC", state=state, age_hours=5000)
