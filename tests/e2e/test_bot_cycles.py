@@ -35,6 +35,9 @@ async def test_high_btc_funding_opens_then_rotation_to_eth_then_funding_recorded
         assert (btc.pair, btc.state) == ("BTC/USDT", HedgeState.OPEN)
         orders = await ledger.orders.for_hedge(btc.id)
         assert {o.status.value for o in orders} == {"filled"}
+        if bot_env.live:  # the account's fees were read over ccxt and put in force
+            (fees,) = await ledger.events.recent("fees.updated")
+            assert fees.data["vip_tier"] == 0 and fees.data["spot_taker"] == "0.001"
     if bot_env.live:
         cids = {r["params"]["newClientOrderId"] for r in bot_env.orders_on_server("/api/v3/order")}
         cids |= {r["params"]["newClientOrderId"] for r in bot_env.orders_on_server()}
