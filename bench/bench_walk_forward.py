@@ -1,21 +1,24 @@
-"""Reproduce the README's strategy figures: full history and walk-forward test periods.
+"""Reproduce the README's strategy figures: full history, rolling walk-forward test periods.
 
-Runs `carrybot` itself (the documented commands), on the five pairs of `--data`, with
+Runs `carrybot` itself (the documented commands) on the five pairs of `--data`, with
 `config.example.toml` (its universe widened to the five pairs):
 
 1. the full history, default config: the bot against the constant-notional passive carry;
-2. for each split date D of `--splits`: `carrybot sweep --grid GRID --train-until D` from
-   `--from` to the end of the split's test year, i.e. the grid ranked on the data before D
-   (in-sample) and the winner run on the year from D (out-of-sample);
-3. the default config itself on each test year (out-of-sample for the defaults only where
-   they were chosen on data before it).
+2. each test period of `--tests` (a year `2022`, or years `2023-2024`) with the defaults:
+   bot against passive, in total and per pair;
+3. with `--sweep`, for each test period: `carrybot sweep --grid GRID --train-until START`
+   over the `--train-years` years before it (a split whose test spans several years trains
+   from `--from`): the grid ranked on the training years (in-sample) and the winner run on
+   the test period (out-of-sample).
 
-Prints markdown tables: net APR on notional, max drawdown, hedges and per-pair net P&L of
-the bot and of the passive baseline. Results stay in `--out`. Slow: one backtest of the
-full history takes 15–60 s depending on the machine's load, a sweep a multiple of that.
+Prints markdown tables: net APR on notional, max drawdown (USDT and per unit of peak
+notional), hedges, hedges per pair per year, and per pair the net P&L of the bot and of the
+passive baseline as an APR on one hedge's notional over the period. Results stay in `--out`
+(a rerun reuses finished runs: delete `--out` to start over). Slow: a backtest of one year
+takes 10–40 s depending on the machine's load, a sweep about ten times that.
 
     .venv/bin/python bench/bench_walk_forward.py --data ../shared/data \
-        [--grid bench/walk_forward/grid.toml] [--splits 2023-01-01] [--workers 2]
+        [--tests 2022,2023,2024,2023-2024] [--sweep] [--workers 2]
 """
 
 from __future__ import annotations
@@ -24,21 +27,51 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIRS = '["BTC/USDT", "ETH/USDT", "XRP/USDT", "SOL/USDT", "DOGE/USDT"]'
+PAIRS = ["BTC/USDT", "ETH/USDT", "XRP/USDT", "SOL/USDT", "DOGE/USDT"]
 CARRYBOT = [str(Path(sys.executable).parent / "carrybot")]
+NOTIONAL = Decimal(1000)  # config.example.toml's notional_per_hedge
+
+
+@dataclass(frozen=True)
+class Period:
+    """A test period: whole calendar years `first`..`last`."""
+
+    first: int
+    last: int
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        first, _, last = text.strip().partition("-")
+        return cls(int(first), int(last or first))
+
+    @property
+    def label(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}–{self.last}"
+
+    @property
+    def start(self) -> str:
+        return f"{self.first}-01-01"
+
+    @property
+    def end(self) -> str:
+        return f"{self.last}-12-31T23:00"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--grid", type=Path, default=ROOT / "bench/walk_forward/grid.toml")
-    parser.add_argument("--splits", default="2023-01-01", help="comma-separated split dates")
-    parser.add_argument("--from", dest="start", default="2020-01-01")
+    parser.add_argument("--tests", default="2022,2023,2024,2023-2024", help="test periods")
+    parser.add_argument("--from", dest="start", default="2020-01-01", help="earliest training")
+    parser.add_argument("--train-years", type=int, default=2)
+    parser.add_argument("--sweep", action="store_true", help="also sweep the grid per period")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("out/walk-forward"))
     parser.add_argument("--skip-full", action="store_true")
@@ -52,27 +85,43 @@ def main() -> None:
     rows: list[tuple[str, dict[str, Any]]] = []
     if not args.skip_full:
         rows.append(("full history, defaults (in-sample)", _backtest(args, config, "full")))
-    for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
-        end = f"{date.fromisoformat(split).year}-12-31T23:00"
-        sweep = args.out / f"sweep-{split}"
-        _run(["sweep", "-c", str(config), "--grid", str(args.grid), "--data", str(args.data),
-              "--from", args.start, "--to", end, "--train-until", split, "--workers",
-              str(args.workers), "--out", str(sweep), "--metric", "net_apr_notional",
-              "--resume"])  # fmt: skip
-        walk = json.loads((sweep / "walk_forward.json").read_text())
-        chosen = walk["chosen_on_train"]
-        rows.append((f"train {args.start}..{split} winner (in-sample): {chosen['label']}", chosen))
-        test = json.loads((sweep / "test" / "summary.json").read_text())
-        rows.append((f"test {split}..{end[:10]}, winner (out-of-sample)", test))
-        defaults = _backtest(args, config, f"test-{split}", "--from", split, "--to", end)
-        rows.append((f"test {split}..{end[:10]}, defaults", defaults))
-    _print(rows)
+    for period in [Period.parse(t) for t in args.tests.split(",") if t.strip()]:
+        rows.append((f"test {period.label}, defaults", _backtest(
+            args, config, f"test-{period.label}", "--from", period.start, "--to", period.end
+        )))  # fmt: skip
+        if args.sweep:
+            rows.extend(_sweep(args, config, period))
+    _print_totals(rows)
+    _print_pairs(rows)
+
+
+def _sweep(
+    args: argparse.Namespace, config: Path, period: Period
+) -> list[tuple[str, dict[str, Any]]]:
+    """Rank the grid on the training years before `period`; run the winner on `period`."""
+    first = max(date.fromisoformat(args.start).year, period.first - args.train_years)
+    if period.last > period.first:
+        first = date.fromisoformat(args.start).year
+    train = Period(first, period.first - 1)
+    out = args.out / f"sweep-{period.label}"
+    _run(["sweep", "-c", str(config), "--grid", str(args.grid), "--data", str(args.data),
+          "--from", train.start, "--to", period.end, "--train-until", period.start,
+          "--workers", str(args.workers), "--out", str(out), "--metric", "net_apr_notional",
+          "--resume"])  # fmt: skip
+    walk = json.loads((out / "walk_forward.json").read_text())
+    chosen = walk["chosen_on_train"]
+    test = json.loads((out / "test" / "summary.json").read_text())
+    return [
+        (f"train {train.label} winner (in-sample): {chosen['label']}", chosen),
+        (f"test {period.label}, that winner (out-of-sample)", test),
+    ]
 
 
 def _backtest(args: argparse.Namespace, config: Path, name: str, *period: str) -> dict[str, Any]:
     out = args.out / name
-    _run(["backtest", "-c", str(config), "--data", str(args.data), "--out", str(out),
-          "--no-charts", *period])  # fmt: skip
+    if not (out / "summary.json").exists():
+        _run(["backtest", "-c", str(config), "--data", str(args.data), "--out", str(out),
+              "--no-charts", *period])  # fmt: skip
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     return summary
 
@@ -85,28 +134,67 @@ def _run(command: list[str]) -> None:
     )  # fmt: skip
 
 
-def _pct(value: str | None) -> str:
+def _years(s: dict[str, Any]) -> Decimal:
+    return Decimal(s["days"]) / Decimal("365.25") if "days" in s else Decimal(0)
+
+
+def _pct(value: str | Decimal | None) -> str:
     return "-" if value is None else f"{float(value) * 100:.2f}%"
 
 
-def _print(rows: list[tuple[str, dict[str, Any]]]) -> None:
+def _apr(net: Decimal, years: Decimal) -> str:
+    return _pct(net / NOTIONAL / years) if years > 0 else "-"
+
+
+def _drawdown(figures: dict[str, Any]) -> str:
+    dd, notional = Decimal(figures["max_drawdown"]), Decimal(figures["notional"])
+    share = f" ({_pct(dd / notional)})" if notional > 0 else ""
+    return f"{dd:.2f}{share}"
+
+
+def _print_totals(rows: list[tuple[str, dict[str, Any]]]) -> None:
     print(
-        "| run | bot net APR on notional | passive (constant notional) | bot max DD | "
-        "passive max DD | bot hedges | fees | per pair: bot / passive net P&L |"
+        "| run | bot net APR on notional | passive (constant notional) | bot max DD, USDT "
+        "(of peak notional) | passive max DD | bot hedges | hedges / pair / year (busiest "
+        "pair) | bot fees | passive fees |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, s in rows:
         bot, passive = s["bot"], s["passive"]
-        bot_pairs = {p: v["net_pnl"] for p, v in s.get("by_pair", {}).items()}
-        passive_pairs = {p: v["net_pnl"] for p, v in s.get("passive_by_pair", {}).items()}
-        pairs = ", ".join(
-            f"{p.split('/')[0]} {float(bot_pairs.get(p, 0)):.0f}/{float(passive_pairs[p]):.0f}"
-            for p in sorted(passive_pairs)
-        )
+        years = _years(s)
+        per_pair = [v["hedges"] for v in s.get("by_pair", {}).values()] or [0]
+        rate = "-"
+        if years > 0:
+            mean = Decimal(bot["hedges"]) / len(s.get("pairs") or PAIRS) / years
+            rate = f"{mean:.1f} ({Decimal(max(per_pair)) / years:.1f})"
         print(f"| {label} | {_pct(bot['net_apr_notional'])} | "
-              f"{_pct(passive['net_apr_notional'])} | {float(bot['max_drawdown']):.2f} | "
-              f"{float(passive['max_drawdown']):.2f} | {bot['hedges']} | "
-              f"{float(bot['fees']):.2f} | {pairs} |")  # fmt: skip
+              f"{_pct(passive['net_apr_notional'])} | {_drawdown(bot)} | "
+              f"{_drawdown(passive)} | {bot['hedges']} | {rate} | "
+              f"{float(bot['fees']):.2f} | {float(passive['fees']):.2f} |")  # fmt: skip
+
+
+def _print_pairs(rows: list[tuple[str, dict[str, Any]]]) -> None:
+    print()
+    print(
+        "Per pair: net P&L in USDT, bot / passive, and as APR on one hedge's notional "
+        f"({NOTIONAL} USDT) over the whole period; bot hedges in brackets."
+    )
+    print()
+    print("| run | " + " | ".join(p.split("/")[0] for p in PAIRS) + " |")
+    print("|---|" + "---|" * len(PAIRS))
+    for label, s in rows:
+        if "by_pair" not in s:
+            continue
+        years = _years(s)
+        cells = []
+        for pair in PAIRS:
+            bot = s["by_pair"].get(pair, {})
+            passive = s.get("passive_by_pair", {}).get(pair)
+            mine = Decimal(bot.get("net_pnl", "0"))
+            theirs = Decimal(passive["net_pnl"]) if passive else None
+            held = "-" if theirs is None else f"{theirs:.0f} ({_apr(theirs, years)})"
+            cells.append(f"{mine:.0f} ({_apr(mine, years)}) [{bot.get('hedges', 0)}] / {held}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -15,18 +15,17 @@ import signal
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.config import Config
-from bot.domain import Event, SettledFunding, Severity
+from bot.domain import SettledFunding
 from bot.domain.instruments import dated_pairs, is_dated_symbol, pairs_of, untradable_pairs
-from bot.domain.ledger import TradingState
 from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
 from bot.exchange.port import ExchangePort
 from bot.execution.account_setup import AccountSetup
 from bot.execution.executor import HedgeExecutor
 from bot.ids import UidFactory
+from bot.lifecycle import RunLifecycle, wait_in_flight
 from bot.listings import check_explicit_symbols
 from bot.marketdata import MarketData
 from bot.operations import Operations
@@ -45,12 +44,10 @@ from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
 from bot.streams.status import StreamStateStore, heartbeat_hook
 from bot.trading import LoopPorts, MarketFeed, TradingLoop, TradingParts
+from bot.trading.cycle import Cycle, Due
 from bot.web import check_binding
 
 log = logging.getLogger(__name__)
-
-SHUTDOWN_GRACE_SECONDS = 25.0
-
 
 LOCK_CHECK_SECONDS = 2.0
 
@@ -111,8 +108,7 @@ async def run_bot(
     keeper = LockKeeper(lock, on_lost=stop.set)
     engine = create_engine(database_url)
     exchange: ExchangePort | None = None
-    run_id: int | None = None
-    base_ledger = Ledger(session_factory(engine), CycleReads())
+    lifecycle = RunLifecycle(Ledger(session_factory(engine), CycleReads()), clock)
     keeping: asyncio.Task[None] | None = None
     ops: Operations | None = None
     try:
@@ -121,15 +117,9 @@ async def run_bot(
             if options.banner:
                 print(options.banner, flush=True)
             await migrate.ensure_current(engine)
-            run = await base_ledger.runs.start(
-                mode=mode.value,
-                environment=config.exchange.environment,
-                config_hash=config.fingerprint(),
-                version=__version__,
-                at=clock.now(),
+            ledger = await lifecycle.open(
+                mode=mode.value, environment=config.exchange.environment, config=config
             )
-        run_id = run.id
-        ledger = base_ledger.for_run(run.id)
         guard = OutageGuard(engine, clock, probe=keeper.ensure)
         keeping = asyncio.create_task(keeper.run(guard.mark_down, LOCK_CHECK_SECONDS))
         ops = Operations(config, settings, ledger, clock, mode.value)
@@ -143,21 +133,17 @@ async def run_bot(
             guard,
             events,
             clock,
-            run.id,
+            lifecycle.run_id,
             stop,
             attempts=3 if options.once else None,
         )
         if connected is None:
-            await base_ledger.runs.stop(run_id, at=clock.now(), reason="stopped before start")
+            await lifecycle.record_stop("stopped before start")
             return 0
         exchange, loop = connected
-        await start_up(loop, exchange, events, clock)
+        await lifecycle.start(loop, exchange, events)
         if options.once:
-            await loop.poll()
-            await loop.evaluate()
-            await loop.capture_funding(force=True)
-            await loop.snapshot_balances()
-            await loop.heartbeat()
+            await run_once(loop)
             reason = "--once finished"
         else:
             await ops.start(loop)
@@ -166,8 +152,7 @@ async def run_bot(
             )
         if keeper.lost:
             reason = "instance lock taken by another carrybot"
-        await _shutdown(loop, reason)
-        await base_ledger.runs.stop(run_id, at=clock.now(), reason=reason)
+        await lifecycle.stop(loop, reason)
         return 1 if keeper.lost else 0
     except AuthError as exc:
         raise UserError(
@@ -187,6 +172,13 @@ async def run_bot(
                 await exchange.close()
         await engine.dispose()
         await lock.release()
+
+
+async def run_once(loop: TradingLoop) -> None:
+    """`carrybot run --once`: every stage of the cycle once (funding looked for), then the
+    heartbeat line."""
+    await Cycle(loop).run(Due(force_funding=True))
+    await loop.heartbeat()
 
 
 async def _connect(
@@ -329,40 +321,6 @@ def resync_by(reconcile: Callable[[], Awaitable[None]]) -> Callable[[], None]:
     return start
 
 
-async def ensure_same_venue(ledger: Ledger, venue: str) -> None:
-    """Refuse a ledger whose active hedges were traded on another venue (paper vs live)."""
-    for hedge in await ledger.hedges.active():
-        venues = {o.venue for o in await ledger.orders.for_hedge(hedge.id)}
-        if venues - {venue}:
-            raise UserError(
-                f"this database holds active {', '.join(sorted(venues))} hedges (hedge "
-                f"{hedge.id}) but the bot now trades on {venue}: use a separate database per "
-                "mode (set DATABASE_URL or [database] url), or close those hedges first"
-            )
-
-
-async def start_up(
-    loop: TradingLoop, exchange: ExchangePort, events: BufferedEventSink, clock: Clock
-) -> None:
-    """Reconcile before any trading (crash-only start); the position mode is known by now."""
-    await ensure_same_venue(loop.ledger, exchange.venue)
-    async with loop.lock:
-        report = await loop.reconciler.run(startup=True)
-    status = await loop.ledger.trading_state.get()
-    state = status.state if status else TradingState.ACTIVE
-    loop.state.trading = state
-    log.info("Start-up reconciliation: %s; trading %s", report.summary(), state.value.upper())
-    await events.emit(
-        Event(
-            "bot.started",
-            f"bot started on {exchange.venue}",
-            clock.now(),
-            Severity.INFO,
-            {"trading_state": state.value},
-        )
-    )
-
-
 async def _serve(
     loop: TradingLoop,
     config: Config,
@@ -388,47 +346,8 @@ async def _serve(
         # hedge in flight finish.
         loop.state.stopping = True
         scheduler.pause()
-        await _wait_in_flight(loop)
+        await wait_in_flight(loop)
         scheduler.shutdown(wait=False)
-
-
-async def _shutdown(loop: TradingLoop, reason: str) -> None:
-    """Take no new positions; let an in-flight hedge finish; flush the ledger."""
-    loop.state.stopping = True
-    log.info("Stopping (%s)", reason)
-    await _wait_in_flight(loop)
-    if loop.guard.pending:
-        await loop.guard.check()
-        if loop.guard.pending:
-            log.error(
-                "%d ledger record(s) could not be written before exit; the exchange "
-                "keeps them and start-up reconciliation adopts them",
-                loop.guard.pending,
-            )
-    await loop.events.emit(
-        Event(
-            "bot.stopped",
-            f"bot stopped: {reason}",
-            loop.clock.now(),
-            Severity.INFO,
-            {"reason": reason},
-        )
-    )
-
-
-async def _wait_in_flight(loop: TradingLoop) -> None:
-    """Wait (bounded) for the execution lock: a hedge in flight finishes or unwinds."""
-    if loop.lock.locked():
-        log.info("Waiting for the hedge in flight to finish")
-    try:
-        await asyncio.wait_for(loop.lock.acquire(), timeout=SHUTDOWN_GRACE_SECONDS)
-        loop.lock.release()
-    except TimeoutError:
-        log.error(
-            "A hedge was still in flight after %.0fs; start-up reconciliation finishes "
-            "it at the next start",
-            SHUTDOWN_GRACE_SECONDS,
-        )
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

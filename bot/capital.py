@@ -56,7 +56,7 @@ def capital_shortfalls(
     notional = config.sizing.notional_per_hedge
     risk = config.risk
     out: list[Shortfall] = []
-    spot_need = notional * (1 + config.fees.spot_taker)
+    spot_need = notional * (1 + config.fees.effective().spot_taker)
     best: tuple[Decimal, str, Decimal] | None = None  # (free in USDT, asset, USD/unit)
     for asset in sorted(set(spot_quotes)):
         free = spot.get(asset, Balance(asset, ZERO, ZERO)).free * (1 - risk.balance_buffer)

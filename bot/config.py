@@ -171,6 +171,7 @@ class ScheduleConfig(FrozenModel):
     volume_refresh_seconds: PositiveSeconds = 3600.0
     instrument_refresh_seconds: PositiveSeconds = 86400.0
     instrument_status_seconds: PositiveSeconds = 300.0
+    fee_refresh_seconds: PositiveSeconds = 86400.0
 
 
 def _strategy_params_type() -> Any:

@@ -38,7 +38,7 @@ from bot.domain import (
 )
 from bot.domain.instruments import dated_pairs, untradable_pairs
 from bot.domain.params import UniverseParams
-from bot.domain.universe import select_universe
+from bot.domain.universe import selected_universe
 from bot.errors import ExchangeError
 from bot.exchange.port import MarketDataSource, refresh_status_of
 
@@ -137,9 +137,10 @@ class MarketData:
         volumes = dict(self._volumes)
         # Only the pairs the strategy will evaluate need history (top N when automatic):
         # fundingRate has its own small budget (500 requests / 5 min). The final snapshot
-        # shares these inputs, so its universe is not selected again (`select_universe`).
+        # shares these inputs and carries this universe: it is selected once per snapshot.
         preliminary = MarketSnapshot(now, pairs, funding, {}, {}, volumes)
-        universe = select_universe(preliminary, self._universe)
+        selected = selected_universe(preliminary, self._universe)
+        universe = selected.pairs
         self._in_use = {p.spot.symbol for p in universe}
         await self._update_history(self._tracked(pairs, universe), funding, now)
         books = await self._fetch_books(universe) if self._book_depth > 0 else {}
@@ -154,6 +155,7 @@ class MarketData:
             books=books,
             dated_pairs=self._dated_pairs,
             untradable=self._untradable,
+            universe=selected,
         )
         self._last = snap
         return snap

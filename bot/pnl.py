@@ -84,14 +84,17 @@ def leg_pnl(fills: Sequence[Fill], price: Decimal | None) -> tuple[Decimal, Deci
 
 
 def fee_usdt(fill: Fill) -> Decimal:
-    """Return a fill's fee in USDT (quote fees as is, base-asset fees at the fill price)."""
+    """Return a fill's fee in USDT: as the ledger converted it (a BNB fee at the BNB price
+    when it was recorded), else quote fees as is and base-asset fees at the fill price."""
+    if fill.fee_usdt is not None:
+        return fill.fee_usdt
     base, _, rest = fill.symbol.partition("/")
     quote = rest.split(":")[0]
     if fill.fee_asset in (quote, "USDT"):  # USDT: also a USD pair's fee in USDT terms
         return fill.fee
     if fill.fee_asset == base:
         return fill.fee * fill.price
-    return ZERO  # e.g. BNB: not converted (no price at hand); reported as 0
+    return ZERO  # another asset recorded before its price was known: reported as 0
 
 
 def hedge_pnl(

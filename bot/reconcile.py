@@ -144,7 +144,9 @@ class Reconciler:
                     ours.append(t if t.client_order_id else _with_cid(t, cid))
             if ours:
                 report.adopted_fills += await self._ledger.fills.record(
-                    self._exchange.venue, ours, fee_usdt=fees_in_usdt(ours)
+                    self._exchange.venue,
+                    ours,
+                    fee_usdt=fees_in_usdt(ours, self._executor.fee_prices),
                 )
 
     async def _compare_positions(self, report: ReconcileReport) -> None:

@@ -123,7 +123,8 @@ def carry_value(
     entry_basis = carry.perp_basis(perp_q.bid, spot_q.ask)
     exit_basis = carry.perp_basis(perp_q.ask, spot_q.bid)
     mid_basis = carry.perp_basis(perp_q.mid, spot_q.mid)
-    leg_fees = fees.spot_taker + fees.futures_taker
+    paid = fees.effective()  # VIP tier and BNB discount applied
+    leg_fees = paid.spot_taker + paid.futures_taker
     slip_open, slip_close = open_close_slippage(pair, snapshot, notional, slippage_bps)
     worst, worst_hours = fc.worst_carry(holding_hours)
     return CarryValue(

@@ -87,7 +87,8 @@ def dated_signal(
     if days <= 0:
         return None
     fees = params.fees
-    total_fees = 2 * (fees.spot_taker + fees.futures_taker)
+    paid = fees.effective()  # VIP tier and BNB discount applied
+    total_fees = 2 * (paid.spot_taker + paid.futures_taker)
     slip_open, slip_close = open_close_slippage(
         pair, snapshot, notional, params.dated.assumed_slippage_bps
     )

@@ -196,7 +196,8 @@ def carry_signal(
     captured = entry_basis - (exit_basis - mid_basis)
 
     fees = params.fees
-    leg_fees = fees.spot_taker + fees.futures_taker
+    paid = fees.effective()  # VIP tier and BNB discount applied
+    leg_fees = paid.spot_taker + paid.futures_taker
     slip_open, slip_close = open_close_slippage(
         pair, snapshot, notional, params.assumed_slippage_bps
     )

@@ -5,8 +5,8 @@ mode) builds the loop over a `PaperExchange` whose market data is a `ReplaySourc
 backtest injects is the clock, the source, a seeded uid generator and its own ledger.
 
 The clock visits every event time t (each hourly bar open and each funding time in
-[start, end]) and the jobs run at t + `REACTION`, in the live scheduler's order: poll,
-capture funding, (balance snapshot, reconcile when due), evaluate. Acting one second after
+[start, end]) and the bot's one `Cycle` runs at t + `REACTION`, as `carrybot run` runs it:
+poll, capture funding, (balance snapshot, reconcile when due), evaluate. Acting one second after
 the bar opens keeps the exchange's order of things: the funding settled at t is paid to the
 position held at t, so a hedge opened at a funding time does not collect it and one closed
 then does. At the end, hedges still open are closed by the executor, so every figure is
@@ -32,8 +32,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import __version__
-from bot.app import assemble_loop, start_up
+from bot.app import assemble_loop
 from bot.backtest.history import History, load_history
 from bot.backtest.replay import DataRange, ReplayAnswers, ReplaySource
 from bot.backtest.series import HOUR_MS, from_ms
@@ -42,6 +41,7 @@ from bot.config import Config, normalise_database_url
 from bot.domain import Hedge, HedgeState, MarketKind, PositionMode
 from bot.errors import UserError
 from bot.exchange.paper import PaperExchange
+from bot.lifecycle import RunLifecycle
 from bot.persistence import migrate
 from bot.persistence.db import THROWAWAY_SQLITE_PRAGMAS, create_engine, session_factory
 from bot.persistence.inline_sqlite import inline_sqlite_args
@@ -51,6 +51,7 @@ from bot.persistence.models import BotRunRow
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import CycleReads, Ledger
 from bot.trading import TradingLoop
+from bot.trading.cycle import Cycle, Due
 
 log = logging.getLogger(__name__)
 
@@ -162,18 +163,15 @@ async def run_backtest(
         # A throwaway file is this run's own: no `carrybot halt` can reach it.
         reads = CycleReads(keep_trading_state=_throwaway_sqlite(spec))
         base = MemoryLedger() if spec.ledger_in_memory else Ledger(sessions, reads)
-        run = await base.runs.start(
-            mode="backtest",
-            environment="replay",
-            config_hash=spec.config.fingerprint(),
-            version=__version__,
-            at=clock.now(),
+        lifecycle = RunLifecycle(base, clock)
+        ledger = await lifecycle.open(mode="backtest", environment="replay", config=spec.config)
+        loop, exchange, events = await _assemble(
+            spec, source, clock, ledger, engine, lifecycle.run_id
         )
-        ledger = base.for_run(run.id)
-        loop, exchange = await _assemble(spec, source, clock, ledger, engine, run.id)
+        await lifecycle.start(loop, exchange, events)
         initial = await loop.snapshot_balances() or Decimal(0)
         equity: list[EquityPoint] = []
-        stepper = _Stepper(loop, spec, equity, _data_ends(source, times[-1]))
+        stepper = CycleStepper(loop, spec, equity, _data_ends(source, times[-1]))
         for i, t in enumerate(times):
             clock.set(t + REACTION)
             await stepper.step()
@@ -185,7 +183,7 @@ async def run_backtest(
         await ledger.paper_state.save(
             PAPER_STATE_KEY, exchange.simulator.to_state(), at=clock.now()
         )
-        await base.runs.stop(run.id, at=clock.now(), reason="backtest finished")
+        await lifecycle.stop(loop, "backtest finished")
         if isinstance(base, MemoryLedger):
             await write_ledger(base.tables, engine)  # the whole run in one transaction
         return BacktestRun(
@@ -194,7 +192,7 @@ async def run_backtest(
             start=start,
             end=end,
             events=len(times),
-            run_id=run.id,
+            run_id=lifecycle.run_id,
             initial_equity=initial,
             equity=equity,
             strategy_failures=loop.strategy.failures,
@@ -237,7 +235,7 @@ async def _assemble(
     ledger: Ledger,
     engine: AsyncEngine,
     run_id: int,
-) -> tuple[TradingLoop, PaperExchange]:
+) -> tuple[TradingLoop, PaperExchange, BufferedEventSink]:
     config = spec.config
     exchange = await PaperExchange.open(
         source,
@@ -264,8 +262,7 @@ async def _assemble(
         store_funding_history=False,
         listed_later=source.data_ranges(),  # every pair of the history, listed now or later
     )
-    await start_up(loop, exchange, events, clock)
-    return loop, exchange
+    return loop, exchange, events
 
 
 def _recording_config(spec: BacktestSpec) -> Config:
@@ -276,8 +273,8 @@ def _recording_config(spec: BacktestSpec) -> Config:
     return spec.config.model_copy(update={"schedule": schedule})
 
 
-class _Stepper:
-    """Call the loop's jobs at one clock time, in the live scheduler's order."""
+class CycleStepper:
+    """Run the bot's one `Cycle` at each clock time, with the backtest's own intervals."""
 
     def __init__(
         self,
@@ -293,22 +290,29 @@ class _Stepper:
         self._next_reconcile: datetime | None = None
         self._data_ends = data_ends  # pair -> its last bar, for pairs ending before the run
         self._next_data_end = min(data_ends.values(), default=None)
+        self._now = loop.clock.now()  # the time of the step being run
+        self._cycle = Cycle(loop, before_snapshot=self._close_due)
 
     async def step(self) -> None:
-        loop = self._loop
-        now = loop.clock.now()
-        await loop.poll()
-        await loop.capture_funding()
-        if self._next_data_end is not None and now >= self._next_data_end:
-            await self._close_ending(now)
-        if self._next_snapshot is None or now >= self._next_snapshot:
-            await self.snapshot()
-            self._next_snapshot = now + self._spec.snapshot_every
+        """Run the cycle at the clock's time: a snapshot and a reconciliation when due."""
+        now = self._loop.clock.now()
+        snapshot = self._next_snapshot is None or now >= self._next_snapshot
         every = self._spec.reconcile_every
-        if every is not None and (self._next_reconcile is None or now >= self._next_reconcile):
-            await loop.reconcile()
+        reconcile = every is not None and (
+            self._next_reconcile is None or now >= self._next_reconcile
+        )
+        self._now = now
+        result = await self._cycle.run(Due(snapshot=snapshot, reconcile=reconcile))
+        if snapshot:
+            self._record(result.equity)
+            self._next_snapshot = now + self._spec.snapshot_every
+        if every is not None and reconcile:
             self._next_reconcile = now + every
-        await loop.evaluate()
+
+    async def _close_due(self) -> None:
+        """Between funding capture and snapshot: close what is in its last hour of data."""
+        if self._next_data_end is not None and self._now >= self._next_data_end:
+            await self._close_ending(self._now)
 
     async def _close_ending(self, now: datetime) -> None:
         """Close the hedges on pairs in their last hour of data (before the strategy runs)."""
@@ -323,9 +327,11 @@ class _Stepper:
                     await _close_one(loop, hedge, DATA_END_REASON)
 
     async def snapshot(self) -> None:
-        value = await self._loop.snapshot_balances()
-        if value is not None:
-            self._equity.append(EquityPoint(self._loop.clock.now(), value))
+        self._record(await self._loop.snapshot_balances())
+
+    def _record(self, equity: Decimal | None) -> None:
+        if equity is not None:
+            self._equity.append(EquityPoint(self._loop.clock.now(), equity))
 
 
 def _data_ends(source: ReplaySource, last_time: datetime) -> dict[str, datetime]:

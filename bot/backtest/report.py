@@ -146,7 +146,7 @@ async def build_report(run: BacktestRun, ledger: Ledger) -> BacktestReport:
             tradable_pairs(run),
             event_times,
             notional=config.sizing.notional_per_hedge,
-            fees=config.fees,
+            fees=config.fees.effective(),
             leverage=leverage,
             initial_equity=run.initial_equity,
             reaction=REACTION,

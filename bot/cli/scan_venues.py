@@ -47,8 +47,8 @@ def venue_view(source: object, fees: FeeParams) -> VenueView | None:
     return VenueView(
         source.spot_venue.venue,
         source.futures_venue.venue,
-        fees.spot_taker,
-        fees.futures_taker,
+        fees.effective().spot_taker,
+        fees.effective().futures_taker,
         source.usd_per_usdt,
     )
 

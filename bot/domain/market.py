@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from bot.domain.instruments import Instrument, Pair
+from bot.domain.params import UniverseParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,14 @@ class SettledFunding:
 
 
 @dataclass(frozen=True, slots=True)
+class SelectedUniverse:
+    """The pairs selected for evaluation from one snapshot, and the parameters used."""
+
+    params: UniverseParams
+    pairs: tuple[Pair, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MarketSnapshot:
     """Everything a strategy may look at, taken at `taken_at`. Keys are unified symbols.
 
@@ -88,6 +97,9 @@ class MarketSnapshot:
     dated_pairs: Sequence[Pair] = ()  # spot + dated future, when dated carries are polled
     untradable: Mapping[str, str] = field(default_factory=dict)
     """Pair key -> why it takes no new position (a leg not TRADING, a delisting announced)."""
+    universe: SelectedUniverse | None = None
+    """The universe, selected once by the market data that took the snapshot; the
+    observation store and the strategy read it from here (`select_universe`)."""
 
     @property
     def instruments(self) -> dict[str, Instrument]:

@@ -106,6 +106,8 @@ class Fill:
     is_maker: bool = False
     client_order_id: str | None = None
     realized_pnl: Decimal | None = None
+    fee_usdt: Decimal | None = None
+    """The fee in USDT as the ledger recorded it (a BNB fee at the BNB price then)."""
 
     @property
     def notional(self) -> Decimal:

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from bot.domain.funding import funding_apr
 from bot.domain.instruments import MarketKind, Pair
-from bot.domain.market import MarketSnapshot
+from bot.domain.market import MarketSnapshot, SelectedUniverse
 from bot.domain.params import UniverseParams
 
 
@@ -59,48 +59,22 @@ def eligible_pairs(
     return [p for p in pairs if exclusion_reason(p, volumes, universe, now) is None]
 
 
-_Kept = tuple[object, object, object, datetime, UniverseParams, tuple[Pair, ...]]
-_last: list[_Kept] = []
-"""The latest selection and what it was made from (pairs, funding, volumes, time, params).
-
-Market data, the observation store and the strategy all ask for the universe of the same
-snapshot; the answer depends only on those inputs, and a snapshot's mappings are not changed
-once it is taken. The inputs are held, not just their ids, so an id is never mistaken for a
-later object's; the entry is replaced in one step (sweeps on Dask run in threads).
-"""
-
-
 def select_universe(snapshot: MarketSnapshot, universe: UniverseParams) -> list[Pair]:
     """Return the pairs to evaluate: explicit symbols, or the automatic top N by score.
 
     The automatic score is the current funding APR (lastFundingRate annualised with the
-    symbol's own interval); pairs without funding data are dropped. Asked again about the
-    same snapshot's inputs, it answers from the previous selection.
+    symbol's own interval); pairs without funding data are dropped. A snapshot that carries
+    its universe (selected with the same parameters) answers from it: selected once.
     """
-    kept = _last[0] if _last else None
-    if (
-        kept is not None
-        and kept[0] is snapshot.pairs
-        and kept[1] is snapshot.funding
-        and kept[2] is snapshot.volumes_24h
-        and kept[3] == snapshot.taken_at
-        and (kept[4] is universe or kept[4] == universe)
-    ):
-        return list(kept[5])
-    selected = _select(snapshot, universe)
-    entry = (
-        snapshot.pairs,
-        snapshot.funding,
-        snapshot.volumes_24h,
-        snapshot.taken_at,
-        universe,
-        tuple(selected),
-    )
-    if _last:
-        _last[0] = entry
-    else:
-        _last.append(entry)
-    return selected
+    chosen = snapshot.universe
+    if chosen is not None and (chosen.params is universe or chosen.params == universe):
+        return list(chosen.pairs)
+    return _select(snapshot, universe)
+
+
+def selected_universe(snapshot: MarketSnapshot, universe: UniverseParams) -> SelectedUniverse:
+    """Select `snapshot`'s universe once, to be carried by the snapshot (`universe`)."""
+    return SelectedUniverse(universe, tuple(select_universe(snapshot, universe)))
 
 
 def _select(snapshot: MarketSnapshot, universe: UniverseParams) -> list[Pair]:

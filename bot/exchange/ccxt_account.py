@@ -20,12 +20,15 @@ from bot.domain import (
     FundingPayment,
     FuturesAccount,
     MarginMode,
+    Pair,
     Position,
     PositionMode,
 )
+from bot.domain.fee_schedule import AccountFees
 from bot.errors import BadResponseError, FatalExchangeError, OrderRejected
 from bot.exchange import binance_parse as parse
 from bot.exchange import ccxt_calls as calls
+from bot.exchange.binance_fees import read_account_fees
 from bot.exchange.ccxt_calls import BinanceSession
 from bot.exchange.ccxt_market_data import PAGE, BinanceMarketData
 from bot.exchange.history_pages import INCOME_WINDOW, read_windows
@@ -79,6 +82,12 @@ class BinanceAccount:
             if pos.size > 0:
                 out.append(pos)
         return out
+
+    async def fetch_account_fees(self, pairs: Sequence[Pair]) -> AccountFees:
+        """Return the account's fee rates, VIP tier and BNB burn (see `binance_fees`)."""
+        self._s.require_keys("fetch_account_fees")
+        await self._markets.load_instruments()
+        return await read_account_fees(self._s.client, self._s.call, pairs)
 
     async def fetch_position_mode(self) -> PositionMode:
         self._s.require_keys("fetch_position_mode")

@@ -42,6 +42,7 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
+from bot.domain.fee_schedule import AccountFees
 from bot.exchange.ccxt_account import BinanceAccount
 from bot.exchange.ccxt_calls import BinanceSession
 from bot.exchange.ccxt_client import build_client
@@ -151,6 +152,10 @@ class LiveExchange:
 
     async def fetch_positions(self) -> Sequence[Position]:
         return await self._account.fetch_positions()
+
+    async def fetch_account_fees(self, pairs: Sequence[Pair]) -> AccountFees:
+        """Return the account's fee rates, VIP tier and BNB burn (see `binance_fees`)."""
+        return await self._account.fetch_account_fees(pairs)
 
     async def fetch_position_mode(self) -> PositionMode:
         return await self._account.fetch_position_mode()

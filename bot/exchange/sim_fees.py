@@ -2,7 +2,9 @@
 
 Spot buys pay the fee in the base asset (in the quote asset with `spot_fee_in_quote`, as
 on Bitstamp), spot sells in the quote asset; futures pay in USDT from the futures wallet.
-Taker for immediate fills, maker for resting ones.
+Taker for immediate fills, maker for resting ones. The rates are `FeeParams.effective()`
+(VIP tier and BNB discount applied); with `bnb_discount` the discounted fee is charged in
+USDT, the value of the BNB Binance would take (spot buys then take no fee in the base).
 """
 
 from __future__ import annotations

@@ -97,8 +97,10 @@ class SimulatedExchange:
         spot_fee_in_quote: bool = False,
     ) -> None:
         self._clock = clock
-        # Bitstamp: buys pay the fee in quote
-        self._fees = FeeModel(fees or FeeParams(), spot_fee_in_quote)
+        fees = fees or FeeParams()
+        # The rates paid (VIP tier, BNB discount applied). Bitstamp: buys pay the fee in
+        # quote; so do BNB-paid fees here, charged in USDT at the BNB's value.
+        self._fees = FeeModel(fees.effective(), spot_fee_in_quote or fees.bnb_discount)
         self._market = SimMarket(instruments, slippage_bps=slippage_bps, depth_levels=depth_levels)
         self._revision = 0
         self._ledger = OrderLedger(clock)

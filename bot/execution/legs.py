@@ -9,14 +9,14 @@ rejects a request it would process later than that, so the order can no longer a
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from bot import failpoints
 from bot.clock import Clock
-from bot.domain import Fill, Order, OrderRequest, OrderStatus
+from bot.domain import Fill, Order, OrderRequest, OrderStatus, Quote
 from bot.domain.ledger import OrderRecord
 from bot.errors import ExchangeError, OrderNotFound, OrderStatusUnknown, TemporaryError
 from bot.exchange.port import ExchangePort
@@ -94,8 +94,10 @@ class LegSender:
         recv_window_seconds: float = 5.0,
         absence_margin_seconds: float = 2.0,
         guard: OutageGuard | None = None,
+        fee_prices: FeePrices | None = None,
     ) -> None:
         self._exchange = exchange
+        self.fee_prices = fee_prices or FeePrices()
         self._ledger = ledger
         self._clock = clock
         self._lookup_attempts = lookup_attempts
@@ -184,7 +186,9 @@ class LegSender:
             )
             if result.fills:
                 await self._ledger.fills.record(
-                    self._exchange.venue, result.fills, fee_usdt=fees_in_usdt(result.fills)
+                    self._exchange.venue,
+                    result.fills,
+                    fee_usdt=fees_in_usdt(result.fills, self.fee_prices),
                 )
         elif result.unresolved:
             await self._ledger.orders.mark_failed(
@@ -251,8 +255,29 @@ def _with_client_id(fill: Fill, cid: str) -> Fill:
     return replace(fill, client_order_id=cid)
 
 
-def fees_in_usdt(fills: Sequence[Fill]) -> dict[str, Decimal]:
-    """Convert each fill's fee to USDT when the fee asset is USDT or the fill's base asset."""
+class FeePrices:
+    """USDT prices of the assets fees may be paid in besides the fill's own (BNB), kept from
+    the latest spot quotes so that a BNB fee is valued when its fill is recorded."""
+
+    ASSETS: tuple[str, ...] = ("BNB",)
+
+    def __init__(self) -> None:
+        self._prices: dict[str, Decimal] = {}
+
+    def observe(self, spot_quotes: Mapping[str, Quote]) -> None:
+        """Take the bid of each fee asset's USDT market from a snapshot's spot quotes."""
+        for asset in self.ASSETS:
+            quote = spot_quotes.get(f"{asset}/USDT")
+            if quote is not None and quote.bid > 0:
+                self._prices[asset] = quote.bid
+
+    def get(self, asset: str) -> Decimal | None:
+        return self._prices.get(asset)
+
+
+def fees_in_usdt(fills: Sequence[Fill], prices: FeePrices | None = None) -> dict[str, Decimal]:
+    """Convert each fill's fee to USDT: USDT as is, the base asset at the fill price, another
+    asset (BNB) at its price in `prices`; a fee in an asset without a price is left out."""
     out: dict[str, Decimal] = {}
     for f in fills:
         base = f.symbol.partition("/")[0]
@@ -260,4 +285,11 @@ def fees_in_usdt(fills: Sequence[Fill]) -> dict[str, Decimal]:
             out[f.trade_id] = f.fee
         elif f.fee_asset == base:
             out[f.trade_id] = f.fee * f.price
+        elif prices is not None and (price := prices.get(f.fee_asset)) is not None:
+            out[f.trade_id] = f.fee * price
+        else:
+            log.warning(
+                "Fill %s of %s: fee %s %s has no USDT price yet; counted as 0",
+                f.trade_id, f.symbol, f.fee, f.fee_asset,
+            )  # fmt: skip
     return out

@@ -219,6 +219,7 @@ def fill_of(r: FillRow) -> Fill:
         is_maker=r.is_maker,
         client_order_id=r.client_order_id,
         realized_pnl=r.realized_pnl,
+        fee_usdt=r.fee_usdt,
     )
 
 

@@ -167,6 +167,7 @@ def _fill(r: Row) -> Fill:
         is_maker=r["is_maker"],
         client_order_id=r["client_order_id"],
         realized_pnl=maybe_money(r["realized_pnl"]),
+        fee_usdt=maybe_money(r["fee_usdt"]),
     )
 
 

@@ -46,6 +46,9 @@ class LoopState:
     cycles: int = 0
     poll_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     evaluate_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    params: StrategyParams | None = None
+    """The strategy parameters in force when they differ from the parts' (the live
+    account's fees, see `bot.fee_watch`); None: the parts' own."""
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ class Evaluator:
         )
         intents = self.delisting.merge(
             await self.delisting.closes(hedges, snap),
-            parts.strategy.evaluate(snap, portfolio, parts.params),
+            parts.strategy.evaluate(snap, portfolio, ctx.state.params or parts.params),
             snap,
         )
         accepted = await parts.risk.review(intents, view, ctx.events)

@@ -25,9 +25,12 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.delisting import DelistingWatch
 from bot.domain import EventSink, Intent, MarketSnapshot, Pair
+from bot.domain.fee_schedule import AccountFees
+from bot.domain.params import FeeParams
 from bot.exchange.port import ExchangePort
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.executor import HedgeExecutor
+from bot.fee_watch import FeeWatch
 from bot.persistence.outage import OutageGuard
 from bot.persistence.repositories import Ledger
 from bot.reconcile import Reconciler
@@ -80,6 +83,13 @@ class TradingLoop:
             account_failures_to_stop=config.risk.account_failures_to_stop,
         )
         self.poller = MarketPoller(ctx, market.snapshot)
+        self.fee_watch = FeeWatch(
+            ports.exchange,
+            ports.clock,
+            ports.events,
+            self.use_fees,
+            every_seconds=config.schedule.fee_refresh_seconds,
+        )
         self.funding = FundingCapture(ctx)
         self.snapshots = AccountSnapshots(ctx)
         self.evaluator = Evaluator(ctx, parts, self.entry_backoff)
@@ -150,9 +160,19 @@ class TradingLoop:
     async def poll(self) -> MarketSnapshot | None:
         """Take one market-wide snapshot; a deferred balance snapshot is taken after it."""
         snap = await self.poller.poll()
+        if snap is not None:
+            self.parts.executor.fee_prices.observe(snap.spot_quotes)
+            if self.fee_watch.live:
+                wanted = set(self.ctx.config.universe.symbols)
+                await self.fee_watch.tick([p for p in snap.pairs if p.key in wanted] or snap.pairs)
         if snap is not None and self.ctx.state.snapshot_deferred:
             await self.snapshots.take()
         return snap
+
+    def use_fees(self, fees: FeeParams, account: AccountFees | None = None) -> None:
+        """Put `fees` (the rates paid) in force for the strategy's costs and the executor."""
+        self.ctx.state.params = self.parts.params.model_copy(update={"fees": fees})
+        self.parts.executor.use_fees(fees, spot_in_bnb=account.spot_bnb if account else None)
 
     async def capture_funding(self, *, force: bool = False) -> int:
         """Record the funding payments that are due (all since the window when `force`)."""

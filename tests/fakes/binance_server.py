@@ -131,6 +131,10 @@ class FakeBinance:
         self.limits = limits or Limits()
         self.keys: dict[str, str] = {api_key: api_secret}
         self.maintenance_rate = maintenance_rate
+        # The account's fee schedule, served by the fee endpoints: the rates before any BNB
+        # discount, the VIP tier, and whether BNB pays spot / futures fees.
+        self.fees = fees or FeeParams()
+        self.bnb_burn = (self.fees.bnb_discount, self.fees.bnb_discount)
         self.market = MarketState()
         self.faults = FaultBook()
         self.requests: list[LoggedRequest] = []

@@ -395,7 +395,54 @@ def post_transfer(fake: FakeBinance, params: Params) -> Any:
     return {"tranId": 100000 + fake.transfers}
 
 
+def spot_trade_fees(fake: FakeBinance, params: Params) -> Any:
+    """GET /sapi/v1/asset/tradeFee: every spot symbol's (or `symbol`'s) maker/taker rate."""
+    wanted = params.get("symbol")
+    fees = fake.fees
+    return [
+        {
+            "symbol": i.exchange_symbol,
+            "makerCommission": str(fees.spot_maker),
+            "takerCommission": str(fees.spot_taker),
+        }
+        for i in fake.market.instruments.values()
+        if i.kind is MarketKind.SPOT and wanted in (None, i.exchange_symbol)
+    ]
+
+
+def futures_commission(fake: FakeBinance, params: Params) -> Any:
+    """GET /fapi/v1/commissionRate: one USDⓈ-M symbol's maker/taker rate."""
+    inst = instrument(fake, params, True)
+    return {
+        "symbol": inst.exchange_symbol,
+        "makerCommissionRate": str(fake.fees.futures_maker),
+        "takerCommissionRate": str(fake.fees.futures_taker),
+    }
+
+
+def futures_account_config(fake: FakeBinance, params: Params) -> Any:
+    """GET /fapi/v1/accountConfig: the account's fee tier (VIP level) and permissions."""
+    return {
+        "feeTier": fake.fees.vip_tier or 0,
+        "canTrade": True,
+        "canDeposit": True,
+        "canWithdraw": True,
+        "dualSidePosition": fake.account.position_mode is PositionMode.HEDGE,
+        "updateTime": 0,
+        "multiAssetsMargin": False,
+        "tradeGroupId": -1,
+    }
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/sapi/v1/asset/tradeFee"): spot_trade_fees,
+    ("GET", "/sapi/v1/bnbBurn"): lambda f, p: {
+        "spotBNBBurn": f.bnb_burn[0],
+        "interestBNBBurn": False,
+    },
+    ("GET", "/fapi/v1/commissionRate"): futures_commission,
+    ("GET", "/fapi/v1/accountConfig"): futures_account_config,
+    ("GET", "/fapi/v1/feeBurn"): lambda f, p: {"feeBurn": f.bnb_burn[1]},
     ("POST", "/sapi/v1/asset/transfer"): post_transfer,
     ("GET", "/api/v3/account"): spot_account,
     ("POST", "/api/v3/order"): lambda f, p: _new_order(f, p, False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from bot.clock import SimulatedClock
 from bot.config import ScheduleConfig
 from bot.domain.params import UniverseParams
+from bot.domain.universe import select_universe
 from bot.exchange.port import MarketDataSource
 from bot.marketdata import MarketData, gather_eagerly
 from tests import kit
@@ -316,3 +318,17 @@ async def test_gather_eagerly_cancelling_the_caller_cancels_what_still_runs() ->
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert sorted(cancelled) == ["first", "second"]
+
+
+async def test_snapshot_carries_the_universe_it_selected_once() -> None:
+    clock = SimulatedClock(T0)
+    source = StandIn(clock)
+    auto = UniverseParams(symbols=(), min_quote_volume_24h=D(0), top_n=1)
+    market = _market(clock, source, universe=auto)
+
+    snap = await market.snapshot()
+
+    assert snap.universe is not None and snap.universe.params is auto
+    bare = replace(snap, universe=None)  # the same inputs, selected afresh
+    assert list(snap.universe.pairs) == select_universe(bare, auto)
+    assert len(snap.universe.pairs) == 1

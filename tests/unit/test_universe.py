@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from bot.domain import Pair
+from bot.domain.market import SelectedUniverse
 from bot.domain.params import UniverseParams
 from bot.domain.universe import exclusion_reason, select_universe
 from tests import kit
@@ -76,3 +77,12 @@ def test_select_universe_automatic_keeps_top_n_by_annualised_funding() -> None:
         "ETH/USDT",
         "BTC/USDT",
     ]
+
+
+def test_select_universe_answers_from_the_universe_the_snapshot_carries() -> None:
+    snap = market_snapshot(Market("BTC"), Market("ETH"))
+    carried = SelectedUniverse(AUTO, (snap.pairs[1],))  # not what the rules would select
+    snap = replace(snap, universe=carried)
+
+    assert _keys(select_universe(snap, AUTO.model_copy())) == ["ETH/USDT"]  # equal params
+    assert _keys(select_universe(snap, AUTO.model_copy(update={"top_n": 1}))) == ["BTC/USDT"]

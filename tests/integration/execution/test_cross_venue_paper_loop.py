@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import assemble_loop, start_up
+from bot.app import assemble_loop
 from bot.clock import SimulatedClock
 from bot.config import config_from_dict
 from bot.domain import HedgeState
 from bot.exchange.factory import build_exchange
 from bot.exchange.paper import PaperExchange
 from bot.exchange.venues import VenueRouter
+from bot.lifecycle import start_up
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger
 from bot.reporting import build_status

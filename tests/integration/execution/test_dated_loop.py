@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import assemble_loop, start_up
+from bot.app import assemble_loop
 from bot.clock import SimulatedClock
 from bot.config import Config, config_from_dict
 from bot.domain import Hedge, HedgeState, OrderPurpose, Side
 from bot.exchange.paper import PaperExchange
 from bot.exchange.port import ExchangePort
+from bot.lifecycle import start_up
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger
 from bot.pnl import hedge_pnl

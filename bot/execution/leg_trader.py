@@ -1,0 +1,218 @@
+"""One leg of a hedge traded to a quantity, with retries, and the legs equalised.
+
+Every order is written to the ledger (with its deterministic client order id) before it is
+sent; an order whose outcome is unknown is never sent again. A rejection teaches the retry:
+-4061 re-detects the position mode, a reduce-only rejection on the short re-reads the
+position and closes what is there, a spot sell short of funds sells what the wallet holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.domain import Hedge, Leg, OrderPurpose, OrderType, Pair, Severity, Side, client_order_id
+from bot.domain.ledger import NewOrder
+from bot.domain.numbers import floor_to_step
+from bot.errors import ExchangeError, InsufficientFunds, PositionSideMismatch, ReduceOnlyRejected
+from bot.execution.hedge_context import ZERO, HedgeContext
+from bot.execution.sizing import common_step, leg_correction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LegProgress:
+    """How much of a leg's target got done, and at what average price.
+
+    `gone` is the part the exchange no longer held when it rejected the order (a short
+    reduced, or spot moved, outside the bot): not traded, but no longer the hedge's either.
+    """
+
+    filled: Decimal
+    cost: Decimal
+    complete: bool
+    gone: Decimal = ZERO
+
+    @property
+    def average_price(self) -> Decimal | None:
+        return self.cost / self.filled if self.filled else None
+
+
+class LegTrader:
+    """Trades single legs of hedges for the executor's open, close, unwind and resize."""
+
+    def __init__(self, ctx: HedgeContext) -> None:
+        self._ctx = ctx
+
+    async def trade(
+        self,
+        hedge: Hedge,
+        pair: Pair,
+        leg: Leg,
+        side: Side,
+        quantity: Decimal,
+        purpose: OrderPurpose,
+        *,
+        retry: bool = False,
+    ) -> LegProgress:
+        """Trade `quantity` on one leg (retrying with backoff when `retry`); never re-send an
+        order whose outcome is unknown."""
+        instrument = pair.spot if leg is Leg.SPOT else pair.perp
+        remaining = floor_to_step(quantity, instrument.step_size)
+        price_hint = hedge.entry_spot_price or ZERO
+        filled = cost = gone = ZERO
+        reducing = side is (Side.SELL if leg is Leg.SPOT else Side.BUY)
+        attempts = self._ctx.risk.close_retry_attempts if retry else 1
+        for attempt in range(attempts):
+            if remaining <= 0 or (leg is Leg.SPOT and is_dust(remaining, price_hint, pair)):
+                return LegProgress(filled, cost, True, gone)
+            closing_short = leg is Leg.PERP and side is Side.BUY
+            if closing_short:
+                position_side, reduce_only = self._ctx.setup.close_short_flags()
+            elif leg is Leg.PERP:
+                position_side, reduce_only = self._ctx.setup.open_short_flags()
+            else:
+                position_side, reduce_only = None, False
+            cid = await self._next_client_id(hedge, leg, purpose)
+            (record,) = await self._ctx.ledger.orders.add(
+                [
+                    NewOrder(
+                        cid,
+                        leg,
+                        purpose,
+                        instrument.symbol,
+                        side,
+                        OrderType.MARKET,
+                        remaining,
+                        reduce_only=reduce_only,
+                        position_side=position_side,
+                    )
+                ],
+                venue=self._ctx.exchange.venue,
+                at=self._ctx.clock.now(),
+                hedge_id=hedge.id,
+            )
+            result = await self._ctx.sender.settle(await self._ctx.sender.send(record))
+            if result.filled > 0:
+                filled += result.filled
+                cost += result.filled * (result.average_price or ZERO)
+                remaining = floor_to_step(remaining - result.filled, instrument.step_size)
+            if remaining <= 0:
+                return LegProgress(filled, cost, True, gone)
+            if result.unresolved:
+                return LegProgress(filled, cost, False, gone)
+            error = result.error
+            if error is not None:
+                adapted = await self._adapt_to_error(hedge, pair, leg, error, remaining)
+                if reducing:  # the exchange holds less than the ledger: that part is gone
+                    gone += max(remaining - adapted, ZERO)
+                remaining = adapted
+                if attempt == 0:
+                    await self._ctx.emit(
+                        "order.failed",
+                        f"hedge {hedge.id} {leg.value} {purpose.value} {side.value} failed: "
+                        f"{error}" + ("; retrying" if retry else ""),
+                        Severity.ALERT if retry else Severity.WARNING,
+                        {
+                            "code": error.code,
+                            "reason": error.reason,
+                            "leg": leg.value,
+                            "purpose": purpose.value,
+                        },
+                        hedge.id,
+                    )
+            if attempt + 1 < attempts and remaining > 0:
+                await self._ctx.clock.sleep(
+                    self._ctx.risk.close_retry_backoff_seconds * (2**attempt)
+                )
+        return LegProgress(filled, cost, remaining <= 0, gone)
+
+    async def _adapt_to_error(
+        self, hedge: Hedge, pair: Pair, leg: Leg, error: ExchangeError, remaining: Decimal
+    ) -> Decimal:
+        """Learn from a rejection before the retry; return the quantity still to trade."""
+        match error:
+            case PositionSideMismatch():
+                await self._ctx.setup.detect()
+            case ReduceOnlyRejected() if leg is Leg.PERP:
+                await self._ctx.setup.detect()
+                held = await self._short_size(pair)
+                if held is not None and held < remaining:
+                    await self._ctx.emit(
+                        "hedge.drift",
+                        f"hedge {hedge.id}: short is {held}, ledger expected "
+                        f"{remaining}; closing what is there",
+                        Severity.ALERT,
+                        {"exchange": str(held), "ledger": str(remaining)},
+                        hedge.id,
+                    )
+                    return held
+            case InsufficientFunds() if leg is Leg.SPOT:
+                return min(remaining, await self.sellable_spot(hedge, pair))
+        return remaining
+
+    async def _short_size(self, pair: Pair) -> Decimal | None:
+        try:
+            positions = await self._ctx.exchange.fetch_positions()
+        except ExchangeError:
+            return None
+        return sum((p.size for p in positions if p.symbol == pair.perp.symbol and p.is_short), ZERO)
+
+    async def _next_client_id(self, hedge: Hedge, leg: Leg, purpose: OrderPurpose) -> str:
+        existing = await self._ctx.ledger.orders.for_hedge(hedge.id)
+        n = sum(1 for o in existing if o.leg is leg and o.purpose is purpose)
+        return client_order_id(hedge.uid, leg, purpose, n + 1)
+
+    async def equalise(
+        self, hedge: Hedge, pair: Pair, spot_net: Decimal, perp_qty: Decimal
+    ) -> tuple[Decimal, Decimal]:
+        """Trim or top up so |spot − short| is within the allowed number of steps."""
+        tolerance = common_step(pair) * self._ctx.risk.max_leg_imbalance_steps
+        price = hedge.entry_spot_price or ZERO
+        diff = spot_net - perp_qty
+        fix = leg_correction(diff, pair, price, self._ctx.base_fee)
+        if abs(diff) <= tolerance or fix is None:
+            return spot_net, perp_qty  # within tolerance, or smaller than any order can trade
+        log.info("Hedge %s legs differ by %s %s: equalising", hedge.id, diff, pair.base)
+        done = await self.trade(hedge, pair, fix.leg, fix.side, fix.quantity, fix.purpose)
+        change = done.filled
+        if fix.leg is Leg.SPOT:
+            spot_net += change * (1 - self._ctx.base_fee) if fix.side is Side.BUY else -change
+        else:
+            perp_qty += change if fix.side is Side.SELL else -change
+        await self._ctx.ledger.hedges.update(
+            hedge.id, at=self._ctx.clock.now(), spot_quantity=spot_net, perp_quantity=perp_qty
+        )
+        left = spot_net - perp_qty
+        if abs(left) > tolerance and leg_correction(left, pair, price, self._ctx.base_fee):
+            await self._ctx.emit(
+                "hedge.imbalanced",
+                f"hedge {hedge.id}: legs still differ by {spot_net - perp_qty} "
+                f"{pair.base} after equalising",
+                Severity.ALERT,
+                {"spot": str(spot_net), "perp": str(perp_qty)},
+                hedge.id,
+            )
+        return spot_net, perp_qty
+
+    async def sellable_spot(self, hedge: Hedge, pair: Pair) -> Decimal:
+        """Return the hedge's spot rounded to the step, capped by what the wallet holds."""
+        wanted = floor_to_step(hedge.spot_quantity, pair.spot.step_size)
+        try:
+            balances = await self._ctx.exchange.fetch_spot_balances()
+        except ExchangeError:
+            return wanted
+        free = balances.get(pair.base)
+        available = floor_to_step(free.free, pair.spot.step_size) if free else ZERO
+        return min(wanted, available)
+
+
+def is_dust(quantity: Decimal, price: Decimal, pair: Pair) -> bool:
+    """Spot too small to sell: below one step, min quantity or (at `price`) min notional."""
+    return (
+        quantity < pair.spot.step_size
+        or quantity < pair.spot.min_qty
+        or (price > 0 and quantity * price < pair.spot.min_notional)
+    )
