@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Event, Severity
 from bot.domain.ledger import BotRun, TradingState, TradingStatus
@@ -92,12 +91,7 @@ class TradingStateRepository(SqlRepository):
     async def get(self) -> TradingStatus | None:
         """Return the kill-switch state, or None when it was never set (treated as ACTIVE)."""
         async with self._sessions() as s:
-            return await self.read(s)
-
-    @staticmethod
-    async def read(s: AsyncSession) -> TradingStatus | None:
-        """Return the kill-switch state within session `s` (None when never set)."""
-        return trading_status_of((await s.execute(TRADING_STATE)).first())
+            return trading_status_of((await s.execute(TRADING_STATE)).first())
 
     async def set(
         self, state: TradingState, *, reason: str, changed_by: str, at: datetime

@@ -7,10 +7,9 @@ is stored once; a funding payment or a settled rate on (venue, symbol, funding t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.domain import Fill, FundingPayment, SettledFunding
 from bot.persistence.base import SqlRepository
@@ -91,36 +90,8 @@ class FillRepository(SqlRepository):
                 q = q.where(FillRow.venue == venue)
             return [fill_of(r) for r in await s.scalars(q)]
 
-    async def fees_usdt_by_hedge(self) -> dict[int, Decimal]:
-        """Return the sum of converted fees per hedge (fills without a conversion count 0)."""
-        async with self._sessions() as s:
-            rows = await s.execute(
-                select(OrderRow.hedge_id, FillRow.fee_usdt)
-                .join(OrderRow, FillRow.order_id == OrderRow.id)
-                .where(OrderRow.hedge_id.is_not(None))
-            )
-            totals: dict[int, Decimal] = {}
-            for hedge_id, fee in rows:
-                if hedge_id is not None:
-                    totals[hedge_id] = totals.get(hedge_id, Decimal(0)) + (fee or Decimal(0))
-            return totals
-
 
 class FundingRepository(SqlRepository):
-    async def record(
-        self,
-        venue: str,
-        payments: Iterable[FundingPayment],
-        *,
-        hedge_ids: dict[str, int] | None = None,
-    ) -> int:
-        """Store funding payments once per (venue, symbol, funding time); return how many were new.
-
-        `hedge_ids` maps a perpetual symbol to the hedge that held it.
-        """
-        ids = hedge_ids or {}
-        return await self.record_owned(venue, [(p, ids.get(p.symbol)) for p in payments])
-
     async def record_owned(
         self, venue: str, owned: Iterable[tuple[FundingPayment, int | None]]
     ) -> int:
@@ -155,15 +126,6 @@ class FundingRepository(SqlRepository):
             if hedge_id is not None:
                 q = q.where(FundingPaymentRow.hedge_id == hedge_id)
             return [funding_of(r) for r in await s.scalars(q)]
-
-    async def latest_time(self, venue: str) -> datetime | None:
-        async with self._sessions() as s:
-            value: datetime | None = await s.scalar(
-                select(func.max(FundingPaymentRow.funding_time)).where(
-                    FundingPaymentRow.venue == venue
-                )
-            )
-            return value
 
     async def totals_by_hedge(self) -> dict[int, Decimal]:
         async with self._sessions() as s:

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Hedge, HedgeState, Order, OrderStatus, check_transition
@@ -89,11 +89,6 @@ class HedgeRepository(SqlRepository):
             row = await s.get(HedgeRow, hedge_id)
             return hedge_of(row) if row else None
 
-    async def by_uid(self, uid: str) -> Hedge | None:
-        async with self._sessions() as s:
-            row = await s.scalar(select(HedgeRow).where(HedgeRow.uid == uid))
-            return hedge_of(row) if row else None
-
     async def in_states(self, states: Iterable[HedgeState] | None = None) -> list[Hedge]:
         """Return hedges (in the given states), oldest first."""
         async with self._sessions() as s:
@@ -159,10 +154,6 @@ class HedgeRepository(SqlRepository):
         async with self._engine.connect() as conn:
             return await reads.read_held(conn, since)
 
-    async def last_closed_at(self) -> dict[str, datetime]:
-        """Return, per pair, when its most recent hedge was closed (for cooldowns)."""
-        return (await self._cycle_hedges())[1]
-
     async def _cycle_hedges(self) -> tuple[list[Hedge], dict[str, datetime]]:
         """The active hedges and last close per pair: kept copies, else read on a connection."""
         reads = self._reads
@@ -204,23 +195,6 @@ class OrderRepository(SqlRepository):
                 select(OrderRow).where(OrderRow.hedge_id == hedge_id).order_by(OrderRow.id)
             )
             return [order_of(r) for r in rows]
-
-    async def unresolved(self) -> list[OrderRecord]:
-        """Return orders whose final state the ledger does not know yet."""
-        final = [st.value for st in OrderStatus if st.is_final]
-        async with self._sessions() as s:
-            rows = await s.scalars(
-                select(OrderRow).where(OrderRow.status.not_in(final)).order_by(OrderRow.id)
-            )
-            return [order_of(r) for r in rows]
-
-    async def mark_sent(self, client_order_id: str, *, at: datetime) -> None:
-        async with self._sessions.begin() as s:
-            await s.execute(
-                update(OrderRow)
-                .where(OrderRow.client_order_id == client_order_id)
-                .values(sent_at=at, updated_at=at)
-            )
 
     async def apply(
         self, order: Order, *, at: datetime, acked: bool = True, sent_at: datetime | None = None

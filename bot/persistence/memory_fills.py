@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from decimal import Decimal
 
 from bot.domain import Fill, FundingPayment, SettledFunding, Side
@@ -65,29 +64,8 @@ class MemoryFills(MemoryRepository, FillRepository):
         rows = [r for r in self._t.rows["fills"] if venue is None or r["venue"] == venue]
         return [_fill(r) for r in _by_time(rows, "executed_at")]
 
-    async def fees_usdt_by_hedge(self) -> dict[int, Decimal]:
-        t = self._t
-        totals: dict[int, Decimal] = {}
-        for row in t.rows["fills"]:
-            order = t.order_rows.get(row["order_id"])
-            hedge_id = order["hedge_id"] if order is not None else None
-            if hedge_id is not None:
-                fee = maybe_money(row["fee_usdt"]) or Decimal(0)
-                totals[hedge_id] = totals.get(hedge_id, Decimal(0)) + fee
-        return totals
-
 
 class MemoryFunding(MemoryRepository, FundingRepository):
-    async def record(
-        self,
-        venue: str,
-        payments: Iterable[FundingPayment],
-        *,
-        hedge_ids: dict[str, int] | None = None,
-    ) -> int:
-        ids = hedge_ids or {}
-        return await self.record_owned(venue, [(p, ids.get(p.symbol)) for p in payments])
-
     async def record_owned(
         self, venue: str, owned: Iterable[tuple[FundingPayment, int | None]]
     ) -> int:
@@ -125,10 +103,6 @@ class MemoryFunding(MemoryRepository, FundingRepository):
             and (hedge_id is None or r["hedge_id"] == hedge_id)
         ]
         return [_payment(r) for r in sorted(rows, key=lambda r: r["funding_time"])]
-
-    async def latest_time(self, venue: str) -> datetime | None:
-        rows = self._t.rows["funding_payments"]
-        return max((r["funding_time"] for r in rows if r["venue"] == venue), default=None)
 
     async def totals_by_hedge(self) -> dict[int, Decimal]:
         totals: dict[int, Decimal] = {}

@@ -23,8 +23,6 @@ from bot.persistence.memory_rows import (
     order_row,
 )
 
-_FINAL = frozenset(st.value for st in OrderStatus if st.is_final)
-
 
 class MemoryHedges(MemoryRepository, HedgeRepository):
     async def create(
@@ -82,10 +80,6 @@ class MemoryHedges(MemoryRepository, HedgeRepository):
         row = self._t.hedge_rows.get(hedge_id)
         return self._t.hedge_read(row) if row is not None else None
 
-    async def by_uid(self, uid: str) -> Hedge | None:
-        row = self._t.hedge_by_uid(uid)
-        return self._t.hedge_read(row) if row is not None else None
-
     async def in_states(self, states: Iterable[HedgeState] | None = None) -> list[Hedge]:
         t = self._t
         wanted = None if states is None else {st.value for st in states}
@@ -129,9 +123,6 @@ class MemoryHedges(MemoryRepository, HedgeRepository):
     async def held_since(self, since: datetime) -> list[Hedge]:
         return self._t.held_since(since)
 
-    async def last_closed_at(self) -> dict[str, datetime]:
-        return dict(self._t.last_closed)
-
 
 class MemoryOrders(MemoryRepository, OrderRepository):
     async def add(
@@ -145,14 +136,6 @@ class MemoryOrders(MemoryRepository, OrderRepository):
 
     async def for_hedge(self, hedge_id: int) -> list[OrderRecord]:
         return [order_of(r) for r in self._t.orders_by_hedge.get(hedge_id, ())]
-
-    async def unresolved(self) -> list[OrderRecord]:
-        return [order_of(r) for r in self._t.rows["orders"] if r["status"] not in _FINAL]
-
-    async def mark_sent(self, client_order_id: str, *, at: datetime) -> None:
-        row = self._t.orders_by_cid.get(client_order_id)
-        if row is not None:
-            row.update(sent_at=at, updated_at=at)
 
     async def apply(
         self, order: Order, *, at: datetime, acked: bool = True, sent_at: datetime | None = None

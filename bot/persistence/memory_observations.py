@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from bot.domain import PositionSide
 from bot.domain.ledger import BalanceSnapshot, MarketObservation, PositionSnapshot
 from bot.persistence.memory_rows import (
     MemoryRepository,
@@ -48,17 +47,8 @@ class MemoryObservations(MemoryRepository, ObservationRepository):
         rows.sort(key=lambda r: r["observed_at"])
         return [_observation(r) for r in rows[-limit:]] if limit > 0 else []
 
-    async def count(self) -> int:
-        return len(self._t.rows["market_observations"])
-
 
 class MemorySnapshots(MemoryRepository, SnapshotRepository):
-    async def record_balances(self, snapshots: Iterable[BalanceSnapshot]) -> None:
-        await self.record(snapshots, ())
-
-    async def record_positions(self, snapshots: Iterable[PositionSnapshot]) -> None:
-        await self.record((), snapshots)
-
     async def record(
         self, balances: Iterable[BalanceSnapshot], positions: Iterable[PositionSnapshot]
     ) -> None:
@@ -118,29 +108,6 @@ class MemorySnapshots(MemoryRepository, SnapshotRepository):
 
     async def first_value_since(self, wallet: str, since: datetime) -> Decimal | None:
         return self._t.first_value_since(wallet, since)
-
-    async def latest_positions(self) -> list[PositionSnapshot]:
-        rows = self._t.rows["position_snapshots"]
-        if not rows:
-            return []
-        latest = max(r["taken_at"] for r in rows)
-        chosen = sorted((r for r in rows if r["taken_at"] == latest), key=lambda r: r["symbol"])
-        return [
-            PositionSnapshot(
-                r["taken_at"],
-                r["symbol"],
-                PositionSide(r["position_side"]),
-                money(r["size"]),
-                r["is_short"],
-                money(r["entry_price"]),
-                money(r["mark_price"]),
-                maybe_money(r["liquidation_price"]),
-                money(r["unrealized_pnl"]),
-                maybe_money(r["margin_ratio"]),
-                r["leverage"],
-            )
-            for r in chosen
-        ]
 
 
 def _observation(r: Row) -> MarketObservation:

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, func, insert, select
 
-from bot.domain import PositionSide
 from bot.domain.ledger import BalanceSnapshot, MarketObservation, PositionSnapshot
 from bot.persistence.base import SqlRepository
 from bot.persistence.mapping import observation_of, observation_values, table_of
@@ -60,18 +59,8 @@ class ObservationRepository(SqlRepository):
             rows = list(await s.scalars(q))
             return [observation_of(r) for r in reversed(rows)]
 
-    async def count(self) -> int:
-        async with self._sessions() as s:
-            return int(await s.scalar(select(func.count()).select_from(MarketObservationRow)) or 0)
-
 
 class SnapshotRepository(SqlRepository):
-    async def record_balances(self, snapshots: Iterable[BalanceSnapshot]) -> None:
-        await self.record(snapshots, ())
-
-    async def record_positions(self, snapshots: Iterable[PositionSnapshot]) -> None:
-        await self.record((), snapshots)
-
     async def record(
         self, balances: Iterable[BalanceSnapshot], positions: Iterable[PositionSnapshot]
     ) -> None:
@@ -142,30 +131,3 @@ class SnapshotRepository(SqlRepository):
             ).first()
             value: Decimal | None = row.value_usdt if row is not None else None
             return value
-
-    async def latest_positions(self) -> list[PositionSnapshot]:
-        async with self._sessions() as s:
-            t = await s.scalar(select(func.max(PositionSnapshotRow.taken_at)))
-            if t is None:
-                return []
-            rows = await s.scalars(
-                select(PositionSnapshotRow)
-                .where(PositionSnapshotRow.taken_at == t)
-                .order_by(PositionSnapshotRow.symbol)
-            )
-            return [
-                PositionSnapshot(
-                    r.taken_at,
-                    r.symbol,
-                    PositionSide(r.position_side),
-                    r.size,
-                    r.is_short,
-                    r.entry_price,
-                    r.mark_price,
-                    r.liquidation_price,
-                    r.unrealized_pnl,
-                    r.margin_ratio,
-                    r.leverage,
-                )
-                for r in rows
-            ]

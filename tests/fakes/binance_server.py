@@ -134,7 +134,7 @@ class FakeBinance:
         # The account's fee schedule, served by the fee endpoints: the rates before any BNB
         # discount, the VIP tier, and whether BNB pays spot / futures fees.
         self.fees = fees or FeeParams()
-        self.bnb_burn = (self.fees.bnb_discount, self.fees.bnb_discount)
+        self.bnb_burn: tuple[bool, bool] = (self.fees.bnb_discount, self.fees.bnb_discount)
         self.market = MarketState()
         self.faults = FaultBook()
         self.requests: list[LoggedRequest] = []

@@ -130,7 +130,6 @@ async def test_client_order_id_is_unique(ledger: Ledger) -> None:
 async def test_order_lifecycle_send_ack_and_failure(ledger: Ledger) -> None:
     _, orders = await make_hedge(ledger)
     cid = orders[0].client_order_id
-    await ledger.orders.mark_sent(cid, at=T0)
     order = Order(
         "BTC/USDT",
         cid,
@@ -146,7 +145,7 @@ async def test_order_lifecycle_send_ack_and_failure(ledger: Ledger) -> None:
         T0,
     )
 
-    record = await ledger.orders.apply(order, at=T0 + timedelta(milliseconds=40))
+    record = await ledger.orders.apply(order, at=T0 + timedelta(milliseconds=40), sent_at=T0)
     failed = await ledger.orders.mark_failed(
         orders[1].client_order_id,
         at=T0,
@@ -158,7 +157,10 @@ async def test_order_lifecycle_send_ack_and_failure(ledger: Ledger) -> None:
     assert record.status is OrderStatus.FILLED and record.average_price == Decimal("50000.5")
     assert record.sent_at == T0 and record.acked_at == T0 + timedelta(milliseconds=40)
     assert failed.error_code == -2019
-    assert await ledger.orders.unresolved() == []
+    assert [o.status for o in await ledger.orders.for_hedge(record.hedge_id or 0)] == [
+        OrderStatus.FILLED,
+        OrderStatus.REJECTED,
+    ]
 
 
 async def test_fill_recorded_twice_is_stored_once(ledger: Ledger) -> None:
@@ -200,13 +202,12 @@ async def test_funding_is_idempotent_on_venue_symbol_time(ledger: Ledger) -> Non
         position_size=TINY,
     )
 
-    assert await ledger.funding.record("binance", [pay], hedge_ids={"BTC/USDT:USDT": hedge.id}) == 1
-    assert await ledger.funding.record("binance", [pay]) == 0
-    assert await ledger.funding.record("paper", [pay]) == 1
+    assert await ledger.funding.record_owned("binance", [(pay, hedge.id)]) == 1
+    assert await ledger.funding.record_owned("binance", [(pay, None)]) == 0
+    assert await ledger.funding.record_owned("paper", [(pay, None)]) == 1
 
     assert await ledger.funding.payments(venue="binance") == [pay]
     assert await ledger.funding.totals_by_hedge() == {hedge.id: Decimal("0.05123456")}
-    assert await ledger.funding.latest_time("binance") == T0
 
 
 async def test_observations_merge_on_symbol_and_minute(ledger: Ledger) -> None:
@@ -223,8 +224,7 @@ async def test_observations_merge_on_symbol_and_minute(ledger: Ledger) -> None:
     await ledger.observations.upsert([obs])
     await ledger.observations.upsert([newer])
 
-    assert await ledger.observations.count() == 1
-    (stored,) = await ledger.observations.for_symbol("BTC/USDT:USDT")
+    (stored,) = await ledger.observations.for_symbol("BTC/USDT:USDT")  # one row, merged
     assert stored.funding_rate == Decimal("0.0002")
     assert await ledger.observations.latest_time() == T0
 
@@ -242,13 +242,11 @@ async def test_settled_funding_keeps_history_once(ledger: Ledger) -> None:
 
 async def test_snapshots_round_trip(ledger: Ledger) -> None:
     later = T0 + timedelta(minutes=5)
-    await ledger.snapshots.record_balances(
-        [
-            BalanceSnapshot(T0, "spot", "USDT", BIG, Decimal(0)),
-            BalanceSnapshot(later, "spot", "USDT", TINY, Decimal(1)),
-            BalanceSnapshot(later, "futures", "USDT", Decimal(5), Decimal(0)),
-        ]
-    )
+    balances_taken = [
+        BalanceSnapshot(T0, "spot", "USDT", BIG, Decimal(0), BIG),
+        BalanceSnapshot(later, "spot", "USDT", TINY, Decimal(1), Decimal(2)),
+        BalanceSnapshot(later, "futures", "USDT", Decimal(5), Decimal(0)),
+    ]
     pos = PositionSnapshot(
         later,
         "BTC/USDT:USDT",
@@ -262,14 +260,14 @@ async def test_snapshots_round_trip(ledger: Ledger) -> None:
         Decimal("0.01"),
         2,
     )
-    await ledger.snapshots.record_positions([pos])
+    await ledger.snapshots.record(balances_taken, [pos])
 
     balances = await ledger.snapshots.latest_balances()
     assert [(b.wallet, b.free, b.total) for b in balances] == [
         ("futures", Decimal(5), Decimal(5)),
         ("spot", TINY, Decimal("1.00000001")),
     ]
-    assert await ledger.snapshots.latest_positions() == [pos]
+    assert await ledger.snapshots.first_value_since("spot", T0 + timedelta(seconds=1)) == 2
 
 
 async def test_events_trading_state_runs_and_paper_state(ledger: Ledger) -> None:
@@ -309,7 +307,7 @@ async def test_naive_timestamps_and_float_money_are_refused(ledger: Ledger) -> N
             mode="paper", environment="x", config_hash="x", version="x", at=datetime(2024, 1, 1)
         )
     with pytest.raises(Exception, match="Decimal"):
-        await ledger.funding.record("binance", [FundingPayment("X", T0, 0.1)])  # type: ignore[arg-type]
+        await ledger.funding.record_owned("binance", [(FundingPayment("X", T0, 0.1), None)])  # type: ignore[arg-type]
 
 
 # --- what each cycle reads --------------------------------------------------------------

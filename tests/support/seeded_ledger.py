@@ -54,9 +54,8 @@ async def seed_ledger(ledger: Ledger) -> Seeded:
             FundingPayment(pairs[b].perp.symbol, clock.now(), D(amount), rate=D("0.0001"))
             for b, amount in (("BTC", "0.10"), ("ETH", "0.05"))
         ]
-        await ledger.funding.record(
-            venue, payments, hedge_ids={pairs[b].perp.symbol: opened[b].id for b in opened}
-        )
+        owner = {pairs[b].perp.symbol: opened[b].id for b in opened}
+        await ledger.funding.record_owned(venue, [(p, owner.get(p.symbol)) for p in payments])
         equity += D("0.15")
         await ledger.snapshots.record(
             [BalanceSnapshot(clock.now(), "total", "USDT", equity, D(0), equity)], []
