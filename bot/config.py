@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     AnyHttpUrl,
-    BaseModel,
     Discriminator,
     Field,
     Tag,
@@ -239,23 +238,6 @@ def _renamed_key_problems(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-_STRATEGY_SIZING_LIMITS = {
-    "max_hedges": "max_open_hedges",
-    "max_total_notional": "max_total_notional",
-    "max_notional_per_symbol": "max_notional_per_symbol",
-}
-"""The strategy's `SizingParams` limits and the `[risk]` keys they come from."""
-
-
-def _strategy_sizing(data: dict[str, Any]) -> Any:
-    """The strategy's sizing: `[sizing]` and the limits of `[risk]` the strategy sizes within."""
-    sizing, risk = data.get("sizing", {}), data.get("risk", {})
-    if not isinstance(sizing, dict) or not isinstance(risk, dict):
-        return sizing  # the section's own validation names the problem
-    limits = {mine: risk[key] for mine, key in _STRATEGY_SIZING_LIMITS.items() if key in risk}
-    return {**sizing, **limits}
-
-
 class Config(FrozenModel):
     """The whole TOML file. Sections and keys are documented in README and config.example.toml."""
 
@@ -275,8 +257,9 @@ class Config(FrozenModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _share_sections_with_strategy(cls, data: Any) -> Any:
-        """Give the strategy the same sizing, fees and universe as the rest of the bot."""
+    def _check_sections(cls, data: Any) -> Any:
+        """Refuse renamed keys and shared sections inside `[strategy]`; name the default
+        strategy; Bitstamp's spot fees for a Bitstamp spot leg unless `[fees]` sets them."""
         if not isinstance(data, dict):
             return data
         renamed = _renamed_key_problems(data)
@@ -285,8 +268,6 @@ class Config(FrozenModel):
         data = dict(data)
         _default_spot_fees(data)
         section = data.get("strategy", {})
-        if isinstance(section, BaseModel):
-            return data
         if not isinstance(section, dict):
             return data
         section = dict(section)
@@ -296,7 +277,6 @@ class Config(FrozenModel):
                 raise ValueError(
                     f"strategy.{shared}: set [{shared}] at the top level, not inside [strategy]"
                 )
-            section[shared] = _strategy_sizing(data) if shared == "sizing" else data.get(shared, {})
         data["strategy"] = section
         return data
 
@@ -336,7 +316,9 @@ class Config(FrozenModel):
 
     def fingerprint(self) -> str:
         """Return a short hash of the effective config, recorded with every bot run."""
-        data = self.model_dump(mode="json")
+        # The strategy's sizing, fees and universe are the top-level sections' (see
+        # `bot.strategy_host.strategy_params`): each setting is hashed once.
+        data = self.model_dump(mode="json", exclude={"strategy": set(StrategyParams.RESERVED)})
         if not self.venues.cross_venue and self.venues == VenuesConfig():
             data.pop("venues")  # Binance-only configs keep the fingerprint they had
         blob = json.dumps(data, sort_keys=True).encode()
@@ -387,8 +369,6 @@ def format_validation_errors(exc: ValidationError, *, source: str) -> list[str]:
             choices = " or ".join(repr(n) for n in sorted(STRATEGY_NAMES))
             lines.append(f"{source}: strategy.name = {name!r}: input should be {choices}")
             continue
-        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in StrategyParams.RESERVED:
-            continue  # the same section is reported under its own name
         key = ".".join(loc) if loc else "config"
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
