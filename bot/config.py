@@ -27,7 +27,7 @@ from pydantic import (
 
 from bot.alerts.config import AlertsConfig
 from bot.domain.frozen import Fraction, FrozenModel, NonNegativeDecimal, PositiveDecimal
-from bot.domain.params import FeeParams, SizingParams, UniverseParams
+from bot.domain.params import FeeParams, UniverseParams
 from bot.domain.strategy import StrategyParams
 from bot.errors import UserError
 from bot.strategy_host import STRATEGY_NAMES, params_model
@@ -133,13 +133,23 @@ class PaperConfig(FrozenModel):
     depth_levels: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
+class SizingConfig(FrozenModel):
+    """`[sizing]`: the notional of each new hedge. The limits on what is held are `[risk]`'s."""
+
+    notional_per_hedge: PositiveDecimal = Decimal("1000")
+
+
 class RiskConfig(FrozenModel):
-    """Hard limits enforced by the risk gate, whatever the strategy asks for."""
+    """Hard limits enforced by the risk gate, whatever the strategy asks for.
+
+    `max_open_hedges`, `max_total_notional` and `max_notional_per_symbol` are also what the
+    strategy sizes new hedges within (its `SizingParams`): one home for each limit.
+    """
 
     max_notional_per_hedge: PositiveDecimal = Decimal("2000")
-    max_notional_per_symbol: PositiveDecimal = Decimal("2000")
-    max_total_notional: PositiveDecimal = Decimal("5000")
-    max_open_hedges: PositiveInt = 5
+    max_notional_per_symbol: PositiveDecimal = Decimal("1000")
+    max_total_notional: PositiveDecimal = Decimal("3000")
+    max_open_hedges: PositiveInt = 3
     max_leverage: Annotated[int, Field(ge=1, le=125)] = 3
     min_liquidation_distance: Fraction = Decimal("0.25")
     liquidation_action: Literal["reduce", "add_margin"] = "reduce"
@@ -209,16 +219,41 @@ RENAMED_KEYS: dict[tuple[str, ...], str] = {
 }
 """Keys that were renamed: the old key names its new one instead of being merely unknown."""
 
+MOVED_KEYS: dict[tuple[str, ...], str] = {
+    ("sizing", "max_hedges"): "risk.max_open_hedges",
+    ("sizing", "max_total_notional"): "risk.max_total_notional",
+    ("sizing", "max_notional_per_symbol"): "risk.max_notional_per_symbol",
+}
+"""Limits that had two homes and now have one: the old key names where it lives now."""
+
 
 def _renamed_key_problems(data: dict[str, Any]) -> list[str]:
     problems = []
-    for path, new in RENAMED_KEYS.items():
-        section: Any = data
-        for part in path[:-1]:
-            section = section.get(part) if isinstance(section, dict) else None
-        if isinstance(section, dict) and path[-1] in section:
-            problems.append(f"{'.'.join(path)}: renamed; write {new}")
+    for verb, keys in (("renamed", RENAMED_KEYS), ("moved", MOVED_KEYS)):
+        for path, new in keys.items():
+            section: Any = data
+            for part in path[:-1]:
+                section = section.get(part) if isinstance(section, dict) else None
+            if isinstance(section, dict) and path[-1] in section:
+                problems.append(f"{'.'.join(path)}: {verb}; write {new}")
     return problems
+
+
+_STRATEGY_SIZING_LIMITS = {
+    "max_hedges": "max_open_hedges",
+    "max_total_notional": "max_total_notional",
+    "max_notional_per_symbol": "max_notional_per_symbol",
+}
+"""The strategy's `SizingParams` limits and the `[risk]` keys they come from."""
+
+
+def _strategy_sizing(data: dict[str, Any]) -> Any:
+    """The strategy's sizing: `[sizing]` and the limits of `[risk]` the strategy sizes within."""
+    sizing, risk = data.get("sizing", {}), data.get("risk", {})
+    if not isinstance(sizing, dict) or not isinstance(risk, dict):
+        return sizing  # the section's own validation names the problem
+    limits = {mine: risk[key] for mine, key in _STRATEGY_SIZING_LIMITS.items() if key in risk}
+    return {**sizing, **limits}
 
 
 class Config(FrozenModel):
@@ -229,7 +264,7 @@ class Config(FrozenModel):
     database: DatabaseConfig = DatabaseConfig()
     universe: UniverseParams = UniverseParams()
     strategy: StrategyParamsField
-    sizing: SizingParams = SizingParams()
+    sizing: SizingConfig = SizingConfig()
     risk: RiskConfig = RiskConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     fees: FeeParams = FeeParams()
@@ -261,7 +296,7 @@ class Config(FrozenModel):
                 raise ValueError(
                     f"strategy.{shared}: set [{shared}] at the top level, not inside [strategy]"
                 )
-            section[shared] = data.get(shared, {})
+            section[shared] = _strategy_sizing(data) if shared == "sizing" else data.get(shared, {})
         data["strategy"] = section
         return data
 
@@ -274,15 +309,15 @@ class Config(FrozenModel):
                 f"risk.max_notional_per_hedge ({self.risk.max_notional_per_hedge}), so every "
                 "hedge would be denied; lower it or raise the limit"
             )
-        if self.sizing.max_notional_per_symbol < self.sizing.notional_per_hedge:
+        if self.risk.max_notional_per_symbol < self.sizing.notional_per_hedge:
             problems.append(
-                f"sizing.max_notional_per_symbol = {self.sizing.max_notional_per_symbol}: "
+                f"risk.max_notional_per_symbol = {self.risk.max_notional_per_symbol}: "
                 f"below sizing.notional_per_hedge ({self.sizing.notional_per_hedge}), so no "
                 "hedge could open; raise it"
             )
-        if self.sizing.max_total_notional < self.sizing.notional_per_hedge:
+        if self.risk.max_total_notional < self.sizing.notional_per_hedge:
             problems.append(
-                f"sizing.max_total_notional = {self.sizing.max_total_notional}: below "
+                f"risk.max_total_notional = {self.risk.max_total_notional}: below "
                 f"sizing.notional_per_hedge ({self.sizing.notional_per_hedge}); raise it"
             )
         if self.exchange.leverage > self.risk.max_leverage:
