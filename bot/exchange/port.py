@@ -158,5 +158,38 @@ class ExchangePort(MarketDataSource, Protocol):
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
     ) -> None:
-        """Move `amount` of `asset` between the `spot` and `futures` wallets."""
+        """Move `amount` of `asset` between the `spot`, `futures` (and `coinm`) wallets."""
         ...
+
+
+@runtime_checkable
+class CoinmPort(Protocol):
+    """What a venue with COIN-M (inverse, coin-margined) contracts adds to the port.
+
+    Its `fetch_positions` also lists COIN-M positions (sizes in contracts) and its
+    `transfer` knows the `coinm` wallet.
+    """
+
+    @property
+    def trades_coinm(self) -> bool:
+        """Whether COIN-M contracts are loaded and may be traded."""
+        ...
+
+    async def fetch_coinm_account(self, asset: str) -> FuturesAccount:
+        """Return the COIN-M wallet of one coin, every figure in that coin."""
+        ...
+
+    async def fetch_coinm_position_mode(self) -> PositionMode:
+        """Return COIN-M's position mode (set apart from USDⓈ-M's on Binance)."""
+        ...
+
+    async def set_coinm_position_mode(self, mode: PositionMode) -> None:
+        """Switch COIN-M's position mode; only with no COIN-M positions or orders."""
+        ...
+
+
+def coinm_of(exchange: object) -> CoinmPort | None:
+    """The COIN-M side of `exchange`, None when it has none or has not loaded it."""
+    if isinstance(exchange, CoinmPort) and exchange.trades_coinm:
+        return exchange
+    return None
