@@ -25,9 +25,7 @@ def upgrade() -> None:
         sa.Column("hedge_id", sa.Integer(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
-        sa.Column(
-            "requested_at", bot.persistence.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("requested_at", bot.persistence.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("done_at", bot.persistence.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(

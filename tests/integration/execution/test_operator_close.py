@@ -184,7 +184,9 @@ async def test_a_close_whose_buy_back_fails_stays_closing_and_is_finished_like_a
 ) -> None:
     bot = await bot_factory(paper=False)
     held = (await bot.hedge()).perp_quantity
-    bot.fake.add_fault("reject", PERP_ORDER, method="POST", symbol="BTCUSDT", code=-1000, times=None)
+    bot.fake.add_fault(
+        "reject", PERP_ORDER, method="POST", symbol="BTCUSDT", code=-1000, times=None
+    )
     await request_close(bot.ledger, 1, reason="by hand", source="web", at=bot.clock.now())
 
     await bot.cycle(0)
