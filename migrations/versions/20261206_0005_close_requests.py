@@ -1,7 +1,7 @@
 """close requests
 
-Revision ID: 0003_close_requests
-Revises: 0002_streams
+Revision ID: 0005_close_requests
+Revises: 0004_fill_venue_prices
 Create Date: 2026-12-06 22:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import bot.persistence.types
 
-revision: str = "0003_close_requests"
-down_revision: str | None = "0002_streams"
+revision: str = "0005_close_requests"
+down_revision: str | None = "0004_fill_venue_prices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
