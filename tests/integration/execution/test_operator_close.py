@@ -89,8 +89,8 @@ async def bot_factory(ledger: Ledger, engine: AsyncEngine) -> AsyncIterator[BotF
                 "exchange": {"spot_api_url": fake.url, "futures_api_url": fake.url},
                 "universe": {"symbols": ["BTC/USDT"]},
                 "strategy": {"min_hold_hours": 5000, "cooldown_hours": 5000},
-                "sizing": {"notional_per_hedge": 1000, "max_hedges": 1},
-                "risk": {"close_retry_backoff_seconds": 0.01},
+                "sizing": {"notional_per_hedge": 1000},
+                "risk": {"max_open_hedges": 1, "close_retry_backoff_seconds": 0.01},
             }
         )
         exchange: ExchangePort
