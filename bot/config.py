@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     AnyHttpUrl,
-    BaseModel,
     Discriminator,
     Field,
     Tag,
@@ -79,14 +78,23 @@ class VenuesConfig(FrozenModel):
     """Which venue holds each leg: the perpetual short is always on Binance USDⓈ-M.
 
     `spot = "bitstamp"` trades the spot leg on Bitstamp (ccxt `bitstamp`);
-    `bitstamp_api_url` replaces its REST base, the part before `/api/v2/`.
+    `bitstamp_api_url` replaces its REST base, the part before `/api/v2/`, and
+    `bitstamp_ws_url` its WebSocket (`wss://ws.bitstamp.net`).
     """
 
     spot: Literal["binance", "bitstamp"] = "binance"
     bitstamp_api_url: AnyHttpUrl | None = None
+    bitstamp_ws_url: str | None = None
     bitstamp_timeout_ms: Annotated[int, Field(ge=100, le=120000)] = 10000
     bitstamp_requests_per_10_min: PositiveInt = 8000
     align_arrivals: bool = True
+
+    @field_validator("bitstamp_ws_url")
+    @classmethod
+    def _ws_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"{value!r}: must start with ws:// or wss://")
+        return value.rstrip("/") if value is not None else None
 
     @property
     def cross_venue(self) -> bool:
@@ -240,23 +248,6 @@ def _renamed_key_problems(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-_STRATEGY_SIZING_LIMITS = {
-    "max_hedges": "max_open_hedges",
-    "max_total_notional": "max_total_notional",
-    "max_notional_per_symbol": "max_notional_per_symbol",
-}
-"""The strategy's `SizingParams` limits and the `[risk]` keys they come from."""
-
-
-def _strategy_sizing(data: dict[str, Any]) -> Any:
-    """The strategy's sizing: `[sizing]` and the limits of `[risk]` the strategy sizes within."""
-    sizing, risk = data.get("sizing", {}), data.get("risk", {})
-    if not isinstance(sizing, dict) or not isinstance(risk, dict):
-        return sizing  # the section's own validation names the problem
-    limits = {mine: risk[key] for mine, key in _STRATEGY_SIZING_LIMITS.items() if key in risk}
-    return {**sizing, **limits}
-
-
 class Config(FrozenModel):
     """The whole TOML file. Sections and keys are documented in README and config.example.toml."""
 
@@ -276,8 +267,9 @@ class Config(FrozenModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _share_sections_with_strategy(cls, data: Any) -> Any:
-        """Give the strategy the same sizing, fees and universe as the rest of the bot."""
+    def _check_sections(cls, data: Any) -> Any:
+        """Refuse renamed keys and shared sections inside `[strategy]`; name the default
+        strategy; Bitstamp's spot fees for a Bitstamp spot leg unless `[fees]` sets them."""
         if not isinstance(data, dict):
             return data
         renamed = _renamed_key_problems(data)
@@ -286,8 +278,6 @@ class Config(FrozenModel):
         data = dict(data)
         _default_spot_fees(data)
         section = data.get("strategy", {})
-        if isinstance(section, BaseModel):
-            return data
         if not isinstance(section, dict):
             return data
         section = dict(section)
@@ -297,7 +287,6 @@ class Config(FrozenModel):
                 raise ValueError(
                     f"strategy.{shared}: set [{shared}] at the top level, not inside [strategy]"
                 )
-            section[shared] = _strategy_sizing(data) if shared == "sizing" else data.get(shared, {})
         data["strategy"] = section
         return data
 
@@ -337,7 +326,9 @@ class Config(FrozenModel):
 
     def fingerprint(self) -> str:
         """Return a short hash of the effective config, recorded with every bot run."""
-        data = self.model_dump(mode="json")
+        # The strategy's sizing, fees and universe are the top-level sections' (see
+        # `bot.strategy_host.strategy_params`): each setting is hashed once.
+        data = self.model_dump(mode="json", exclude={"strategy": set(StrategyParams.RESERVED)})
         if not self.venues.cross_venue and self.venues == VenuesConfig():
             data.pop("venues")  # Binance-only configs keep the fingerprint they had
         blob = json.dumps(data, sort_keys=True).encode()
@@ -388,8 +379,6 @@ def format_validation_errors(exc: ValidationError, *, source: str) -> list[str]:
             choices = " or ".join(repr(n) for n in sorted(STRATEGY_NAMES))
             lines.append(f"{source}: strategy.name = {name!r}: input should be {choices}")
             continue
-        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in StrategyParams.RESERVED:
-            continue  # the same section is reported under its own name
         key = ".".join(loc) if loc else "config"
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

@@ -138,6 +138,7 @@ class VenueRouter:
         self._one_way: dict[bool, float] = {}  # spot venue?: EWMA of order round trip / 2
         self._spot_symbols: dict[str, Instrument] = {}
         self.rates = UsdRates(self._clock.now, self._read_rate)
+        self.streams: Any = None  # CrossVenueStreams when both venues stream (the factory's)
         self._rate_lock = asyncio.Lock()
 
     @property

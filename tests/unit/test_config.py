@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, load_config, parse_config_text
+from bot.domain.params import FeeParams, SizingParams
+from bot.domain.strategy import StrategyParams
 from bot.errors import UserError
 from bot.settings import Mode, Settings, resolve_mode
+from bot.strategy_host import strategy_params
 from strategies.expected_carry import ExpectedCarryParams
 from strategies.funding_carry import FundingCarryParams
 from tests.conftest import REPO_ROOT
@@ -43,23 +46,26 @@ def test_config_floats_become_exact_decimals() -> None:
 def test_strategy_sees_the_same_sizing_fees_and_universe_as_the_bot() -> None:
     config = parse_config_text(
         '[sizing]\nnotional_per_hedge = 500\n[universe]\nsymbols = ["SOL/USDT"]\n'
+        "[fees]\nvip_tier = 2\n"
     )
 
-    assert config.strategy.sizing.notional_per_hedge == Decimal(500)
-    assert config.strategy.universe.symbols == ("SOL/USDT",)
+    params = strategy_params(config)
+    assert params.sizing.notional_per_hedge == Decimal(500)
+    assert params.universe == config.universe and params.universe.symbols == ("SOL/USDT",)
+    assert params.fees == config.fees and params.fees.futures_taker != FeeParams().futures_taker
+    shared = set(StrategyParams.RESERVED)
+    assert params.model_dump(exclude=shared) == config.strategy.model_dump(exclude=shared)
 
 
 def test_the_strategy_sizes_within_the_risk_limits() -> None:
     """One home for each limit: the strategy allocates within what the risk gate enforces."""
-    default = parse_config_text("")
+    default = strategy_params(parse_config_text(""))
     config = parse_config_text(
         "[risk]\nmax_open_hedges = 1\nmax_total_notional = 1500\nmax_notional_per_symbol = 1200\n"
     )
 
-    assert (default.risk.max_open_hedges, default.strategy.sizing.max_hedges) == (3, 3)
-    assert default.strategy.sizing.max_total_notional == default.risk.max_total_notional == 3000
-    assert default.strategy.sizing.max_notional_per_symbol == 1000
-    sizing = config.strategy.sizing
+    assert default.sizing == SizingParams()  # the old [sizing] defaults: 3, 3000, 1000
+    sizing = strategy_params(config).sizing
     assert (sizing.max_hedges, sizing.max_total_notional, sizing.max_notional_per_symbol) == (
         1,
         Decimal(1500),
