@@ -93,6 +93,8 @@ async def build_exchange(
             spot, binance, config, clock,
             api_key=settings.binance_api_key.get_secret_value(),
             api_secret=settings.binance_api_secret.get_secret_value(),
+            bitstamp_key=settings.bitstamp_api_key.get_secret_value(),
+            bitstamp_secret=settings.bitstamp_api_secret.get_secret_value(),
         )  # fmt: skip
         router = VenueRouter(
             spot if sources is None else sources.spot,
@@ -173,13 +175,18 @@ def _cross_sources(
     *,
     api_key: str | None = None,
     api_secret: str | None = None,
+    bitstamp_key: str | None = None,
+    bitstamp_secret: str | None = None,
 ) -> CrossSources | None:
     """Both venues' stream sources, or None (logged) when streams are off."""
     reason = streams_off_reason(config)
     if reason is not None:
         log.info("Streams off (%s): market data by REST polling", reason)
         return None
-    return cross_streams(spot, binance, config, clock, api_key=api_key, api_secret=api_secret)
+    return cross_streams(
+        spot, binance, config, clock, api_key=api_key, api_secret=api_secret,
+        bitstamp_key=bitstamp_key, bitstamp_secret=bitstamp_secret,
+    )  # fmt: skip
 
 
 def _with_cross_streams(router: VenueRouter, sources: CrossSources | None) -> VenueRouter:

@@ -8,6 +8,9 @@
   every change) on one connection, resolved on every book frame. ccxt.pro's own
   `watch_order_book` rebuilds the book from `diff_order_book` deltas and a delayed REST
   snapshot, in floats; the whole-book channel needs no synchronisation;
+- `watch_user(symbols)`: `private-my_orders_<pair>-<user id>` and `private-my_trades_…`
+  of each symbol (with a `websockets_token/` token, renewed by ccxt when it has expired),
+  resolved on every private event (carrybot reads them from the tap, exactly);
 - ccxt's keep-alive sends Bitstamp's application heartbeat (`bts:heartbeat`) and counts
   the server's answer as the pong, so a quiet but healthy connection is told apart from a
   dead one (two missed answers drop it).
@@ -24,12 +27,14 @@ import ccxt.pro as ccxtpro
 from bot.clock import Clock
 from bot.config import ExchangeConfig, VenuesConfig
 from bot.exchange.bitstamp_client import CarryBitstamp, build_bitstamp_client
-from bot.streams.bitstamp_wire import BOOK_PREFIX, HEARTBEAT
+from bot.streams.bitstamp_wire import BOOK_PREFIX, HEARTBEAT, ORDERS_PREFIX, TRADES_PREFIX
 from bot.streams.pro_client import Tap
 
 log = logging.getLogger(__name__)
 
 BOOKS = "carrybot:books"  # the message hash every order_book_<pair> frame resolves
+USER = "carrybot:user"  # ... and every private order or trade event
+PRIVATE = (ORDERS_PREFIX, TRADES_PREFIX)
 
 
 class CarryBitstampPro(CarryBitstamp, ccxtpro.bitstamp):  # type: ignore[misc]
@@ -58,6 +63,23 @@ class CarryBitstampPro(CarryBitstamp, ccxtpro.bitstamp):  # type: ignore[misc]
             future = self.watch(url, BOOKS, request, channel)
         return future
 
+    async def watch_user(self, symbols: Sequence[str]) -> Any:
+        """Subscribe our order and trade channels of each symbol; resolves with the next event."""
+        url = self.urls["api"]["ws"]
+        client = (self.clients or {}).get(url)
+        if client is None or not any(str(k).startswith(PRIVATE) for k in client.subscriptions):
+            self.options["expiresIn"] = ""  # a new dial: a new token (valid 60 s)
+            await self.authenticate()
+        user, token = self.options["userId"], self.options["wsSessionToken"]
+        future: Any = None
+        for symbol in symbols:
+            pair = self.market(symbol)["id"]
+            for prefix in PRIVATE:
+                channel = f"{prefix}{pair}-{user}"
+                request = {"event": "bts:subscribe", "data": {"channel": channel, "auth": token}}
+                future = self.watch(url, USER, request, channel, {"symbol": symbol})
+        return await future
+
     def handle_message(self, client: Any, message: Any) -> None:
         if self.tap is not None:
             self.tap(client.url, message)
@@ -69,6 +91,13 @@ class CarryBitstampPro(CarryBitstamp, ccxtpro.bitstamp):  # type: ignore[misc]
             return
         if event == "data" and isinstance(channel, str) and channel.startswith(BOOK_PREFIX):
             client.resolve(message, BOOKS)
+            return
+        if (
+            isinstance(channel, str)
+            and channel.startswith(PRIVATE)
+            and event != "bts:subscription_succeeded"
+        ):
+            client.resolve(message, USER)
             return
         try:
             super().handle_message(client, message)

@@ -4,7 +4,10 @@ It stands where `BitstampSpot` stands (under the VenueRouter, or under a paper a
 quotes of the streamed pairs come from memory when every one is fresh, else one REST
 `ticker/` request with the fresh stream quotes laid over it; a book comes from the stream
 (up to its 100 levels) while fresh, else from REST. Orders, fills, balances and everything
-else are the REST adapter's. Which pairs are streamed: the spot legs of `pair_source()`
+else are the REST adapter's; in live mode (a keyed `user_client`) an order's outcome is the
+first of the REST answer and the user stream's final report (`bitstamp_user.py`), as for
+Binance, and a look-up is answered by the stream when it has the order final. Which pairs
+are streamed: the spot legs of `pair_source()`
 (the router's cross-venue pairs, restricted to `[universe] symbols` when listed) plus the
 `USDT/USD` book when a USD pair is among them (the rate USD prices are converted at).
 """
@@ -12,6 +15,7 @@ else are the REST adapter's. Which pairs are streamed: the spot legs of `pair_so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -38,6 +42,7 @@ from bot.exchange.port import MarketDataSource, refresh_status_of
 from bot.exchange.venues import RATE_SYMBOL, SpotVenue
 from bot.streams.bitstamp_books import BitstampBooks
 from bot.streams.bitstamp_pro import CarryBitstampPro
+from bot.streams.bitstamp_user import BitstampUserStreams
 from bot.streams.config import StreamsConfig
 from bot.streams.health import HealthBoard, StreamState
 
@@ -59,9 +64,15 @@ class BitstampStreamingSource:
         endpoints: Sequence[str],
         universe_symbols: Sequence[str] = (),
         health: HealthBoard | None = None,
+        user_client: CarryBitstampPro | None = None,
     ) -> None:
         self.rest = rest
         self.client = client
+        self.user_client = user_client
+        self.user: BitstampUserStreams | None = None
+        self.on_user_resync: Callable[[], None] | None = None
+        self.stream_fills = 0  # orders whose outcome came from the stream before REST
+        self.stream_lookups = 0
         self.config = config
         self._clock = clock
         self.endpoints = list(endpoints)
@@ -107,6 +118,14 @@ class BitstampStreamingSource:
         )
         books.start(symbols)
         self.books = books
+        if self.user_client is not None:
+            await self.user_client.load_markets()
+            self.user = BitstampUserStreams(
+                self.user_client, self.config, self._clock, self.health, instruments,
+                self.endpoints,
+            )  # fmt: skip
+            self.user.on_resync = self._user_resync
+            self.user.start([s for s in symbols if s != RATE_SYMBOL])
         log.info(
             "Bitstamp streams: order_book of %s on %s", ", ".join(symbols) or "nothing",
             ", ".join(self.endpoints),
@@ -126,11 +145,19 @@ class BitstampStreamingSource:
             symbols.add(RATE_SYMBOL)
         return sorted(symbols)
 
+    def _user_resync(self) -> None:
+        if self.on_user_resync is not None:
+            self.on_user_resync()
+
     async def close(self) -> None:
         try:
             if self.books is not None:
                 await self.books.stop()
+            if self.user is not None:
+                await self.user.stop()
             await self.client.close()
+            if self.user_client is not None:
+                await self.user_client.close()
         finally:
             await self.rest.close()
 
@@ -229,9 +256,37 @@ class BitstampStreamingSource:
         return await self.rest.taker_maker_fees()
 
     async def create_order(self, request: OrderRequest) -> Order:
-        return await self.rest.create_order(request)
+        """Send by REST; the first of its answer and the stream's final report wins.
+
+        A lost POST is then known at once (the stream reports what Bitstamp received)
+        instead of after the look-ups by client order id.
+        """
+        user = self.user
+        if user is None or not user.live():
+            return await self.rest.create_order(request)
+        rest = asyncio.ensure_future(self.rest.create_order(request))
+        streamed = asyncio.ensure_future(user.wait_final(request.client_order_id))
+        try:
+            await asyncio.wait({rest, streamed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            rest.cancel()
+            streamed.cancel()
+            raise
+        if rest.done():
+            streamed.cancel()
+            return rest.result()
+        rest.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await rest
+        self.stream_fills += 1
+        return streamed.result()
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+        """The final state the user stream reported, else `order_status/`."""
+        order = self.user.final_order(client_order_id) if self.user is not None else None
+        if order is not None and order.symbol == symbol:
+            self.stream_lookups += 1
+            return order
         return await self.rest.fetch_order(symbol, client_order_id)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:

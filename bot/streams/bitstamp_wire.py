@@ -7,7 +7,8 @@ replies `bts:heartbeat` to a client's `bts:heartbeat`, asks for a reconnect with
 `bts:request_reconnect` (before maintenance: reconnect, the old connection is closed soon),
 and reports `bts:error`. Channels read here:
 - `order_book_<pair>`: the top 100 bids and asks, sent whole on every change (`data`);
-- `private-my_orders_<pair>-<user id>`: `order_created`, `order_changed`, `order_deleted`.
+- `private-my_orders_<pair>-<user id>`: `order_created`, `order_changed`, `order_deleted`;
+- `private-my_trades_<pair>-<user id>`: `trade` (price, amount, fee, order id) per fill.
 A frame that fails validation raises `BadFrame` naming the field; the caller logs it and
 ignores the frame.
 """
@@ -23,6 +24,7 @@ from bot.streams.wire import BadFrame, Notice
 
 BOOK_PREFIX = "order_book_"
 ORDERS_PREFIX = "private-my_orders_"
+TRADES_PREFIX = "private-my_trades_"
 HEARTBEAT = "bts:heartbeat"
 RECONNECT = "bts:request_reconnect"
 ORDER_EVENTS = frozenset({"order_created", "order_changed", "order_deleted"})
@@ -60,7 +62,28 @@ class OrderEvent:
     at: datetime | None
 
 
-Frame = BookSnapshot | Heartbeat | Notice | OrderEvent
+@dataclass(frozen=True, slots=True)
+class TradeEvent:
+    """One fill of one of our orders (`private-my_trades_<pair>`)."""
+
+    pair_id: str
+    trade_id: str
+    order_id: str
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """`bts:error`: e.g. 4009, a private subscription refused."""
+
+    code: str
+    message: str
+
+
+Frame = BookSnapshot | Heartbeat | Notice | OrderEvent | TradeEvent | ErrorEvent
 
 
 def parse_bitstamp_frame(message: Any) -> Frame | None:
@@ -75,6 +98,10 @@ def parse_bitstamp_frame(message: Any) -> Frame | None:
         return Heartbeat()
     if event == RECONNECT:
         return Notice(RECONNECT)
+    if event == "bts:error":
+        data = message.get("data")
+        data = data if isinstance(data, dict) else {}
+        return ErrorEvent(str(data.get("code", "")), str(data.get("message", "")))
     if not isinstance(channel, str):
         return None
     if event == "data" and channel.startswith(BOOK_PREFIX):
@@ -82,7 +109,32 @@ def parse_bitstamp_frame(message: Any) -> Frame | None:
     if event in ORDER_EVENTS and channel.startswith(ORDERS_PREFIX):
         pair = channel.removeprefix(ORDERS_PREFIX).rpartition("-")[0]
         return _order(pair, str(event), message.get("data"))
+    if event == "trade" and channel.startswith(TRADES_PREFIX):
+        pair = channel.removeprefix(TRADES_PREFIX).rpartition("-")[0]
+        return _trade(pair, message.get("data"))
     return None
+
+
+def _trade(pair: str, data: Any) -> TradeEvent:
+    if not isinstance(data, dict):
+        raise BadFrame(f"my_trades_{pair}: data is not an object")
+    trade_id, order_id = data.get("id_str") or data.get("id"), data.get("order_id")
+    if trade_id in (None, "") or order_id in (None, ""):
+        raise BadFrame(f"my_trades_{pair}: a trade needs id and order_id")
+    price = _decimal(pair, data.get("price"), "price")
+    amount = _decimal(pair, data.get("amount"), "amount")
+    if price <= 0 or amount <= 0:
+        raise BadFrame(f"my_trades_{pair}: price {price} and amount {amount} must be positive")
+    micro = str(data.get("microtimestamp", ""))
+    return TradeEvent(
+        pair_id=pair,
+        trade_id=str(trade_id),
+        order_id=str(order_id),
+        price=price,
+        amount=amount,
+        fee=_decimal(pair, data.get("fee", "0"), "fee"),
+        at=datetime.fromtimestamp(int(micro) / 1_000_000, UTC) if micro.isdigit() else None,
+    )
 
 
 def _book(pair: str, data: Any) -> BookSnapshot:

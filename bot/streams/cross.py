@@ -41,9 +41,15 @@ def bitstamp_off_reason(config: Config) -> str | None:
 
 
 def bitstamp_source(
-    rest: BitstampSpot, config: Config, clock: Clock, health: HealthBoard | None = None
+    rest: BitstampSpot,
+    config: Config,
+    clock: Clock,
+    health: HealthBoard | None = None,
+    *,
+    api_key: str | None = None,
+    api_secret: str | None = None,
 ) -> BitstampStreamingSource:
-    """Bitstamp's book streams over the REST adapter (keyless: market data only)."""
+    """Bitstamp's book streams over the REST adapter; with keys its user data too."""
     streams = config.streams
     # Bitstamp sends a book only when it changes: heartbeats keep a quiet connection
     # provably alive, so they go out more often than the silence limit.
@@ -51,6 +57,12 @@ def bitstamp_source(
     client = build_bitstamp_pro_client(
         config.venues, config.exchange, clock=clock, ping_seconds=ping
     )
+    user_client = None
+    if api_key and api_secret and streams.user_data:
+        user_client = build_bitstamp_pro_client(
+            config.venues, config.exchange, clock=clock, ping_seconds=ping,
+            api_key=api_key, api_secret=api_secret,
+        )  # fmt: skip
     return BitstampStreamingSource(
         rest,
         client,
@@ -59,6 +71,7 @@ def bitstamp_source(
         endpoints=[config.venues.bitstamp_ws_url or BITSTAMP_STREAMS],
         universe_symbols=config.universe.symbols,
         health=health,
+        user_client=user_client,
     )
 
 
@@ -76,8 +89,14 @@ def cross_streams(
     *,
     api_key: str | None = None,
     api_secret: str | None = None,
+    bitstamp_key: str | None = None,
+    bitstamp_secret: str | None = None,
 ) -> CrossSources:
-    """The two stream sources of a cross-venue run (the caller checked they may run)."""
+    """The two stream sources of a cross-venue run (the caller checked they may run).
+
+    `api_key`/`api_secret` are Binance's, `bitstamp_key`/`bitstamp_secret` Bitstamp's
+    (live mode: both user-data streams).
+    """
     binance = config.streams
     client = build_pro_client(
         config.exchange, binance,
@@ -93,7 +112,9 @@ def cross_streams(
         perp_rest, client, binance, clock, universe_symbols=config.universe.symbols,
         user_client=user_client, spot_streams=False,
     )  # fmt: skip
-    spot = bitstamp_source(spot_rest, config, clock, perp.health)
+    spot = bitstamp_source(
+        spot_rest, config, clock, perp.health, api_key=bitstamp_key, api_secret=bitstamp_secret
+    )
     return CrossSources(spot, perp)
 
 
@@ -112,6 +133,7 @@ class CrossVenueStreams:
     @on_user_resync.setter
     def on_user_resync(self, callback: Callable[[], None] | None) -> None:
         self.perp.on_user_resync = callback
+        self.spot.on_user_resync = callback
 
     @property
     def pairs_by_key(self) -> Mapping[str, Pair]:

@@ -40,6 +40,7 @@ from bot.domain.params import FeeParams
 from bot.errors import ExchangeError, InsufficientFunds, OrderNotFound
 from bot.exchange.bitstamp_client import TIMESTAMP_REASON
 from bot.exchange.simulator import SimulatedExchange
+from tests.fakes import bitstamp_ohlc
 from tests.fakes.binance_server import LoggedRequest
 from tests.fakes.bitstamp_streams import WS_PATH, FakeBitstampStreams
 from tests.fakes.faults import Fault, FaultBook, FaultKind
@@ -95,6 +96,7 @@ class FakeBitstamp:
         self.keys = {api_key: api_secret}
         self.instruments = {i.symbol: i for i in instruments}
         self.books: dict[str, OrderBook] = {}
+        self.ohlc: dict[str, dict[int, dict[str, str]]] = {}  # symbol -> time -> bar
         self.volumes: dict[str, Decimal] = {}
         self.fees = fees
         self.account = SimulatedExchange(
@@ -257,6 +259,11 @@ class FakeBitstamp:
             ]
         if method == "GET" and head == "order_book" and len(parts) == 2:
             return self._book_json(self._by_id(parts[1]))
+        if method == "GET" and head == "ohlc" and len(parts) == 2:
+            try:
+                return bitstamp_ohlc.answer(self, self._by_id(parts[1]).symbol, params)
+            except bitstamp_ohlc.OhlcError as exc:
+                raise BitstampError(400, str(exc), "400.002") from None
         if method != "POST":
             raise BitstampError(404, "Not found", "404.001")
         if head == "account_balances":

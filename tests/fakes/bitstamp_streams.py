@@ -59,6 +59,7 @@ class FakeBitstampStreams:
         self.heartbeats = 0
         self.errors: list[str] = []
         self.silent = False
+        self.hold_user_events = False  # True: no private events (a gap on the user stream)
         self._refuse_until = float("-inf")
         self._publisher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -120,20 +121,34 @@ class FakeBitstampStreams:
 
     # --- order events -------------------------------------------------------------------
     def order_events(self, inst: Instrument, order: Order, fills: list[Fill]) -> None:
-        """Publish `order_created` and then what the fills did to it."""
-        channel = f"private-my_orders_{inst.exchange_symbol}-{USER_ID}"
+        """Publish `order_created`, each fill on `private-my_trades`, then the order's state."""
+        if self.hold_user_events:
+            return
+        orders = f"private-my_orders_{inst.exchange_symbol}-{USER_ID}"
+        trades = f"private-my_trades_{inst.exchange_symbol}-{USER_ID}"
         created = self._order_json(inst, order, order.quantity, Decimal(0))
-        events = [("order_created", created)]
+        events = [(orders, "order_created", created)]
+        for f in fills:
+            micro = int(f.timestamp.timestamp() * 1_000_000)
+            events.append((trades, "trade", {
+                "id": int(f.trade_id), "amount": str(f.quantity), "price": str(f.price),
+                "microtimestamp": str(micro), "fee": str(f.fee),
+                "order_id": str(order.exchange_order_id), "trade_account_id": 0,
+                "side": f.side.value,
+            }))  # fmt: skip
         if order.filled > 0 or order.status.is_final:
             left = order.quantity - order.filled
             final = order.status in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED)
             kind = "order_deleted" if final else "order_changed"
-            events.append((kind, self._order_json(inst, order, left, order.filled)))
+            events.append((orders, kind, self._order_json(inst, order, left, order.filled)))
         for conn in list(self.connections):
-            if channel in conn.channels:
-                for kind, data in events:
-                    self._spawn(self._send(conn, {"data": data, "channel": channel,
-                                                  "event": kind}))  # fmt: skip
+            mine = [e for e in events if e[0] in conn.channels]
+            if mine:
+                self._spawn(self._send_all(conn, mine))
+
+    async def _send_all(self, conn: Connection, events: list[tuple[str, str, Any]]) -> None:
+        for channel, kind, data in events:
+            await self._send(conn, {"data": data, "channel": channel, "event": kind})
 
     def _order_json(
         self, inst: Instrument, order: Order, left: Decimal, traded: Decimal
@@ -205,7 +220,7 @@ class FakeBitstampStreams:
 
     def _known(self, channel: str) -> bool:
         ids = {i.exchange_symbol for i in self.fake.instruments.values()}
-        for prefix in ("order_book_", "live_trades_", "private-my_orders_"):
+        for prefix in ("order_book_", "live_trades_", "private-my_orders_", "private-my_trades_"):
             if channel.startswith(prefix):
                 rest = channel.removeprefix(prefix)
                 return (rest.rpartition("-")[0] if prefix.startswith("private") else rest) in ids

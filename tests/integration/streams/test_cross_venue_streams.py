@@ -13,17 +13,20 @@ import pytest
 
 from bot.clock import SystemClock
 from bot.config import Config, config_from_dict
-from bot.domain import MarketKind
+from bot.domain import MarketKind, OrderRequest, OrderType, Side
 from bot.exchange.factory import build_exchange
 from bot.exchange.venues import VenueRouter
 from bot.settings import Mode, Settings
+from bot.streams.bitstamp_source import BitstampStreamingSource
 from bot.streams.cross import CrossVenueStreams
 from bot.streams.factory import find_streaming_source, streams_off_reason
 from bot.streams.gate import EntryGate
 from bot.streams.health import StreamState
+from tests.fakes.binance_server import DEFAULT_API_KEY as BINANCE_KEY
+from tests.fakes.binance_server import DEFAULT_API_SECRET as BINANCE_SECRET
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.bitstamp_fixtures import bitstamp_instruments, seed_bitstamp
-from tests.fakes.bitstamp_server import FakeBitstamp
+from tests.fakes.bitstamp_server import DEFAULT_API_KEY, DEFAULT_API_SECRET, FakeBitstamp
 from tests.fakes.fixtures import seed, standard_instruments
 from tests.integration.streams.conftest import wait_for
 
@@ -120,3 +123,44 @@ async def test_both_legs_stream_and_the_gate_reads_both_venues(cross: Cross) -> 
     assert "REST data only" in (cross.gate("BTC/USD") or "")
     quotes = await cross.router.fetch_best_quotes(MarketKind.SPOT)
     assert quotes["BTC/USD"].bid > 0 and len(cross.bitstamp.requests_to(TICKER)) == 1
+
+
+async def test_live_mode_streams_both_venues_user_data_and_trades_through_them() -> None:
+    binance = FakeBinance(standard_instruments(datetime.now(UTC)))
+    bitstamp = FakeBitstamp(bitstamp_instruments())
+    await binance.start()
+    await bitstamp.start()
+    seed(binance)
+    seed_bitstamp(bitstamp)
+    config = _config(binance, bitstamp)
+    keys = Settings(
+        binance_api_key=BINANCE_KEY, binance_api_secret=BINANCE_SECRET,
+        bitstamp_api_key=DEFAULT_API_KEY, bitstamp_api_secret=DEFAULT_API_SECRET,
+    )  # fmt: skip
+    router = await build_exchange(Mode.LIVE, keys, config, SystemClock())
+    try:
+        assert isinstance(router, VenueRouter)
+        spot = router.spot_venue
+        assert isinstance(spot, BitstampStreamingSource)
+        view = find_streaming_source(router)
+        assert isinstance(view, CrossVenueStreams)
+        await router.fetch_best_quotes(MarketKind.SPOT)
+        await router.fetch_best_quotes(MarketKind.PERPETUAL)
+        names = {"bitstamp-books", "bitstamp-user", "perp-0", "mark", "user-futures"}
+        await wait_for(
+            lambda: {h.name for h in view.health.all() if h.state is StreamState.LIVE} == names,
+            timeout=5,
+        )
+
+        order = await router.create_order(
+            OrderRequest("BTC/USD", Side.BUY, OrderType.MARKET, D("0.019"), "cb-9-sbo1")
+        )
+
+        assert order.filled == D("0.019") and order.average_price is not None
+        assert abs(order.average_price - D("49951") / D("0.999")) < D("1e-9")  # USDT terms
+        assert spot.user is not None
+        await wait_for(lambda: spot.user.final_order("cb-9-sbo1") is not None, timeout=3)  # type: ignore[union-attr]
+    finally:
+        await router.close()
+        await binance.stop()
+        await bitstamp.stop()
