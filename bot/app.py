@@ -39,7 +39,7 @@ from bot.reconcile import Reconciler
 from bot.risk import RiskGate
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
-from bot.strategy_host import load_safe_strategy
+from bot.strategy_host import load_safe_strategy, strategy_params
 from bot.streams.factory import find_streaming_source
 from bot.streams.gate import EntryGate
 from bot.streams.status import StreamStateStore, heartbeat_hook
@@ -290,7 +290,7 @@ async def assemble_loop(
         LoopPorts(exchange, ledger, guard, events, clock),
         TradingParts(
             strategy=load_safe_strategy(config.strategy.name),
-            params=config.strategy,
+            params=strategy_params(config),
             risk=RiskGate(config.risk, config.exchange, entry_gate=gate),
             executor=executor,
             reconciler=Reconciler(exchange, ledger, executor, clock, events, pairs),

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     AnyHttpUrl,
-    BaseModel,
     Discriminator,
     Field,
     Tag,
@@ -27,7 +26,7 @@ from pydantic import (
 
 from bot.alerts.config import AlertsConfig
 from bot.domain.frozen import Fraction, FrozenModel, NonNegativeDecimal, PositiveDecimal
-from bot.domain.params import FeeParams, SizingParams, UniverseParams
+from bot.domain.params import FeeParams, UniverseParams
 from bot.domain.strategy import StrategyParams
 from bot.errors import UserError
 from bot.strategy_host import STRATEGY_NAMES, params_model
@@ -79,14 +78,23 @@ class VenuesConfig(FrozenModel):
     """Which venue holds each leg: the perpetual short is always on Binance USDⓈ-M.
 
     `spot = "bitstamp"` trades the spot leg on Bitstamp (ccxt `bitstamp`);
-    `bitstamp_api_url` replaces its REST base, the part before `/api/v2/`.
+    `bitstamp_api_url` replaces its REST base, the part before `/api/v2/`, and
+    `bitstamp_ws_url` its WebSocket (`wss://ws.bitstamp.net`).
     """
 
     spot: Literal["binance", "bitstamp"] = "binance"
     bitstamp_api_url: AnyHttpUrl | None = None
+    bitstamp_ws_url: str | None = None
     bitstamp_timeout_ms: Annotated[int, Field(ge=100, le=120000)] = 10000
     bitstamp_requests_per_10_min: PositiveInt = 8000
     align_arrivals: bool = True
+
+    @field_validator("bitstamp_ws_url")
+    @classmethod
+    def _ws_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"{value!r}: must start with ws:// or wss://")
+        return value.rstrip("/") if value is not None else None
 
     @property
     def cross_venue(self) -> bool:
@@ -133,13 +141,23 @@ class PaperConfig(FrozenModel):
     depth_levels: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
+class SizingConfig(FrozenModel):
+    """`[sizing]`: the notional of each new hedge. The limits on what is held are `[risk]`'s."""
+
+    notional_per_hedge: PositiveDecimal = Decimal("1000")
+
+
 class RiskConfig(FrozenModel):
-    """Hard limits enforced by the risk gate, whatever the strategy asks for."""
+    """Hard limits enforced by the risk gate, whatever the strategy asks for.
+
+    `max_open_hedges`, `max_total_notional` and `max_notional_per_symbol` are also what the
+    strategy sizes new hedges within (its `SizingParams`): one home for each limit.
+    """
 
     max_notional_per_hedge: PositiveDecimal = Decimal("2000")
-    max_notional_per_symbol: PositiveDecimal = Decimal("2000")
-    max_total_notional: PositiveDecimal = Decimal("5000")
-    max_open_hedges: PositiveInt = 5
+    max_notional_per_symbol: PositiveDecimal = Decimal("1000")
+    max_total_notional: PositiveDecimal = Decimal("3000")
+    max_open_hedges: PositiveInt = 3
     max_leverage: Annotated[int, Field(ge=1, le=125)] = 3
     min_liquidation_distance: Fraction = Decimal("0.25")
     liquidation_action: Literal["reduce", "add_margin"] = "reduce"
@@ -209,15 +227,23 @@ RENAMED_KEYS: dict[tuple[str, ...], str] = {
 }
 """Keys that were renamed: the old key names its new one instead of being merely unknown."""
 
+MOVED_KEYS: dict[tuple[str, ...], str] = {
+    ("sizing", "max_hedges"): "risk.max_open_hedges",
+    ("sizing", "max_total_notional"): "risk.max_total_notional",
+    ("sizing", "max_notional_per_symbol"): "risk.max_notional_per_symbol",
+}
+"""Limits that had two homes and now have one: the old key names where it lives now."""
+
 
 def _renamed_key_problems(data: dict[str, Any]) -> list[str]:
     problems = []
-    for path, new in RENAMED_KEYS.items():
-        section: Any = data
-        for part in path[:-1]:
-            section = section.get(part) if isinstance(section, dict) else None
-        if isinstance(section, dict) and path[-1] in section:
-            problems.append(f"{'.'.join(path)}: renamed; write {new}")
+    for verb, keys in (("renamed", RENAMED_KEYS), ("moved", MOVED_KEYS)):
+        for path, new in keys.items():
+            section: Any = data
+            for part in path[:-1]:
+                section = section.get(part) if isinstance(section, dict) else None
+            if isinstance(section, dict) and path[-1] in section:
+                problems.append(f"{'.'.join(path)}: {verb}; write {new}")
     return problems
 
 
@@ -229,7 +255,7 @@ class Config(FrozenModel):
     database: DatabaseConfig = DatabaseConfig()
     universe: UniverseParams = UniverseParams()
     strategy: StrategyParamsField
-    sizing: SizingParams = SizingParams()
+    sizing: SizingConfig = SizingConfig()
     risk: RiskConfig = RiskConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     fees: FeeParams = FeeParams()
@@ -240,8 +266,9 @@ class Config(FrozenModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _share_sections_with_strategy(cls, data: Any) -> Any:
-        """Give the strategy the same sizing, fees and universe as the rest of the bot."""
+    def _check_sections(cls, data: Any) -> Any:
+        """Refuse renamed keys and shared sections inside `[strategy]`; name the default
+        strategy; Bitstamp's spot fees for a Bitstamp spot leg unless `[fees]` sets them."""
         if not isinstance(data, dict):
             return data
         renamed = _renamed_key_problems(data)
@@ -250,8 +277,6 @@ class Config(FrozenModel):
         data = dict(data)
         _default_spot_fees(data)
         section = data.get("strategy", {})
-        if isinstance(section, BaseModel):
-            return data
         if not isinstance(section, dict):
             return data
         section = dict(section)
@@ -261,7 +286,6 @@ class Config(FrozenModel):
                 raise ValueError(
                     f"strategy.{shared}: set [{shared}] at the top level, not inside [strategy]"
                 )
-            section[shared] = data.get(shared, {})
         data["strategy"] = section
         return data
 
@@ -274,15 +298,15 @@ class Config(FrozenModel):
                 f"risk.max_notional_per_hedge ({self.risk.max_notional_per_hedge}), so every "
                 "hedge would be denied; lower it or raise the limit"
             )
-        if self.sizing.max_notional_per_symbol < self.sizing.notional_per_hedge:
+        if self.risk.max_notional_per_symbol < self.sizing.notional_per_hedge:
             problems.append(
-                f"sizing.max_notional_per_symbol = {self.sizing.max_notional_per_symbol}: "
+                f"risk.max_notional_per_symbol = {self.risk.max_notional_per_symbol}: "
                 f"below sizing.notional_per_hedge ({self.sizing.notional_per_hedge}), so no "
                 "hedge could open; raise it"
             )
-        if self.sizing.max_total_notional < self.sizing.notional_per_hedge:
+        if self.risk.max_total_notional < self.sizing.notional_per_hedge:
             problems.append(
-                f"sizing.max_total_notional = {self.sizing.max_total_notional}: below "
+                f"risk.max_total_notional = {self.risk.max_total_notional}: below "
                 f"sizing.notional_per_hedge ({self.sizing.notional_per_hedge}); raise it"
             )
         if self.exchange.leverage > self.risk.max_leverage:
@@ -301,7 +325,9 @@ class Config(FrozenModel):
 
     def fingerprint(self) -> str:
         """Return a short hash of the effective config, recorded with every bot run."""
-        data = self.model_dump(mode="json")
+        # The strategy's sizing, fees and universe are the top-level sections' (see
+        # `bot.strategy_host.strategy_params`): each setting is hashed once.
+        data = self.model_dump(mode="json", exclude={"strategy": set(StrategyParams.RESERVED)})
         if not self.venues.cross_venue and self.venues == VenuesConfig():
             data.pop("venues")  # Binance-only configs keep the fingerprint they had
         blob = json.dumps(data, sort_keys=True).encode()
@@ -352,8 +378,6 @@ def format_validation_errors(exc: ValidationError, *, source: str) -> list[str]:
             choices = " or ".join(repr(n) for n in sorted(STRATEGY_NAMES))
             lines.append(f"{source}: strategy.name = {name!r}: input should be {choices}")
             continue
-        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in StrategyParams.RESERVED:
-            continue  # the same section is reported under its own name
         key = ".".join(loc) if loc else "config"
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

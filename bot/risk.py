@@ -2,9 +2,11 @@
 
 `RiskGate.decide` is pure: it takes the strategy's intents and a `RiskView` of the bot's
 exposure and returns one decision per intent, in order (an accepted open counts toward the
-limits of the intents after it). `RiskGate.protect` returns the actions the gate itself
-requires (shrink a short near liquidation, rebalance legs that drifted). `review` records
-every decision, accepted or denied, as a ledger event with its inputs.
+limits of the intents after it, and an accepted close no longer does: closes are carried out
+first). The limits are the ones the strategy sizes within (`[risk]`, one home for each).
+`RiskGate.protect` returns the actions the gate itself requires (shrink a short near
+liquidation, rebalance legs that drifted). `review` records every decision, accepted or
+denied, as a ledger event with its inputs.
 """
 
 from __future__ import annotations
@@ -131,21 +133,12 @@ class RiskGate:
 
     # --- decisions ----------------------------------------------------------------------
     def decide(self, intents: Sequence[Intent], view: RiskView) -> list[RiskDecision]:
-        """Return one decision per intent, applying accepted opens to later checks."""
+        """Return one decision per intent, applying accepted opens and closes to later checks."""
         notional_by_pair = _notional_by_pair(view.active_hedges())
         open_count = len(view.active_hedges())
         closing: set[int] = set()
         decisions: list[RiskDecision] = []
-        rolled: set[int] = set()
         for intent in intents:
-            after = intent.after_close if isinstance(intent, OpenHedge) else None
-            if after is not None and after in closing and after not in rolled:
-                # A roll: the hedge it replaces is closed first (the open waits for that).
-                rolled.add(after)
-                replaced = _find(view, after)
-                if replaced is not None:
-                    notional_by_pair[replaced.pair] -= replaced.target_notional
-                    open_count -= 1
             decision = self._decide_one(intent, view, notional_by_pair, open_count, closing)
             decisions.append(decision)
             if decision.accepted and isinstance(intent, OpenHedge):
@@ -155,6 +148,12 @@ class RiskGate:
                 open_count += 1
             elif decision.accepted and isinstance(intent, CloseHedge):
                 closing.add(intent.hedge_id)
+                # Closes run before opens: what a close frees counts for the opens after it,
+                # as the strategy sized them (a rotation, a roll).
+                closed = _find(view, intent.hedge_id)
+                if closed is not None:
+                    notional_by_pair[closed.pair] -= closed.target_notional
+                    open_count -= 1
             elif decision.accepted and isinstance(intent, ResizeHedge):
                 hedge = _find(view, intent.hedge_id)
                 if hedge is not None:
@@ -196,6 +195,8 @@ class RiskGate:
                 inputs,
                 new_hedge=False,
             )
+        after = intent.after_close
+        replaced = _find(view, after) if after is not None and after in closing else None
         return self._decide_increase(
             intent,
             intent.pair,
@@ -206,6 +207,9 @@ class RiskGate:
             open_count,
             inputs,
             new_hedge=True,
+            # A roll at the replaced hedge's notional adds no exposure (its fills may have
+            # left that hedge a little above the limits): the exposure limits do not apply.
+            adds_exposure=replaced is None or intent.notional > replaced.target_notional,
         )
 
     def _decide_close(
@@ -234,6 +238,7 @@ class RiskGate:
         inputs: dict[str, str],
         *,
         new_hedge: bool,
+        adds_exposure: bool = True,
     ) -> RiskDecision:
         lim = self.limits
         total = sum(notional_by_pair.values(), Decimal(0))
@@ -273,17 +278,17 @@ class RiskGate:
                 f"{lim.max_notional_per_hedge}",
             ),
             (
-                pair_total + added <= lim.max_notional_per_symbol,
+                not adds_exposure or pair_total + added <= lim.max_notional_per_symbol,
                 f"{pair} notional {pair_total + added} would exceed max_notional_per_symbol "
                 f"{lim.max_notional_per_symbol}",
             ),
             (
-                total + added <= lim.max_total_notional,
+                not adds_exposure or total + added <= lim.max_total_notional,
                 f"total notional {total + added} would exceed max_total_notional "
                 f"{lim.max_total_notional}",
             ),
             (
-                not new_hedge or open_count < lim.max_open_hedges,
+                not new_hedge or not adds_exposure or open_count < lim.max_open_hedges,
                 f"{open_count} open hedges: max_open_hedges {lim.max_open_hedges} reached",
             ),
             (

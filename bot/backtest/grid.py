@@ -22,8 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.config import Config, RiskConfig, config_from_dict
-from bot.domain.params import SizingParams
+from bot.config import MOVED_KEYS, Config, RiskConfig, SizingConfig, config_from_dict
 from bot.domain.strategy import StrategyParams
 from bot.errors import UserError
 from bot.strategy_host import params_model
@@ -76,6 +75,9 @@ def load_grid(path: Path, strategy: str) -> Grid:
         allowed = allowed_keys(section, strategy)
         grid[section] = {}
         for key, value in values.items():
+            moved = MOVED_KEYS.get((section, key))
+            if moved is not None:
+                raise UserError(f"{path}: {section}.{key}: moved; write {moved}")
             if key not in allowed:
                 raise UserError(
                     f"{path}: {section}.{key}: unknown key in [{section}]; "
@@ -96,7 +98,7 @@ def allowed_keys(section: str, strategy: str) -> list[str]:
         model: type[Any] = params_model(strategy)
         skip = StrategyParams.RESERVED | {"name"}
     else:
-        model = SizingParams if section == "sizing" else RiskConfig
+        model = SizingConfig if section == "sizing" else RiskConfig
         skip = frozenset()
     return [name for name in model.model_fields if name not in skip]
 

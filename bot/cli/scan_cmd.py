@@ -19,6 +19,7 @@ from bot.config import Config
 from bot.errors import UserError
 from bot.exchange.port import MarketDataSource
 from bot.marketdata import MarketData
+from bot.strategy_host import strategy_params as composed_params
 from strategies.expected_carry import ExpectedCarryParams
 from strategies.funding_carry import FundingCarryParams
 from strategies.scan import (
@@ -102,8 +103,8 @@ async def run_scan(
 
 
 def strategy_params(config: Config) -> ScanParams:
-    """Return the config's strategy parameters; scan ranks with that strategy's model."""
-    params = config.strategy
+    """Return the strategy's parameters as the bot runs it; scan ranks with its model."""
+    params = composed_params(config)
     if not isinstance(params, FundingCarryParams | ExpectedCarryParams):
         raise UserError(
             f"strategy.name = {params.name!r}: scan knows funding_carry and expected_carry"

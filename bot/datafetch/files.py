@@ -38,10 +38,10 @@ class OnDisk:
     """`startTime` of the request that continues after the last row."""
 
 
-def path_for(root: Path, kind: Kind, stem: str) -> Path:
-    """Return the file of `kind` for the symbol `stem` (`BTCUSDT`) under `root`."""
+def path_for(root: Path, kind: Kind, stem: str, venue: str = "binance") -> Path:
+    """Return the file of `kind` for the symbol `stem` (`BTCUSDT`) under `root`/`venue`."""
     name = f"{stem}.csv" if kind in (Kind.FUNDING, Kind.DELIVERY) else f"{stem}-1h.csv.gz"
-    return root / "binance" / kind.value / name
+    return root / venue / kind.value / name
 
 
 def read_existing(path: Path, kind: Kind) -> OnDisk | None:

@@ -18,6 +18,9 @@ from bot.backtest.history import QUOTE_ASSETS
 from bot.errors import UserError
 
 T = TypeVar("T")
+VENUES = ("binance", "bitstamp")
+BITSTAMP_QUOTES = ("USD", "USDT")  # the spot quotes a cross-venue pair may have
+RATE_SPEC_QUOTE = "USD"  # USDT/USD: the rate a USD pair's backtest converts at
 _SYMBOL = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)(?::([A-Z0-9]+))?$")
 
 
@@ -81,9 +84,11 @@ class FetchRequest:
     start: datetime
     end: datetime
     out: Path
+    venue: str = "binance"
+    """Where the history comes from and its directory under `out` (`bitstamp`: spot only)."""
 
 
-def parse_symbols(raw: str) -> tuple[SymbolSpec, ...]:
+def parse_symbols(raw: str, quotes: tuple[str, ...] = QUOTE_ASSETS) -> tuple[SymbolSpec, ...]:
     """Parse `BTC/USDT,ETH/USDT` (perpetual form `BTC/USDT:USDT` accepted too)."""
     specs: list[SymbolSpec] = []
     problems: list[str] = []
@@ -103,9 +108,9 @@ def parse_symbols(raw: str) -> tuple[SymbolSpec, ...]:
                 f"(its perpetual {base}/{quote}:{quote} is fetched with it)"
             )
             continue
-        if quote not in QUOTE_ASSETS:
+        if quote not in quotes:
             problems.append(
-                f"--symbols: {item!r} has quote {quote}; use one of {', '.join(QUOTE_ASSETS)} "
+                f"--symbols: {item!r} has quote {quote}; use one of {', '.join(quotes)} "
                 "(the backtest loader splits file names on these)"
             )
             continue
@@ -153,12 +158,33 @@ def parse_time(raw: str, option: str) -> datetime:
 
 
 def parse_request(
-    *, symbols: str, start: str, end: str | None, kinds: str, out: Path, now: datetime
+    *,
+    symbols: str,
+    start: str,
+    end: str | None,
+    kinds: str,
+    out: Path,
+    now: datetime,
+    venue: str = "binance",
 ) -> FetchRequest:
-    """Validate the options of `data fetch`; `end` defaults to `now` and is capped there."""
+    """Validate the options of `data fetch`; `end` defaults to `now` and is capped there.
+
+    `venue = "bitstamp"`: spot klines only, of USD or USDT pairs, and USDT/USD with them
+    when a USD pair is asked for (a backtest converts USD prices at it).
+    """
     problems: list[str] = []
-    specs = _collect(problems, lambda: parse_symbols(symbols))
+    if venue not in VENUES:
+        raise UserError(f"--venue: unknown venue {venue!r}; choose from {', '.join(VENUES)}")
+    bitstamp = venue == "bitstamp"
+    quotes = BITSTAMP_QUOTES if bitstamp else QUOTE_ASSETS
+    specs = _collect(problems, lambda: parse_symbols(symbols, quotes))
     kind_list = _collect(problems, lambda: parse_kinds(kinds))
+    if bitstamp and kind_list is not None and set(kind_list) - {Kind.SPOT}:
+        others = ", ".join(k.value for k in kind_list if k is not Kind.SPOT)
+        problems.append(f"--kinds: bitstamp has spot klines only, not {others}; pass --kinds spot")
+    if bitstamp and specs is not None and any(s.quote == RATE_SPEC_QUOTE for s in specs):
+        rate = SymbolSpec("USDT", RATE_SPEC_QUOTE)
+        specs = specs if rate in specs else (*specs, rate)
     first = _collect(problems, lambda: parse_time(start, "--from"))
     last = _collect(problems, lambda: parse_time(end, "--to") if end is not None else now)
     if out.exists() and not out.is_dir():
@@ -172,7 +198,7 @@ def parse_request(
         raise UserError(
             f"--from {start} is not before --to {end or 'now'}; pass a --from before --to"
         )
-    return FetchRequest(specs, kind_list, first, last, out)
+    return FetchRequest(specs, kind_list, first, last, out, venue)
 
 
 def _collect(problems: list[str], parse: Callable[[], T]) -> T | None:

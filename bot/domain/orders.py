@@ -108,6 +108,11 @@ class Fill:
     realized_pnl: Decimal | None = None
     fee_usdt: Decimal | None = None
     """The fee in USDT as the ledger recorded it (a BNB fee at the BNB price then)."""
+    venue_price: Decimal | None = None
+    """A USD pair's price as the venue reported it, in USD (`price` is in USDT terms)."""
+    usd_per_usdt: Decimal | None = None
+    """The USDT/USD rate (USD per USDT) `price` and `fee` were converted at: the mid of the
+    venue's USDT/USD book at the fill. None when nothing was converted."""
 
     @property
     def notional(self) -> Decimal:

@@ -91,7 +91,11 @@ class FeeParams(FrozenModel):
 
 
 class SizingParams(FrozenModel):
-    """How much the strategy allocates, in quote currency (USDT)."""
+    """How much the strategy allocates, in quote currency (USDT).
+
+    Built from `[sizing] notional_per_hedge` and the `[risk]` limits the risk gate enforces
+    (`max_hedges` is `risk.max_open_hedges`): the strategy sizes within the gate's limits.
+    """
 
     notional_per_hedge: PositiveDecimal = Decimal("1000")
     max_hedges: Annotated[int, Field(ge=1)] = 3

@@ -48,7 +48,8 @@ class DatedParams(FrozenModel):
 
 
 class StrategyParams(FrozenModel):
-    """Base of every strategy's parameters; the loader fills `sizing`, `fees` and `universe`.
+    """Base of every strategy's parameters; the composition root fills `sizing`, `fees` and
+    `universe` from the config's top-level sections (`[risk]` gives the sizing limits).
 
     Each strategy narrows `name` to a `Literal` of its registered name. `instruments` names
     the carries considered per asset (`perpetual` funding, `quarterly` USDⓈ-M dated basis,

@@ -136,10 +136,12 @@ class BinanceAccount:
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
     ) -> None:
-        accounts = {"spot": "spot", "futures": "linear"}
+        # ccxt's account names: MAIN_UMFUTURE / MAIN_CMFUTURE universal transfers.
+        accounts = {"spot": "spot", "futures": "linear", "coinm": "inverse"}
         if from_wallet not in accounts or to_wallet not in accounts or from_wallet == to_wallet:
             raise FatalExchangeError(
-                f"transfer from {from_wallet!r} to {to_wallet!r}: wallets are 'spot' and 'futures'"
+                f"transfer from {from_wallet!r} to {to_wallet!r}: wallets are 'spot', "
+                "'futures' and 'coinm'"
             )
         self._s.require_keys("transfer")
         await self._s.call(

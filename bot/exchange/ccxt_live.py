@@ -10,6 +10,7 @@ A facade over one job per module, all sharing one ccxt client and its pacing:
   order POST resolved by client order id (never sent again), cancels, our trades;
 - `ccxt_account`: balances, the futures account, positions, position/margin modes,
   leverage, transfers, funding payments;
+- `ccxt_coinm`: the COIN-M (dapi) coin wallets, positions and position mode (with `coinm`);
 - pacing in `ccxt_client.py` and `throttle.py`; error translation in `translate.py`.
 
 Without keys only the market-data methods work.
@@ -43,12 +44,14 @@ from bot.domain import (
     SettledFunding,
 )
 from bot.domain.fee_schedule import AccountFees
+from bot.errors import FatalExchangeError
 from bot.exchange.ccxt_account import BinanceAccount
 from bot.exchange.ccxt_calls import BinanceSession
 from bot.exchange.ccxt_client import build_client
+from bot.exchange.ccxt_coinm import BinanceCoinm
 from bot.exchange.ccxt_market_data import BinanceMarketData
 from bot.exchange.ccxt_orders import BinanceOrders
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import CoinmPort, ExchangePort
 from bot.exchange.throttle import Pacer, WeightThrottler
 
 FUNDING_REQUESTS_PER_5_MIN = 500
@@ -86,6 +89,7 @@ class LiveExchange:
         self._markets = BinanceMarketData(self._session, funding_budget=funding_budget, coinm=coinm)
         self._orders = BinanceOrders(self._session, self._markets)
         self._account = BinanceAccount(self._session, self._markets)
+        self._coinm = BinanceCoinm(self._session, self._markets) if coinm else None
 
     @property
     def venue(self) -> str:
@@ -151,7 +155,31 @@ class LiveExchange:
         return await self._account.fetch_futures_account()
 
     async def fetch_positions(self) -> Sequence[Position]:
-        return await self._account.fetch_positions()
+        """USDⓈ-M positions, and the COIN-M ones (in contracts) when COIN-M is loaded."""
+        positions = list(await self._account.fetch_positions())
+        if self._coinm is not None:
+            positions += await self._coinm.fetch_coinm_positions()
+        return positions
+
+    # --- COIN-M -------------------------------------------------------------------------
+    @property
+    def trades_coinm(self) -> bool:
+        """Whether COIN-M markets are loaded (and so COIN-M hedges may be traded)."""
+        return self._coinm is not None
+
+    async def fetch_coinm_account(self, asset: str) -> FuturesAccount:
+        return await self._coinm_part().fetch_coinm_account(asset)
+
+    async def fetch_coinm_position_mode(self) -> PositionMode:
+        return await self._coinm_part().fetch_coinm_position_mode()
+
+    async def set_coinm_position_mode(self, mode: PositionMode) -> None:
+        await self._coinm_part().set_coinm_position_mode(mode)
+
+    def _coinm_part(self) -> BinanceCoinm:
+        if self._coinm is None:
+            raise FatalExchangeError('COIN-M is not loaded: add "coinm" to [strategy] instruments')
+        return self._coinm
 
     async def fetch_account_fees(self, pairs: Sequence[Pair]) -> AccountFees:
         """Return the account's fee rates, VIP tier and BNB burn (see `binance_fees`)."""
@@ -186,4 +214,8 @@ class LiveExchange:
 
 def _conforms(exchange: LiveExchange) -> ExchangePort:
     """Let mypy check that LiveExchange implements the port."""
+    return exchange
+
+
+def _conforms_coinm(exchange: LiveExchange) -> CoinmPort:
     return exchange

@@ -298,9 +298,26 @@ class PaperExchange:
 
     @_bot_errors_only
     async def fetch_positions(self) -> Sequence[Position]:
-        """Return the simulated open positions (dated futures past delivery settled first)."""
+        """Return the simulated open positions, USDⓈ-M then COIN-M (in contracts), dated
+        futures past delivery settled first."""
         await self.settle_deliveries()
-        return self._sim.positions()
+        return [*self._sim.positions(), *self._sim.coinm_positions()]
+
+    trades_coinm = True  # the simulator holds COIN-M contracts (CoinmPort)
+
+    @_bot_errors_only
+    async def fetch_coinm_account(self, asset: str) -> FuturesAccount:
+        """Return the simulated COIN-M wallet of one coin (deliveries settled first)."""
+        await self.settle_deliveries()
+        return self._sim.coinm_account(asset)
+
+    @_bot_errors_only
+    async def fetch_coinm_position_mode(self) -> PositionMode:
+        return self._sim.coinm_position_mode
+
+    @_bot_errors_only
+    async def set_coinm_position_mode(self, mode: PositionMode) -> None:
+        await self._configure(self._sim.set_coinm_position_mode, mode)
 
     @_bot_errors_only
     async def fetch_delivery_price(self, symbol: str) -> Decimal | None:

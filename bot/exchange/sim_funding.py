@@ -70,19 +70,33 @@ class FundingBook:
         return (symbol, when) in self._settled
 
     def settle(
-        self, symbol: str, when: datetime, rate: Decimal, mark: Decimal
+        self,
+        symbol: str,
+        when: datetime,
+        rate: Decimal,
+        mark: Decimal,
+        *,
+        asset: str = "USDT",
+        unit_value: Decimal | None = None,
+        quantum: Decimal | None = None,
     ) -> FundingPayment | None:
-        """Settle one funding time once; return the payment (None when flat or done)."""
+        """Settle one funding time once; return the payment (None when flat or done).
+
+        A unit of position is worth `mark` (USDⓈ-M), or `unit_value` in `asset` (COIN-M:
+        contract size / mark, in the coin); `quantum` rounds the amount (8 decimals of coin).
+        """
         payment = None
         if (symbol, when) not in self._settled:
             self._settled.add((symbol, when))
             net = sum(self.sizes_at(symbol, when).values(), Decimal(0))
             if net != 0:
                 self._income_seq += 1
+                amount = -net * (mark if unit_value is None else unit_value) * rate
                 payment = FundingPayment(
                     symbol=symbol,
                     funding_time=when,
-                    amount=-net * mark * rate,
+                    amount=amount.quantize(quantum) if quantum is not None else amount,
+                    asset=asset,
                     rate=rate,
                     mark_price=mark,
                     position_size=net,

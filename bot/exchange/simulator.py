@@ -15,6 +15,8 @@ suite, so a paper order that would be rejected live is rejected in paper with th
 - `sim_futures`: the USDⓈ-M wallet, leverage, margin and position modes, futures orders,
   funding and delivery; `sim_futures_margin`: account and position views, the -2019 margin
   check's available balance, and liquidation at the mark;
+- `sim_coinm`: the COIN-M wallet (one balance per coin), inverse contracts with their own
+  position mode, fees, P&L and funding in the coin, delivery;
 - `sim_filters`: Binance's filters and client-id pattern, with Binance's codes; `sim_state`:
   the records and their JSON form; `sim_funding`: the funding timeline.
 
@@ -59,6 +61,7 @@ from bot.domain.params import FeeParams
 from bot.errors import InsufficientFunds, OrderNotFound
 from bot.exchange import sim_futures_margin as margin
 from bot.exchange import sim_state as codec
+from bot.exchange.sim_coinm import SimCoinmAccount, coinm_state
 from bot.exchange.sim_fees import FeeModel
 from bot.exchange.sim_filters import check_client_order_id, reject
 from bot.exchange.sim_funding import FundingBook
@@ -69,13 +72,14 @@ from bot.exchange.sim_orders import OrderLedger
 from bot.exchange.sim_spot import SimSpotAccount
 from bot.exchange.sim_state import OrderState
 
-__all__ = ["FUTURES_WALLET", "MARGIN_ASSET", "SPOT_WALLET", "SimulatedExchange"]
+__all__ = ["COINM_WALLET", "FUTURES_WALLET", "MARGIN_ASSET", "SPOT_WALLET", "SimulatedExchange"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAINTENANCE_RATE = Decimal("0.004")
 SPOT_WALLET = "spot"
 FUTURES_WALLET = "futures"
+COINM_WALLET = "coinm"
 STATE_VERSION = 1
 _ZERO = Decimal(0)
 
@@ -95,6 +99,7 @@ class SimulatedExchange:
         maintenance_rate: Decimal = DEFAULT_MAINTENANCE_RATE,
         default_leverage: int = 20,
         spot_fee_in_quote: bool = False,
+        coinm_position_mode: PositionMode | None = None,
     ) -> None:
         self._clock = clock
         fees = fees or FeeParams()
@@ -111,6 +116,16 @@ class SimulatedExchange:
             self._fees,
             clock=clock,
             position_mode=position_mode,
+            maintenance_rate=maintenance_rate,
+            default_leverage=default_leverage,
+            touch=self._touch,
+        )
+        self._coinm = SimCoinmAccount(
+            self._market,
+            self._ledger,
+            self._fees,
+            clock=clock,
+            position_mode=coinm_position_mode or position_mode,
             maintenance_rate=maintenance_rate,
             default_leverage=default_leverage,
             touch=self._touch,
@@ -188,6 +203,8 @@ class SimulatedExchange:
         movable = source.get(asset, _ZERO)
         if from_wallet == FUTURES_WALLET and asset == MARGIN_ASSET:
             movable = min(movable, self._futures.available())
+        if from_wallet == COINM_WALLET:
+            movable = min(movable, self._coinm.available_in(asset))
         if amount > movable:
             raise InsufficientFunds("Asset transfer failed: insufficient balance", code=-5013)
         source[asset] = source.get(asset, _ZERO) - amount
@@ -210,6 +227,28 @@ class SimulatedExchange:
     def position_mode(self) -> PositionMode:
         return self._futures.mode
 
+    # --- COIN-M -------------------------------------------------------------------------
+    def coinm_account(self, asset: str) -> FuturesAccount:
+        """Return the COIN-M wallet of `asset`, every figure in that coin."""
+        return self._coinm.account_view(asset)
+
+    def coinm_assets(self) -> list[str]:
+        """Return the coins the COIN-M wallet has held."""
+        return sorted(self._coinm.wallet)
+
+    def coinm_positions(self) -> list[Position]:
+        """Return the non-zero COIN-M positions (sizes in contracts)."""
+        return self._coinm.position_views()
+
+    @property
+    def coinm_position_mode(self) -> PositionMode:
+        return self._coinm.mode
+
+    def set_coinm_position_mode(self, mode: PositionMode) -> None:
+        """Switch COIN-M one-way/hedge (its own setting): -4059, -4068, -4067 as USDⓈ-M."""
+        self._coinm.set_position_mode(mode)
+        self._touch()
+
     def set_position_mode(self, mode: PositionMode) -> None:
         """Switch one-way/hedge: -4059 unchanged, -4068 with positions, -4067 with orders."""
         self._futures.set_position_mode(mode)
@@ -217,19 +256,19 @@ class SimulatedExchange:
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         """Set the leverage of one perpetual (1..125, else -4028; -2028 short of margin)."""
-        self._futures.set_leverage(symbol, leverage)
+        self._account_of(symbol).set_leverage(symbol, leverage)
         self._touch()
 
     def leverage(self, symbol: str) -> int:
-        return self._futures.leverage(symbol)
+        return self._account_of(symbol).leverage(symbol)
 
     def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
         """Set cross/isolated: -4046 unchanged, -4048 with a position, -4047 with orders."""
-        self._futures.set_margin_mode(symbol, mode)
+        self._account_of(symbol).set_margin_mode(symbol, mode)
         self._touch()
 
     def margin_mode(self, symbol: str) -> MarginMode:
-        return self._futures.margin_mode(symbol)
+        return self._account_of(symbol).margin_mode(symbol)
 
     # --- orders -------------------------------------------------------------------------
     def create_order(self, request: OrderRequest) -> Order:
@@ -247,7 +286,7 @@ class SimulatedExchange:
                 raise reject(-4116, "ClientOrderId is duplicated.")
             raise reject(-2010, "Duplicate order sent.")
         if inst.is_derivative:
-            state = self._futures.create(request, inst)
+            state = self._account_of(request.symbol).create(request, inst)
         else:
             state = self._spot.create(request, inst)
         self._touch()
@@ -298,7 +337,8 @@ class SimulatedExchange:
         Idempotent per (symbol, funding_time): settling the same time twice pays once.
         The position is the one held at `funding_time`, even if it changed since.
         """
-        return self._futures.settle_funding(symbol, funding_time.astimezone(UTC), rate, mark)
+        account = self._account_of(symbol)
+        return account.settle_funding(symbol, funding_time.astimezone(UTC), rate, mark)
 
     def deliver(self, symbol: str, price: Decimal) -> Decimal:
         """Settle every position on a dated future at its delivery price, as Binance does.
@@ -306,19 +346,21 @@ class SimulatedExchange:
         The positions are closed without a trade or a trading fee; their P&L at `price` goes to
         the futures wallet (returned). Open orders on the symbol are cancelled.
         """
-        realized = self._futures.deliver(symbol, price)
+        realized = self._account_of(symbol).deliver(symbol, price)
         self._touch()
         return realized
 
     def dated_positions_due(self, now: datetime) -> list[str]:
         """Return the dated futures held whose delivery time has come."""
-        return self._futures.dated_positions_due(now)
+        return sorted(self._futures.dated_positions_due(now) + self._coinm.dated_positions_due(now))
 
     def funding_payments(
         self, since: datetime | None = None, symbol: str | None = None
     ) -> Sequence[FundingPayment]:
         """Return the funding payments at or after `since`, oldest first."""
-        return self._futures.funding.payments(since, symbol)
+        both = [*self._futures.funding.payments(since, symbol)]
+        both += self._coinm.funding.payments(since, symbol)
+        return sorted(both, key=lambda p: (p.funding_time, p.symbol))
 
     def funding_due(self) -> dict[str, datetime]:
         """Return, per symbol, the time from which funding may still be unsettled.
@@ -326,7 +368,7 @@ class SimulatedExchange:
         A symbol is listed while it holds a position, and after it went flat until a funding
         time later than the close has been settled (so late history rows still pay).
         """
-        return self._futures.funding.due()
+        return self._futures.funding.due() | self._coinm.funding.due()
 
     # --- persistence --------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
@@ -349,6 +391,7 @@ class SimulatedExchange:
             }
             | self._ledger.to_state()
             | futures.funding.to_state()
+            | ({"coinm": self._coinm.to_state()} if self._coinm.in_use else {})
         )
 
     def load_state(self, state: Mapping[str, Any]) -> None:
@@ -377,16 +420,27 @@ class SimulatedExchange:
             positions[(symbol, side)] = pos
         ledger = OrderLedger.from_state(state, self._clock)
         funding = FundingBook.from_state(state)
+        coinm = coinm_state(state.get("coinm"), self._coinm.mode)
         self._ledger.replace_with(ledger)
         self._spot.free, self._spot.locked = spot_free, spot_locked
         futures = self._futures
         futures.mode, futures.wallet, futures.leverages = mode, wallet, leverage
         futures.margin_modes, futures.positions, futures.funding = margin_modes, positions, funding
         self._market.marks = marks
+        self._coinm.restore(coinm)
 
     # --- helpers ------------------------------------------------------------------------
     def _match_resting(self, symbol: str) -> None:
-        match_resting(symbol, self._market, self._ledger, self._spot, self._futures, self._touch)
+        account = self._coinm if self._is_inverse(symbol) else self._futures
+        match_resting(symbol, self._market, self._ledger, self._spot, account, self._touch)
+
+    def _is_inverse(self, symbol: str) -> bool:
+        inst = self._market.instruments.get(symbol)
+        return inst is not None and inst.is_inverse
+
+    def _account_of(self, symbol: str) -> SimFuturesAccount:
+        """The USDⓈ-M or the COIN-M account, by the contract `symbol` names."""
+        return self._coinm if self._is_inverse(symbol) else self._futures
 
     def _close_order(self, state: OrderState, status: OrderStatus) -> None:
         """End a resting order, releasing the spot funds it locked."""
@@ -401,7 +455,9 @@ class SimulatedExchange:
             return self._spot.free
         if name == FUTURES_WALLET:
             return self._futures.wallet
-        raise ValueError(f"unknown wallet {name!r}: use 'spot' or 'futures'")
+        if name == COINM_WALLET:
+            return self._coinm.wallet
+        raise ValueError(f"unknown wallet {name!r}: use 'spot', 'futures' or 'coinm'")
 
     def _touch(self) -> None:
         self._revision += 1

@@ -11,6 +11,9 @@ USDT, the mid of the spot venue's `USDT/USD` book, refreshed with every spot quo
 so basis, sizing and P&L compare like with like. Quantities are never converted. Spot
 balances stay in their own asset (USD); `balance_buffer` covers the rate's distance from
 1 in sizing. `usd_per_usdt` is the rate in use; no conversion is made without one.
+A fill (and an order's average price) is converted at the rate at its own time
+(`usd_rate.UsdRates`: the USDT/USD quote seen nearest to it, else the book read then) and
+keeps the USD price the venue reported (`venue_price`) and that rate (`usd_per_usdt`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from bot.domain import (
 )
 from bot.errors import BadResponseError, FatalExchangeError
 from bot.exchange.port import ExchangePort, refresh_status_of
+from bot.exchange.usd_rate import UsdRates
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +137,8 @@ class VenueRouter:
         self._clock: Clock = clock or SystemClock()
         self._one_way: dict[bool, float] = {}  # spot venue?: EWMA of order round trip / 2
         self._spot_symbols: dict[str, Instrument] = {}
-        self._rate: Decimal | None = None
+        self.rates = UsdRates(self._clock.now, self._read_rate)
+        self.streams: Any = None  # CrossVenueStreams when both venues stream (the factory's)
         self._rate_lock = asyncio.Lock()
 
     @property
@@ -156,7 +161,7 @@ class VenueRouter:
     @property
     def usd_per_usdt(self) -> Decimal | None:
         """The USDT/USD rate in use (USD per USDT), None before the first spot poll."""
-        return self._rate
+        return self.rates.latest
 
     def absence_window(self, symbol: str) -> timedelta | None:
         """The spot venue's lost-order window for its symbols (None: the caller's default)."""
@@ -211,21 +216,43 @@ class VenueRouter:
     def _take_rate(self, quotes: Mapping[str, Quote]) -> None:
         q = quotes.get(RATE_SYMBOL)
         if q is not None and q.bid > 0 and q.ask >= q.bid:
-            self._rate = q.mid
+            self.rates.observe(q.timestamp, q.mid)
+
+    async def _read_rate(self) -> Decimal | None:
+        """The mid of the spot venue's USDT/USD book now (None when it has no two sides)."""
+        book = await self._spot.fetch_order_book(RATE_SYMBOL, 1)
+        if not book.bids or not book.asks or book.asks[0][0] < book.bids[0][0]:
+            return None
+        return (book.bids[0][0] + book.asks[0][0]) / 2
+
+    def _no_rate(self) -> BadResponseError:
+        return BadResponseError(
+            f"{self._spot.venue}: no {RATE_SYMBOL} quote, so USD prices cannot be "
+            "compared with USDT ones"
+        )
 
     async def _current_rate(self) -> Decimal:
         async with self._rate_lock:
-            if self._rate is None:
+            if self.rates.latest is None:
                 self._take_rate(await self._spot.fetch_best_quotes(MarketKind.SPOT))
-        if self._rate is None:
-            raise BadResponseError(
-                f"{self._spot.venue}: no {RATE_SYMBOL} quote, so USD prices cannot be "
-                "compared with USDT ones"
-            )
-        return self._rate
+        if self.rates.latest is None:
+            raise self._no_rate()
+        return self.rates.latest
 
     async def _rate_for(self, symbol: str) -> Decimal | None:
         return await self._current_rate() if self._needs_rate(symbol) else None
+
+    async def _rate_at(
+        self, symbol: str, when: datetime | None, key: tuple[str, ...] | None = None
+    ) -> Decimal | None:
+        """The rate at `when` for a USD pair's fill or order (None: not a USD pair)."""
+        if not self._needs_rate(symbol):
+            return None
+        async with self._rate_lock:
+            rate = await self.rates.at(when, key)
+        if rate is None:
+            raise self._no_rate()
+        return rate
 
     # --- market data --------------------------------------------------------------------
     async def fetch_funding_snapshot(self) -> Mapping[str, FundingInfo]:
@@ -238,11 +265,12 @@ class VenueRouter:
         quotes = await self._spot.fetch_best_quotes(kind)
         self._take_rate(quotes)
         out: dict[str, Quote] = {}
+        rate = self.rates.latest
         for symbol, q in quotes.items():
             if not self._needs_rate(symbol):
                 out[symbol] = q
-            elif self._rate is not None:
-                out[symbol] = replace(q, bid=q.bid / self._rate, ask=q.ask / self._rate)
+            elif rate is not None:
+                out[symbol] = replace(q, bid=q.bid / rate, ask=q.ask / rate)
         return out
 
     async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
@@ -261,6 +289,8 @@ class VenueRouter:
         if not self._is_spot(symbol):
             return await self._futures.fetch_order_book(symbol, depth)
         book = await self._spot.fetch_order_book(symbol, depth)
+        if symbol == RATE_SYMBOL and book.bids and book.asks and book.asks[0][0] >= book.bids[0][0]:
+            self.rates.observe(book.timestamp, (book.bids[0][0] + book.asks[0][0]) / 2)
         rate = await self._rate_for(symbol)
         if rate is None:
             return book
@@ -277,7 +307,10 @@ class VenueRouter:
 
     # --- orders -------------------------------------------------------------------------
     async def _in_usdt(self, order: Order) -> Order:
-        rate = await self._rate_for(order.symbol)
+        when = order.updated_at or order.created_at
+        rate = await self._rate_at(order.symbol, when) if order.filled > 0 else None
+        if rate is None:
+            rate = await self._rate_for(order.symbol)
         if rate is None:
             return order
         usd_fee = order.fee is not None and order.fee_asset == "USD"
@@ -345,18 +378,23 @@ class VenueRouter:
         if not self._is_spot(symbol):
             return await self._futures.fetch_my_trades(symbol, since)
         fills = await self._spot.fetch_my_trades(symbol, since)
-        rate = await self._rate_for(symbol)
-        if rate is None:
+        if not self._needs_rate(symbol):
             return fills
-        return [
-            replace(
-                f,
-                price=f.price / rate,
-                fee=f.fee / rate if f.fee_asset == "USD" else f.fee,
-                fee_asset="USDT" if f.fee_asset == "USD" else f.fee_asset,
+        out = []
+        for f in fills:
+            rate = await self._rate_at(symbol, f.timestamp, (symbol, f.trade_id))
+            assert rate is not None
+            out.append(
+                replace(
+                    f,
+                    price=f.price / rate,
+                    fee=f.fee / rate if f.fee_asset == "USD" else f.fee,
+                    fee_asset="USDT" if f.fee_asset == "USD" else f.fee_asset,
+                    venue_price=f.price,
+                    usd_per_usdt=rate,
+                )
             )
-            for f in fills
-        ]
+        return out
 
     # --- accounts -----------------------------------------------------------------------
     async def fetch_spot_balances(self) -> Mapping[str, Balance]:

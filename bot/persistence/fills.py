@@ -59,6 +59,8 @@ class FillRepository(SqlRepository):
                     "realized_pnl": f.realized_pnl,
                     "is_maker": f.is_maker,
                     "executed_at": f.timestamp,
+                    "venue_price": f.venue_price,
+                    "usd_per_usdt": f.usd_per_usdt,
                 }
                 for f in fills
             ]

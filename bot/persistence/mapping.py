@@ -220,6 +220,8 @@ def fill_of(r: FillRow) -> Fill:
         client_order_id=r.client_order_id,
         realized_pnl=r.realized_pnl,
         fee_usdt=r.fee_usdt,
+        venue_price=r.venue_price,
+        usd_per_usdt=r.usd_per_usdt,
     )
 
 

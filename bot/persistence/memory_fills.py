@@ -39,6 +39,8 @@ class MemoryFills(MemoryRepository, FillRepository):
                     "realized_pnl": f.realized_pnl,
                     "is_maker": f.is_maker,
                     "executed_at": f.timestamp,
+                    "venue_price": f.venue_price,
+                    "usd_per_usdt": f.usd_per_usdt,
                 },
             )
             t.fill_keys[key] = row
@@ -168,6 +170,8 @@ def _fill(r: Row) -> Fill:
         client_order_id=r["client_order_id"],
         realized_pnl=maybe_money(r["realized_pnl"]),
         fee_usdt=maybe_money(r["fee_usdt"]),
+        venue_price=maybe_money(r["venue_price"]),
+        usd_per_usdt=maybe_money(r["usd_per_usdt"]),
     )
 
 

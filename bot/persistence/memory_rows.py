@@ -207,6 +207,7 @@ class Tables:
         self.active: dict[int, Hedge] = {}  # by id, ascending
         self.last_closed: dict[str, datetime] = {}
         self._read: dict[int, Hedge] = {}
+        self._orders_read: dict[int, OrderRecord] = {}  # by order id, until its next write
         self._generation = 0
         self._held: tuple[int, datetime, list[Hedge]] | None = None
 
@@ -279,6 +280,17 @@ class Tables:
         return list(held)
 
     # --- orders and snapshots ----------------------------------------------------------------
+    def order_read(self, row: Row) -> OrderRecord:
+        """Return the order of `row` as read back from a database (kept until its next write)."""
+        order = self._orders_read.get(row["id"])
+        if order is None:
+            order = self._orders_read[row["id"]] = order_of(row)
+        return order
+
+    def order_changed(self, row: Row) -> None:
+        """Forget the kept read of order `row` (its columns were just written)."""
+        self._orders_read.pop(row["id"], None)
+
     def order_written(self, row: Row) -> None:
         self.order_rows[row["id"]] = row
         self.orders_by_cid[row["client_order_id"]] = row

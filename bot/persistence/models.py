@@ -185,6 +185,10 @@ class FillRow(Base):
     realized_pnl: Mapped[Decimal | None]
     is_maker: Mapped[bool] = mapped_column(Boolean, default=False)
     executed_at: Mapped[datetime]
+    # A USD pair's fill: the USD price the venue reported and the USDT/USD rate `price`
+    # (USDT terms) and `fee` were converted at. NULL when nothing was converted.
+    venue_price: Mapped[Decimal | None]
+    usd_per_usdt: Mapped[Decimal | None]
 
 
 class FundingPaymentRow(Base):

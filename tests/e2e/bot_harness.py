@@ -43,11 +43,11 @@ rotation_margin_apr = 0.05
 
 [sizing]
 notional_per_hedge = 1000
-max_hedges = 1
-max_total_notional = 1000
-max_notional_per_symbol = 1000
 
 [risk]
+max_open_hedges = 1
+max_total_notional = 1000
+max_notional_per_symbol = 1000
 max_data_age_seconds = 30
 order_timeout_seconds = 3
 close_retry_backoff_seconds = 0.2

@@ -154,7 +154,7 @@ async def test_database_cut_under_a_running_bot_keeps_funding_and_sends_nothing_
         env.write_config(extra="")
         env.config.write_text(
             env.config.read_text()
-            .replace("max_hedges = 1", "max_hedges = 2")
+            .replace("max_open_hedges = 1", "max_open_hedges = 2")
             .replace("max_total_notional = 1000", "max_total_notional = 2000")
         )
         env.set_funding("BTC", "0.0006", history="0.0006")

@@ -47,7 +47,7 @@ def _write(tmp_path: Path, binance: str, bitstamp: str) -> Path:
         f'[venues]\nspot = "bitstamp"\nbitstamp_api_url = "{bitstamp}"\n'
         '[universe]\nsymbols = ["BTC/USD"]\nmin_quote_volume_24h = 0\n'
         "[strategy]\nmin_hold_hours = 0\n"
-        "[sizing]\nnotional_per_hedge = 1000\nmax_hedges = 1\n"
+        "[sizing]\nnotional_per_hedge = 1000\n[risk]\nmax_open_hedges = 1\n"
     )
     return config
 

@@ -29,7 +29,7 @@ def live(fake_proc: FakeBinanceProcess, ledger_url: str, tmp_path: Path) -> BotE
     env.write_config(extra="")
     env.config.write_text(
         env.config.read_text()
-        .replace("max_hedges = 1", "max_hedges = 3")
+        .replace("max_open_hedges = 1", "max_open_hedges = 3")
         .replace("max_total_notional = 1000", "max_total_notional = 3000")
     )
     env.set_funding("BTC", "0.0006", history="0.0006")  # BTC attractive: each bot would enter

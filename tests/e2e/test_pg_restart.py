@@ -64,7 +64,7 @@ async def test_server_restart_or_kill_while_a_hedge_opens_loses_nothing_and_the_
     env = make_env(fake_proc, tmp_path, cluster.url("carrybot"), live=True)
     env.config.write_text(
         env.config.read_text()
-        .replace("max_hedges = 1", "max_hedges = 2")
+        .replace("max_open_hedges = 1", "max_open_hedges = 2")
         .replace("max_total_notional = 1000", "max_total_notional = 2000")
     )
     env.set_funding("BTC", "0.0006", history="0.0006")

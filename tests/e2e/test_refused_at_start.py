@@ -57,7 +57,7 @@ def with_section(env: BotEnv, section: str, line: str) -> None:
     ("section", "line", "field"),
     [
         ("exchange", "leverage = true", "exchange.leverage = true"),
-        ("sizing", "max_hedges = false", "sizing.max_hedges = false"),
+        ("risk", "max_open_hedges = false", "risk.max_open_hedges = false"),
         ("risk", "daily_loss_limit = true", "risk.daily_loss_limit = true"),
         ("schedule", "poll_seconds = true", "schedule.poll_seconds = true"),
         ("exchange", 'recv_window_ms = "5000"', "exchange.recv_window_ms = '5000'"),

@@ -49,7 +49,7 @@ from bot.domain import (
 from bot.domain.params import FeeParams
 from bot.exchange.simulator import SimulatedExchange
 from bot.exchange.weights import request_weight
-from tests.fakes import control, routes_account, routes_market, streams, wire
+from tests.fakes import control, routes_account, routes_coinm, routes_market, streams, wire
 from tests.fakes.auth import BinanceError, check_signed
 from tests.fakes.faults import Fault, FaultBook, FaultKind
 from tests.fakes.market import FundingState, Kline, MarketState, quote_book, universe
@@ -458,7 +458,7 @@ class FakeBinance:
         handler = routes_market.ROUTES.get(key)
         signed = False
         if handler is None:
-            handler = routes_account.ROUTES.get(key)
+            handler = routes_account.ROUTES.get(key) or routes_coinm.ROUTES.get(key)
             signed = handler is not None
         if handler is None:
             return _error(404, -5000, f"Path {method} {path} not found.")

@@ -78,6 +78,24 @@ def seed(fake: FakeBinance, at: datetime | None = None) -> None:
     fake.account.deposit("futures", "USDT", WALLET_USDT)
 
 
+def coinm_instruments(at: datetime = kit.T0) -> list[Instrument]:
+    """The standard instruments plus BTC's COIN-M quarterly (BTCUSD_YYMMDD, 100 USD a
+    contract) delivering with the USDⓈ-M quarterly."""
+    delivery = at.replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=90)
+    return [*standard_instruments(at), kit.coinm("BTC", expiry=delivery)]
+
+
+def seed_coinm(fake: FakeBinance, *, bid: str = "51000.0", at: datetime | None = None) -> None:
+    """Give every COIN-M contract a deep book (5 000 contracts a level) bid at `bid`."""
+    at = at or fake.clock.now()
+    for inst in fake.market.of_coinm():
+        tick = inst.tick_size
+        top = D(bid)
+        bids = tuple((top - tick * i, D(5000)) for i in range(10))
+        asks = tuple((top + tick * (i + 1), D(5000)) for i in range(10))
+        fake.set_book(OrderBook(inst.symbol, bids, asks, at))
+
+
 def live_config(fake_url: str, **overrides: Any) -> ExchangeConfig:
     """An ExchangeConfig pointing both markets at the fake."""
     return ExchangeConfig.model_validate(

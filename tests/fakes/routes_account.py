@@ -74,10 +74,10 @@ def simulated(call: Callable[[], Any]) -> Any:
 
 
 def order_request(
-    fake: FakeBinance, params: Params, futures: bool
+    fake: FakeBinance, params: Params, futures: bool, *, coinm: bool = False
 ) -> tuple[Instrument, OrderRequest]:
-    """Validate the parameters of POST /api/v3/order or /fapi/v1/order."""
-    inst = instrument(fake, params, futures)
+    """Validate the parameters of POST /api/v3/order, /fapi/v1/order or /dapi/v1/order."""
+    inst = instrument(fake, params, futures, coinm=coinm)
     foreign = (_SPOT_ONLY_PARAMS if futures else _FUTURES_ONLY_PARAMS) & set(params)
     if "quoteOrderQty" in params and not futures:
         foreign = {"quoteOrderQty"}  # Binance accepts it; this fake does not model it
@@ -374,11 +374,17 @@ def income(fake: FakeBinance, params: Params) -> Any:
     return out
 
 
-_TRANSFER_TYPES = {"MAIN_UMFUTURE": ("spot", "futures"), "UMFUTURE_MAIN": ("futures", "spot")}
+_TRANSFER_TYPES = {
+    "MAIN_UMFUTURE": ("spot", "futures"),
+    "UMFUTURE_MAIN": ("futures", "spot"),
+    "MAIN_CMFUTURE": ("spot", "coinm"),
+    "CMFUTURE_MAIN": ("coinm", "spot"),
+}
 
 
 def post_transfer(fake: FakeBinance, params: Params) -> Any:
-    """Universal transfer between the spot (MAIN) and USDⓈ-M (UMFUTURE) wallets."""
+    """Universal transfer between the spot (MAIN), USDⓈ-M (UMFUTURE) and COIN-M (CMFUTURE)
+    wallets; -5013 when the source cannot spare the amount."""
     for name in ("type", "asset", "amount"):
         if name not in params:
             raise _mandatory(name)

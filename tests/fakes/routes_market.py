@@ -21,15 +21,19 @@ Handler = Callable[["FakeBinance", Params], Any]
 INVALID_SYMBOL = BinanceError(-1121, "Invalid symbol.")
 
 
-def instrument(fake: FakeBinance, params: Params, futures: bool) -> Instrument:
-    """Return the instrument named by the `symbol` parameter, or raise -1102 / -1121."""
+def instrument(
+    fake: FakeBinance, params: Params, futures: bool, *, coinm: bool = False
+) -> Instrument:
+    """Return the instrument named by the `symbol` parameter, or raise -1102 / -1121.
+
+    A COIN-M symbol is only found on dapi paths (`coinm`), a USDⓈ-M one only on fapi."""
     raw = params.get("symbol")
     if not raw:
         raise BinanceError(
             -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
         )
     inst = fake.market.find(futures, raw)
-    if inst is None:
+    if inst is None or (futures and inst.is_inverse != coinm):
         raise INVALID_SYMBOL
     return inst
 

@@ -24,7 +24,7 @@ def market_of(path: str) -> Market:
 
 
 def is_order_post(method: str, path: str) -> bool:
-    return method == "POST" and path in ("/api/v3/order", "/fapi/v1/order")
+    return method == "POST" and path in ("/api/v3/order", "/fapi/v1/order", "/dapi/v1/order")
 
 
 class RollingWindow:

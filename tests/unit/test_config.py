@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, load_config, parse_config_text
+from bot.domain.params import FeeParams, SizingParams
+from bot.domain.strategy import StrategyParams
 from bot.errors import UserError
 from bot.settings import Mode, Settings, resolve_mode
+from bot.strategy_host import strategy_params
 from strategies.expected_carry import ExpectedCarryParams
 from strategies.funding_carry import FundingCarryParams
 from tests.conftest import REPO_ROOT
@@ -43,10 +46,50 @@ def test_config_floats_become_exact_decimals() -> None:
 def test_strategy_sees_the_same_sizing_fees_and_universe_as_the_bot() -> None:
     config = parse_config_text(
         '[sizing]\nnotional_per_hedge = 500\n[universe]\nsymbols = ["SOL/USDT"]\n'
+        "[fees]\nvip_tier = 2\n"
     )
 
-    assert config.strategy.sizing.notional_per_hedge == Decimal(500)
-    assert config.strategy.universe.symbols == ("SOL/USDT",)
+    params = strategy_params(config)
+    assert params.sizing.notional_per_hedge == Decimal(500)
+    assert params.universe == config.universe and params.universe.symbols == ("SOL/USDT",)
+    assert params.fees == config.fees and params.fees.futures_taker != FeeParams().futures_taker
+    shared = set(StrategyParams.RESERVED)
+    assert params.model_dump(exclude=shared) == config.strategy.model_dump(exclude=shared)
+
+
+def test_the_strategy_sizes_within_the_risk_limits() -> None:
+    """One home for each limit: the strategy allocates within what the risk gate enforces."""
+    default = strategy_params(parse_config_text(""))
+    config = parse_config_text(
+        "[risk]\nmax_open_hedges = 1\nmax_total_notional = 1500\nmax_notional_per_symbol = 1200\n"
+    )
+
+    assert default.sizing == SizingParams()  # the old [sizing] defaults: 3, 3000, 1000
+    sizing = strategy_params(config).sizing
+    assert (sizing.max_hedges, sizing.max_total_notional, sizing.max_notional_per_symbol) == (
+        1,
+        Decimal(1500),
+        Decimal(1200),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[risk]\nmax_notional_per_symbol = 500\n",
+            "t.toml: risk.max_notional_per_symbol = 500: below sizing.notional_per_hedge (1000)",
+        ),
+        (
+            "[risk]\nmax_total_notional = 500\n",
+            "t.toml: risk.max_total_notional = 500: below sizing.notional_per_hedge (1000)",
+        ),
+    ],
+)
+def test_a_limit_below_one_hedge_is_refused(text: str, expected: str) -> None:
+    problems = problems_of(text)
+
+    assert any(p.startswith(expected) for p in problems), problems
 
 
 @pytest.mark.parametrize(
@@ -149,6 +192,18 @@ def test_bad_config_gets_a_specific_message(text: str, expected: str) -> None:
             "t.toml: strategy.dated.slippage_bps: renamed; write "
             "strategy.dated.assumed_slippage_bps",
         ),
+        (
+            "[sizing]\nmax_hedges = 2\n",
+            "t.toml: sizing.max_hedges: moved; write risk.max_open_hedges",
+        ),
+        (
+            "[sizing]\nmax_total_notional = 2000\n",
+            "t.toml: sizing.max_total_notional: moved; write risk.max_total_notional",
+        ),
+        (
+            "[sizing]\nmax_notional_per_symbol = 2000\n",
+            "t.toml: sizing.max_notional_per_symbol: moved; write risk.max_notional_per_symbol",
+        ),
     ],
 )
 def test_a_renamed_key_names_its_new_name(text: str, expected: str) -> None:
@@ -237,7 +292,10 @@ def test_every_config_key_is_in_the_example_file_and_the_readme() -> None:
     ("text", "expected"),
     [
         ("[exchange]\nleverage = true\n", "t.toml: exchange.leverage = true: must be a number"),
-        ("[sizing]\nmax_hedges = false\n", "t.toml: sizing.max_hedges = false: must be a number"),
+        (
+            "[risk]\nmax_open_hedges = false\n",
+            "t.toml: risk.max_open_hedges = false: must be a number",
+        ),
         ("[risk]\nmax_net_delta_usdt = true\n", "risk.max_net_delta_usdt = true: must be a number"),
         ("[risk]\nmax_net_delta_base = { BTC = true }\n", "the value of BTC must be a number"),
         ("[schedule]\npoll_seconds = false\n", "schedule.poll_seconds = false: must be a number"),

@@ -73,8 +73,12 @@ def view(
     )
 
 
+ROOMY = {"max_notional_per_symbol": 2000, "max_total_notional": 5000, "max_open_hedges": 5}
+"""Limits with room beyond one 1000 USDT hedge a pair, so each test names the one it tests."""
+
+
 def gate(**limits: object) -> RiskGate:
-    return RiskGate(RiskConfig.model_validate(limits), ExchangeConfig())
+    return RiskGate(RiskConfig.model_validate(ROOMY | limits), ExchangeConfig())
 
 
 def decide_one(g: RiskGate, intent: object, v: RiskView) -> tuple[bool, str]:
@@ -263,6 +267,39 @@ async def test_every_decision_is_recorded_with_its_inputs() -> None:
     denied = sink.events[0]
     assert denied.data["inputs"]["open_hedges"] == "1"
     assert "max_open_hedges 1 reached" in denied.data["reason"]
+
+
+def test_a_close_accepted_first_frees_its_room_for_the_opens_after_it() -> None:
+    """A rotation at the limits (closes are carried out before opens), as the strategy sized it;
+    an open listed before the close still counts the hedge."""
+    held = hedge(1, "ETH/USDT", spot="0.4", short="0.4", notional="1000")
+    limits = {"max_open_hedges": 1, "max_total_notional": 1000, "max_notional_per_symbol": 1000}
+    g = gate(**limits)
+    same_pair = OpenHedge("ETH/USDT", D(1000), "rotation into the quarterly")
+
+    rotation = g.decide([CloseHedge(1, "rotation"), OPEN_BTC], view(held))
+    back_on_the_pair = g.decide([CloseHedge(1, "rotation"), same_pair], view(held))
+    open_first = g.decide([OPEN_BTC, CloseHedge(1, "rotation")], view(held))
+
+    assert [d.accepted for d in rotation] == [True, True]
+    assert [d.accepted for d in back_on_the_pair] == [True, True]
+    assert [d.accepted for d in open_first] == [False, True]
+
+
+def test_a_roll_at_the_replaced_notional_is_not_new_exposure() -> None:
+    """Fills left the held hedge at 1000.5 USDT, above the pair's 1000: its roll (same
+    notional) still goes through; a roll that would add exposure is held to the limits."""
+    held = hedge(1, notional="1000.5")
+    g = gate(max_open_hedges=1, max_total_notional=1000, max_notional_per_symbol=1000)
+
+    def roll(notional: str) -> list[bool]:
+        into = OpenHedge(
+            "BTC/USDT", D(notional), "roll", future_symbol="BTC/USDT:USDT-240829", after_close=1
+        )
+        return [d.accepted for d in g.decide([CloseHedge(1, "roll"), into], view(held))]
+
+    assert roll("1000.5") == [True, True]
+    assert roll("1100") == [True, False]
 
 
 def test_entry_gate_blocks_new_exposure_but_not_closes() -> None:

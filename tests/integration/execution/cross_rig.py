@@ -164,6 +164,7 @@ async def cross_rig_factory(ledger: Ledger) -> AsyncIterator[CrossRigFactory]:
             bitstamp_for(bitstamp, clock=clock, bitstamp_timeout_ms=bitstamp_timeout_ms),
             live_for(binance, clock=clock, **binance_config),
             venue="bitstamp+binance",
+            clock=clock,
         )
         opened.append((binance, bitstamp, router))
         stack = await build_stack(ledger, exchange=router, clock=clock, risk=risk)

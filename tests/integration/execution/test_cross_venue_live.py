@@ -77,6 +77,34 @@ async def test_usd_spot_leg_is_priced_in_usdt_terms(cross_rig_factory: CrossRigF
     await rig.assert_ledger_matches(closed)
 
 
+async def test_usd_fill_keeps_the_usd_price_and_the_rate_of_the_book_at_the_fill(
+    cross_rig_factory: CrossRigFactory,
+) -> None:
+    rig = await cross_rig_factory(spot_symbol="BTC/USD")
+
+    def rate_moves_after_the_poll() -> None:  # the last poll saw 0.999; the book is now 1.001
+        rig.clock.advance(timedelta(seconds=30))
+        rig.bitstamp.set_quote("USDT/USD", D("1.00099"), D("1.00101"))
+
+    hedge = await rig.open("1000", inject=rate_moves_after_the_poll)
+
+    assert hedge is not None and hedge.state is HedgeState.OPEN
+    (fill,) = [f for f in await rig.ledger.fills.for_hedge(hedge.id) if f.symbol == "BTC/USD"]
+    assert (fill.venue_price, fill.usd_per_usdt) == (D("49951"), D("1.001"))
+    assert abs(fill.price - D("49951") / D("1.001")) < D("1e-9")  # USDT at the fill's rate
+    assert abs(fee_usdt(fill) - D("0.019") * D("49951") * D("0.004") / D("1.001")) < D("1e-9")
+    assert hedge.entry_spot_price is not None
+    assert abs(hedge.entry_spot_price - fill.price) < D("1e-9")
+    (perp,) = [f for f in await rig.ledger.fills.for_hedge(hedge.id) if f.symbol != "BTC/USD"]
+    assert (perp.venue_price, perp.usd_per_usdt) == (None, None)  # nothing converted
+    report = await rig.reconcile()  # reading the fills again converts them the same way
+    assert report.adopted_fills == 0
+    (again,) = [
+        f for f in await rig.router.fetch_my_trades("BTC/USD", rig.clock.now() - timedelta(hours=1))
+    ]
+    assert again.usd_per_usdt == fill.usd_per_usdt and abs(again.price - fill.price) < D("1e-9")
+
+
 def _inject(rig: CrossRig, venue: str, fault: str) -> None:
     spot_path = spot_order_path(rig.pair)
     if venue == "bitstamp":

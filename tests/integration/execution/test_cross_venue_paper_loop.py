@@ -82,7 +82,8 @@ async def paper_bot(
             "venues": {"spot": "bitstamp", "bitstamp_api_url": bitstamp.url},
             "universe": {"symbols": ["BTC/USD"]},
             "strategy": {"min_hold_hours": 0, "cooldown_hours": 0},
-            "sizing": {"notional_per_hedge": 1000, "max_hedges": 1},
+            "sizing": {"notional_per_hedge": 1000},
+            "risk": {"max_open_hedges": 1},
             "paper": paper,
         })  # fmt: skip
         router = await build_exchange(Mode.PAPER, Settings(), config, clock)

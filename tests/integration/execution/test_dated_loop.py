@@ -88,8 +88,8 @@ def bot_config(url: str, **strategy: Any) -> Config:
             "exchange": {"spot_api_url": url, "futures_api_url": url},
             "universe": {"symbols": ["BTC/USDT"]},
             "strategy": {"min_hold_hours": 0, "cooldown_hours": 0, **strategy},
-            "sizing": {"notional_per_hedge": 1000, "max_hedges": 1},
-            "risk": {"close_retry_backoff_seconds": 0.01},
+            "sizing": {"notional_per_hedge": 1000},
+            "risk": {"max_open_hedges": 1, "close_retry_backoff_seconds": 0.01},
         }
     )
 

@@ -19,6 +19,7 @@ from bot.domain import OrderStatus, Side
 from bot.errors import UserError
 from bot.exchange import bitstamp_parse as parse
 from bot.settings import Settings, require_venue_keys
+from bot.strategy_host import strategy_params
 from tests.fakes.bitstamp_fixtures import bitstamp_instruments
 
 D = Decimal
@@ -39,7 +40,10 @@ async def test_default_bitstamp_fees_are_ccxts_lowest_tier() -> None:
 
 def test_spot_on_bitstamp_defaults_the_spot_fees_and_keeps_explicit_ones() -> None:
     config = config_from_dict({"venues": {"spot": "bitstamp"}})
-    assert (config.fees.spot_taker, config.strategy.fees.spot_taker) == (D("0.004"), D("0.004"))
+    assert (config.fees.spot_taker, strategy_params(config).fees.spot_taker) == (
+        D("0.004"),
+        D("0.004"),
+    )
     assert config.fees.futures_taker == D("0.0005")
     explicit = config_from_dict({"venues": {"spot": "bitstamp"}, "fees": {"spot_taker": "0.002"}})
     assert explicit.fees.spot_taker == D("0.002")
