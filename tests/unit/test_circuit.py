@@ -17,21 +17,26 @@ class Monotonic:
         return self.t
 
 
+def held(circuit: ExchangeCircuit) -> bool:
+    """Whether requests must wait now (a function: the property changes as the clock moves)."""
+    return circuit.open
+
+
 def test_backoff_doubles_with_jitter_up_to_the_cap_and_holds_requests_until_it_passes() -> None:
     clock = Monotonic()
     circuit = ExchangeCircuit(clock, max_seconds=15, rng=random.Random(7))
-    assert not circuit.open
+    assert not held(circuit)
 
     delays = []
     for _ in range(12):
         delay = circuit.failure()
         delays.append(delay)
         failed_at = clock.t
-        assert circuit.open and circuit.seconds_left() == pytest.approx(delay)
+        assert held(circuit) and circuit.seconds_left() == pytest.approx(delay)
         clock.t = failed_at + delay - 0.01
-        assert circuit.open  # nothing is sent before the backoff has passed
+        assert held(circuit)  # nothing is sent before the backoff has passed
         clock.t = failed_at + delay
-        assert not circuit.open
+        assert not held(circuit)
 
     for n, delay in enumerate(delays[:3], start=1):  # 2^n x [0.5, 1.5)
         assert 2**n * 0.5 <= delay < 2**n * 1.5, (n, delays)
@@ -47,5 +52,5 @@ def test_a_configured_cap_bounds_every_delay_and_success_closes_the_circuit() ->
     assert circuit.seconds_left() == pytest.approx(5)  # failures while open never shorten the wait
 
     assert circuit.success() == 8
-    assert not circuit.open and circuit.failures == 0
+    assert not held(circuit) and circuit.failures == 0
     assert 1 <= circuit.failure() < 3  # the next outage starts the ramp again
