@@ -22,7 +22,13 @@ from bot.domain import (
     PositionSide,
     Side,
 )
-from bot.domain.ledger import MarketObservation, NewOrder, OrderRecord, TradingStatus
+from bot.domain.ledger import (
+    CloseRequest,
+    MarketObservation,
+    NewOrder,
+    OrderRecord,
+    TradingStatus,
+)
 from bot.persistence.mapping import observation_values, order_params
 from bot.persistence.types import _strip_zeros
 
@@ -189,6 +195,8 @@ class Tables:
         self.rows: dict[str, list[Row]] = {name: [] for name in TABLES}
         self.trading: TradingStatus | None = None
         self.paper: dict[str, tuple[dict[str, Any], datetime]] = {}  # key -> (state, updated_at)
+        self.close_requests: dict[int, CloseRequest] = {}  # pending, by id (never written)
+        self.close_request_ids = 0
         # natural keys (idempotent writes)
         self.observation_keys: dict[tuple[str, datetime], Row] = {}
         self.settled_keys: dict[tuple[str, str, datetime], Row] = {}
