@@ -217,7 +217,7 @@ async def test_a_short_delivered_by_the_exchange_is_settled_then_its_coin_moved_
     settled = await settle_delivered(
         hedge, rig.pair, rig.live, rig.ledger, rig.clock, rig.ledger.events
     )
-    assert (settled.perp_quantity, settled.exit_perp_price) == (0, D("50000"))
+    assert (settled.perp_quantity, settled.exit_perp_price) == (D(0), D("50000"))
     closed = await rig.executor.close(settled, rig.pair, reason="delivered")
 
     assert closed.state is HedgeState.CLOSED
