@@ -11,9 +11,12 @@ Runs `carrybot` itself (the documented commands) on the five pairs of `--data`, 
    from `--from`): the grid ranked on the training years (in-sample) and the winner run on
    the test period (out-of-sample).
 
-Prints markdown tables: net APR on notional, max drawdown (USDT and per unit of peak
-notional), hedges, hedges per pair per year, and per pair the net P&L of the bot and of the
-passive baseline as an APR on one hedge's notional over the period. Results stay in `--out`
+Prints markdown tables: net APR on notional (the passive's also on the notional-years it
+really held: its peak notional is reached only once every pair is listed), max drawdown
+(USDT and per unit of peak notional), hedges, hedges per pair per year, fees (of which the
+constant-notional resizes', read from the run's ledger: the passive pays none), and per
+pair the net P&L of the bot and of the passive baseline as an APR on one hedge's notional
+over the period. Results stay in `--out`
 (a rerun reuses finished runs: delete `--out` to start over). Slow: a backtest of one year
 takes 10–40 s depending on the machine's load, a sweep about ten times that.
 
