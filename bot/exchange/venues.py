@@ -137,7 +137,7 @@ class VenueRouter:
         self._clock: Clock = clock or SystemClock()
         self._one_way: dict[bool, float] = {}  # spot venue?: EWMA of order round trip / 2
         self._spot_symbols: dict[str, Instrument] = {}
-        self.rates = UsdRates(self._clock.now, self._read_rate)
+        self.rates = UsdRates(self._clock.now, self._read_rate, self._read_rate_at)
         self.streams: Any = None  # CrossVenueStreams when both venues stream (the factory's)
         self._rate_lock = asyncio.Lock()
 
@@ -224,6 +224,14 @@ class VenueRouter:
         if not book.bids or not book.asks or book.asks[0][0] < book.bids[0][0]:
             return None
         return (book.bids[0][0] + book.asks[0][0]) / 2
+
+    async def _read_rate_at(self, when: datetime) -> Decimal | None:
+        """The spot venue's USDT/USD at `when` from its history (None: it keeps none)."""
+        minute_open = getattr(self._spot, "minute_open", None)
+        if minute_open is None:
+            return None
+        rate = await minute_open(RATE_SYMBOL, when)
+        return rate if isinstance(rate, Decimal) and rate > 0 else None
 
     def _no_rate(self) -> BadResponseError:
         return BadResponseError(

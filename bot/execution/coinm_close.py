@@ -17,7 +17,7 @@ from bot.domain import Hedge, HedgeState, Leg, OrderPurpose, Pair, Severity, Sid
 from bot.domain.inverse import short_pnl_coin
 from bot.errors import ExchangeError
 from bot.exchange.port import CoinmPort
-from bot.execution.coinm_margin import MARGIN, PENDING, CoinMargin, margin_of, to_coin
+from bot.execution.coinm_margin import COIN_STEP, MARGIN, PENDING, CoinMargin, margin_of, to_coin
 from bot.execution.hedge_context import ZERO, HedgeContext
 from bot.execution.leg_trader import LegTrader, is_dust
 from bot.execution.unwind import HedgeUnwinder
@@ -182,5 +182,6 @@ class CoinmCloser:
                 total -= fill.fee if fill.fee_asset == pair.base else ZERO
         entry, exit_price = hedge.entry_perp_price, hedge.exit_perp_price
         if opened > 0 and hedge.perp_quantity <= 0 and entry and exit_price:
-            total += short_pnl_coin(opened, pair.perp.contract_size, entry, exit_price)
+            delivered = short_pnl_coin(opened, pair.perp.contract_size, entry, exit_price)
+            total += delivered.quantize(COIN_STEP)  # booked in 8 decimals, as a fill's
         return total

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import (
+    Fill,
     Hedge,
     HedgeState,
     Leg,
@@ -209,6 +210,7 @@ class Tables:
         self.orders_by_cid: dict[str, Row] = {}
         self.orders_by_hedge: dict[int, list[Row]] = {}
         self.fills_by_order: dict[int, list[Row]] = {}
+        self.fills_read: dict[int, Fill] = {}  # fill id -> its Fill (a fill is never rewritten)
         self._balances: dict[str, list[tuple[datetime, Row]]] = {}  # wallet -> in write order
         self._balances_sorted: dict[str, bool] = {}
         # reads kept until the next hedge write

@@ -252,6 +252,9 @@ class BitstampStreamingSource:
     def pacer(self) -> BitstampPacer:
         return self.rest.pacer
 
+    async def minute_open(self, symbol: str, when: datetime) -> Decimal | None:
+        return await self.rest.minute_open(symbol, when)
+
     async def taker_maker_fees(self) -> tuple[Decimal, Decimal]:
         return await self.rest.taker_maker_fees()
 

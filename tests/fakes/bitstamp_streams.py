@@ -7,7 +7,8 @@ add `"auth": token`, the token from `POST /api/v2/websockets_token/`), `bts:unsu
 `bts:request_reconnect`, `bts:error` (e.g. 4009 "Connection is unauthorized."), and data:
 - `order_book_<pair>` (`data`): the top 100 levels, sent on subscribing and whenever the
   book changes (an unchanged book sends nothing, as Bitstamp);
-- `live_trades_<pair>`: accepted, nothing published;
+- `live_trades_<pair>`, `live_orders_<pair>`: accepted, nothing published (the bot reads
+  neither);
 - `private-my_orders_<pair>-<user id>`: `order_created`, `order_changed` (a partial fill),
   `order_deleted` (filled or cancelled) for orders made through the fake's REST.
 Controls: `drop_all`, `request_reconnect`, `silence` (no books, no heartbeat answers),
@@ -220,7 +221,8 @@ class FakeBitstampStreams:
 
     def _known(self, channel: str) -> bool:
         ids = {i.exchange_symbol for i in self.fake.instruments.values()}
-        for prefix in ("order_book_", "live_trades_", "private-my_orders_", "private-my_trades_"):
+        public = ("order_book_", "live_trades_", "live_orders_")
+        for prefix in (*public, "private-my_orders_", "private-my_trades_"):
             if channel.startswith(prefix):
                 rest = channel.removeprefix(prefix)
                 return (rest.rpartition("-")[0] if prefix.startswith("private") else rest) in ids

@@ -7,6 +7,7 @@ and flat on the server's own account, or CLOSING with an alert and finishes next
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ from bot.domain import (
     Side,
 )
 from bot.execution.coinm_margin import margin_of
+from bot.execution.delivery import settle_delivered
 from tests.integration.execution.coinm_rig import DAPI_ORDER, SPOT_ORDER, TRANSFER, CoinmRigFactory
 
 D = Decimal
@@ -198,3 +200,31 @@ async def test_close_transfer_back_lost_is_resolved_by_balance(
     assert closed.state is HedgeState.CLOSED
     assert rig.transfers() == [OUT]
     rig.assert_flat()
+
+
+async def test_a_short_delivered_by_the_exchange_is_settled_then_its_coin_moved_back_and_sold(
+    coinm_rig_factory: CoinmRigFactory,
+) -> None:
+    rig = await coinm_rig_factory()
+    hedge = await rig.open()
+    assert hedge is not None and hedge.state is HedgeState.OPEN
+    expiry = rig.pair.perp.expiry
+    assert expiry is not None
+    rig.clock.advance(expiry - rig.clock.now() + timedelta(minutes=5))
+    rig.fake.deliver(rig.pair.perp.symbol, "50000")  # Binance closes the short at delivery
+    rig.fake.clear_requests()
+
+    settled = await settle_delivered(
+        hedge, rig.pair, rig.live, rig.ledger, rig.clock, rig.ledger.events
+    )
+    assert (settled.perp_quantity, settled.exit_perp_price) == (D(0), D("50000"))
+    closed = await rig.executor.close(settled, rig.pair, reason="delivered")
+
+    assert closed.state is HedgeState.CLOSED
+    assert rig.order_posts(DAPI_ORDER) == []  # nothing to buy back
+    assert rig.transfers() == [OUT]
+    rig.assert_flat()  # the delivery's coin P&L came back with the margin
+    pnl = D(closed.metrics["coin_pnl"])
+    assert pnl == (1000 * (1 / D("50000") - 1 / D("51000.0"))).quantize(D("0.00000001")) - (
+        1000 / D("51000.0") * D("0.0005")
+    ).quantize(D("0.00000001"))

@@ -21,6 +21,8 @@ from bot.clock import SimulatedClock
 from bot.config import config_from_dict
 from bot.domain import HedgeState, PositionMode
 from bot.exchange.paper import PaperExchange
+from bot.exchange.port import ExchangePort
+from bot.exchange.simulator import SimulatedExchange
 from bot.lifecycle import start_up
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger
@@ -38,12 +40,23 @@ PERP = "BTC/USDT:USDT"
 SAT = D("0.00000001")
 
 
-@pytest.fixture(params=[PositionMode.ONE_WAY, PositionMode.HEDGE], ids=lambda m: m.value)
+@pytest.fixture(
+    params=[
+        ("paper", PositionMode.ONE_WAY),
+        ("paper", PositionMode.HEDGE),
+        ("live", PositionMode.ONE_WAY),
+        ("live", PositionMode.HEDGE),
+    ],
+    ids=lambda p: f"{p[0]}-{p[1].value}",
+)
 async def paper_bot(
     request: pytest.FixtureRequest, ledger: Ledger, engine: AsyncEngine
-) -> AsyncIterator[tuple[FakeBinance, SimulatedClock, PaperExchange, object]]:
+) -> AsyncIterator[tuple[FakeBinance, SimulatedClock, SimulatedExchange, object]]:
+    """The bot's loop in paper mode (fills in its own simulator) or live against the fake's
+    dapi endpoints (fills in the fake's account), with `"coinm"` on."""
+    mode_name, position_mode = request.param
     clock = SimulatedClock(T0)
-    async with FakeBinance(coinm_instruments(T0), clock=clock) as fake:
+    async with FakeBinance(coinm_instruments(T0), clock=clock, position_mode=position_mode) as fake:
         seed(fake)
         fake.set_funding(PERP, rate="0.00001")  # 1.1 % a year: the perpetual is not worth it
         fake.set_quote("BTC/USDT", "49999.99", "50000.00", "5", "5")
@@ -55,7 +68,7 @@ async def paper_bot(
                 "exchange": {
                     "spot_api_url": fake.url,
                     "futures_api_url": fake.url,
-                    "position_mode": request.param.value,
+                    "position_mode": position_mode.value,
                 },
                 "universe": {"symbols": ["BTC/USDT"]},
                 "strategy": {
@@ -68,16 +81,22 @@ async def paper_bot(
                 "paper": {"fill_slippage_bps": 0},
             }
         )
-        exchange = await PaperExchange.open(
-            live_for(fake, keys=False, clock=clock, coinm=True),
-            clock=clock,
-            fees=config.fees,
-            paper=config.paper,
-        )
+        exchange: ExchangePort
+        if mode_name == "paper":
+            paper = await PaperExchange.open(
+                live_for(fake, keys=False, clock=clock, coinm=True),
+                clock=clock,
+                fees=config.fees,
+                paper=config.paper,
+            )
+            exchange, sim = paper, paper.simulator
+        else:
+            fake.account.set_instruments(fake.market.instruments)
+            exchange, sim = live_for(fake, clock=clock, coinm=True), fake.account
         guard = OutageGuard(engine, clock)
         events = BufferedEventSink(ledger.events, guard)
         run = await ledger.runs.start(
-            mode="paper",
+            mode=mode_name,
             environment="production",
             config_hash=config.fingerprint(),
             version="test",
@@ -86,16 +105,15 @@ async def paper_bot(
         loop = await assemble_loop(config, exchange, ledger, guard, events, clock, run.id)
         await start_up(loop, exchange, events, clock)
         try:
-            yield fake, clock, exchange, loop
+            yield fake, clock, sim, loop
         finally:
             await exchange.close()
 
 
 async def test_paper_run_opens_a_coinm_hedge_and_closes_it_with_pnl_right_in_coin_and_usdt(
-    paper_bot: tuple[FakeBinance, SimulatedClock, PaperExchange, object], ledger: Ledger
+    paper_bot: tuple[FakeBinance, SimulatedClock, SimulatedExchange, object], ledger: Ledger
 ) -> None:
-    fake, clock, exchange, loop = paper_bot
-    sim = exchange.simulator
+    fake, clock, sim, loop = paper_bot
     usdt_before = sim.spot_balances()["USDT"].total
 
     clock.advance(timedelta(hours=1))
@@ -106,11 +124,21 @@ async def test_paper_run_opens_a_coinm_hedge_and_closes_it_with_pnl_right_in_coi
     assert hedge is not None and (hedge.state, hedge.perp_symbol) == (HedgeState.OPEN, COINM)
     assert hedge.perp_quantity == 10  # 1000 USDT of coin, 1020 USD at 51 000: 10 contracts
     (short,) = sim.coinm_positions()
-    assert (short.size, short.is_short, short.entry_price) == (D(10), True, D("51000.0"))
+    entry = hedge.entry_perp_price
+    assert entry is not None and D("50900") < entry <= D("51000.0")  # the bid (less slippage)
+    assert (short.size, short.is_short, short.entry_price) == (D(10), True, entry)
     assert sim.positions() == []  # no USDⓈ-M short
     coin = hedge.spot_quantity
-    assert sim.coinm_account("BTC").wallet_balance == coin - _fee(D("51000.0"))
+    assert sim.coinm_account("BTC").wallet_balance == coin - _fee(entry)
     assert abs(D(hedge.metrics["unhedged_usd"])) < 1  # only the spot step's rounding
+
+    # Held: reconciliation finds the short and the coin where the ledger says; equity counts
+    # the COIN-M wallet, so the coin's move out of spot is no loss.
+    clean_before = len(await ledger.events.recent(kind="reconcile.ok"))
+    await loop.reconcile()  # type: ignore[attr-defined]
+    assert len(await ledger.events.recent(kind="reconcile.ok")) == clean_before + 1  # clean
+    equity = await loop.snapshot_balances()  # type: ignore[attr-defined]
+    assert equity is not None and abs(equity - D(20000)) < 5  # 10 000 USDT a wallet, less fees
 
     # The COIN-M quarterly converges: 0.2 % left of the 2 % sold, 90 % captured.
     fake.set_quote(COINM, "50100.0", "50100.1", "500", "500")
@@ -125,18 +153,24 @@ async def test_paper_run_opens_a_coinm_hedge_and_closes_it_with_pnl_right_in_coi
     dust = sim.spot_balances()["BTC"].total
     assert dust < kit.spot().step_size
 
-    # In the coin: 10 contracts × 100 USD × (1/50 100.1 − 1/51 000), less both fees.
-    short_pnl = (1000 * (1 / D("50100.1") - 1 / D("51000.0"))).quantize(SAT)
-    coin_pnl = short_pnl - _fee(D("51000.0")) - _fee(D("50100.1"))
+    # In the coin: 10 contracts × 100 USD × (1/exit − 1/entry), less both fees.
+    exit_price = hedge.exit_perp_price
+    assert exit_price is not None and D("50100.1") <= exit_price < D("50200")
+    short_pnl = (1000 * (1 / exit_price - 1 / entry)).quantize(SAT)
+    coin_pnl = short_pnl - _fee(entry) - _fee(exit_price)
     fills = await ledger.fills.for_hedge(hedge.id)
     pnl = hedge_pnl(hedge, fills, D(0), now=clock.now())
     assert pnl.coin_pnl == coin_pnl == D(hedge.metrics["coin_pnl"])
     assert coin_pnl > 0
 
     # In USDT: what the account gained (its dust valued at the exit price).
-    gained = sim.spot_balances()["USDT"].total - usdt_before + dust * D("49999.99")
+    gained = sim.spot_balances()["USDT"].total - usdt_before + dust * (hedge.exit_spot_price or 0)
     assert round(pnl.net, 2) == round(gained, 2)
     assert gained > 0
+    # Moving the coin between wallets was neither drift nor a loss.
+    assert await ledger.events.recent(kind="reconcile.halt") == []
+    assert await ledger.events.recent(kind="reconcile.unowned") == []
+    assert await ledger.events.recent(kind="hedge.transfer_failed") == []
 
 
 def _fee(price: Decimal) -> Decimal:

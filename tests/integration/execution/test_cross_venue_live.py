@@ -13,8 +13,9 @@ from decimal import Decimal
 import pytest
 
 from bot.config import RiskConfig
-from bot.domain import HedgeState, Leg, OrderPurpose
+from bot.domain import HedgeState, Leg, OrderPurpose, OrderRequest, OrderType, Side
 from bot.pnl import fee_usdt
+from tests.fakes.bitstamp_ohlc import seed_ohlc
 from tests.integration.execution.cross_rig import (
     PERP_ORDER,
     CrossRig,
@@ -103,6 +104,26 @@ async def test_usd_fill_keeps_the_usd_price_and_the_rate_of_the_book_at_the_fill
         f for f in await rig.router.fetch_my_trades("BTC/USD", rig.clock.now() - timedelta(hours=1))
     ]
     assert again.usd_per_usdt == fill.usd_per_usdt and abs(again.price - fill.price) < D("1e-9")
+
+
+async def test_a_fill_made_while_the_bot_was_down_takes_bitstamps_rate_of_that_minute(
+    cross_rig_factory: CrossRigFactory,
+) -> None:
+    rig = await cross_rig_factory(spot_symbol="BTC/USD")
+    made_at = rig.clock.now()
+    seed_ohlc(rig.bitstamp, "USDT/USD", made_at - timedelta(minutes=5), 10, "1.002", step=60)
+    rig.bitstamp.account.create_order(
+        OrderRequest("BTC/USD", Side.BUY, OrderType.MARKET, D("0.01"), "cb-x-sbo1")
+    )  # sent before a crash: the bot never saw its answer
+    rig.clock.advance(timedelta(hours=1))
+    await rig.quotes()  # the bot is back: the USDT/USD it sees now is 0.999
+
+    (fill,) = await rig.router.fetch_my_trades("BTC/USD", made_at - timedelta(minutes=1))
+
+    assert fill.usd_per_usdt == D("1.002")  # Bitstamp's 1-minute bar of the fill's minute
+    assert fill.venue_price == D("49951") and fill.price == D("49951") / D("1.002")
+    (minute,) = rig.bitstamp.requests_to("/api/v2/ohlc/usdtusd/")
+    assert minute.params["step"] == "60"
 
 
 def _inject(rig: CrossRig, venue: str, fault: str) -> None:

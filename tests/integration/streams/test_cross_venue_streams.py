@@ -22,6 +22,7 @@ from bot.streams.cross import CrossVenueStreams
 from bot.streams.factory import find_streaming_source, streams_off_reason
 from bot.streams.gate import EntryGate
 from bot.streams.health import StreamState
+from bot.web.live import stream_health
 from tests.fakes.binance_server import DEFAULT_API_KEY as BINANCE_KEY
 from tests.fakes.binance_server import DEFAULT_API_SECRET as BINANCE_SECRET
 from tests.fakes.binance_server import FakeBinance
@@ -99,6 +100,8 @@ async def test_both_legs_stream_and_the_gate_reads_both_venues(cross: Cross) -> 
     await wait_for(cross.all_live, timeout=5)
     await wait_for(lambda: cross.gate("BTC/USD") is None, timeout=5)
     assert {h.name for h in cross.view.health.all()} == {"bitstamp-books", "perp-0", "mark"}
+    assert {h["name"] for h in stream_health(cross.router)} == {"bitstamp-books", "perp-0", "mark"}
+    assert cross.view.health.summary().startswith("streams 3/3 live")  # the heartbeat's
     assert cross.bitstamp.streams.subscribed() == {"order_book_btcusd", "order_book_usdtusd"}
     assert cross.binance.streams.subscribed() == {"btcusdt@bookTicker", "!markPrice@arr@1s"}
     cross.bitstamp.clear_requests()
