@@ -166,6 +166,7 @@ class RiskConfig(FrozenModel):
     max_data_age_seconds: PositiveSeconds = 30.0
     daily_loss_limit: PositiveDecimal = Decimal("100")
     max_leg_imbalance_steps: PositiveInt = 1
+    max_unhedged_usd: NonNegativeDecimal = Decimal("100")  # a COIN-M hedge's rest (< 1 contract)
     balance_buffer: Fraction = Decimal("0.02")
     margin_buffer: Annotated[Decimal, Field(ge=0, le=10)] = Decimal("0.25")
     order_timeout_seconds: PositiveSeconds = 10.0

@@ -61,6 +61,7 @@ def fetch(
         typer.Option(
             "--kinds",
             help="Any of funding, mark, perp, spot, current_quarter, next_quarter, delivery, "
+            "coinm_current_quarter, coinm_next_quarter, coinm_delivery (COIN-M, dapi), "
             "comma-separated (default funding,mark,perp,spot; spot with --venue bitstamp).",
         ),
     ] = None,

@@ -34,6 +34,10 @@ class Kind(StrEnum):
     CURRENT_QUARTER = "current_quarter"  # continuous klines of the pair's current quarterly
     NEXT_QUARTER = "next_quarter"
     DELIVERY = "delivery"  # the pair's quarterly delivery prices
+    # COIN-M (dapi): continuous klines of BASEUSD's quarterlies and their delivery prices
+    COINM_CURRENT_QUARTER = "coinm_current_quarter"
+    COINM_NEXT_QUARTER = "coinm_next_quarter"
+    COINM_DELIVERY = "coinm_delivery"
 
     @property
     def on_futures(self) -> bool:
@@ -43,12 +47,37 @@ class Kind(StrEnum):
     @property
     def is_dated(self) -> bool:
         """Quarterly (dated) history: opt-in, not among the default kinds."""
-        return self in (Kind.CURRENT_QUARTER, Kind.NEXT_QUARTER, Kind.DELIVERY)
+        return self.is_quarter or self.is_delivery
+
+    @property
+    def is_quarter(self) -> bool:
+        """Continuous klines of a quarterly contract type (USDⓈ-M or COIN-M)."""
+        return self in (
+            Kind.CURRENT_QUARTER,
+            Kind.NEXT_QUARTER,
+            Kind.COINM_CURRENT_QUARTER,
+            Kind.COINM_NEXT_QUARTER,
+        )
+
+    @property
+    def is_delivery(self) -> bool:
+        """Quarterly delivery prices (USDⓈ-M or COIN-M)."""
+        return self in (Kind.DELIVERY, Kind.COINM_DELIVERY)
+
+    @property
+    def is_coinm(self) -> bool:
+        """COIN-M (dapi) history, of the pair BASEUSD."""
+        return self.value.startswith("coinm_")
+
+    @property
+    def contract_type(self) -> str:
+        """Binance's contractType of a quarter kind: CURRENT_QUARTER or NEXT_QUARTER."""
+        return self.value.removeprefix("coinm_").upper()
 
     @property
     def is_bars(self) -> bool:
         """Hourly bars with a volume (perp, spot and the quarterlies)."""
-        return self in (Kind.PERP, Kind.SPOT, Kind.CURRENT_QUARTER, Kind.NEXT_QUARTER)
+        return self in (Kind.PERP, Kind.SPOT) or self.is_quarter
 
 
 ALL_KINDS = tuple(Kind)
@@ -125,8 +154,8 @@ def parse_symbols(raw: str, quotes: tuple[str, ...] = QUOTE_ASSETS) -> tuple[Sym
 
 
 def parse_kinds(raw: str) -> tuple[Kind, ...]:
-    """Parse `funding,mark,perp,spot[,current_quarter,next_quarter,delivery]` (any subset, any
-    order; kept in the canonical order)."""
+    """Parse `funding,mark,perp,spot[,current_quarter,next_quarter,delivery,coinm_...]` (any
+    subset, any order; kept in the canonical order)."""
     allowed = ", ".join(k.value for k in ALL_KINDS)
     wanted: set[Kind] = set()
     problems: list[str] = []

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import (
+    Fill,
     Hedge,
     HedgeState,
     Leg,
@@ -22,7 +23,13 @@ from bot.domain import (
     PositionSide,
     Side,
 )
-from bot.domain.ledger import MarketObservation, NewOrder, OrderRecord, TradingStatus
+from bot.domain.ledger import (
+    CloseRequest,
+    MarketObservation,
+    NewOrder,
+    OrderRecord,
+    TradingStatus,
+)
 from bot.persistence.mapping import observation_values, order_params
 from bot.persistence.types import _strip_zeros
 
@@ -189,6 +196,8 @@ class Tables:
         self.rows: dict[str, list[Row]] = {name: [] for name in TABLES}
         self.trading: TradingStatus | None = None
         self.paper: dict[str, tuple[dict[str, Any], datetime]] = {}  # key -> (state, updated_at)
+        self.close_requests: dict[int, CloseRequest] = {}  # pending, by id (never written)
+        self.close_request_ids = 0
         # natural keys (idempotent writes)
         self.observation_keys: dict[tuple[str, datetime], Row] = {}
         self.settled_keys: dict[tuple[str, str, datetime], Row] = {}
@@ -201,6 +210,7 @@ class Tables:
         self.orders_by_cid: dict[str, Row] = {}
         self.orders_by_hedge: dict[int, list[Row]] = {}
         self.fills_by_order: dict[int, list[Row]] = {}
+        self.fills_read: dict[int, Fill] = {}  # fill id -> its Fill (a fill is never rewritten)
         self._balances: dict[str, list[tuple[datetime, Row]]] = {}  # wallet -> in write order
         self._balances_sorted: dict[str, bool] = {}
         # reads kept until the next hedge write

@@ -1,6 +1,6 @@
 """The fake Bitstamp's `GET /api/v2/ohlc/<pair>/`: klines a test seeds, in Bitstamp's shape.
 
-`seed_ohlc(fake, symbol, start, hours, price)` writes hourly bars; the route answers
+`seed_ohlc(fake, symbol, start, bars, price, step=3600)` writes bars; the route answers
 `step` (one of Bitstamp's), `limit` (1..1000), `start` (bars from it) and `end` (with or
 without `start`: the `limit` bars before it, as Bitstamp does when both are given).
 """
@@ -21,13 +21,23 @@ class OhlcError(ValueError):
     """A bad request: the reason Bitstamp gives."""
 
 
+def _key(symbol: str, step: int) -> str:
+    return symbol if step == 3600 else f"{symbol}@{step}"
+
+
 def seed_ohlc(
-    fake: FakeBitstamp, symbol: str, start: datetime, hours: int, price: Decimal | str
+    fake: FakeBitstamp,
+    symbol: str,
+    start: datetime,
+    bars: int,
+    price: Decimal | str,
+    *,
+    step: int = 3600,
 ) -> None:
-    """Hourly bars of `symbol` from `start`, all at `price` (volume 2)."""
-    rows = fake.ohlc.setdefault(symbol, {})
-    for h in range(hours):
-        stamp = int((start + timedelta(hours=h)).timestamp())
+    """`bars` bars of `step` seconds of `symbol` from `start`, all at `price` (volume 2)."""
+    rows = fake.ohlc.setdefault(_key(symbol, step), {})
+    for h in range(bars):
+        stamp = int((start + timedelta(seconds=h * step)).timestamp())
         rows[stamp] = {"timestamp": str(stamp), "open": str(price), "high": str(price),
                        "low": str(price), "close": str(price), "volume": "2.00000000"}  # fmt: skip
 
@@ -39,9 +49,8 @@ def answer(fake: FakeBitstamp, symbol: str, params: dict[str, str]) -> dict[str,
         raise OhlcError(f"step: must be one of {', '.join(map(str, STEPS))}")
     if not 1 <= limit <= 1000:
         raise OhlcError("limit: must be between 1 and 1000")
-    if step != 3600:
-        raise OhlcError("step: the fake has hourly bars only")
-    rows = [fake.ohlc.get(symbol, {})[t] for t in sorted(fake.ohlc.get(symbol, {}))]
+    seeded = fake.ohlc.get(_key(symbol, step), {})
+    rows = [seeded[t] for t in sorted(seeded)]
     if params.get("end"):
         end = int(params["end"])
         chosen = [r for r in rows if int(r["timestamp"]) <= end][-limit:]

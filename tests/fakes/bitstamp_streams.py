@@ -7,7 +7,8 @@ add `"auth": token`, the token from `POST /api/v2/websockets_token/`), `bts:unsu
 `bts:request_reconnect`, `bts:error` (e.g. 4009 "Connection is unauthorized."), and data:
 - `order_book_<pair>` (`data`): the top 100 levels, sent on subscribing and whenever the
   book changes (an unchanged book sends nothing, as Bitstamp);
-- `live_trades_<pair>`: accepted, nothing published;
+- `live_trades_<pair>`, `live_orders_<pair>`: accepted, nothing published (the bot reads
+  neither);
 - `private-my_orders_<pair>-<user id>`: `order_created`, `order_changed` (a partial fill),
   `order_deleted` (filled or cancelled) for orders made through the fake's REST.
 Controls: `drop_all`, `request_reconnect`, `silence` (no books, no heartbeat answers),
@@ -60,6 +61,7 @@ class FakeBitstampStreams:
         self.errors: list[str] = []
         self.silent = False
         self.hold_user_events = False  # True: no private events (a gap on the user stream)
+        self.duplicate_user_events = False  # True: every private event is sent twice
         self._refuse_until = float("-inf")
         self._publisher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -147,8 +149,10 @@ class FakeBitstampStreams:
                 self._spawn(self._send_all(conn, mine))
 
     async def _send_all(self, conn: Connection, events: list[tuple[str, str, Any]]) -> None:
+        copies = 2 if self.duplicate_user_events else 1
         for channel, kind, data in events:
-            await self._send(conn, {"data": data, "channel": channel, "event": kind})
+            for _ in range(copies):
+                await self._send(conn, {"data": data, "channel": channel, "event": kind})
 
     def _order_json(
         self, inst: Instrument, order: Order, left: Decimal, traded: Decimal
@@ -220,7 +224,8 @@ class FakeBitstampStreams:
 
     def _known(self, channel: str) -> bool:
         ids = {i.exchange_symbol for i in self.fake.instruments.values()}
-        for prefix in ("order_book_", "live_trades_", "private-my_orders_", "private-my_trades_"):
+        public = ("order_book_", "live_trades_", "live_orders_")
+        for prefix in (*public, "private-my_orders_", "private-my_trades_"):
             if channel.startswith(prefix):
                 rest = channel.removeprefix(prefix)
                 return (rest.rpartition("-")[0] if prefix.startswith("private") else rest) in ids
