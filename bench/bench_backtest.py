@@ -11,7 +11,9 @@ backtest, loading included, within 10x that floor, peak RSS under 1 GiB.
                                              [--sql-ledger] [--until YYYY-MM-DD]
 
 `--summary FILE` also checks the run's summary.json byte for byte against FILE;
-`--save-summary FILE` keeps it (a reference for the next version). `--strategy` runs another
+`--save-summary FILE` keeps it (a reference for the next version). Each run also prints its
+CPU time against the floor's CPU time (steadier than wall time when other processes load
+the machine). `--strategy` runs another
 registered strategy than the default one with its default parameters. `--sql-ledger` writes
 the ledger row by row through SQLAlchemy, as the live bot does (the path whose speed rests
 on the kept cycle reads, `bot/persistence/cycle_reads.py`), instead of in memory; `--until`
@@ -57,9 +59,9 @@ def data_files(root: Path, pairs: list[str]) -> list[Path]:
     return files
 
 
-def read_floor(files: list[Path]) -> tuple[float, int]:
-    """Read every row of `files` with csv + gzip; return (seconds, rows)."""
-    began = time.perf_counter()
+def read_floor(files: list[Path]) -> tuple[float, int, float]:
+    """Read every row of `files` with csv + gzip; return (seconds, rows, CPU seconds)."""
+    began, cpu = time.perf_counter(), time.process_time()
     rows = 0
     for path in files:
         if path.name.endswith(".gz"):
@@ -68,7 +70,7 @@ def read_floor(files: list[Path]) -> tuple[float, int]:
         else:
             with path.open(encoding="utf-8", newline="") as f:
                 rows += sum(1 for _ in csv.reader(io.StringIO(f.read())))
-    return time.perf_counter() - began, rows
+    return time.perf_counter() - began, rows, time.process_time() - cpu
 
 
 def peak_rss_mib() -> float:
@@ -130,18 +132,24 @@ def main(
     files = data_files(root, PAIRS)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results = []
+    cpu_ratios = []
     for n in range(1, runs + 1):
-        floor, rows = read_floor(files)
+        floor, rows, floor_cpu = read_floor(files)
+        cpu = time.process_time()
         total, replayed, events, line = one_backtest(
             root, summary, strategy=strategy, save=save, sql_ledger=sql_ledger, until=until
         )
-        floor_after, _ = read_floor(files)
+        cpu = time.process_time() - cpu
+        floor_after, _, floor_cpu_after = read_floor(files)
         floor = min(floor, floor_after)  # the floor of this run: the faster of two reads
+        floor_cpu = min(floor_cpu, floor_cpu_after)
         results.append((total, floor))
+        cpu_ratios.append(cpu / floor_cpu)
         print(
             f"run {n}: floor {floor:.3f} s ({len(files)} files, {rows:,} rows, csv + gzip); "
             f"backtest {total:.2f} s = {total / floor:.1f}x floor "
-            f"({events / replayed:,.0f} events/s replayed); {line}",
+            f"({events / replayed:,.0f} events/s replayed); CPU {cpu:.2f} s = "
+            f"{cpu / floor_cpu:.1f}x the floor's {floor_cpu:.3f} s; {line}",
             flush=True,
         )
     ratios = [t / f for t, f in results]
@@ -150,7 +158,8 @@ def main(
         f"backtest / floor over {runs} run(s): best {best:.1f}x, median "
         f"{statistics.median(ratios):.1f}x (target ≤ {TARGET_RATIO:.0f}x: "
         f"{'met' if best <= TARGET_RATIO else 'NOT met'}); wall {min(t for t, _ in results):.2f}"
-        f"–{max(t for t, _ in results):.2f} s; peak RSS {peak_rss_mib():.0f} MiB "
+        f"–{max(t for t, _ in results):.2f} s; CPU / floor CPU best {min(cpu_ratios):.1f}x "
+        f"(a steadier measure on a loaded machine); peak RSS {peak_rss_mib():.0f} MiB "
         f"(target < 1024 MiB)"
     )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

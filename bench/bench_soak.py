@@ -4,6 +4,11 @@ Prints peak RSS, RSS growth per hour (least squares after a warm-up minute), mea
 poll/evaluate times (from the bot's heartbeat), ledger rows written, and the exchange weight
 used per minute as a share of Binance's budgets.
 
+With --compare-web the CPU time (user + sys) of each bot is compared twice: over the whole run
+(from `wait4`) and after the warm-up minute (from /proc; start-up — imports, 300 markets
+loaded — varies by more than the dashboard costs on a loaded machine, so the steady state is
+the quieter figure). The load average is printed at the start and end of each run.
+
     python bench/bench_soak.py --minutes 10 --symbols 300
     python bench/bench_soak.py --minutes 10 --compare-web   # dashboard off vs on, CPU time
     python bench/bench_soak.py --minutes 5 --compare-web --runs 3   # median of 3, with the
@@ -109,6 +114,9 @@ class Soak:
         self.weights: list[tuple[int, int]] = []
         self.scrapes = 0
         self.cpu_seconds = 0.0
+        self.cpu_at_warm: float | None = None  # CPU seconds at the end of the warm-up minute
+        self.warm_at = 0.0
+        self.cpu_last: tuple[float, float] | None = None  # (seconds into the run, CPU seconds)
         self.returncode: int | None = None
 
     def sample(self, scrape: bool) -> bool:
@@ -120,6 +128,12 @@ class Soak:
             self._finish(done)
             return False
         now = time.monotonic() - self.started
+        used = cpu_seconds(self.bot.pid)
+        if used is not None:
+            if now >= 60 and self.cpu_at_warm is None:
+                self.cpu_at_warm = used
+                self.warm_at = now
+            self.cpu_last = (now, used)
         value = rss_kib(self.bot.pid)
         if value is not None:
             self.rss.append((now, value))
@@ -143,6 +157,12 @@ class Soak:
         self.cpu_seconds = usage.ru_utime + usage.ru_stime
         self._log.close()
         self.fake.stop()
+
+    def steady_cpu_per_minute(self) -> float | None:
+        """CPU seconds a minute from the end of the warm-up minute to the last sample."""
+        if self.cpu_at_warm is None or self.cpu_last is None or self.cpu_last[0] <= self.warm_at:
+            return None
+        return (self.cpu_last[1] - self.cpu_at_warm) / (self.cpu_last[0] - self.warm_at) * 60
 
     def wait(self) -> None:
         if self.returncode is None:
@@ -200,10 +220,30 @@ class Soak:
                 f"({sum(fut) / len(fut) / FUTURES_BUDGET:.1%} of {FUTURES_BUDGET}), "
                 f"max {max(fut)}"
             )
-        print(f"CPU time of the bot process: {self.cpu_seconds:.1f} s")
+        steady = self.steady_cpu_per_minute()
+        print(
+            f"CPU time of the bot process: {self.cpu_seconds:.1f} s"
+            + (f"; after the warm-up minute {steady:.3f} s a minute" if steady else "")
+        )
         if self.web_port is not None:
             print(f"dashboard requests served during the run: {self.scrapes}")
         print(f"errors in log: {text.count(' ERROR ')}; log: {self.log_path}")
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def free_port() -> int:
@@ -224,6 +264,7 @@ def run_once(args: argparse.Namespace) -> list[Soak]:
         if args.control:
             soaks.append(Soak(args, web_port=None, label=" (dashboard off, control)"))
     last_scrape = 0.0
+    print(f"load average at the start: {load_average()}")
     try:
         while True:
             now = time.monotonic()
@@ -239,6 +280,8 @@ def run_once(args: argparse.Namespace) -> list[Soak]:
             s.bot.send_signal(signal.SIGINT)
     for s in soaks:
         s.wait()
+    print(f"load average at the end: {load_average()}\n")
+    for s in soaks:
         s.print_report()
         print()
     return soaks
@@ -279,6 +322,8 @@ def main() -> None:
     args = parser.parse_args()
     costs: list[float] = []
     controls: list[float] = []
+    steady_costs: list[float] = []
+    steady_controls: list[float] = []
     for run in range(1, args.runs + 1):
         if args.runs > 1:
             print(f"=== run {run} of {args.runs}")
@@ -297,11 +342,28 @@ def main() -> None:
             control = soaks[2].cpu_seconds / off.cpu_seconds if off.cpu_seconds else float("nan")
             controls.append(control)
             line += f"; control bot, also without: {(control - 1) * 100:+.1f}% (the noise)"
-        print(line + "; the bots ran at the same time\n")
+        print(line + "; the bots ran at the same time")
+        steady = [s.steady_cpu_per_minute() for s in soaks]
+        if all(v for v in steady):
+            base = steady[0] or 1.0
+            steady_costs.append((steady[1] or 0) / base)
+            line = (
+                f"after the warm-up minute: {steady[1]:.3f} vs {base:.3f} CPU s/min "
+                f"({(steady_costs[-1] - 1) * 100:+.1f}%)"
+            )
+            if args.control:
+                steady_controls.append((steady[2] or 0) / base)
+                line += f"; control {(steady_controls[-1] - 1) * 100:+.1f}%"
+            print(line)
+        print()
     if args.compare_web and args.runs > 1:
         print(f"dashboard CPU cost over {args.runs} runs: median {spread(costs)}")
         if controls:
             print(f"control (dashboard off twice) over {args.runs} runs: median {spread(controls)}")
+        if steady_costs:
+            print(f"after the warm-up minute: median {spread(steady_costs)}")
+        if steady_controls:
+            print(f"control after the warm-up minute: median {spread(steady_controls)}")
 
 
 if __name__ == "__main__":

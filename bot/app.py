@@ -21,7 +21,7 @@ from bot.domain import SettledFunding
 from bot.domain.instruments import dated_pairs, is_dated_symbol, pairs_of, untradable_pairs
 from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import ExchangePort, coinm_of
 from bot.execution.account_setup import AccountSetup
 from bot.execution.executor import HedgeExecutor
 from bot.ids import UidFactory
@@ -256,6 +256,8 @@ async def assemble_loop(
     pairs.update((p.perp.symbol, p) for p in dated_pairs(instruments))
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
+    if coinm_of(exchange) is not None and "coinm" in config.strategy.instruments:
+        await setup.detect(coinm=True)  # COIN-M keeps its own position mode
     executor = HedgeExecutor(
         exchange,
         ledger,

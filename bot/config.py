@@ -78,14 +78,23 @@ class VenuesConfig(FrozenModel):
     """Which venue holds each leg: the perpetual short is always on Binance USDⓈ-M.
 
     `spot = "bitstamp"` trades the spot leg on Bitstamp (ccxt `bitstamp`);
-    `bitstamp_api_url` replaces its REST base, the part before `/api/v2/`.
+    `bitstamp_api_url` replaces its REST base, the part before `/api/v2/`, and
+    `bitstamp_ws_url` its WebSocket (`wss://ws.bitstamp.net`).
     """
 
     spot: Literal["binance", "bitstamp"] = "binance"
     bitstamp_api_url: AnyHttpUrl | None = None
+    bitstamp_ws_url: str | None = None
     bitstamp_timeout_ms: Annotated[int, Field(ge=100, le=120000)] = 10000
     bitstamp_requests_per_10_min: PositiveInt = 8000
     align_arrivals: bool = True
+
+    @field_validator("bitstamp_ws_url")
+    @classmethod
+    def _ws_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"{value!r}: must start with ws:// or wss://")
+        return value.rstrip("/") if value is not None else None
 
     @property
     def cross_venue(self) -> bool:
@@ -157,6 +166,7 @@ class RiskConfig(FrozenModel):
     max_data_age_seconds: PositiveSeconds = 30.0
     daily_loss_limit: PositiveDecimal = Decimal("100")
     max_leg_imbalance_steps: PositiveInt = 1
+    max_unhedged_usd: NonNegativeDecimal = Decimal("100")  # a COIN-M hedge's rest (< 1 contract)
     balance_buffer: Fraction = Decimal("0.02")
     margin_buffer: Annotated[Decimal, Field(ge=0, le=10)] = Decimal("0.25")
     order_timeout_seconds: PositiveSeconds = 10.0

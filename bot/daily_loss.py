@@ -11,24 +11,33 @@ includes all of it, so the booked part starts again from zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from bot.domain import Fill
-from bot.pnl import fee_usdt, leg_pnl
+from bot.pnl import fee_usdt, inverse_leg_pnl, leg_pnl
 
 ZERO = Decimal(0)
 
 
-def booked_pnl(fills: Sequence[Fill]) -> Decimal:
-    """Return what `fills` realised: price P&L per symbol at its last fill price, less fees."""
+def booked_pnl(fills: Sequence[Fill], inverse: Mapping[str, Decimal] | None = None) -> Decimal:
+    """Return what `fills` realised: price P&L per symbol at its last fill price, less fees.
+
+    `inverse` gives the contract size of COIN-M symbols: their P&L is in the coin
+    (`inverse_leg_pnl`), valued at the last fill's price.
+    """
     by_symbol: dict[str, list[Fill]] = {}
     for f in sorted(fills, key=lambda f: f.timestamp):
         by_symbol.setdefault(f.symbol, []).append(f)
     total = ZERO
-    for rows in by_symbol.values():
+    for symbol, rows in by_symbol.items():
+        size = (inverse or {}).get(symbol)
+        if size is not None:
+            price = rows[-1].price
+            total += inverse_leg_pnl(rows, price, size) * price
+            continue
         cash, _ = leg_pnl(rows, rows[-1].price)
         total += cash
     return total - sum((fee_usdt(f) for f in fills), ZERO)
@@ -59,11 +68,13 @@ class DailyLoss:
         day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return self.day != day or self.day_start_equity is None
 
-    def book(self, hedge_id: int, fills: Sequence[Fill]) -> None:
+    def book(
+        self, hedge_id: int, fills: Sequence[Fill], inverse: Mapping[str, Decimal] | None = None
+    ) -> None:
         """Book the hedge's fills made since the last snapshot (replacing its earlier figure)."""
         since = self.equity_at
         recent = [f for f in fills if since is None or f.timestamp >= since]
-        self.booked[hedge_id] = booked_pnl(recent) if recent else ZERO
+        self.booked[hedge_id] = booked_pnl(recent, inverse) if recent else ZERO
 
     @property
     def booked_total(self) -> Decimal:

@@ -43,11 +43,14 @@ def equity_snapshot(
     priceable: Set[str],
     *,
     wallets: tuple[str, str] = ("spot", "futures"),
+    coinm: Mapping[str, FuturesAccount] | None = None,
 ) -> EquitySnapshot:
     """Value the wallets at `prices` (fresh USDT prices per asset).
 
     `priceable` names the assets that have a USDT market: one of those held without a
-    price makes the snapshot incomplete.
+    price makes the snapshot incomplete. `coinm` holds COIN-M wallets per coin (figures in
+    the coin): their margin balance (wallet + the shorts' P&L) is valued at the coin's
+    price, so moving a hedge's coin between wallets leaves equity unchanged.
     """
     rows: list[BalanceSnapshot] = []
     missing: list[str] = []
@@ -71,5 +74,15 @@ def equity_snapshot(
             futures.margin_balance,
         )
     )
+    for asset, acct in sorted((coinm or {}).items()):
+        if acct.margin_balance == 0:
+            continue
+        price = prices.get(asset)
+        if price is None:
+            missing.append(asset)
+        value = acct.margin_balance * price if price is not None else None
+        equity += value or ZERO
+        free = acct.available_balance
+        rows.append(BalanceSnapshot(now, "coinm", asset, free, acct.margin_balance - free, value))
     rows.append(BalanceSnapshot(now, "total", QUOTE, equity, ZERO, equity))
     return EquitySnapshot(rows, equity, tuple(missing))

@@ -9,6 +9,14 @@ Definitions (USDT):
   current price (for an open hedge) or the last exit price (for a closed one);
 - net = funding + basis − fees; realised APR = net / capital × (365 days / holding time),
   capital = spot cost + the short's initial margin at the configured leverage.
+
+A COIN-M hedge (its metrics carry `contract_size`) shorts inverse contracts: its short's P&L
+is in the coin, Σ sells −q × size / price + Σ buys q × size / price, contracts still short
+valued at the mark (or the delivery price), i.e. contracts × size × (1/exit − 1/entry);
+`coin_pnl` is that less the short's fees (paid in the coin). In USDT the short's P&L and
+fees are valued at the spot price the coin is (or was) sold at, so that with the spot leg
+(which sells the short's coin P&L with the hedge's coin) net is the USDT the hedge made.
+Its capital is the spot cost alone: the coin bought is the short's margin.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class HedgePnL:
     holding_seconds: Decimal
     opened_at: datetime | None
     closed_at: datetime | None
+    coin_pnl: Decimal | None = None  # COIN-M: the short's P&L less its fees, in the coin
 
     @property
     def basis_pnl(self) -> Decimal:
@@ -113,11 +122,23 @@ def hedge_pnl(
     spot_mark = spot_price or hedge.exit_spot_price or _last_price(spot_fills)
     perp_mark = perp_price or hedge.exit_perp_price or _last_price(perp_fills)
     spot_pnl, _ = leg_pnl(spot_fills, spot_mark)
-    perp_pnl, _ = leg_pnl(perp_fills, perp_mark)
-    fees = sum((fee_usdt(f) for f in fills), ZERO)
     spot_cost = sum((f.price * f.quantity for f in spot_fills if f.side is Side.BUY), ZERO)
-    short_notional = sum((f.price * f.quantity for f in perp_fills if f.side is Side.SELL), ZERO)
-    capital = spot_cost + short_notional / max(leverage, 1)
+    coin_pnl = None
+    size = hedge.metrics.get("contract_size")
+    if size is not None:  # COIN-M: inverse contracts, P&L and fees in the coin
+        base = hedge.pair.partition("/")[0]
+        coin = inverse_leg_pnl(perp_fills, perp_mark, Decimal(size))
+        coin_fees = sum((f.fee for f in perp_fills if f.fee_asset == base), ZERO)
+        coin_pnl = coin - coin_fees
+        value = spot_mark or ZERO
+        perp_pnl = coin * value
+        fees = sum((fee_usdt(f) for f in spot_fills), ZERO) + coin_fees * value
+        capital = spot_cost
+    else:
+        perp_pnl, _ = leg_pnl(perp_fills, perp_mark)
+        fees = sum((fee_usdt(f) for f in fills), ZERO)
+        short = sum((f.price * f.quantity for f in perp_fills if f.side is Side.SELL), ZERO)
+        capital = spot_cost + short / max(leverage, 1)
     start = hedge.opened_at or hedge.created_at
     end = hedge.closed_at or now
     return HedgePnL(
@@ -132,7 +153,31 @@ def hedge_pnl(
         holding_seconds=Decimal(str(max((end - start).total_seconds(), 0.0))),
         opened_at=hedge.opened_at,
         closed_at=hedge.closed_at,
+        coin_pnl=coin_pnl,
     )
+
+
+def inverse_leg_pnl(
+    fills: Sequence[Fill], price: Decimal | None, contract_size: Decimal
+) -> Decimal:
+    """Return an inverse (COIN-M) leg's P&L in the coin; contracts still held valued at
+    `price`: a short of c contracts from entry E to exit X makes c × size × (1/X − 1/E).
+    A leg closed out whose fills carry the exchange's realised P&L sums those instead."""
+    coin = held = ZERO
+    for f in fills:
+        value = f.quantity * contract_size / f.price
+        if f.side is Side.BUY:
+            coin += value
+            held += f.quantity
+        else:
+            coin -= value
+            held -= f.quantity
+    if held == 0 and fills and all(f.realized_pnl is not None for f in fills):
+        # Closed out: the exchange's own figures (rounded to 8 decimals as it books them).
+        return sum((f.realized_pnl or ZERO for f in fills), ZERO)
+    if held and price:
+        coin -= held * contract_size / price
+    return coin
 
 
 def totals(rows: Sequence[HedgePnL]) -> PnLTotals:

@@ -23,6 +23,7 @@ from bot.domain.instruments import pair_of
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError
 from bot.exchange.port import ExchangePort
+from bot.execution.coinm_margin import margin_of
 from bot.execution.delivery import awaiting_delivery, settle_delivered
 from bot.execution.executor import HedgeExecutor
 from bot.execution.legs import fees_in_usdt
@@ -196,7 +197,9 @@ class Reconciler:
         expected: dict[str, Decimal] = {}
         for h in active:
             base = h.pair.split("/")[0]
-            expected[base] = expected.get(base, ZERO) + h.spot_quantity
+            # A COIN-M hedge's coin in the COIN-M wallet is its short's margin, not spot.
+            on_spot = h.spot_quantity - (margin_of(h) if h.is_coinm else ZERO)
+            expected[base] = expected.get(base, ZERO) + max(on_spot, ZERO)
         if not expected:
             return
         balances = await self._exchange.fetch_spot_balances()

@@ -336,6 +336,8 @@ class RiskGate:
             if distance is not None and distance < self.limits.min_liquidation_distance:
                 actions.append(self._liquidation_action(hedge, position, distance))
                 continue
+            if hedge.is_coinm:
+                continue  # its unhedged rest is bounded by max_unhedged_usd when it opens
             step = view.step_sizes.get(hedge.pair, Decimal(0))
             allowed = step * self.limits.max_leg_imbalance_steps
             if step > 0 and abs(hedge.imbalance) > allowed and _correctable(hedge, view):
@@ -355,7 +357,9 @@ class RiskGate:
         reason = (
             f"short liquidation distance {distance:.4f} below min_liquidation_distance {minimum}"
         )
-        if self.limits.liquidation_action == "add_margin" and position is not None:
+        # A COIN-M short is margined by its own coin: USDT added to USDⓈ-M would not help.
+        add = self.limits.liquidation_action == "add_margin" and not hedge.is_coinm
+        if add and position is not None:
             # Margin that moves the liquidation price out to `minimum` above the mark.
             needed = position.size * position.mark_price * (minimum - distance)
             return AddMargin(hedge.id, needed.quantize(Decimal("0.01")), reason)

@@ -86,11 +86,7 @@ class BestCarry:
         candidates = []
         if dated_on:
             universe = {p.key for p in select_universe(snapshot, params.universe)}
-            eligible = [
-                p
-                for p in enabled_dated(snapshot.dated_pairs, params)
-                if p.key in universe and not p.perp.is_inverse  # COIN-M: scanned, not traded yet
-            ]
+            eligible = [p for p in enabled_dated(snapshot.dated_pairs, params) if p.key in universe]
             candidates = dated_candidates(eligible, snapshot, params, skip=held_assets)
         by_asset = {c.pair: c for c in candidates}
 

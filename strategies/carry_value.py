@@ -37,6 +37,8 @@ class CarryValue:
     worst_carry: Decimal  # lowest expected cumulative funding ahead (≤ 0)
     worst_hours: Decimal  # the horizon of `worst_carry`
     negative_run: int  # latest settled rates negative in a row
+    run_loss: Decimal = Decimal(0)  # what that run of negative settlements cost (≥ 0)
+    settled_carry: Decimal = Decimal(0)  # funding settled over the last `holding_hours`
 
     @property
     def round_trip(self) -> Decimal:
@@ -76,6 +78,8 @@ class CarryValue:
             "entry_basis": self.entry_basis,
             "exit_basis": self.exit_basis,
             "negative_run": Decimal(self.negative_run),
+            "run_loss": self.run_loss,
+            "settled_carry": self.settled_carry,
         }
         return {k: quantize_metric(v) for k, v in values.items()}
 
@@ -104,13 +108,14 @@ def carry_value(
     if min(spot_q.bid, spot_q.ask, perp_q.bid, perp_q.ask) <= 0:
         return None
     history = snapshot.funding_history.get(pair.perp.symbol, ())
-    fc = _forecast(
+    fc, settled = _forecast(
         history,
         history_periods,
         info.interest_rate,
         info.interval_hours,
         halflife,
         default_persistence,
+        holding_hours,
     )
     if fc is None:  # nothing settled yet (a new listing): the exchange's current rate stands in
         fc = FundingForecast(
@@ -139,11 +144,36 @@ def carry_value(
         exit_basis=exit_basis,
         worst_carry=worst,
         worst_hours=worst_hours,
-        negative_run=funding.trailing_negative(history[-history_periods:]),
+        negative_run=settled.negative_run,
+        run_loss=settled.run_loss,
+        settled_carry=settled.carry,
     )
 
 
-_KEPT: dict[int, tuple[Sequence[SettledFunding], tuple[object, ...], FundingForecast | None]] = {}
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What the settled history says, independent of the forecast."""
+
+    negative_run: int  # latest rates negative in a row
+    run_loss: Decimal  # −Σ of that run's rates (≥ 0)
+    carry: Decimal  # Σ of the rates settled over the last holding (at most `periods`)
+
+
+def settled_stats(
+    history: Sequence[SettledFunding], periods: int, interval: int, holding_hours: Decimal
+) -> Settled:
+    """Return the negative run, its cost and the carry settled over the last holding."""
+    window = history[-periods:]
+    run = funding.trailing_negative(window)
+    loss = -sum((r.rate for r in window[len(window) - run :]), Decimal(0)) if run else Decimal(0)
+    n = min(len(window), max(int(holding_hours / interval), 1))
+    return Settled(run, loss, sum((r.rate for r in window[len(window) - n :]), Decimal(0)))
+
+
+_KEPT: dict[
+    int,
+    tuple[Sequence[SettledFunding], tuple[object, ...], tuple[FundingForecast | None, Settled]],
+] = {}
 _KEPT_MAX = 512
 
 
@@ -154,22 +184,27 @@ def _forecast(
     interval: int,
     halflife: Decimal,
     persistence: Decimal,
-) -> FundingForecast | None:
-    """`forecast.forecast`, fitted again only when the history changed (once a settlement).
+    holding_hours: Decimal,
+) -> tuple[FundingForecast | None, Settled]:
+    """`forecast.forecast` and `settled_stats`, computed again only when the history changed
+    (once a settlement).
 
     The market data hands the same history object until a new settlement arrives; the
     object is held with its answer, so its id is never mistaken for another's.
     """
-    key = (periods, interest, interval, halflife, persistence)
+    key = (periods, interest, interval, halflife, persistence, holding_hours)
     kept = _KEPT.get(id(history))
     if kept is not None and kept[0] is history and kept[1] == key:
         return kept[2]
-    value = forecast(
-        history[-periods:],
-        interest_rate=interest,
-        interval_hours=interval,
-        halflife=halflife,
-        default_persistence=persistence,
+    value = (
+        forecast(
+            history[-periods:],
+            interest_rate=interest,
+            interval_hours=interval,
+            halflife=halflife,
+            default_persistence=persistence,
+        ),
+        settled_stats(history, periods, interval, holding_hours),
     )
     if len(_KEPT) >= _KEPT_MAX:
         _KEPT.clear()

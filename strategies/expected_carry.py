@@ -5,21 +5,29 @@ the funding forecast of `strategies.forecast` and the costs of `strategies.carry
 fractions of notional, H = min(`expected_holding_hours`, `max_holding_hours`):
 
 - **enter** a pair when forecast carry over H − round trip (both legs' fees, slippage and
-  spreads, to open and to close) > `entry_margin`, and the exit rule would not fire;
+  spreads, to open and to close) > `entry_margin`, and no negative funding is expected
+  ahead (while any is, waiting to enter costs nothing and saves it: the round trip is the
+  same later);
 - **stay** while the expected carry ahead beats closing now: close only when the expected
   negative funding ahead (the lowest cumulative forecast over any horizon up to H) exceeds
   what closing costs — the exit now and the re-entry afterwards (a round trip) — plus
-  `exit_margin`. A dip that does not pay for the round trip is sat through;
+  `exit_margin`, *and* the settled funding confirms it: the current run of negative
+  settlements has already cost a round trip. A dip that does not pay for the round trip,
+  or a forecast the settlements do not bear out, is sat through;
 - **rotate** (when the sizing limits leave no room) when a waiting pair's forecast carry
   over H beats the held one's by more than four legs (closing the held hedge, opening the
-  new one) plus `rotation_margin`;
-- **constant notional**: a held hedge whose short is worth more than `rebalance_band` away
-  from `notional_per_hedge` (the price moved) is resized back to it, so the short's losses
-  in a rally are realised bit by bit (and its margin stays sufficient) instead of growing
-  with the price, as the passive baseline assumes;
+  new one) plus `rotation_margin`, and the funding settled over the last H says the same
+  (the forecast's error is as large as the differences between pairs);
+- **constant notional**: a held hedge whose short is worth more than `rebalance_band` above
+  `notional_per_hedge` (the price rose) is cut back to it, so the short's losses in a rally
+  are realised bit by bit (and its margin stays sufficient) instead of growing with the
+  price; one worth more than the band below it is grown back only when the pair passes the
+  entry test now (the added notional is an entry: its carry must pay its round trip);
 - **hard exits** whatever the forecast: `negative_periods_to_exit` negative settlements in
-  a row, age ≥ `max_holding_hours` (liquidation distance and risk limits are the risk
-  gate's). `min_hold_hours` protects a new hedge from the forecast exits and rotation.
+  a row; age ≥ `max_holding_hours` unless the pair passes the entry test again now (closing
+  and reopening it would pay four legs for nothing); liquidation distance and risk limits
+  are the risk gate's. `min_hold_hours` protects a new hedge from the forecast exits and
+  rotation.
 Hysteresis comes from the costs, not from two thresholds. Closes come first in the result.
 """
 
@@ -61,7 +69,7 @@ class ExpectedCarryParams(StrategyParams):
     expected_holding_hours: PositiveDecimal = Decimal("2160")
     entry_margin: NonNegativeDecimal = Decimal("0.002")
     exit_margin: NonNegativeDecimal = Decimal("0")
-    rotation_margin: NonNegativeDecimal = Decimal("0.015")
+    rotation_margin: NonNegativeDecimal = Decimal("0")
     ewma_halflife_periods: PositiveDecimal = Decimal("21")
     history_periods: Annotated[int, Field(ge=1, le=1000)] = 500
     default_persistence: Persistence = Decimal("0.99")
@@ -115,7 +123,7 @@ class ExpectedCarry:
                 closes.append(close)
                 closing.add(hedge.id)
                 continue
-            resize = rebalance_intent(hedge, snapshot, params)
+            resize = rebalance_intent(hedge, snapshot, params, value)
             if resize is not None:
                 resizes.append(resize)
             elif value is not None and hedge_age_hours(hedge, now) >= params.min_hold_hours:
@@ -137,6 +145,8 @@ class ExpectedCarry:
             gain = rotation_gain(candidate, held)
             if gain <= params.rotation_margin:
                 break  # candidates get worse and held hedges better from here on
+            if settled_rotation_gain(candidate, held) <= params.rotation_margin:
+                continue  # the settled funding does not bear the forecast out
             capacity.remove(hedge.pair, hedge.target_notional)
             size = capacity.size_for(pair.key, min_notional(pair))
             if size is None:
@@ -149,9 +159,17 @@ class ExpectedCarry:
 
 
 def rebalance_intent(
-    hedge: Hedge, snapshot: MarketSnapshot, params: ExpectedCarryParams
+    hedge: Hedge,
+    snapshot: MarketSnapshot,
+    params: ExpectedCarryParams,
+    value: CarryValue | None = None,
 ) -> ResizeHedge | None:
-    """Return the resize back to `notional_per_hedge` of a hedge that drifted out of the band."""
+    """Return the resize back to `notional_per_hedge` of a hedge that drifted out of the band.
+
+    A hedge grown past the band is always cut back (its margin, and the notional its APR is
+    counted on). Growing a shrunk one is opening more notional: only when the pair passes the
+    entry test now (`value`), i.e. its forecast carry pays the added notional's round trip.
+    """
     quote = snapshot.perp_quotes.get(hedge.perp_symbol)
     target = params.sizing.notional_per_hedge
     if quote is None or quote.mid <= 0 or hedge.perp_quantity <= 0:
@@ -159,6 +177,8 @@ def rebalance_intent(
     held = hedge.perp_quantity * quote.mid
     drift = held / target - 1
     if abs(drift) <= params.rebalance_band:
+        return None
+    if drift < 0 and (value is None or entry_block(value, params) is not None):
         return None
     return ResizeHedge(
         hedge_id=hedge.id,
@@ -193,13 +213,28 @@ def worth_exiting(value: CarryValue, params: ExpectedCarryParams) -> bool:
     return value.exit_saving > value.round_trip + params.exit_margin
 
 
+def confirmed_by_settlements(value: CarryValue) -> bool:
+    """Tell whether the settled funding bears out an expected loss: the current run of
+    negative settlements has already cost at least a round trip."""
+    return value.run_loss >= value.round_trip
+
+
+def worth_holding_on(value: CarryValue, params: ExpectedCarryParams) -> bool:
+    """Tell whether a hedge would be entered now on its numbers (carry beats a round trip by
+    the margin, no run of negative settlements that forces an exit)."""
+    return (
+        value.negative_run < params.negative_periods_to_exit
+        and value.net_entry > params.entry_margin
+    )
+
+
 def entry_block(value: CarryValue, params: ExpectedCarryParams) -> str | None:
     """Return the first entry rule `value` fails (a short code), or None when it passes."""
     if value.negative_run >= params.negative_periods_to_exit:
         return "negative_funding"
     if value.net_entry <= params.entry_margin:
         return "net_carry"
-    if worth_exiting(value, params):
+    if value.worst_carry < 0:
         return "dip_ahead"
     if value.entry_basis < -params.max_entry_basis:
         return "basis"
@@ -237,23 +272,25 @@ def exit_intent(
     """Return the close an OPEN hedge calls for, or None to keep it.
 
     In order: `negative_periods_to_exit` negative settlements in a row (at any age); age ≥
-    `max_holding_hours`; past `min_hold_hours` and with a value: the negative funding ahead
-    pays for a round trip plus `exit_margin`.
+    `max_holding_hours` unless the hedge passes the entry test again; past `min_hold_hours`
+    and with a value: the negative funding ahead pays for a round trip plus `exit_margin`
+    and the current run of negative settlements has already cost a round trip.
     """
     age = hedge_age_hours(hedge, now)
     history = snapshot.funding_history.get(hedge.perp_symbol, ())
     negative = trailing_negative(history[-params.negative_periods_to_exit :])
     if negative >= params.negative_periods_to_exit:
         reason = f"negative_funding: {negative} negative settlements in a row"
-    elif age >= params.max_holding_hours:
+    elif age >= params.max_holding_hours and (value is None or not worth_holding_on(value, params)):
         reason = f"max_holding: held {age:.1f} h >= {params.max_holding_hours} h"
     elif age < params.min_hold_hours or value is None:
         return None
-    elif worth_exiting(value, params):
+    elif worth_exiting(value, params) and confirmed_by_settlements(value):
         reason = (
             f"expected_loss: forecast funding {value.worst_carry:.4%} over the next "
             f"{value.worst_hours:.0f} h costs more than a round trip "
-            f"({value.round_trip:.4%}) + margin {params.exit_margin:.4%}"
+            f"({value.round_trip:.4%}) + margin {params.exit_margin:.4%}, and the last "
+            f"{value.negative_run} negative settlements cost {value.run_loss:.4%}"
         )
     else:
         return None
@@ -267,6 +304,11 @@ def rotation_gain(candidate: CarryValue, held: CarryValue) -> Decimal:
     """Return what switching is worth: the candidate's carry over H minus the held one's,
     minus four legs (the held hedge's close now and the candidate's open)."""
     return candidate.expected_carry - held.expected_carry - held.close_cost - candidate.open_cost
+
+
+def settled_rotation_gain(candidate: CarryValue, held: CarryValue) -> Decimal:
+    """Return the same on the funding settled over the last H instead of the forecast."""
+    return candidate.settled_carry - held.settled_carry - held.close_cost - candidate.open_cost
 
 
 def rotation_close(
@@ -284,13 +326,16 @@ def rotation_close(
         candidate_expected_carry=quantize_metric(candidate.expected_carry),
         candidate_open_cost=quantize_metric(candidate.open_cost),
         rotation_gain=quantize_metric(gain),
+        candidate_settled_carry=quantize_metric(candidate.settled_carry),
+        settled_rotation_gain=quantize_metric(settled_rotation_gain(candidate, held)),
     )
     return CloseHedge(
         hedge_id=hedge.id,
         reason=(
             f"rotation: {candidate.pair} forecast carry {candidate.expected_carry:.4%} over "
             f"{params.holding_hours:.0f} h beats {hedge.pair}'s {held.expected_carry:.4%} by "
-            f"{gain:.4%} after four legs > {params.rotation_margin:.4%}"
+            f"{gain:.4%} after four legs > {params.rotation_margin:.4%} (settled over the "
+            f"last {params.holding_hours:.0f} h: {settled_rotation_gain(candidate, held):.4%})"
         ),
         metrics=metrics,
     )

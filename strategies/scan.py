@@ -177,8 +177,6 @@ def _dated_rows(
             reason = "not_in_universe"
         else:
             block = dated_basis.entry_block(signal, params.dated)
-            if block is None and pair.perp.is_inverse:
-                block = "coinm_not_traded"  # COIN-M execution is not built yet
             reason = block or ("better_carry" if pair.key in opened_perp else "capacity")
         rows.append(
             ScanRow(

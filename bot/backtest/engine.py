@@ -20,6 +20,7 @@ prices. A close whose legs cannot both be priced is not sent at all (never half 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -36,6 +37,7 @@ from bot.app import assemble_loop
 from bot.backtest.history import History, load_history
 from bot.backtest.replay import DataRange, ReplayAnswers, ReplaySource
 from bot.backtest.series import HOUR_MS, from_ms
+from bot.backtest.venue_spot import venue_pairs, with_venue_spot
 from bot.clock import SimulatedClock
 from bot.config import Config, normalise_database_url
 from bot.domain import Hedge, HedgeState, MarketKind, PositionMode
@@ -117,8 +119,19 @@ def symbols_to_load(config: Config) -> list[str] | None:
 
 
 def load_for(config: Config, data_dir: Path) -> History:
-    """Load the history of the pairs `config`'s universe can trade."""
-    return load_history(data_dir, symbols=symbols_to_load(config))
+    """Load the history of the pairs `config`'s universe can trade.
+
+    With the spot leg on another venue, its spot bars are that venue's (`venue_spot.py`).
+    """
+    symbols = symbols_to_load(config)
+    if not config.venues.cross_venue:
+        return load_history(data_dir, symbols=symbols)
+    binance, quotes = venue_pairs(symbols or [])
+    history = load_history(data_dir, symbols=binance or None)
+    spot = with_venue_spot(
+        data_dir, config.venues.spot, history.symbols, quotes, explicit=bool(binance)
+    )
+    return dataclasses.replace(history, symbols=spot)
 
 
 def replay_period(
@@ -242,6 +255,7 @@ async def _assemble(
         clock=clock,
         fees=config.fees,
         paper=config.paper,
+        spot_fee_in_quote=config.venues.cross_venue,  # Bitstamp takes the quote currency
         position_mode=(
             PositionMode.HEDGE if config.exchange.position_mode == "hedge" else PositionMode.ONE_WAY
         ),
@@ -266,11 +280,19 @@ async def _assemble(
 
 
 def _recording_config(spec: BacktestSpec) -> Config:
-    """`spec.config` with market observations stored every `spec.observation_every`."""
+    """`spec.config` with market observations stored every `spec.observation_every`.
+
+    Across venues the replay's pairs are `X/USDT` (the venue's spot in USDT terms): the
+    universe's `X/USD` names are mapped to them.
+    """
     schedule = spec.config.schedule.model_copy(
         update={"observation_every_seconds": spec.observation_every.total_seconds()}
     )
-    return spec.config.model_copy(update={"schedule": schedule})
+    update: dict[str, object] = {"schedule": schedule}
+    if spec.config.venues.cross_venue and spec.config.universe.symbols:
+        symbols = venue_pairs(spec.config.universe.symbols)[0]
+        update["universe"] = spec.config.universe.model_copy(update={"symbols": symbols})
+    return spec.config.model_copy(update=update)
 
 
 class CycleStepper:

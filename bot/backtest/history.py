@@ -298,17 +298,23 @@ def _any(value: Decimal) -> bool:
     return True
 
 
-def read_bars(path: Path, bar_ms: int, *, with_volume: bool) -> BarSeries:
-    """Read one kline file; times must be strictly increasing and aligned to the bar size."""
+def read_bar_rows(
+    path: Path, bar_ms: int, *, with_volume: bool
+) -> tuple[list[int], list[Decimal], list[Decimal], list[Decimal]]:
+    """Read one kline file's times, opens, closes and volumes (the last two with volume)."""
     lines = _read_lines(path)
     wanted = (*_BAR_COLUMNS, "volume") if with_volume else _BAR_COLUMNS
     idx = _columns(path, lines[0], wanted)
     width = len(lines[0].split(","))
     bulk = bars_in_bulk(lines[1:], width, idx, bar_ms, with_volume=with_volume)
     if bulk is not None:
-        times, opens, closes, volumes = bulk
-    else:  # some row is not canonical: find it and name it
-        times, opens, closes, volumes = _bars_by_line(path, lines, idx, bar_ms, with_volume)
+        return bulk
+    return _bars_by_line(path, lines, idx, bar_ms, with_volume)  # names the bad row
+
+
+def read_bars(path: Path, bar_ms: int, *, with_volume: bool) -> BarSeries:
+    """Read one kline file; times must be strictly increasing and aligned to the bar size."""
+    times, opens, closes, volumes = read_bar_rows(path, bar_ms, with_volume=with_volume)
     if with_volume:
         return BarSeries.from_bars(bar_ms, times, opens, closes, volumes)
     return BarSeries.from_bars(bar_ms, times, opens)

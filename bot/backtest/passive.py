@@ -149,7 +149,10 @@ async def passive_carry(
             legs.append(leg)
     start, end = times[0] + reaction, times[-1] + reaction
     values = await _daily_values(source, clock, legs, times, fees, reaction)
-    figures = _figures(legs, start, end, leverage, [initial_equity + v for v in values])
+    # The curve starts at the initial equity, before the entry fees, as the bot's does (its
+    # first balance snapshot precedes its first open): both drawdowns count the entry fees.
+    curve = [initial_equity, *(initial_equity + v for v in values)]
+    figures = _figures(legs, start, end, leverage, curve)
     return PassiveResult(figures, legs, constant_notional)
 
 

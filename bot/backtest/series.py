@@ -45,7 +45,7 @@ class BarSeries:
     Only the open and Σ volume x close are kept: the replay never needs high, low or close.
     """
 
-    __slots__ = ("_cum_quote", "bar_ms", "opens", "times")
+    __slots__ = ("_cum_quote", "_last", "bar_ms", "opens", "times")
 
     def __init__(
         self,
@@ -59,6 +59,7 @@ class BarSeries:
         self.opens = opens
         # cum_quote[i] = Σ volume x close of bars [0, i); None for series without volume.
         self._cum_quote = cum_quote
+        self._last = (-1, -1)  # (ms, index_containing(ms)) of the latest lookup
 
     @classmethod
     def from_bars(
@@ -96,10 +97,14 @@ class BarSeries:
 
     def index_containing(self, ms: int) -> int:
         """Return the index of the bar whose [open, open + bar) contains `ms`, or -1."""
+        last = self._last  # one replayed time asks several times (quotes, funding, marks)
+        if last[0] == ms:
+            return last[1]
         i = bisect_right(self.times, ms) - 1
-        if i >= 0 and ms < self.times[i] + self.bar_ms:
-            return i
-        return -1
+        if i < 0 or ms >= self.times[i] + self.bar_ms:
+            i = -1
+        self._last = (ms, i)  # one tuple: threads sharing the series read a consistent pair
+        return i
 
     def index_opening_at(self, ms: int) -> int:
         """Return the index of the bar that opens exactly at `ms`, or -1."""

@@ -209,9 +209,17 @@ def run_local(tasks: Sequence[SweepTask], workers: int, done: Done) -> list[Swee
         return []
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+    try:
         futures = [pool.submit(run_task, t) for t in tasks]
-        return _collect(as_completed(futures), done)
+        rows = _collect(as_completed(futures), done)
+    except BaseException:
+        # Ctrl-C (or a worker lost): what has not started never will. Leaving the pool by
+        # `with` would wait for every queued combination to run first.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return rows
 
 
 def run_dask(tasks: Sequence[SweepTask], address: str, done: Done) -> list[SweepRow]:

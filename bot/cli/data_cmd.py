@@ -1,4 +1,5 @@
-"""`carrybot data fetch`: download Binance funding and 1h klines into ../shared/data's layout."""
+"""`carrybot data fetch`: download Binance funding and 1h klines into ../shared/data's layout
+(and, with `--venue bitstamp`, Bitstamp's spot klines beside them)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ from rich.table import Table
 
 from bot.cli.common import console, err_console, load_context
 from bot.clock import Clock, SystemClock
-from bot.config import ExchangeConfig
+from bot.config import Config
 from bot.datafetch import (
     BinanceHistory,
     FetchRequest,
+    HistorySource,
     Job,
     JobResult,
     Status,
     fetch_history,
     parse_request,
 )
+from bot.datafetch.bitstamp_source import BitstampHistory
 from bot.datafetch.rows import iso
 from bot.errors import (
     BadResponseError,
@@ -54,22 +57,33 @@ def fetch(
         str | None, typer.Option("--to", help="End, exclusive (UTC); default: now.")
     ] = None,
     kinds: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--kinds",
             help="Any of funding, mark, perp, spot, current_quarter, next_quarter, delivery, "
-            "comma-separated.",
+            "coinm_current_quarter, coinm_next_quarter, coinm_delivery (COIN-M, dapi), "
+            "comma-separated (default funding,mark,perp,spot; spot with --venue bitstamp).",
         ),
-    ] = "funding,mark,perp,spot",
+    ] = None,
+    venue: Annotated[
+        str,
+        typer.Option(
+            "--venue",
+            help="binance, or bitstamp: its spot klines (USD/USDT pairs, USDT/USD with USD "
+            "ones) into OUT/bitstamp/spot/ for a backtest with the spot leg there.",
+        ),
+    ] = "binance",
     config: ConfigOption = None,
 ) -> None:
     """Download funding, mark, perp and spot history; only what is missing is fetched."""
     clock = SystemClock()
+    default_kinds = "spot" if venue == "bitstamp" else "funding,mark,perp,spot"
     request = parse_request(
-        symbols=symbols, start=start, end=end, kinds=kinds, out=out, now=clock.now()
-    )
+        symbols=symbols, start=start, end=end, kinds=kinds or default_kinds, out=out,
+        now=clock.now(), venue=venue,
+    )  # fmt: skip
     ctx = load_context(config)
-    results = asyncio.run(run_fetch(request, ctx.config.exchange, clock, err_console))
+    results = asyncio.run(run_fetch(request, ctx.config, clock, err_console))
     console.print(summary_table(results))
     failed = [r for r in results if r.error is not None]
     for result in failed:
@@ -79,17 +93,26 @@ def fetch(
 
 
 async def run_fetch(
-    request: FetchRequest, exchange: ExchangeConfig, clock: Clock, progress_console: Console
+    request: FetchRequest, config: Config, clock: Clock, progress_console: Console
 ) -> list[JobResult]:
-    """Fetch with a progress bar per file; a failure to reach Binance raises CarrybotError."""
-    source = BinanceHistory(exchange, clock)
+    """Fetch with a progress bar per file; a failure to reach the venue raises CarrybotError."""
+    source: HistorySource = (
+        BitstampHistory(config.venues, config.exchange, clock)
+        if request.venue == "bitstamp"
+        else BinanceHistory(config.exchange, clock)
+    )
     try:
         with Bars(progress_console) as bars:
             return await fetch_history(request, source, now=clock.now(), progress=bars)
     except ExchangeError as exc:
+        where = (
+            "[venues] bitstamp_api_url"
+            if request.venue == "bitstamp"
+            else "[exchange] spot_api_url / futures_api_url"
+        )
         raise CarrybotError(
-            f"cannot load Binance markets: {exc}; check the network, or [exchange] "
-            "spot_api_url / futures_api_url in the config"
+            f"cannot load {request.venue.capitalize()} markets: {exc}; check the network, "
+            f"or {where} in the config"
         ) from exc
     finally:
         await source.close()

@@ -131,9 +131,9 @@ def plan(request: FetchRequest, now: datetime) -> list[Job]:
     jobs = []
     for symbol in request.symbols:
         for kind in request.kinds:
-            path = path_for(request.out, kind, symbol.stem)
+            path = path_for(request.out, kind, symbol.stem, request.venue)
             on_disk = read_existing(path, kind)
-            kind_end = end if kind in (Kind.FUNDING, Kind.DELIVERY) else closed_end
+            kind_end = end if kind is Kind.FUNDING or kind.is_delivery else closed_end
             jobs.append(Job(symbol, kind, path, on_disk, missing(start, kind_end, on_disk)))
     return jobs
 

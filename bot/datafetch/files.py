@@ -4,6 +4,8 @@
     binance/perp/{SYMBOL}-1h.csv.gz      binance/spot/{SYMBOL}-1h.csv.gz
     binance/current_quarter/{SYMBOL}-1h.csv.gz   binance/next_quarter/{SYMBOL}-1h.csv.gz
     binance/delivery/{SYMBOL}.csv        (quarterly delivery prices; dated kinds are opt-in)
+    binance/coinm_current_quarter/{SYMBOL}-1h.csv.gz  binance/coinm_next_quarter/…
+    binance/coinm_delivery/{SYMBOL}.csv  (COIN-M BASEUSD quarterlies, under the spot stem)
 
 A file is only ever replaced whole: written to a hidden temporary file next to it and
 renamed over it, so an interrupted run leaves either the old or the new valid file.
@@ -38,10 +40,10 @@ class OnDisk:
     """`startTime` of the request that continues after the last row."""
 
 
-def path_for(root: Path, kind: Kind, stem: str) -> Path:
-    """Return the file of `kind` for the symbol `stem` (`BTCUSDT`) under `root`."""
-    name = f"{stem}.csv" if kind in (Kind.FUNDING, Kind.DELIVERY) else f"{stem}-1h.csv.gz"
-    return root / "binance" / kind.value / name
+def path_for(root: Path, kind: Kind, stem: str, venue: str = "binance") -> Path:
+    """Return the file of `kind` for the symbol `stem` (`BTCUSDT`) under `root`/`venue`."""
+    name = f"{stem}.csv" if kind is Kind.FUNDING or kind.is_delivery else f"{stem}-1h.csv.gz"
+    return root / venue / kind.value / name
 
 
 def read_existing(path: Path, kind: Kind) -> OnDisk | None:
@@ -69,7 +71,7 @@ def read_existing(path: Path, kind: Kind) -> OnDisk | None:
     if kind is Kind.FUNDING:
         times = read_funding(path).times
         next_ms = int(lines[-1].split(",")[1]) + 1
-    elif kind is Kind.DELIVERY:
+    elif kind.is_delivery:
         times = [int(line.split(",")[1]) for line in lines[1:]]
         next_ms = times[-1] + 1
     else:

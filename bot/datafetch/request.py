@@ -18,6 +18,9 @@ from bot.backtest.history import QUOTE_ASSETS
 from bot.errors import UserError
 
 T = TypeVar("T")
+VENUES = ("binance", "bitstamp")
+BITSTAMP_QUOTES = ("USD", "USDT")  # the spot quotes a cross-venue pair may have
+RATE_SPEC_QUOTE = "USD"  # USDT/USD: the rate a USD pair's backtest converts at
 _SYMBOL = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)(?::([A-Z0-9]+))?$")
 
 
@@ -31,6 +34,10 @@ class Kind(StrEnum):
     CURRENT_QUARTER = "current_quarter"  # continuous klines of the pair's current quarterly
     NEXT_QUARTER = "next_quarter"
     DELIVERY = "delivery"  # the pair's quarterly delivery prices
+    # COIN-M (dapi): continuous klines of BASEUSD's quarterlies and their delivery prices
+    COINM_CURRENT_QUARTER = "coinm_current_quarter"
+    COINM_NEXT_QUARTER = "coinm_next_quarter"
+    COINM_DELIVERY = "coinm_delivery"
 
     @property
     def on_futures(self) -> bool:
@@ -40,12 +47,37 @@ class Kind(StrEnum):
     @property
     def is_dated(self) -> bool:
         """Quarterly (dated) history: opt-in, not among the default kinds."""
-        return self in (Kind.CURRENT_QUARTER, Kind.NEXT_QUARTER, Kind.DELIVERY)
+        return self.is_quarter or self.is_delivery
+
+    @property
+    def is_quarter(self) -> bool:
+        """Continuous klines of a quarterly contract type (USDⓈ-M or COIN-M)."""
+        return self in (
+            Kind.CURRENT_QUARTER,
+            Kind.NEXT_QUARTER,
+            Kind.COINM_CURRENT_QUARTER,
+            Kind.COINM_NEXT_QUARTER,
+        )
+
+    @property
+    def is_delivery(self) -> bool:
+        """Quarterly delivery prices (USDⓈ-M or COIN-M)."""
+        return self in (Kind.DELIVERY, Kind.COINM_DELIVERY)
+
+    @property
+    def is_coinm(self) -> bool:
+        """COIN-M (dapi) history, of the pair BASEUSD."""
+        return self.value.startswith("coinm_")
+
+    @property
+    def contract_type(self) -> str:
+        """Binance's contractType of a quarter kind: CURRENT_QUARTER or NEXT_QUARTER."""
+        return self.value.removeprefix("coinm_").upper()
 
     @property
     def is_bars(self) -> bool:
         """Hourly bars with a volume (perp, spot and the quarterlies)."""
-        return self in (Kind.PERP, Kind.SPOT, Kind.CURRENT_QUARTER, Kind.NEXT_QUARTER)
+        return self in (Kind.PERP, Kind.SPOT) or self.is_quarter
 
 
 ALL_KINDS = tuple(Kind)
@@ -81,9 +113,11 @@ class FetchRequest:
     start: datetime
     end: datetime
     out: Path
+    venue: str = "binance"
+    """Where the history comes from and its directory under `out` (`bitstamp`: spot only)."""
 
 
-def parse_symbols(raw: str) -> tuple[SymbolSpec, ...]:
+def parse_symbols(raw: str, quotes: tuple[str, ...] = QUOTE_ASSETS) -> tuple[SymbolSpec, ...]:
     """Parse `BTC/USDT,ETH/USDT` (perpetual form `BTC/USDT:USDT` accepted too)."""
     specs: list[SymbolSpec] = []
     problems: list[str] = []
@@ -103,9 +137,9 @@ def parse_symbols(raw: str) -> tuple[SymbolSpec, ...]:
                 f"(its perpetual {base}/{quote}:{quote} is fetched with it)"
             )
             continue
-        if quote not in QUOTE_ASSETS:
+        if quote not in quotes:
             problems.append(
-                f"--symbols: {item!r} has quote {quote}; use one of {', '.join(QUOTE_ASSETS)} "
+                f"--symbols: {item!r} has quote {quote}; use one of {', '.join(quotes)} "
                 "(the backtest loader splits file names on these)"
             )
             continue
@@ -120,8 +154,8 @@ def parse_symbols(raw: str) -> tuple[SymbolSpec, ...]:
 
 
 def parse_kinds(raw: str) -> tuple[Kind, ...]:
-    """Parse `funding,mark,perp,spot[,current_quarter,next_quarter,delivery]` (any subset, any
-    order; kept in the canonical order)."""
+    """Parse `funding,mark,perp,spot[,current_quarter,next_quarter,delivery,coinm_...]` (any
+    subset, any order; kept in the canonical order)."""
     allowed = ", ".join(k.value for k in ALL_KINDS)
     wanted: set[Kind] = set()
     problems: list[str] = []
@@ -153,12 +187,33 @@ def parse_time(raw: str, option: str) -> datetime:
 
 
 def parse_request(
-    *, symbols: str, start: str, end: str | None, kinds: str, out: Path, now: datetime
+    *,
+    symbols: str,
+    start: str,
+    end: str | None,
+    kinds: str,
+    out: Path,
+    now: datetime,
+    venue: str = "binance",
 ) -> FetchRequest:
-    """Validate the options of `data fetch`; `end` defaults to `now` and is capped there."""
+    """Validate the options of `data fetch`; `end` defaults to `now` and is capped there.
+
+    `venue = "bitstamp"`: spot klines only, of USD or USDT pairs, and USDT/USD with them
+    when a USD pair is asked for (a backtest converts USD prices at it).
+    """
     problems: list[str] = []
-    specs = _collect(problems, lambda: parse_symbols(symbols))
+    if venue not in VENUES:
+        raise UserError(f"--venue: unknown venue {venue!r}; choose from {', '.join(VENUES)}")
+    bitstamp = venue == "bitstamp"
+    quotes = BITSTAMP_QUOTES if bitstamp else QUOTE_ASSETS
+    specs = _collect(problems, lambda: parse_symbols(symbols, quotes))
     kind_list = _collect(problems, lambda: parse_kinds(kinds))
+    if bitstamp and kind_list is not None and set(kind_list) - {Kind.SPOT}:
+        others = ", ".join(k.value for k in kind_list if k is not Kind.SPOT)
+        problems.append(f"--kinds: bitstamp has spot klines only, not {others}; pass --kinds spot")
+    if bitstamp and specs is not None and any(s.quote == RATE_SPEC_QUOTE for s in specs):
+        rate = SymbolSpec("USDT", RATE_SPEC_QUOTE)
+        specs = specs if rate in specs else (*specs, rate)
     first = _collect(problems, lambda: parse_time(start, "--from"))
     last = _collect(problems, lambda: parse_time(end, "--to") if end is not None else now)
     if out.exists() and not out.is_dir():
@@ -172,7 +227,7 @@ def parse_request(
         raise UserError(
             f"--from {start} is not before --to {end or 'now'}; pass a --from before --to"
         )
-    return FetchRequest(specs, kind_list, first, last, out)
+    return FetchRequest(specs, kind_list, first, last, out, venue)
 
 
 def _collect(problems: list[str], parse: Callable[[], T]) -> T | None:

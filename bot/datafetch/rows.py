@@ -38,7 +38,7 @@ def header(kind: Kind) -> str:
     """Return the CSV header of `kind`'s files."""
     if kind is Kind.FUNDING:
         return FUNDING_HEADER
-    if kind is Kind.DELIVERY:
+    if kind.is_delivery:
         return DELIVERY_HEADER
     return MARK_HEADER if kind is Kind.MARK else BAR_HEADER
 
@@ -117,6 +117,10 @@ def kline_row(raw: object, kind: Kind) -> Row:
         plain(raw[3], "low"),
         plain(raw[4], "close", _positive),
     ]
-    if kind is not Kind.MARK:
+    if kind.is_coinm:  # dapi: [5] is contracts, [7] the base asset volume (as fapi's [5])
+        if len(raw) < 8:
+            raise ValueError(f"kline {raw!r} has no base asset volume")
+        cells.append(plain(raw[7], "volume", _non_negative))
+    elif kind is not Kind.MARK:
         cells.append(plain(raw[5], "volume", _non_negative))
     return Row(open_ms, open_ms + HOUR_MS, ",".join([iso(open_ms), *cells]))

@@ -117,7 +117,7 @@ class BinanceHistory:
         what = f"{symbol.stem} {kind} from {from_ms(start_ms):%Y-%m-%d %H:%M}Z"
         if kind is Kind.FUNDING:
             fetch = self._funding_page
-        elif kind is Kind.DELIVERY:
+        elif kind.is_delivery:
             fetch = self._delivery_page
         else:
             fetch = self._kline_page
@@ -127,7 +127,7 @@ class BinanceHistory:
         try:
             if kind is Kind.FUNDING:
                 rows = [funding_row(_info(item)) for item in raw]
-            elif kind is Kind.DELIVERY:  # one answer lists every delivery of the pair
+            elif kind.is_delivery:  # one answer lists every delivery of the pair
                 every = [delivery_row(item) for item in raw if isinstance(item, dict)]
                 rows = [r for r in every if start_ms <= r.time_ms < end_ms]
                 rows.sort(key=lambda r: r.time_ms)
@@ -157,12 +157,18 @@ class BinanceHistory:
         self, kind: Kind, symbol: SymbolSpec, start: int, end: int, limit: int
     ) -> Any:
         client = self._client
-        if kind in (Kind.CURRENT_QUARTER, Kind.NEXT_QUARTER):
+        if kind.is_quarter:
             # The contract of each bar is the one delivering next after it (`delivery` kind).
-            return await client.fapiPublicGetContinuousKlines(
+            # COIN-M: the pair is BASEUSD (BTCUSD), on dapi.
+            fetch_quarter = (
+                client.dapiPublicGetContinuousKlines
+                if kind.is_coinm
+                else client.fapiPublicGetContinuousKlines
+            )
+            return await fetch_quarter(
                 {
-                    "pair": symbol.stem,
-                    "contractType": kind.value.upper(),
+                    "pair": _coinm_pair(symbol) if kind.is_coinm else symbol.stem,
+                    "contractType": kind.contract_type,
                     "interval": "1h",
                     "startTime": start,
                     "endTime": end - 1,
@@ -187,6 +193,8 @@ class BinanceHistory:
     async def _delivery_page(
         self, kind: Kind, symbol: SymbolSpec, start: int, end: int, limit: int
     ) -> Any:
+        if kind.is_coinm:
+            return await self._client.dapiDataGetDeliveryPrice({"pair": _coinm_pair(symbol)})
         return await self._client.fapiDataGetDeliveryPrice({"pair": symbol.stem})
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
@@ -213,6 +221,11 @@ class BinanceHistory:
                 )
                 await self._clock.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _coinm_pair(symbol: SymbolSpec) -> str:
+    """The COIN-M pair of a spot symbol: BTC/USDT -> BTCUSD."""
+    return symbol.base + "USD"
 
 
 def _info(item: object) -> dict[str, Any]:

@@ -116,6 +116,19 @@ class Hedge:
     run_id: int | None = None
 
     @property
+    def is_coinm(self) -> bool:
+        """A COIN-M hedge: its short is in inverse contracts (of `contract_size` USD)."""
+        return "contract_size" in self.metrics
+
+    @property
     def imbalance(self) -> Decimal:
-        """Spot minus short, in base units (positive: more spot than short)."""
+        """Spot minus short, in base units (positive: more spot than short).
+
+        A COIN-M short of c contracts of s USD entered at E is c × s / E of the coin.
+        """
+        if self.is_coinm:
+            entry = self.entry_perp_price
+            size = Decimal(self.metrics["contract_size"])
+            short = self.perp_quantity * size / entry if entry else Decimal(0)
+            return self.spot_quantity - short
         return self.spot_quantity - self.perp_quantity

@@ -28,6 +28,17 @@ class TradingStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseRequest:
+    """An operator's request to close a healthy hedge (`carrybot close`, the dashboard)."""
+
+    id: int
+    hedge_id: int
+    reason: str
+    source: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class BotRun:
     id: int
     mode: str

@@ -190,20 +190,24 @@ def build_bitstamp_client(
     clock: Clock,
     api_key: str | None = None,
     api_secret: str | None = None,
+    cls: type[CarryBitstamp] = CarryBitstamp,
 ) -> CarryBitstamp:
     """Create the ccxt Bitstamp client for the configured base URL, keys and pacing."""
     params: dict[str, Any] = {"enableRateLimit": False, "timeout": venues.bitstamp_timeout_ms}
     if api_key and api_secret:
         params["apiKey"] = api_key
         params["secret"] = api_secret
-    client = CarryBitstamp(params)
+    client = cls(params)
     client.has = {**client.has, "fetchCurrencies": False}
     client.pacer = BitstampPacer(
         venues.bitstamp_requests_per_10_min, float(exchange.weight_headroom), clock
     )
     client.exceptions["exact"][TIMESTAMP_REASON] = ccxt.InvalidNonce
     base = str(venues.bitstamp_api_url or PRODUCTION_URL).rstrip("/")
+    ws = client.urls["api"].get("ws")
     client.urls["api"] = {"public": f"{base}/api", "private": f"{base}/api"}
+    if ws is not None:  # ccxt.pro's client: keep (or replace) its WebSocket URL
+        client.urls["api"]["ws"] = venues.bitstamp_ws_url or ws
     if base.startswith("http://"):
         client.timeout_on_exit = 0
     return client

@@ -221,6 +221,23 @@ class BitstampSpot:
                 logger.error("Dropping Bitstamp ticker volume of %s: %s", inst.symbol, exc)
         return out
 
+    async def minute_open(self, symbol: str, when: datetime) -> Decimal | None:
+        """The open of `symbol`'s 1-minute bar containing `when` (`ohlc/`), None without one."""
+        inst = await self._instrument(symbol)
+        start = int(when.timestamp()) // 60 * 60
+        raw = await self._call(
+            lambda: self._client.publicGetOhlcPair(
+                {"pair": inst.exchange_symbol, "step": 60, "start": start, "limit": 1}
+            )
+        )
+        bars = raw.get("data", {}).get("ohlc") if isinstance(raw, dict) else None
+        if not isinstance(bars, list):
+            raise BadResponseError(f"bitstamp ohlc {symbol}: expected data.ohlc")
+        for bar in bars:
+            if isinstance(bar, dict) and str(bar.get("timestamp")) == str(start):
+                return to_decimal(bar.get("open"), field="open")
+        return None
+
     async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
         inst = await self._instrument(symbol)
         raw = await self._call(

@@ -302,11 +302,12 @@ class BinanceMarketData:
         inst = await self.instrument(symbol)
         if not inst.is_dated or inst.expiry is None:
             raise FatalExchangeError(f"{symbol} is not a dated future")
-        pair = f"{inst.base}{inst.quote}"
-        rows = await self._s.call(
-            f"delivery price {symbol}",
-            lambda: self._s.client.fapiDataGetDeliveryPrice({"pair": pair}),
+        pair = f"{inst.base}{inst.quote}"  # BTCUSDT; COIN-M: BTCUSD, on the dapi host
+        client = self._s.client
+        fetch = (
+            client.dapiDataGetDeliveryPrice if inst.is_inverse else client.fapiDataGetDeliveryPrice
         )
+        rows = await self._s.call(f"delivery price {symbol}", lambda: fetch({"pair": pair}))
         due = ms_from_utc(inst.expiry)
         for row in calls.rows(rows, "delivery-price"):
             if str(row.get("deliveryTime")) == str(due):

@@ -2,10 +2,14 @@
 
 `[venues] spot = "binance"` (the default): one Binance adapter for both legs, as always.
 `spot = "bitstamp"`: a VenueRouter over a Bitstamp spot adapter and the Binance adapter
-(live), or over two paper accounts fed by their public data (paper).
+(live), or over two paper accounts fed by their public data (paper). With streams on, the
+spot venue's market data comes from Bitstamp's streams and the perpetuals' from Binance's
+(`bot.streams.cross`), under the router.
 """
 
 from __future__ import annotations
+
+import logging
 
 from bot.clock import Clock
 from bot.config import Config, PaperConfig
@@ -16,7 +20,11 @@ from bot.exchange.paper import PaperExchange, StateStore
 from bot.exchange.port import ExchangePort, MarketDataSource
 from bot.exchange.venues import VenueRouter
 from bot.settings import Mode, Settings, require_venue_keys
-from bot.streams.factory import streaming_source, with_streams
+from bot.streams.cross import CrossSources, CrossVenueStreams, cross_streams
+from bot.streams.exchange import StreamedExchange
+from bot.streams.factory import streaming_source, streams_off_reason, with_streams
+
+log = logging.getLogger(__name__)
 
 CROSS_VENUE_LIVE = "bitstamp+binance"
 CROSS_VENUE_PAPER = "paper:bitstamp+binance"
@@ -81,13 +89,21 @@ async def build_exchange(
             api_secret=settings.bitstamp_api_secret.get_secret_value(),
             clock=clock,
         )
-        return VenueRouter(
-            spot,
-            binance,
+        sources = _cross_sources(
+            spot, binance, config, clock,
+            api_key=settings.binance_api_key.get_secret_value(),
+            api_secret=settings.binance_api_secret.get_secret_value(),
+            bitstamp_key=settings.bitstamp_api_key.get_secret_value(),
+            bitstamp_secret=settings.bitstamp_api_secret.get_secret_value(),
+        )  # fmt: skip
+        router = VenueRouter(
+            spot if sources is None else sources.spot,
+            binance if sources is None else StreamedExchange(binance, sources.perp),
             venue=CROSS_VENUE_LIVE,
             align_arrivals=config.venues.align_arrivals,
             clock=clock,
         )
+        return _with_cross_streams(router, sources)
     wanted = config.exchange.position_mode
     position_mode = PositionMode.HEDGE if wanted == "hedge" else PositionMode.ONE_WAY
     if config.venues.cross_venue:
@@ -116,8 +132,11 @@ async def _cross_venue_paper(
     position_mode: PositionMode,
 ) -> ExchangePort:
     """Two paper accounts: spot on Bitstamp's public data, futures on Binance's."""
-    spot_source = BitstampSpot(config.venues, config.exchange, clock=clock)
-    binance = LiveExchange(config.exchange, clock=clock, events=events, coinm=_coinm(config))
+    spot_rest = BitstampSpot(config.venues, config.exchange, clock=clock)
+    binance_rest = LiveExchange(config.exchange, clock=clock, events=events, coinm=_coinm(config))
+    sources = _cross_sources(spot_rest, binance_rest, config, clock)
+    spot_source: MarketDataSource = spot_rest if sources is None else sources.spot
+    binance: MarketDataSource = binance_rest if sources is None else sources.perp
     try:
         spot = await PaperExchange.open(
             spot_source,
@@ -144,7 +163,39 @@ async def _cross_venue_paper(
         await spot_source.close()
         await binance.close()
         raise
-    return VenueRouter(spot, futures, venue=CROSS_VENUE_PAPER, clock=clock)
+    router = VenueRouter(spot, futures, venue=CROSS_VENUE_PAPER, clock=clock)
+    return _with_cross_streams(router, sources)
+
+
+def _cross_sources(
+    spot: BitstampSpot,
+    binance: LiveExchange,
+    config: Config,
+    clock: Clock,
+    *,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    bitstamp_key: str | None = None,
+    bitstamp_secret: str | None = None,
+) -> CrossSources | None:
+    """Both venues' stream sources, or None (logged) when streams are off."""
+    reason = streams_off_reason(config)
+    if reason is not None:
+        log.info("Streams off (%s): market data by REST polling", reason)
+        return None
+    return cross_streams(
+        spot, binance, config, clock, api_key=api_key, api_secret=api_secret,
+        bitstamp_key=bitstamp_key, bitstamp_secret=bitstamp_secret,
+    )  # fmt: skip
+
+
+def _with_cross_streams(router: VenueRouter, sources: CrossSources | None) -> VenueRouter:
+    """Let both sources stream the router's pairs; hang their combined view on it."""
+    if sources is not None:
+        sources.spot.pair_source = router.pairs
+        sources.perp.pair_source = router.pairs
+        router.streams = CrossVenueStreams(sources.spot, sources.perp)
+    return router
 
 
 def _coinm(config: Config) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from bot.domain import (
     Balance,
@@ -43,8 +43,11 @@ class StatusRefresh(Protocol):
 
 async def refresh_status_of(source: object, spot_symbols: Collection[str]) -> list[Instrument]:
     """`source.refresh_status(...)` where supported; nothing changes elsewhere (history)."""
-    if isinstance(source, StatusRefresh):
-        return await source.refresh_status(spot_symbols)
+    # What isinstance(source, StatusRefresh) checks, without its cost (~40 µs a call): the
+    # poll asks every cycle.
+    refresh = getattr(source, "refresh_status", None)
+    if refresh is not None:
+        return cast(list[Instrument], await refresh(spot_symbols))
     return []
 
 

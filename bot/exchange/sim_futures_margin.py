@@ -94,14 +94,19 @@ def open_order_margin(acct: SimFuturesAccount) -> Decimal:
 
 def position_views(acct: SimFuturesAccount) -> list[Position]:
     """Return the non-zero positions with their mark, PnL, liquidation price and ratio."""
+    parts = _cross_parts(acct)  # once for all the views, not once per position
     return [
-        _position_view(acct, symbol, side, pos)
+        _position_view(acct, symbol, side, pos, parts)
         for (symbol, side), pos in sorted(acct.positions.items())
     ]
 
 
 def _position_view(
-    acct: SimFuturesAccount, symbol: str, side: PositionSide, pos: PositionState
+    acct: SimFuturesAccount,
+    symbol: str,
+    side: PositionSide,
+    pos: PositionState,
+    parts: list[_Part],
 ) -> Position:
     mark = acct.market.mark(symbol, pos.entry)
     upnl = unrealized_pnl(pos.size, pos.entry, mark)
@@ -110,7 +115,7 @@ def _position_view(
         liq = liquidation_price([(pos.size, pos.entry)], collateral=pos.margin, rate=acct.mmr)
         equity = pos.margin + upnl
     else:
-        collateral, equity, maint = _cross_collateral(acct, symbol)
+        collateral, equity, maint = _cross_collateral(acct, symbol, parts)
         legs = [(p.size, p.entry) for (s, _), p in acct.positions.items() if s == symbol]
         liq = liquidation_price(legs, collateral=collateral, rate=acct.mmr)
     return Position(
@@ -129,17 +134,33 @@ def _position_view(
     )
 
 
-def _cross_collateral(acct: SimFuturesAccount, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
-    """Return (collateral backing `symbol`, cross margin balance, cross maintenance)."""
-    wallet = acct.wallet.get(MARGIN_ASSET, _ZERO)
-    others = equity_pnl = maint = _ZERO
+_Part = tuple[str, Decimal | None, Decimal, Decimal]
+"""One position's share of the cross totals: (symbol, isolated margin or None, PnL, maint)."""
+
+
+def _cross_parts(acct: SimFuturesAccount) -> list[_Part]:
+    """Return every position's `_Part`, in the order the positions are held."""
+    out: list[_Part] = []
     for (s, _), pos in acct.positions.items():
         if acct.is_isolated(s):
-            wallet -= pos.margin
+            out.append((s, pos.margin, _ZERO, _ZERO))
             continue
         mark = acct.market.mark(s, pos.entry)
         upnl = unrealized_pnl(pos.size, pos.entry, mark)
-        mm = maintenance_margin(pos.size, mark, acct.mmr)
+        out.append((s, None, upnl, maintenance_margin(pos.size, mark, acct.mmr)))
+    return out
+
+
+def _cross_collateral(
+    acct: SimFuturesAccount, symbol: str, parts: list[_Part] | None = None
+) -> tuple[Decimal, Decimal, Decimal]:
+    """Return (collateral backing `symbol`, cross margin balance, cross maintenance)."""
+    wallet = acct.wallet.get(MARGIN_ASSET, _ZERO)
+    others = equity_pnl = maint = _ZERO
+    for s, isolated_margin, upnl, mm in _cross_parts(acct) if parts is None else parts:
+        if isolated_margin is not None:
+            wallet -= isolated_margin
+            continue
         equity_pnl += upnl
         maint += mm
         if s != symbol:

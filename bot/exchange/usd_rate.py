@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bot.errors import CarrybotError
+
 log = logging.getLogger(__name__)
 
 RESOLUTION_SECONDS = 1.0
@@ -72,20 +74,23 @@ class UsdRates:
     """The rate in use and the rate at a given time, reading the book when none is near.
 
     `at(when)`: the observation within MATCH of `when`; else, for a time within MATCH of
-    now (a fill just made), the USDT/USD book read now (`read_now`); else the nearest
-    observation at any distance (logged: e.g. a fill made while the bot was down); else
-    the book now. `key` (venue, symbol, trade id) pins a fill's rate once found.
+    now (a fill just made), the USDT/USD book read now (`read_now`); else the venue's
+    history of the rate at that minute (`read_at`: Bitstamp's 1-minute USDT/USD bar, e.g.
+    for a fill made while the bot was down); else the nearest observation at any distance
+    (logged); else the book now. `key` (symbol, trade id) pins a fill's rate once found.
     """
 
     def __init__(
         self,
         now: Callable[[], datetime],
         read_now: Callable[[], Awaitable[Decimal | None]],
+        read_at: Callable[[datetime], Awaitable[Decimal | None]] | None = None,
     ) -> None:
         self.history = RateHistory()
         self.latest: Decimal | None = None
         self._now = now
         self._read_now = read_now
+        self._read_at = read_at
         self._pinned: OrderedDict[tuple[str, ...], Decimal] = OrderedDict()
 
     def observe(self, at: datetime, rate: Decimal) -> None:
@@ -108,6 +113,11 @@ class UsdRates:
         rate = self.history.at(when, MATCH)
         if rate is None and abs(now - when) <= MATCH:
             rate = await self.fresh()
+        if rate is None and self._read_at is not None:
+            try:
+                rate = await self._read_at(when)
+            except CarrybotError as exc:
+                log.warning("USDT/USD at %s not read from the venue's history: %s", when, exc)
         if rate is None:
             nearest = self.history.nearest(when)
             if nearest is not None:

@@ -137,7 +137,8 @@ class VenueRouter:
         self._clock: Clock = clock or SystemClock()
         self._one_way: dict[bool, float] = {}  # spot venue?: EWMA of order round trip / 2
         self._spot_symbols: dict[str, Instrument] = {}
-        self.rates = UsdRates(self._clock.now, self._read_rate)
+        self.rates = UsdRates(self._clock.now, self._read_rate, self._read_rate_at)
+        self.streams: Any = None  # CrossVenueStreams when both venues stream (the factory's)
         self._rate_lock = asyncio.Lock()
 
     @property
@@ -198,7 +199,10 @@ class VenueRouter:
             perp = instruments.get(f"{inst.base}/{PERP_QUOTE}:{PERP_QUOTE}")
             if perp is not None and perp.kind is MarketKind.PERPETUAL and not perp.not_tradable():
                 out.append(Pair(spot=inst, perp=perp))
-        return sorted(out, key=lambda p: p.key)
+        out.sort(key=lambda p: p.key)
+        if self.streams is not None:  # the streams follow listings and delistings
+            await self.streams.follow(out)
+        return out
 
     def _is_spot(self, symbol: str) -> bool:
         return symbol in self._spot_symbols
@@ -223,6 +227,14 @@ class VenueRouter:
         if not book.bids or not book.asks or book.asks[0][0] < book.bids[0][0]:
             return None
         return (book.bids[0][0] + book.asks[0][0]) / 2
+
+    async def _read_rate_at(self, when: datetime) -> Decimal | None:
+        """The spot venue's USDT/USD at `when` from its history (None: it keeps none)."""
+        minute_open = getattr(self._spot, "minute_open", None)
+        if minute_open is None:
+            return None
+        rate = await minute_open(RATE_SYMBOL, when)
+        return rate if isinstance(rate, Decimal) and rate > 0 else None
 
     def _no_rate(self) -> BadResponseError:
         return BadResponseError(

@@ -113,6 +113,7 @@ _WEIGHTS: dict[tuple[str, str], Callable[[Mapping[str, Any]], int]] = {
     ("GET", "/fapi/v1/klines"): _by_limit(_FUTURES_KLINES, 500),
     ("GET", "/fapi/v1/markPriceKlines"): _by_limit(_FUTURES_KLINES, 500),
     ("GET", "/fapi/v1/continuousKlines"): _by_limit(_FUTURES_KLINES, 500),
+    ("GET", "/dapi/v1/continuousKlines"): _by_limit(_FUTURES_KLINES, 500),
     ("GET", "/fapi/v2/account"): _const(5),
     ("GET", "/fapi/v3/account"): _const(5),
     ("GET", "/fapi/v2/balance"): _const(5),

@@ -2,7 +2,8 @@
 
 The close flags follow the mode: one-way closes with `reduceOnly=true` (positionSide omitted,
 i.e. BOTH); hedge mode closes with `positionSide=SHORT` and no reduceOnly, which Binance
-rejects there.
+rejects there. COIN-M (dapi) has its own position mode, detected and set apart from
+USDⓈ-M's (`coinm=True`), with the same flags.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from bot.clock import Clock
 from bot.config import ExchangeConfig
 from bot.domain import Event, EventSink, MarginMode, PositionMode, PositionSide, Severity
 from bot.errors import FatalExchangeError
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import ExchangePort, coinm_of
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class AccountSetup:
         self._events = events
         self._clock = clock
         self._mode: PositionMode | None = None
+        self._coinm_mode: PositionMode | None = None
         self._prepared: set[str] = set()
 
     @property
@@ -41,13 +43,28 @@ class AccountSetup:
             raise FatalExchangeError("position mode not detected yet: call detect() first")
         return self._mode
 
-    async def detect(self) -> PositionMode:
-        """Read the account's mode; switch to the configured one when flat, else keep it."""
-        actual = await self._exchange.fetch_position_mode()
+    def coinm_mode(self) -> PositionMode:
+        if self._coinm_mode is None:
+            raise FatalExchangeError("COIN-M position mode not detected yet: detect(coinm=True)")
+        return self._coinm_mode
+
+    async def detect(self, *, coinm: bool = False) -> PositionMode:
+        """Read the account's mode (USDⓈ-M, or COIN-M's own); switch to the configured one
+        when flat, else keep it."""
+        side = coinm_of(self._exchange) if coinm else None
+        if coinm and side is None:
+            raise FatalExchangeError("this exchange has no COIN-M side loaded")
+        fetch = side.fetch_coinm_position_mode if side else self._exchange.fetch_position_mode
+        switch = side.set_coinm_position_mode if side else self._exchange.set_position_mode
+        actual = await fetch()
         wanted = self._config.position_mode
         if wanted != "auto" and actual.value != wanted:
             target = PositionMode(wanted)
-            positions = await self._exchange.fetch_positions()
+            positions = [
+                p
+                for p in await self._exchange.fetch_positions()
+                if ("/USD:" in p.symbol) == coinm  # COIN-M contracts: BTC/USD:BTC-YYMMDD
+            ]
             if positions:
                 await self._events.emit(
                     Event(
@@ -60,9 +77,12 @@ class AccountSetup:
                     )
                 )
             else:
-                await self._exchange.set_position_mode(target)
+                await switch(target)
                 log.info("Position mode set from %s to %s", actual.value, target.value)
                 actual = target
+        if coinm:
+            self._coinm_mode = actual
+            return actual
         if self._mode is not None and self._mode is not actual:
             await self._events.emit(
                 Event(
@@ -76,12 +96,19 @@ class AccountSetup:
         self._mode = actual
         return actual
 
-    async def prepare(self, perp_symbol: str) -> None:
+    async def ensure_detected(self, *, coinm: bool = False) -> None:
+        """Detect the (USDⓈ-M or COIN-M) position mode unless it is known already."""
+        if (self._coinm_mode if coinm else self._mode) is None:
+            await self.detect(coinm=coinm)
+
+    async def prepare(self, perp_symbol: str, *, coinm: bool = False) -> None:
         """Set margin mode and leverage on `perp_symbol` once per process."""
         if perp_symbol in self._prepared:
             return
         if self._mode is None:
             await self.detect()
+        if coinm and self._coinm_mode is None:
+            await self.detect(coinm=True)
         await self._exchange.set_margin_mode(perp_symbol, MarginMode(self._config.margin_mode))
         await self._exchange.set_leverage(perp_symbol, self._config.leverage)
         self._prepared.add(perp_symbol)
@@ -92,10 +119,12 @@ class AccountSetup:
             self._config.leverage,
         )
 
-    def open_short_flags(self) -> tuple[PositionSide | None, bool]:
+    def open_short_flags(self, *, coinm: bool = False) -> tuple[PositionSide | None, bool]:
         """Return (positionSide, reduceOnly) for selling to open or add to the short."""
-        return (PositionSide.SHORT, False) if self.mode is PositionMode.HEDGE else (None, False)
+        mode = self.coinm_mode() if coinm else self.mode
+        return (PositionSide.SHORT, False) if mode is PositionMode.HEDGE else (None, False)
 
-    def close_short_flags(self) -> tuple[PositionSide | None, bool]:
+    def close_short_flags(self, *, coinm: bool = False) -> tuple[PositionSide | None, bool]:
         """Return (positionSide, reduceOnly) for buying to close the short."""
-        return (PositionSide.SHORT, False) if self.mode is PositionMode.HEDGE else (None, True)
+        mode = self.coinm_mode() if coinm else self.mode
+        return (PositionSide.SHORT, False) if mode is PositionMode.HEDGE else (None, True)

@@ -11,6 +11,8 @@ account set-up, limits, events):
   sending anything, then finish the open, the close or the unwind;
 - `leg_trader`: one leg traded with retries (an order whose outcome is unknown is never sent
   again; -4061 re-detects the position mode) and the legs equalised;
+- `coinm`: COIN-M hedges (spot coin moved to the COIN-M wallet as the margin of a short in
+  whole contracts), leg after leg, with `coinm_margin` moving the coin;
 - here: resizing and rebalancing an OPEN hedge.
 """
 
@@ -26,9 +28,10 @@ from bot.domain import EventSink, Hedge, Leg, OrderPurpose, Pair, Quote, Severit
 from bot.domain.numbers import floor_to_step
 from bot.domain.params import FeeParams
 from bot.errors import ExchangeError
-from bot.exchange.port import ExchangePort
+from bot.exchange.port import ExchangePort, coinm_of
 from bot.exchange.venues import spot_fee_in_base
 from bot.execution.account_setup import AccountSetup
+from bot.execution.coinm import CoinmHedger
 from bot.execution.hedge_context import ZERO, HedgeContext
 from bot.execution.leg_trader import LegTrader
 from bot.execution.legs import FeePrices, LegSender
@@ -73,7 +76,22 @@ class HedgeExecutor:
         self._legs = LegTrader(self._ctx)
         self._unwinder = HedgeUnwinder(self._ctx, self._legs)
         self._opener = HedgeOpener(self._ctx, self._legs, self._unwinder, uids=uids, run_id=run_id)
-        self._recovery = HedgeRecovery(self._ctx, self._legs, self._unwinder)
+        self._futures_taker = fees.effective().futures_taker
+        side = coinm_of(exchange)
+        self._coinm = (
+            CoinmHedger(
+                self._ctx,
+                side,
+                self._legs,
+                self._unwinder,
+                uids=uids,
+                run_id=run_id,
+                futures_fee=lambda: self._futures_taker,
+            )
+            if side is not None
+            else None
+        )
+        self._recovery = HedgeRecovery(self._ctx, self._legs, self._unwinder, self._coinm)
         self.use_fees(fees)
 
     def use_fees(self, fees: FeeParams, *, spot_in_bnb: bool | None = None) -> None:
@@ -81,6 +99,7 @@ class HedgeExecutor:
         `spot_in_bnb` says whether BNB pays spot fees (default: `fees.bnb_discount`)."""
         # Binance charges a spot buy's fee in the base asset, so the buy is grossed up;
         # Bitstamp charges it in the quote asset, and BNB pays it when the discount is on.
+        self._futures_taker = fees.effective().futures_taker
         bnb = fees.bnb_discount if spot_in_bnb is None else spot_in_bnb
         in_base = spot_fee_in_base(self._ctx.exchange) and not bnb
         self._ctx.base_fee = fees.effective().spot_taker if in_base else ZERO
@@ -106,6 +125,18 @@ class HedgeExecutor:
         perp_quote: Quote,
     ) -> Hedge | None:
         """Open a hedge of about `notional`; return it, or None when nothing was sent."""
+        if pair.perp.is_inverse:
+            coinm = await self._coinm_or_refuse(pair)
+            if coinm is None:
+                return None
+            return await coinm.open(
+                pair,
+                notional,
+                reason=reason,
+                metrics=metrics,
+                spot_quote=spot_quote,
+                perp_quote=perp_quote,
+            )
         return await self._opener.open(
             pair,
             notional,
@@ -116,8 +147,25 @@ class HedgeExecutor:
         )
 
     async def close(self, hedge: Hedge, pair: Pair, *, reason: str) -> Hedge:
-        """Close both legs concurrently; a failing leg is retried alone, never re-opened."""
+        """Close both legs concurrently; a failing leg is retried alone, never re-opened.
+
+        A COIN-M hedge closes leg after leg: short bought back, coin moved back, spot sold.
+        """
+        if pair.perp.is_inverse:
+            coinm = await self._coinm_or_refuse(pair)
+            return hedge if coinm is None else await coinm.close(hedge, pair, reason=reason)
         return await self._unwinder.close(hedge, pair, reason=reason)
+
+    async def _coinm_or_refuse(self, pair: Pair) -> CoinmHedger | None:
+        if self._coinm is None:
+            await self._ctx.emit(
+                "hedge.not_opened",
+                f"{pair.key}: {pair.perp.symbol} is COIN-M and this exchange has no COIN-M "
+                'side loaded (add "coinm" to [strategy] instruments)',
+                Severity.ALERT,
+                {"pair": pair.key},
+            )
+        return self._coinm
 
     async def recover(self, hedge: Hedge, pair: Pair) -> Hedge:
         """Finish a hedge left OPENING, CLOSING or UNWINDING, asking about every order first.
@@ -137,7 +185,22 @@ class HedgeExecutor:
         spot_quote: Quote,
         perp_quote: Quote,
     ) -> Hedge:
-        """Grow or shrink an OPEN hedge to about `notional`, both legs together."""
+        """Grow or shrink an OPEN hedge to about `notional`, both legs together.
+
+        A COIN-M hedge is not resized (its legs go one after the other): asked to shrink (a
+        protective action) it is closed instead; asked to grow it is kept as is.
+        """
+        if pair.perp.is_inverse:
+            if notional < hedge.target_notional and self._coinm is not None:
+                return await self._coinm.close(hedge, pair, reason=f"{reason} (COIN-M: closed)")
+            await self._ctx.emit(
+                "hedge.resize_denied",
+                f"hedge {hedge.id}: a COIN-M hedge is not resized; close it instead",
+                Severity.WARNING,
+                {},
+                hedge.id,
+            )
+            return hedge
         price = spot_quote.ask
         target = floor_to_step(notional / price, common_step(pair)) if price > 0 else ZERO
         delta = target - hedge.perp_quantity
@@ -215,7 +278,12 @@ class HedgeExecutor:
         return got
 
     async def rebalance(self, hedge: Hedge, pair: Pair) -> Hedge:
-        """Equalise the legs of an OPEN hedge that drifted."""
+        """Equalise the legs of an OPEN hedge that drifted (a COIN-M hedge: its coin is
+        bounded by `max_unhedged_usd` at open; nothing is traded here)."""
+        if pair.perp.is_inverse:
+            got = await self._ctx.ledger.hedges.get(hedge.id)
+            assert got is not None
+            return got
         await self._legs.equalise(hedge, pair, hedge.spot_quantity, hedge.perp_quantity)
         got = await self._ctx.ledger.hedges.get(hedge.id)
         assert got is not None

@@ -69,10 +69,11 @@ class LegTrader:
             if remaining <= 0 or (leg is Leg.SPOT and is_dust(remaining, price_hint, pair)):
                 return LegProgress(filled, cost, True, gone)
             closing_short = leg is Leg.PERP and side is Side.BUY
+            coinm = pair.perp.is_inverse  # COIN-M keeps its own position mode
             if closing_short:
-                position_side, reduce_only = self._ctx.setup.close_short_flags()
+                position_side, reduce_only = self._ctx.setup.close_short_flags(coinm=coinm)
             elif leg is Leg.PERP:
-                position_side, reduce_only = self._ctx.setup.open_short_flags()
+                position_side, reduce_only = self._ctx.setup.open_short_flags(coinm=coinm)
             else:
                 position_side, reduce_only = None, False
             cid = await self._next_client_id(hedge, leg, purpose)
@@ -135,9 +136,9 @@ class LegTrader:
         """Learn from a rejection before the retry; return the quantity still to trade."""
         match error:
             case PositionSideMismatch():
-                await self._ctx.setup.detect()
+                await self._ctx.setup.detect(coinm=pair.perp.is_inverse)
             case ReduceOnlyRejected() if leg is Leg.PERP:
-                await self._ctx.setup.detect()
+                await self._ctx.setup.detect(coinm=pair.perp.is_inverse)
                 held = await self._short_size(pair)
                 if held is not None and held < remaining:
                     await self._ctx.emit(

@@ -9,6 +9,8 @@ an unwind resumed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.domain import Hedge, HedgeState, Leg, OrderPurpose, OrderStatus, Pair, Severity, Side
 from bot.domain.ledger import OrderRecord
 from bot.errors import ExchangeError, OrderNotFound
@@ -17,14 +19,24 @@ from bot.execution.leg_trader import LegTrader
 from bot.execution.legs import LegResult
 from bot.execution.unwind import HedgeUnwinder
 
+if TYPE_CHECKING:
+    from bot.execution.coinm import CoinmHedger
+
 
 class HedgeRecovery:
     """Resolves a hedge's unknown orders, then finishes what the crash interrupted."""
 
-    def __init__(self, ctx: HedgeContext, legs: LegTrader, unwinder: HedgeUnwinder) -> None:
+    def __init__(
+        self,
+        ctx: HedgeContext,
+        legs: LegTrader,
+        unwinder: HedgeUnwinder,
+        coinm: CoinmHedger | None = None,
+    ) -> None:
         self._ctx = ctx
         self._legs = legs
         self._unwinder = unwinder
+        self.coinm = coinm
 
     async def recover(self, hedge: Hedge, pair: Pair) -> Hedge:
         """Finish a hedge left OPENING, CLOSING or UNWINDING, asking about every order first.
@@ -48,6 +60,10 @@ class HedgeRecovery:
                 )
                 return hedge
             results[record.client_order_id] = result
+        if pair.perp.is_inverse:
+            if self.coinm is None:
+                return hedge  # no COIN-M side loaded: nothing can be sent for it
+            return await self.coinm.recover(hedge, pair)
         hedge = await self._recompute_quantities(hedge, pair)
         match hedge.state:
             case HedgeState.OPENING:

@@ -8,11 +8,17 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.domain import Event, Severity
-from bot.domain.ledger import BotRun, TradingState, TradingStatus
+from bot.domain.ledger import BotRun, CloseRequest, TradingState, TradingStatus
 from bot.persistence.base import Sessions, SqlRepository
-from bot.persistence.cycle_reads import TRADING_STATE, CycleReads, trading_status_of
+from bot.persistence.cycle_reads import (
+    PENDING_CLOSES,
+    TRADING_STATE,
+    CycleReads,
+    close_request_of,
+    trading_status_of,
+)
 from bot.persistence.mapping import run_of
-from bot.persistence.models import BotRunRow, EventRow, PaperStateRow
+from bot.persistence.models import BotRunRow, CloseRequestRow, EventRow, PaperStateRow
 from bot.persistence.upsert import insert_replacing
 
 
@@ -106,6 +112,33 @@ class TradingStateRepository(SqlRepository):
         async with self._reads.writing(), self._engine.begin() as conn:
             await insert_replacing(conn, "trading_state", ("id",), [row])
         return TradingStatus(state, reason, changed_by, at)
+
+
+class CloseRequestRepository(SqlRepository):
+    """Operator closes of hedges: written by `carrybot close` or the dashboard, read by the
+    running bot every cycle (`Ledger.cycle_view`) until it records what it did."""
+
+    async def add(self, hedge_id: int, *, reason: str, source: str, at: datetime) -> CloseRequest:
+        """Record a close request for `hedge_id` and return it."""
+        async with self._sessions.begin() as s:
+            row = CloseRequestRow(hedge_id=hedge_id, reason=reason, source=source, requested_at=at)
+            s.add(row)
+            await s.flush()
+            return close_request_of(row)
+
+    async def pending(self) -> list[CloseRequest]:
+        """Requests the bot has not acted on yet, oldest first."""
+        async with self._engine.connect() as conn:
+            return [close_request_of(r) for r in await conn.execute(PENDING_CLOSES)]
+
+    async def finish(self, request_id: int, *, outcome: str, at: datetime) -> None:
+        """Record that the bot acted on the request (`outcome`: what became of the hedge)."""
+        async with self._sessions.begin() as s:
+            await s.execute(
+                update(CloseRequestRow)
+                .where(CloseRequestRow.id == request_id)
+                .values(done_at=at, outcome=outcome)
+            )
 
 
 class PaperStateRepository(SqlRepository):

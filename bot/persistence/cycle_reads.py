@@ -12,9 +12,9 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import Hedge, HedgeState
-from bot.domain.ledger import TradingState, TradingStatus
+from bot.domain.ledger import CloseRequest, TradingState, TradingStatus
 from bot.persistence.mapping import hedge_of, table_of
-from bot.persistence.models import HedgeRow, TradingStateRow
+from bot.persistence.models import CloseRequestRow, HedgeRow, TradingStateRow
 
 # Statements read every evaluation cycle, built once: rows, not ORM objects, are enough.
 ALL_HEDGES = select(table_of(HedgeRow)).order_by(HedgeRow.id)
@@ -27,6 +27,11 @@ _LAST_CLOSED = (
     .group_by(HedgeRow.pair)
 )
 TRADING_STATE = select(table_of(TradingStateRow)).where(TradingStateRow.id == 1)
+PENDING_CLOSES = (
+    select(table_of(CloseRequestRow))
+    .where(CloseRequestRow.done_at.is_(None))
+    .order_by(CloseRequestRow.id)
+)
 _HELD_SINCE = ALL_HEDGES.where(
     HedgeRow.opened_at.is_not(None),
     HedgeRow.closed_at.is_(None) | (HedgeRow.closed_at >= bindparam("since")),
@@ -140,6 +145,11 @@ class CycleReads:
         return status
 
 
+def close_request_of(row: Any) -> CloseRequest:
+    """Return the close request of a `close_requests` row."""
+    return CloseRequest(row.id, row.hedge_id, row.reason, row.source, row.requested_at)
+
+
 def trading_status_of(row: Any) -> TradingStatus | None:
     """Return the kill-switch state of a `trading_state` row (None when never set)."""
     if row is None:
@@ -154,3 +164,5 @@ class CycleView:
     trading: TradingStatus | None
     active: list[Hedge]
     last_closed_at: dict[str, datetime]
+    close_requests: tuple[CloseRequest, ...] = ()
+    """Operator closes not acted on yet (`carrybot close`, the dashboard)."""

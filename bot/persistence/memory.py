@@ -22,8 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain import Event, Severity
-from bot.domain.ledger import BotRun, TradingState, TradingStatus
+from bot.domain.ledger import BotRun, CloseRequest, TradingState, TradingStatus
 from bot.persistence.bot_state import (
+    CloseRequestRepository,
     EventRepository,
     PaperStateRepository,
     RunRepository,
@@ -108,6 +109,31 @@ class MemoryTradingState(MemoryRepository, TradingStateRepository):
         return self._t.trading
 
 
+class MemoryCloseRequests(MemoryRepository, CloseRequestRepository):
+    """Close requests of the process itself (nothing outside can reach a backtest); not
+    written to the database at the end (a backtest has no operator)."""
+
+    @property
+    def _requests(self) -> dict[int, CloseRequest]:
+        return self._t.close_requests
+
+    async def add(self, hedge_id: int, *, reason: str, source: str, at: datetime) -> CloseRequest:
+        self._t.close_request_ids += 1
+        request = CloseRequest(self._t.close_request_ids, hedge_id, reason, source, at)
+        self._requests[request.id] = request
+        return request
+
+    async def pending(self) -> list[CloseRequest]:
+        return list(self.kept())
+
+    def kept(self) -> tuple[CloseRequest, ...]:
+        """The pending requests, without an await (the cycle view's read)."""
+        return tuple(self._requests.values()) if self._requests else ()
+
+    async def finish(self, request_id: int, *, outcome: str, at: datetime) -> None:
+        self._requests.pop(request_id, None)
+
+
 class MemoryPaperState(MemoryRepository, PaperStateRepository):
     async def load(self, key: str) -> dict[str, Any] | None:
         saved = self._t.paper.get(key)
@@ -134,6 +160,8 @@ class MemoryLedger(Ledger):
         self.snapshots = MemorySnapshots(t)
         self.events = MemoryEvents(t, run_id)
         self.trading_state = MemoryTradingState(t)
+        self._closes = MemoryCloseRequests(t)
+        self.close_requests = self._closes
         self.paper_state = MemoryPaperState(t)
 
     def for_run(self, run_id: int) -> MemoryLedger:
@@ -142,7 +170,8 @@ class MemoryLedger(Ledger):
 
     async def cycle_view(self) -> CycleView:
         t = self.tables
-        return CycleView(t.trading, list(t.active.values()), dict(t.last_closed))
+        closes = self._closes.kept()
+        return CycleView(t.trading, list(t.active.values()), dict(t.last_closed), closes)
 
 
 def _run(r: Row) -> BotRun:

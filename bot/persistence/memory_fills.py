@@ -51,7 +51,7 @@ class MemoryFills(MemoryRepository, FillRepository):
 
     async def for_order(self, client_order_id: str) -> list[Fill]:
         rows = [r for r in self._t.rows["fills"] if r["client_order_id"] == client_order_id]
-        return [_fill(r) for r in _by_time(rows, "executed_at")]
+        return self._read(_by_time(rows, "executed_at"))
 
     async def for_hedge(self, hedge_id: int) -> list[Fill]:
         t = self._t
@@ -60,11 +60,22 @@ class MemoryFills(MemoryRepository, FillRepository):
             for o in t.orders_by_hedge.get(hedge_id, ())
             for f in t.fills_by_order.get(o["id"], ())
         ]
-        return [_fill(r) for r in _by_time(rows, "executed_at")]
+        return self._read(_by_time(rows, "executed_at"))
 
     async def all(self, venue: str | None = None) -> list[Fill]:
         rows = [r for r in self._t.rows["fills"] if venue is None or r["venue"] == venue]
-        return [_fill(r) for r in _by_time(rows, "executed_at")]
+        return self._read(_by_time(rows, "executed_at"))
+
+    def _read(self, rows: list[Row]) -> list[Fill]:
+        """The fills of `rows` as read back, each converted once (fills are never rewritten)."""
+        kept = self._t.fills_read
+        out: list[Fill] = []
+        for r in rows:
+            fill = kept.get(r["id"])
+            if fill is None:
+                fill = kept[r["id"]] = _fill(r)
+            out.append(fill)
+        return out
 
 
 class MemoryFunding(MemoryRepository, FundingRepository):

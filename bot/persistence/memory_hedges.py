@@ -132,10 +132,11 @@ class MemoryOrders(MemoryRepository, OrderRepository):
 
     async def get(self, client_order_id: str) -> OrderRecord | None:
         row = self._t.orders_by_cid.get(client_order_id)
-        return order_of(row) if row is not None else None
+        return self._t.order_read(row) if row is not None else None
 
     async def for_hedge(self, hedge_id: int) -> list[OrderRecord]:
-        return [order_of(r) for r in self._t.orders_by_hedge.get(hedge_id, ())]
+        read = self._t.order_read
+        return [read(r) for r in self._t.orders_by_hedge.get(hedge_id, ())]
 
     async def apply(
         self, order: Order, *, at: datetime, acked: bool = True, sent_at: datetime | None = None
@@ -154,6 +155,7 @@ class MemoryOrders(MemoryRepository, OrderRepository):
             values["sent_at"] = sent_at
         if acked and row["acked_at"] is None:
             values["acked_at"] = at
+        self._t.order_changed(row)
         return order_of(assign(row, values), raw=("filled_quantity", "average_price"))
 
     async def mark_failed(
@@ -177,6 +179,7 @@ class MemoryOrders(MemoryRepository, OrderRepository):
         }
         if sent_at is not None and row["sent_at"] is None:
             values["sent_at"] = sent_at
+        self._t.order_changed(row)
         return order_of(assign(row, values))
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import (
+    Fill,
     Hedge,
     HedgeState,
     Leg,
@@ -22,7 +23,13 @@ from bot.domain import (
     PositionSide,
     Side,
 )
-from bot.domain.ledger import MarketObservation, NewOrder, OrderRecord, TradingStatus
+from bot.domain.ledger import (
+    CloseRequest,
+    MarketObservation,
+    NewOrder,
+    OrderRecord,
+    TradingStatus,
+)
 from bot.persistence.mapping import observation_values, order_params
 from bot.persistence.types import _strip_zeros
 
@@ -189,6 +196,8 @@ class Tables:
         self.rows: dict[str, list[Row]] = {name: [] for name in TABLES}
         self.trading: TradingStatus | None = None
         self.paper: dict[str, tuple[dict[str, Any], datetime]] = {}  # key -> (state, updated_at)
+        self.close_requests: dict[int, CloseRequest] = {}  # pending, by id (never written)
+        self.close_request_ids = 0
         # natural keys (idempotent writes)
         self.observation_keys: dict[tuple[str, datetime], Row] = {}
         self.settled_keys: dict[tuple[str, str, datetime], Row] = {}
@@ -201,12 +210,14 @@ class Tables:
         self.orders_by_cid: dict[str, Row] = {}
         self.orders_by_hedge: dict[int, list[Row]] = {}
         self.fills_by_order: dict[int, list[Row]] = {}
+        self.fills_read: dict[int, Fill] = {}  # fill id -> its Fill (a fill is never rewritten)
         self._balances: dict[str, list[tuple[datetime, Row]]] = {}  # wallet -> in write order
         self._balances_sorted: dict[str, bool] = {}
         # reads kept until the next hedge write
         self.active: dict[int, Hedge] = {}  # by id, ascending
         self.last_closed: dict[str, datetime] = {}
         self._read: dict[int, Hedge] = {}
+        self._orders_read: dict[int, OrderRecord] = {}  # by order id, until its next write
         self._generation = 0
         self._held: tuple[int, datetime, list[Hedge]] | None = None
 
@@ -279,6 +290,17 @@ class Tables:
         return list(held)
 
     # --- orders and snapshots ----------------------------------------------------------------
+    def order_read(self, row: Row) -> OrderRecord:
+        """Return the order of `row` as read back from a database (kept until its next write)."""
+        order = self._orders_read.get(row["id"])
+        if order is None:
+            order = self._orders_read[row["id"]] = order_of(row)
+        return order
+
+    def order_changed(self, row: Row) -> None:
+        """Forget the kept read of order `row` (its columns were just written)."""
+        self._orders_read.pop(row["id"], None)
+
     def order_written(self, row: Row) -> None:
         self.order_rows[row["id"]] = row
         self.orders_by_cid[row["client_order_id"]] = row

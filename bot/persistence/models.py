@@ -274,6 +274,24 @@ class TradingStateRow(Base):
     changed_at: Mapped[datetime]
 
 
+class CloseRequestRow(Base):
+    """An operator close of a hedge (`carrybot close`, `POST /api/hedges/{id}/close`).
+
+    Written by the command or the dashboard, read by the running bot every cycle while
+    `done_at` is empty; the bot records the outcome when it has acted on it.
+    """
+
+    __tablename__ = "close_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hedge_id: Mapped[int] = mapped_column(ForeignKey("hedges.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
 class PaperStateRow(Base):
     """The simulated account of paper mode (balances, positions, orders), restored on restart."""
 

@@ -8,19 +8,22 @@ their orders (`hedges`), fills and funding (`fills`), observations and snapshots
 
 from __future__ import annotations
 
+from bot.domain.ledger import CloseRequest
 from bot.persistence.base import Sessions, engine_of
 from bot.persistence.bot_state import (
+    CloseRequestRepository,
     EventRepository,
     PaperStateRepository,
     RunRepository,
     TradingStateRepository,
 )
-from bot.persistence.cycle_reads import CycleReads, CycleView
+from bot.persistence.cycle_reads import PENDING_CLOSES, CycleReads, CycleView, close_request_of
 from bot.persistence.fills import FillRepository, FundingRepository, SettledFundingRepository
 from bot.persistence.hedges import HedgeRepository, OrderRepository
 from bot.persistence.observations import ObservationRepository, SnapshotRepository
 
 __all__ = [
+    "CloseRequestRepository",
     "CycleReads",
     "CycleView",
     "EventRepository",
@@ -54,6 +57,7 @@ class Ledger:
         self.snapshots = SnapshotRepository(sessions)
         self.events = EventRepository(sessions, run_id)
         self.trading_state = TradingStateRepository(sessions, reads)
+        self.close_requests = CloseRequestRepository(sessions)
         self.paper_state = PaperStateRepository(sessions)
 
     def for_run(self, run_id: int) -> Ledger:
@@ -61,11 +65,13 @@ class Ledger:
         return Ledger(self.sessions, self.reads, run_id)
 
     async def cycle_view(self) -> CycleView:
-        """Return the trading state, the active hedges and the last closes in one round trip.
+        """Return the trading state, the active hedges, the last closes and the pending
+        operator closes in one round trip.
 
-        The trading state is read every time (`carrybot halt` writes it from another
-        process) unless `reads` keeps it (a ledger no other process writes); the hedges are read
-        again only after this process wrote one.
+        The trading state and the close requests are read every time (`carrybot halt` and
+        `carrybot close` write them from another process) unless `reads` keeps the state (a
+        ledger no other process writes, which no close request can reach either); the
+        hedges are read again only after this process wrote one.
         """
         reads = self.reads
         kept, status = reads.kept_status()
@@ -73,7 +79,9 @@ class Ledger:
         if kept and hedges is not None:
             return CycleView(status, *hedges)
         async with engine_of(self.sessions).connect() as conn:
+            closes: tuple[CloseRequest, ...] = ()
             if not kept:
                 status = await reads.read_status(conn)
+                closes = tuple(close_request_of(r) for r in await conn.execute(PENDING_CLOSES))
             active, last_closed = await reads.read(conn)
-            return CycleView(status, active, last_closed)
+            return CycleView(status, active, last_closed, closes)

@@ -32,7 +32,8 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
-from bot.exchange.port import ExchangePort, refresh_status_of
+from bot.errors import FatalExchangeError
+from bot.exchange.port import CoinmPort, ExchangePort, coinm_of, refresh_status_of
 from bot.streams.source import StreamingSource
 from bot.streams.user import FUTURES_USER, SPOT_USER
 
@@ -155,3 +156,23 @@ class StreamedExchange:
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
     ) -> None:
         await self.live.transfer(asset, amount, from_wallet=from_wallet, to_wallet=to_wallet)
+
+    # --- COIN-M (`CoinmPort`), by REST, when the live adapter has it loaded ----------------
+    @property
+    def trades_coinm(self) -> bool:
+        return coinm_of(self.live) is not None
+
+    async def fetch_coinm_account(self, asset: str) -> FuturesAccount:
+        return await self._coinm().fetch_coinm_account(asset)
+
+    async def fetch_coinm_position_mode(self) -> PositionMode:
+        return await self._coinm().fetch_coinm_position_mode()
+
+    async def set_coinm_position_mode(self, mode: PositionMode) -> None:
+        await self._coinm().set_coinm_position_mode(mode)
+
+    def _coinm(self) -> CoinmPort:
+        side = coinm_of(self.live)
+        if side is None:
+            raise FatalExchangeError("COIN-M is not loaded on the live adapter")
+        return side

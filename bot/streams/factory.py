@@ -10,7 +10,9 @@ import logging
 from bot.clock import Clock
 from bot.config import Config
 from bot.exchange.port import ExchangePort, MarketDataSource
+from bot.streams.cross import CrossVenueStreams, bitstamp_off_reason
 from bot.streams.exchange import StreamedExchange
+from bot.streams.gate import StreamView
 from bot.streams.pro_client import build_pro_client
 from bot.streams.source import StreamingSource
 
@@ -23,7 +25,7 @@ def streams_off_reason(config: Config) -> str | None:
     if not streams.enabled:
         return "[streams] enabled = false"
     if config.venues.cross_venue:
-        return "streams cover Binance only; a cross-venue setup polls REST"
+        return _cross_venue_off_reason(config)
     if exchange.spot_api_url is not None and streams.spot_ws_url is None:
         return (
             "exchange.spot_api_url points at another server but streams.spot_ws_url is not "
@@ -41,6 +43,22 @@ def streams_off_reason(config: Config) -> str | None:
             f"exchange.environment = {exchange.environment!r}: set streams.spot_ws_url and "
             "streams.futures_ws_url for it"
         )
+    return None
+
+
+def _cross_venue_off_reason(config: Config) -> str | None:
+    """Across venues: Bitstamp's streams for the spot leg, Binance USDⓈ-M's for the short."""
+    streams, exchange = config.streams, config.exchange
+    reason = bitstamp_off_reason(config)
+    if reason is not None:
+        return reason
+    if exchange.futures_api_url is not None and streams.futures_ws_url is None:
+        return (
+            "exchange.futures_api_url points at another server but streams.futures_ws_url "
+            "is not set; set it, or enabled = false"
+        )
+    if exchange.environment != "production" and streams.futures_ws_url is None:
+        return f"exchange.environment = {exchange.environment!r}: set streams.futures_ws_url for it"
     return None
 
 
@@ -96,9 +114,12 @@ def with_streams(
     return live if source is None else StreamedExchange(live, source)
 
 
-def find_streaming_source(exchange: object) -> StreamingSource | None:
-    """The `StreamingSource` behind an exchange built by the factory, if any."""
+def find_streaming_source(exchange: object) -> StreamView | None:
+    """The streams behind an exchange built by the factory, if any (across venues: both)."""
     if isinstance(exchange, StreamedExchange):
         return exchange.source
+    streams = getattr(exchange, "streams", None)
+    if isinstance(streams, CrossVenueStreams):
+        return streams
     source = getattr(exchange, "source", None)
     return source if isinstance(source, StreamingSource) else None

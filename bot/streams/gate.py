@@ -11,14 +11,36 @@ A pair may not be entered (or a hedge enlarged) while
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from bot.clock import Clock
 from bot.domain import Pair, Quote
 from bot.streams.config import MaintenanceWindow, StreamsConfig
+from bot.streams.health import HealthBoard
 from bot.streams.source import StreamingSource
+
+
+class StreamView(Protocol):
+    """What the gate, the heartbeat and the dashboard read of the streams: a
+    `StreamingSource`, or `CrossVenueStreams` over Bitstamp's and Binance's."""
+
+    health: HealthBoard
+    on_user_resync: Callable[[], None] | None
+
+    @property
+    def pairs_by_key(self) -> Mapping[str, Pair]: ...
+    def quote_problem(self, symbol: str) -> str | None: ...
+    def mark_problem(self, symbol: str) -> str | None: ...
+    def live_since(self, symbols: Sequence[str]) -> float | None: ...
+    def stream_quote(self, symbol: str) -> Quote | None: ...
+
+
+def _conforms(source: StreamingSource) -> StreamView:
+    return source
+
 
 BPS = Decimal(10000)
 
@@ -48,7 +70,7 @@ class EntryGate:
         self,
         config: StreamsConfig,
         clock: Clock,
-        source: StreamingSource | None,
+        source: StreamView | None,
         pairs: Mapping[str, Pair],
     ) -> None:
         self.config = config
@@ -80,9 +102,9 @@ class EntryGate:
             since = self._clock.monotonic() - live_since
             if since < settle:
                 return f"streams reconnected {since:.1f}s ago; settling for {settle:g}s"
-        streams = source.streams
-        assert streams is not None  # quote_problem returned None
-        for quote in (streams.quotes[spot], streams.quotes[perp]):
+        for symbol in (spot, perp):
+            quote = source.stream_quote(symbol)
+            assert quote is not None  # quote_problem returned None
             spread = _spread_bps(quote)
             if spread > self.config.max_spread_bps:
                 return (

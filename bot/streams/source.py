@@ -11,6 +11,10 @@ Subscriptions start on the first call: the pairs of an explicit `[universe] symb
 else every spot/perpetual pair; in live mode (a keyed `user_client`) the user-data streams
 start with them. They follow the pairs afterwards: each `pairs()` call (the snapshot's
 instrument refresh) subscribes pairs that were listed and unsubscribes those that left.
+
+Across venues (`[venues] spot = "bitstamp"`) this source streams the perpetual side only
+(`spot_streams=False`: the spot leg's books are Bitstamp's, `bitstamp_source.py`) and
+takes its pairs from `pair_source` (the router's cross-venue pairs).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -49,8 +53,11 @@ class StreamingSource:
         *,
         universe_symbols: Sequence[str] = (),
         user_client: CarryBinancePro | None = None,
+        spot_streams: bool = True,
     ) -> None:
         self.rest = rest
+        self.spot_streams = spot_streams
+        self.pair_source: Callable[[], Awaitable[Sequence[Pair]]] | None = None
         self.client = client
         self.user_client = user_client
         self.user: UserStreams | None = None
@@ -79,16 +86,19 @@ class StreamingSource:
     def _take_universe(self, all_pairs: Sequence[Pair]) -> bool:
         """Set the streamed pairs from the exchange's pairs; True when they changed."""
         pairs = [p for p in all_pairs if not self._universe or p.key in self._universe]
-        spot = sorted({p.spot.symbol for p in pairs})
+        spot = sorted({p.spot.symbol for p in pairs}) if self.spot_streams else []
         perp = sorted({p.perp.symbol for p in pairs})
         self.pairs_by_key = {p.key: p for p in pairs}
         changed = (spot, perp) != (self._spot, self._perp)
         self._spot, self._perp = spot, perp
         return changed
 
+    async def _pairs(self) -> Sequence[Pair]:
+        return await (self.pair_source or self.rest.pairs)()
+
     async def _start(self) -> MarketStreams:
         instruments = await self.rest.load_instruments()
-        self._take_universe(await self.rest.pairs())
+        self._take_universe(await self._pairs())
         try:
             await self.client.load_markets()  # ccxt.pro maps symbols to stream names with them
         except Exception as exc:
@@ -99,8 +109,9 @@ class StreamingSource:
         if self.user_client is not None:
             await self.user_client.load_markets()
             self.user = UserStreams(
-                self.user_client, self.config, self._clock, self.health, instruments
-            )
+                self.user_client, self.config, self._clock, self.health, instruments,
+                spot=self.spot_streams,
+            )  # fmt: skip
             self.user.on_resync = self._user_resync
             self.user.start()
         log.info(
@@ -168,17 +179,28 @@ class StreamingSource:
     async def pairs(self) -> Sequence[Pair]:
         """The exchange's pairs; the subscriptions follow them (listings, delistings)."""
         pairs = await self.rest.pairs()
+        if self.streams is not None:
+            await self.follow(pairs if self.pair_source is None else await self.pair_source())
+        return pairs
+
+    async def follow(self, pairs: Sequence[Pair]) -> None:
+        """Let the running subscriptions follow `pairs` (nothing before the start)."""
         streams = self.streams
         if streams is not None and self._take_universe(pairs):
             async with self._start_lock:
                 instruments = await self.rest.load_instruments()
                 await streams.follow(self._spot, self._perp, instruments)
-        return pairs
 
     async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
         return await refresh_status_of(self.rest, spot_symbols)
 
+    def stream_quote(self, symbol: str) -> Quote | None:
+        """The last stream quote of `symbol` (the entry gate reads its spread)."""
+        return self.streams.quotes.get(symbol) if self.streams is not None else None
+
     async def fetch_best_quotes(self, kind: MarketKind) -> Mapping[str, Quote]:
+        if kind is MarketKind.SPOT and not self.spot_streams:
+            return await self.rest.fetch_best_quotes(kind)
         streams = await self.start()
         symbols = self._spot if kind is MarketKind.SPOT else self._perp
         fresh = self._fresh_quotes(streams, symbols)

@@ -15,11 +15,14 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock
 from bot.streams.health import StreamHealth, StreamState
 from bot.streams.pro_client import CarryBinancePro, set_stream_url
+
+if TYPE_CHECKING:
+    from bot.streams.bitstamp_pro import CarryBitstampPro
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class Supervisor:
 
     def __init__(
         self,
-        client: CarryBinancePro,
+        client: CarryBinancePro | CarryBitstampPro,
         subscription: Subscription,
         health: StreamHealth,
         clock: Clock,
@@ -72,6 +75,14 @@ class Supervisor:
         self._was_live = False
         self.connected_at: float | None = None
         self.attempt_at: float | None = None
+
+    def _point(self, url: str) -> None:
+        """Point the client's next dial of this kind at `url` (a Bitstamp client knows how)."""
+        point = getattr(self.client, "point_stream", None)
+        if callable(point):
+            point(self.sub.kind, url)
+        else:
+            set_stream_url(self.client, self.sub.kind, url)
 
     def connection(self) -> Any | None:
         """The ccxt client (one WebSocket) carrying this subscription, if any."""
@@ -116,7 +127,7 @@ class Supervisor:
                 await self._until_connected(url)
                 live = True
                 continue
-            set_stream_url(self.client, self.sub.kind, url)  # no await between this and the dial
+            self._point(url)  # no await between this and the dial
             await self.sub.watch()
             if not live:
                 live = True
@@ -126,7 +137,7 @@ class Supervisor:
         """Start the watch; return once its connection is open (or the watch returned)."""
 
         async def watch() -> Any:
-            set_stream_url(self.client, self.sub.kind, url)
+            self._point(url)
             return await self.sub.watch()
 
         task = asyncio.ensure_future(watch())

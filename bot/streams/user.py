@@ -115,8 +115,11 @@ class UserStreams:
         clock: Clock,
         health: HealthBoard,
         instruments: Mapping[str, Instrument],
+        *,
+        spot: bool = True,
     ) -> None:
         self.client = client
+        self._spot = spot  # False across venues: no spot account on Binance
         self.config = config
         self._clock = clock
         self.health = health
@@ -156,6 +159,8 @@ class UserStreams:
                 live_when_connected=True,
             ),
         ]
+        if not self._spot:
+            subs = subs[1:]
         for sub in subs:
             sup = Supervisor(
                 self.client,

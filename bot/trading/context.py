@@ -12,6 +12,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from bot.circuit import ExchangeCircuit
 from bot.clock import Clock
@@ -145,7 +146,13 @@ class LoopContext:
 
     async def book(self, hedge_id: int) -> None:
         """Count the hedge's fees and realised P&L since the last snapshot toward the day."""
-        self.state.daily.book(hedge_id, await self.ledger.fills.for_hedge(hedge_id))
+        hedge = await self.ledger.hedges.get(hedge_id)
+        inverse = (
+            {hedge.perp_symbol: Decimal(hedge.metrics["contract_size"])}
+            if hedge is not None and hedge.is_coinm
+            else None
+        )
+        self.state.daily.book(hedge_id, await self.ledger.fills.for_hedge(hedge_id), inverse)
 
     async def set_trading_state(self, state: TradingState, reason: str) -> None:
         """Record a trading state the risk limits require, and alert on it."""

@@ -31,6 +31,7 @@ from bot.persistence.outage import is_db_outage
 from bot.risk import AddMargin, Rebalance, RiskView
 from bot.trading.context import LoopContext, TradingParts
 from bot.trading.intents import IntentRunner
+from bot.trading.operator_close import OperatorCloses
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Evaluator:
         self._entry_backoff = entry_backoff
         self._intents = IntentRunner(ctx, parts.executor, entry_backoff)
         self.delisting = DelistingWatch(ctx.events, ctx.clock)
+        self.operator = OperatorCloses(ctx)
         self._outages_seen = 0  # database outages whose in-flight hedges are finished
         self._steps: dict[str, tuple[Pair, Decimal]] = {}  # pair key -> (pair, common step)
 
@@ -120,13 +122,22 @@ class Evaluator:
             last_closed_at=ledger_view.last_closed_at,
             equity=ctx.state.daily.equity or ZERO,
         )
+        requested = ledger_view.close_requests
+        closes = self.operator.intents(requested, hedges)
+        by_operator = {c.hedge_id for c in closes}
+        closes += [
+            c for c in await self.delisting.closes(hedges, snap) if c.hedge_id not in by_operator
+        ]
         intents = self.delisting.merge(
-            await self.delisting.closes(hedges, snap),
+            closes,
             parts.strategy.evaluate(snap, portfolio, ctx.state.params or parts.params),
             snap,
         )
         accepted = await parts.risk.review(intents, view, ctx.events)
-        return await self._intents.run(accepted, snap, hedges)
+        done = await self._intents.run(accepted, snap, hedges)
+        if requested:
+            await self.operator.settle(requested, hedges)
+        return done
 
     def _refresh_trading_state(self, status: TradingStatus | None) -> None:
         state = self._ctx.state

@@ -17,6 +17,7 @@ from bot.domain import Balance, FuturesAccount
 from bot.domain.ledger import BalanceSnapshot, PositionSnapshot
 from bot.equity import equity_snapshot
 from bot.errors import ExchangeError
+from bot.exchange.port import coinm_of
 from bot.exchange.venues import USDT_TERMS, VenueRouter, wallet_names
 from bot.trading.context import LoopContext
 
@@ -44,6 +45,7 @@ class AccountSnapshots:
             spot = await ctx.exchange.fetch_spot_balances()
             futures = await ctx.exchange.fetch_futures_account()
             positions = await ctx.exchange.fetch_positions()
+            coinm = await self._coinm_wallets()
         except ExchangeError as exc:
             ctx.exchange_failed(exc)
             log.warning("Balances not fetched now: %s", exc)
@@ -52,7 +54,13 @@ class AccountSnapshots:
         await self._watch_capital(spot, futures)
         prices, priceable = self._asset_prices()
         taken = equity_snapshot(
-            now, spot, futures, prices, priceable, wallets=wallet_names(ctx.exchange)
+            now,
+            spot,
+            futures,
+            prices,
+            priceable,
+            wallets=wallet_names(ctx.exchange),
+            coinm=coinm,
         )
         if not taken.complete:
             if not state.snapshot_deferred:
@@ -91,6 +99,19 @@ class AccountSnapshots:
             start = await ctx.ledger.snapshots.first_value_since("total", day)
         state.daily.snapshot(taken.equity, now, start)
         return taken.equity
+
+    async def _coinm_wallets(self) -> dict[str, FuturesAccount]:
+        """The COIN-M wallets of every coin with a COIN-M contract in the pairs (and of the
+        coins COIN-M hedges hold): always the same wallets, so that a coin already in the
+        COIN-M wallet is not counted only while a hedge holds that coin. No COIN-M: none."""
+        side = coinm_of(self._ctx.exchange)
+        if side is None:
+            return {}
+        coins = {p.base for p in self._ctx.pairs.values() if p.perp.is_inverse}
+        coins |= {
+            h.pair.split("/")[0] for h in await self._ctx.ledger.hedges.active() if h.is_coinm
+        }
+        return {coin: await side.fetch_coinm_account(coin) for coin in sorted(coins)}
 
     async def _watch_capital(self, spot: Mapping[str, Balance], futures: FuturesAccount) -> None:
         """Across venues, alert when one venue's balance cannot carry a configured hedge."""

@@ -44,7 +44,7 @@ async def start_dashboard(
     if not web.enabled:
         return None
     ctx = WebContext(
-        ReadModel(ledger, leverage=leverage),
+        ReadModel(ledger, leverage=leverage, clock=clock),
         clock,
         token=token,
         live=live,

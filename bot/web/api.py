@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot.adopt import request_adopt
-from bot.control import set_trading_state
+from bot.control import CloseRefused, request_close, set_trading_state
 from bot.domain import Severity
 from bot.domain.ledger import TradingState
 from bot.errors import UserError
@@ -260,6 +260,39 @@ async def adopt(request: Request) -> Response:
         raise web_app.BadRequest(str(exc).replace("--hedge", "body.hedge_id =", 1)) from None
     ctx.read.invalidate()
     return JSONResponse({"requested": message, "hedge_id": hedge_id, "close": close})
+
+
+async def close_hedge(request: Request) -> Response:
+    """Close an OPEN hedge from the page: a request the running bot obeys within one cycle.
+
+    202 once stored; 404 for an unknown hedge, 409 for one that is not OPEN.
+    """
+    require_token(request)
+    raw_id = request.path_params["hedge_id"]
+    try:
+        hedge_id = int(raw_id)
+    except ValueError:
+        raise web_app.BadRequest(f"hedge id {raw_id!r}: must be an integer") from None
+    body = await json_body(request, {"reason"})
+    reason = _reason(body)
+    ctx = web_app.context_of(request)
+    try:
+        close = await request_close(
+            ctx.ledger, hedge_id, reason=reason, source="web", at=ctx.clock.now()
+        )
+    except CloseRefused as exc:
+        raise HTTPException(404 if exc.not_found else 409, str(exc)) from None
+    ctx.read.invalidate()
+    return JSONResponse(
+        {
+            "request_id": close.id,
+            "hedge_id": close.hedge_id,
+            "reason": close.reason,
+            "source": close.source,
+            "requested_at": close.requested_at.isoformat(),
+        },
+        status_code=202,
+    )
 
 
 async def metrics(request: Request) -> Response:

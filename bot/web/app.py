@@ -37,6 +37,7 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/halt", api.halt, methods=["POST"]),
         Route("/api/resume", api.resume, methods=["POST"]),
         Route("/api/adopt", api.adopt, methods=["POST"]),
+        Route("/api/hedges/{hedge_id}/close", api.close_hedge, methods=["POST"]),
         Route("/metrics", api.metrics),
     ]
     app = Starlette(

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.clock import Clock, SystemClock
 from bot.domain import Event, Severity
 from bot.domain.ledger import BotRun
 from bot.persistence.models import (
@@ -75,17 +76,29 @@ class ReadModel:
     Every view a request reads is kept with the ledger's version (`bot.web.freshness`: this
     process's writes, plus one query of maximum ids for other processes' rows), checked once
     per request: a Prometheus scrape of an idle bot then costs one small query instead of
-    the status report's queries per hedge. The status report is also rebuilt once it is
-    `max_age_seconds` old (holding hours and APRs move with time).
+    the status report's queries per hedge. New market observations or balance snapshots
+    alone (a running bot adds them every few seconds) refresh the views once they are
+    `max_age_seconds` old, any other change at once. The status report is also rebuilt once
+    it is `max_age_seconds` old (holding hours and APRs move with time).
     """
 
-    def __init__(self, ledger: Ledger, *, leverage: int = 1, max_age_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        leverage: int = 1,
+        max_age_seconds: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
         self.ledger = ledger
         self.leverage = leverage
         self.max_age_seconds = max_age_seconds
+        self._clock = clock or SystemClock()
         engine = ledger.sessions.kw.get("bind")
         self._writes = write_counter(engine) if isinstance(engine, AsyncEngine) else None
         self._version: tuple[Any, ...] | None = None
+        self._fast_version: tuple[Any, ...] | None = None
+        self._kept_since = 0.0  # clock.monotonic() when the kept views' version was read
         self._kept: dict[Hashable, Any] = {}
         self.rebuilds = 0  # status reports built (tests and the bench read it)
 
@@ -125,11 +138,16 @@ class ReadModel:
         if scope is not None and scope[0] is not None:
             return scope[0]
         async with self._session() as s:
-            marks = await ledger_marks(s)
-        version = (self._writes.writes if self._writes else None, *marks)
-        if version != self._version:
+            marks, fast_marks = await ledger_marks(s)
+        writes = self._writes
+        version = (writes.writes if writes else None, *marks)
+        fast = (writes.fast_writes if writes else None, *fast_marks)
+        now = self._clock.monotonic()
+        if version != self._version or (
+            fast != self._fast_version and now - self._kept_since >= self.max_age_seconds
+        ):
             self._kept = {}
-            self._version = version
+            self._version, self._fast_version, self._kept_since = version, fast, now
         if scope is not None:
             scope[0] = self._kept
         return self._kept

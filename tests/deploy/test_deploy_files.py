@@ -1,6 +1,7 @@
 """The Dockerfile, compose file, systemd unit and monitoring files: linted and checked
-against what the bot really serves (hadolint and systemd-analyze run here; `docker compose
-config` only where Docker's compose plugin exists).
+against what the bot really serves (hadolint and systemd-analyze run here, the compose file
+against the Compose Specification's JSON schema offline; `docker compose config` only where
+Docker's compose plugin exists).
 """
 
 from __future__ import annotations
@@ -126,6 +127,38 @@ def _compose_project(tmp_path: Path, *, drop_name: bool = False) -> Path:
     shutil.copytree(DEPLOY, tmp_path / "deploy")
     (tmp_path / ".env").write_text("CARRYBOT_WEB_TOKEN=x\n")
     return tmp_path
+
+
+def _compose_spec_errors(document: object) -> list[str]:
+    """Errors of `document` against the Compose Specification (the schema Compose v2 loads
+    with), as vendored by check-jsonschema: offline, no Docker needed."""
+    from importlib.resources import files
+
+    import jsonschema
+
+    vendor = files("check_jsonschema.builtin_schemas").joinpath("vendor")
+    schema = json.loads(vendor.joinpath("compose-spec.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)  # draft 2020-12
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+        for e in validator.iter_errors(document)
+    ]
+
+
+def test_compose_file_validates_against_the_compose_specification_schema() -> None:
+    pytest.importorskip("check_jsonschema", reason="pip install -e '.[dev]'")
+    compose = _compose()
+    assert _compose_spec_errors(compose) == []
+    assert "name" in compose and "monitoring" in {
+        p for s in compose["services"].values() for p in s.get("profiles", [])
+    }
+    # The schema catches what Compose v2 would refuse: a misspelt key, a wrong type.
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["bot"]["restrt"] = "always"
+    broken["services"]["postgres"]["healthcheck"] = "pg_isready"
+    errors = _compose_spec_errors(broken)
+    assert any("restrt" in e for e in errors), errors
+    assert any(e.startswith("services/postgres/healthcheck") for e in errors), errors
 
 
 def test_docker_compose_config_validates_where_docker_compose_exists(tmp_path: Path) -> None:

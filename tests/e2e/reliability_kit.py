@@ -69,7 +69,8 @@ def measure_outage_recovery(env: BotEnv, outage_seconds: float) -> dict[str, flo
     BTC is attractive but trading HALTED when the bot starts; every endpoint then answers
     503 for `outage_seconds`, trading is resumed meanwhile (through the ledger), then the
     exchange is back. Returns the seconds from the exchange's return to the first entry
-    order and the position-risk requests sent during the outage.
+    order, the position-risk requests sent during the outage, and the outage as it was
+    (`outage_seconds` plus the `resume` command run inside it).
     """
     assert env.cli("halt", "--reason", "before the outage").code == 0
     bot = env.spawn("run", "--live", "--duration", str(outage_seconds + 60))
@@ -95,6 +96,7 @@ def measure_outage_recovery(env: BotEnv, outage_seconds: float) -> dict[str, flo
     risk += [r["at"] for r in requests(env, "/fapi/v2/positionRisk")]
     return {
         "outage_seconds": outage_seconds,
+        "outage_measured_seconds": back - started,
         "first_entry_after_seconds": first_order - back,
         "position_risk_during_outage": sum(1 for t in risk if started < t < back),
     }

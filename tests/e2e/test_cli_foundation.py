@@ -84,13 +84,37 @@ def test_run_refuses_an_unmigrated_database_then_db_upgrade_fixes_it(tmp_path: P
 
 @pytest.mark.parametrize(
     "command",
-    ["run", "scan", "status", "backtest", "sweep", "data", "db", "config", "halt", "resume"],
+    [
+        "run",
+        "scan",
+        "status",
+        "backtest",
+        "sweep",
+        "data",
+        "db",
+        "config",
+        "halt",
+        "resume",
+        "close",
+    ],
 )
 def test_every_command_has_useful_help(tmp_path: Path, command: str) -> None:
     result = run_cli(command, "--help", cwd=tmp_path)
 
     assert result.code == 0
     assert "Usage:" in result.stdout
+
+
+def test_close_of_a_hedge_the_ledger_does_not_have_is_one_error_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+    assert run_cli("db", "upgrade", cwd=tmp_path, env=env).code == 0
+
+    result = run_cli("close", "7", "--reason", "by hand", cwd=tmp_path, env=env)
+
+    assert result.code == 2
+    assert result.stderr.strip() == ("error: hedge 7: no hedge with that id (active hedges: none)")
 
 
 def test_run_once_with_the_exchange_unreachable_says_so_in_one_line_and_exits_1(

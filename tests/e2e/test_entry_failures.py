@@ -45,20 +45,31 @@ def side_of(order: dict[str, object]) -> object:
     return params["side"]
 
 
-async def test_persistently_rejected_perp_leg_makes_one_round_trip_in_60s_not_one_per_cycle(
+# The cool-down after a failed entry is 60 s by default; here 24 s, and the bot runs for 20 s
+# of it: 10 evaluate cycles (every 2 s) that would each churn a round trip without it. The
+# doubling and the cap of the cool-down are on an injected clock in test_entry_backoff.py.
+COOLDOWN_SECONDS = 24
+RUN_SECONDS = 20
+
+
+async def test_persistently_rejected_perp_leg_makes_one_round_trip_per_cooldown_not_one_per_cycle(
     churn: BotEnv,
 ) -> None:
+    tune(churn, "risk", entry_failure_backoff_seconds=COOLDOWN_SECONDS)
     add_fault(churn, **MIN_NOTIONAL)
-    bot = churn.spawn("run", "--live", "--duration", "60")
-    code = bot.wait(timeout=120)
+    bot = churn.spawn("run", "--live", "--duration", str(RUN_SECONDS))
+    code = bot.wait(timeout=RUN_SECONDS + 60)
     log = bot.log_path.read_text()
 
     assert code == 0, log[-3000:]
     sides = [side_of(o) for o in spot_orders(churn)]
     round_trips = sides.count("BUY")
-    print(f"\nFIGURE spot round trips in 60 s of a rejected perp leg (-4164): {round_trips}")
+    print(
+        f"\nFIGURE spot round trips in {RUN_SECONDS} s (10 evaluate cycles) of a rejected "
+        f"perp leg (-4164): {round_trips}"
+    )
     assert round_trips <= 1 and sides == ["BUY", "SELL"], sides
-    assert "no new entry on BTC/USDT for 60s" in log
+    assert f"no new entry on BTC/USDT for {COOLDOWN_SECONDS}s" in log
     spot, short = server_exposure(churn)
     assert short == 0 and spot < D("0.001")  # unwound: nothing left but dust
     async with ledger_at(churn.database_url) as ledger:

@@ -40,7 +40,9 @@ from bot.domain.params import FeeParams
 from bot.errors import ExchangeError, InsufficientFunds, OrderNotFound
 from bot.exchange.bitstamp_client import TIMESTAMP_REASON
 from bot.exchange.simulator import SimulatedExchange
+from tests.fakes import bitstamp_ohlc
 from tests.fakes.binance_server import LoggedRequest
+from tests.fakes.bitstamp_streams import WS_PATH, FakeBitstampStreams
 from tests.fakes.faults import Fault, FaultBook, FaultKind
 from tests.fakes.market import quote_book
 from tests.fakes.weights import RollingWindow
@@ -94,6 +96,7 @@ class FakeBitstamp:
         self.keys = {api_key: api_secret}
         self.instruments = {i.symbol: i for i in instruments}
         self.books: dict[str, OrderBook] = {}
+        self.ohlc: dict[str, dict[int, dict[str, str]]] = {}  # symbol -> time -> bar
         self.volumes: dict[str, Decimal] = {}
         self.fees = fees
         self.account = SimulatedExchange(
@@ -112,10 +115,12 @@ class FakeBitstamp:
         self._host = host
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.streams = FakeBitstampStreams(self)
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> str:
         app = web.Application()
+        app.router.add_get(WS_PATH, self.streams.handle)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -123,9 +128,16 @@ class FakeBitstamp:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://{self._host}:{port}"
+        self.streams.start()
         return self.url
 
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket endpoint (`[venues] bitstamp_ws_url`)."""
+        return self.url.replace("http://", "ws://", 1) + WS_PATH
+
     async def stop(self) -> None:
+        await self.streams.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -247,6 +259,11 @@ class FakeBitstamp:
             ]
         if method == "GET" and head == "order_book" and len(parts) == 2:
             return self._book_json(self._by_id(parts[1]))
+        if method == "GET" and head == "ohlc" and len(parts) == 2:
+            try:
+                return bitstamp_ohlc.answer(self, self._by_id(parts[1]).symbol, params)
+            except bitstamp_ohlc.OhlcError as exc:
+                raise BitstampError(400, str(exc), "400.002") from None
         if method != "POST":
             raise BitstampError(404, "Not found", "404.001")
         if head == "account_balances":
@@ -266,6 +283,8 @@ class FakeBitstamp:
             ratio = fault.ratio if fault and fault.kind is FaultKind.PARTIAL_FILL else None
             return self._create(inst, Side.BUY if head == "buy" else Side.SELL, market, params,
                                 ratio)  # fmt: skip
+        if head == "websockets_token":
+            return self.streams.issue_token()
         if head == "order_status":
             return self._status_json(*self._find(params))
         if head == "cancel_order":
@@ -358,6 +377,9 @@ class FakeBitstamp:
             if ratio is not None:
                 self.account.set_fill_ratio(inst.symbol, None)
         assert order.exchange_order_id is not None
+        fills = [f for f in self.account.my_trades(inst.symbol)
+                 if f.exchange_order_id == order.exchange_order_id]  # fmt: skip
+        self.streams.order_events(inst, order, fills)
         self._order_ids[order.exchange_order_id] = (inst.symbol, cid)
         self._cid_symbols[cid] = inst.symbol
         return {

@@ -354,6 +354,19 @@ def _continuous_klines(fake: FakeBinance, params: Params) -> Any:
     return _klines(fake, params, True, contract, key=pair)
 
 
+def _coinm_continuous_klines(fake: FakeBinance, params: Params) -> Any:
+    """GET /dapi/v1/continuousKlines?pair=BTCUSD&contractType=CURRENT_QUARTER&interval=1h.
+
+    Seeded like USDⓈ-M's (`add_klines("BTCUSD", ...)`): [5] is the volume in contracts
+    (the Kline's volume), [7] the base asset volume (the Kline's quote_volume field)."""
+    pair, contract = params.get("pair", ""), params.get("contractType", "")
+    if contract not in ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER"):
+        raise BinanceError(-1121, "Invalid contractType.")
+    if not any(i.base + i.quote == pair for i in fake.market.of_coinm()):
+        raise BinanceError(-1121, "Invalid pair.")
+    return _klines(fake, params, True, contract, key=pair)
+
+
 def _klines(
     fake: FakeBinance, params: Params, futures: bool, price: str, *, key: str | None = None
 ) -> Any:
@@ -432,4 +445,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/dapi/v1/exchangeInfo"): _coinm_exchange_info,
     ("GET", "/dapi/v1/ticker/bookTicker"): lambda f, p: _book_ticker(f, p, True, coinm=True),
     ("GET", "/dapi/v1/depth"): lambda f, p: _depth(f, p, True),
+    ("GET", "/dapi/v1/continuousKlines"): _coinm_continuous_klines,
 }

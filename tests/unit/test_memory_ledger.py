@@ -8,8 +8,18 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain import Fill, FundingPayment, HedgeState, Side
-from bot.domain.ledger import BalanceSnapshot
+from bot.domain import (
+    Fill,
+    FundingPayment,
+    HedgeState,
+    Leg,
+    Order,
+    OrderPurpose,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from bot.domain.ledger import BalanceSnapshot, NewOrder
 from bot.persistence import memory
 from bot.persistence.base import SqlRepository
 from bot.persistence.memory import MemoryLedger
@@ -126,3 +136,28 @@ async def test_first_value_since_is_the_first_snapshot_at_or_after_the_time() ->
     assert await ledger.snapshots.first_value_since("total", T0 + timedelta(hours=1)) == D("110")
     assert await ledger.snapshots.first_value_since("total", T0 + timedelta(hours=17)) is None
     assert await ledger.snapshots.first_value_since("spot", T0) is None
+
+
+async def test_orders_read_back_follow_each_write_of_the_order() -> None:
+    ledger = MemoryLedger()
+    hedge_id = await _hedge(ledger)
+    new = NewOrder("c1", Leg.SPOT, OrderPurpose.OPEN, "BTC/USDT", Side.BUY, OrderType.MARKET, D(1))
+    await ledger.orders.add([new], venue="paper", at=T0, hedge_id=hedge_id)
+    (before,) = await ledger.orders.for_hedge(hedge_id)
+    assert before.status is OrderStatus.PENDING and await ledger.orders.get("c1") == before
+
+    filled = Order(
+        "BTC/USDT", "c1", "x1", Side.BUY, OrderType.MARKET, OrderStatus.FILLED,
+        D(1), D(1), D("100.50"), None, T0, T0,
+    )  # fmt: skip
+    await ledger.orders.apply(filled, at=T0)
+
+    (after,) = await ledger.orders.for_hedge(hedge_id)
+    assert (after.status, after.filled, after.average_price) == (
+        OrderStatus.FILLED,
+        D(1),
+        D("100.5"),  # read back normalised, as Money does
+    )
+    assert await ledger.orders.get("c1") == after
+    await ledger.orders.mark_failed("c1", at=T0, status=OrderStatus.REJECTED, code=-1, message="x")
+    assert (await ledger.orders.get("c1")).status is OrderStatus.REJECTED  # type: ignore[union-attr]

@@ -32,7 +32,8 @@ async def seeded(ledger: Ledger) -> Seeded:
 @pytest.fixture
 def make_dash(ledger: Ledger, seeded: Seeded) -> Callable[..., AsyncIterator[Dash]]:
     async def make(token: str | None = TOKEN) -> AsyncIterator[Dash]:
-        ctx = WebContext(ReadModel(ledger, leverage=2), seeded.clock, token=token)
+        read = ReadModel(ledger, leverage=2, clock=seeded.clock)
+        ctx = WebContext(read, seeded.clock, token=token)
         transport = httpx.ASGITransport(app=create_app(ctx))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield Dash(ledger, seeded, ctx, client)

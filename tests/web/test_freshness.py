@@ -15,7 +15,8 @@ from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.control import set_trading_state
-from bot.domain.ledger import TradingState
+from bot.domain import Event, Severity
+from bot.domain.ledger import BalanceSnapshot, MarketObservation, TradingState
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.models import HedgeRow
 from bot.persistence.repositories import CycleReads, Ledger
@@ -118,3 +119,43 @@ async def test_a_kept_report_carries_the_time_of_the_request(dash: Dash) -> None
     later = (await dash.client.get("/api/status")).json()
     assert dash.ctx.read.rebuilds == rebuilds
     assert later["snapshot_age_seconds"] == first["snapshot_age_seconds"] + 10
+
+
+def _equity_line(metrics: str) -> str:
+    (line,) = [x for x in metrics.splitlines() if x.startswith("carrybot_equity_usdt ")]
+    return line
+
+
+async def test_new_observations_and_balances_alone_show_within_the_max_age_not_at_once(
+    dash: Dash, other_process: Ledger
+) -> None:
+    """A running bot adds them every few seconds: rebuilding every view at each scrape for
+    them cost more than the dashboard's CPU budget (`bench_soak.py`)."""
+    clock = dash.seeded.clock
+    btc = dash.seeded.open[0]
+    first = (await dash.client.get("/metrics")).text
+    rebuilds = dash.ctx.read.rebuilds
+    for ledger in (dash.ledger, other_process):  # this process's writes, and another's rows
+        clock.advance(timedelta(seconds=5))
+        await ledger.observations.upsert(
+            [MarketObservation(btc.perp_symbol, clock.now(), mark_price=Decimal(1))]
+        )
+        await ledger.snapshots.record(
+            [BalanceSnapshot(clock.now(), "total", "USDT", Decimal(3), Decimal(0), Decimal(3))],
+            [],
+        )
+        kept = (await dash.client.get("/metrics")).text
+        assert _equity_line(kept) == _equity_line(first) != "carrybot_equity_usdt 3.0"
+        assert dash.ctx.read.rebuilds == rebuilds
+
+    clock.advance(timedelta(seconds=dash.ctx.read.max_age_seconds))
+    fresh = (await dash.client.get("/metrics")).text
+    assert _equity_line(fresh) == "carrybot_equity_usdt 3.0"
+    assert dash.ctx.read.rebuilds == rebuilds + 1
+
+    # Anything else shows at once, however young the kept views are.
+    await other_process.events.emit(
+        Event("exchange.recovered", "back", clock.now(), Severity.INFO, {})
+    )
+    page = (await dash.client.get("/events")).text
+    assert "exchange.recovered" in page

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.e2e.cli import run_cli
 from tests.unit.backtest_engine.synthetic import write_flat_history
 
@@ -195,6 +201,56 @@ def test_cli_sweep_resume_runs_only_the_unfinished_combinations(workspace: Path)
     assert (workspace / "rs" / "ranking.csv").read_bytes() == ranking
     assert (workspace / "rs" / "runs" / "003" / "finished.json").is_file()
     assert not (workspace / "rs" / "runs" / "001" / "summary.json").exists()  # not rerun
+
+
+def test_cli_sweep_interrupted_by_ctrl_c_resumes_where_it_stopped(workspace: Path) -> None:
+    (workspace / "grid.toml").write_text("[strategy]\nentry_apr = [0.02, 0.03, 0.04]\n")
+    runs = workspace / "cut" / "runs"
+    sweep = _start_sweep(workspace, "cut", "--workers", "1")
+    try:
+        _wait_for(lambda: (runs / "001" / "finished.json").is_file(), sweep)
+        os.killpg(sweep.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        code = sweep.wait(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    finished = sorted(p.parent.name for p in runs.glob("*/finished.json"))
+    assert code != 0 and not (workspace / "cut" / "ranking.csv").exists()
+    assert finished[0] == "001" and len(finished) < 3  # cut short after the first one
+
+    stdout = _sweep(workspace, "cut", "--workers", "1", "--resume")
+
+    assert f"--resume: {len(finished)} combination(s) already finished" in stdout
+    assert f"{3 - len(finished)} to run" in stdout
+    with (workspace / "cut" / "ranking.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and not any(r["error"] for r in rows)
+    assert sorted(p.parent.name for p in runs.glob("*/finished.json")) == ["001", "002", "003"]
+
+
+def _start_sweep(workspace: Path, out: str, *extra: str) -> subprocess.Popen[str]:
+    """Start `carrybot sweep` in a process group of its own (what a terminal's Ctrl-C hits)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARRYBOT_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    args = ["sweep", "--config", "carrybot.toml", "--grid", "grid.toml", "--data", "data"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args, *PERIOD, "--out", out, *extra],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(condition: Any, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Poll a subprocess's outputs until `condition()` holds (it runs on the wall clock)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, "the sweep ended before the condition held"
+        assert time.monotonic() < deadline, "timed out waiting for the sweep"
+        time.sleep(0.01)
 
 
 def test_cli_sweep_resume_ignores_markers_of_other_parameters(workspace: Path) -> None:

@@ -12,6 +12,7 @@ from bot.backtest.history import read_bars
 from bot.backtest.series import HOUR_MS
 from bot.datafetch import Status, parse_request
 from bot.errors import UserError
+from tests import kit
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.market import Kline
 from tests.integration.datafetch.seed import read_lines
@@ -87,3 +88,34 @@ def test_dated_kinds_are_named_in_the_error_for_an_unknown_kind(tmp_path: Path) 
         parse_request(symbols="BTC/USDT", start="2024-01-01", end=None, kinds="quarterly",
                       out=tmp_path, now=START + timedelta(days=9))  # fmt: skip
     assert "current_quarter, next_quarter, delivery" in err.value.problems[0]
+
+
+async def test_coinm_quarterly_bars_and_delivery_prices_come_from_dapi(
+    fake: FakeBinance, tmp_path: Path
+) -> None:
+    fake.set_instruments(
+        [*fake.market.instruments.values(), kit.coinm("BTC", expiry=START + timedelta(days=88))]
+    )
+    fake.market.add_klines("BTCUSD", "CURRENT_QUARTER", "1h", quarter_bars("700.5"))
+    at = datetime(2023, 12, 29, 8, tzinfo=UTC)
+    fake.market.delivery_prices[("BTCUSD", int(at.timestamp() * 1000))] = D("42090.7")
+
+    results = await fetch(
+        fake, tmp_path, symbols="BTC/USDT", kinds="coinm_current_quarter,coinm_delivery",
+        start="2023-12-01",
+    )  # fmt: skip
+
+    assert {r.job.kind.value: r.status for r in results} == {
+        "coinm_current_quarter": Status.FETCHED,
+        "coinm_delivery": Status.FETCHED,
+    }
+    bars = read_lines(tmp_path / "binance/coinm_current_quarter/BTCUSDT-1h.csv.gz")
+    # the base asset volume ([7] of a dapi kline), not the contracts ([5])
+    assert bars[1] == "2024-01-01T00:00:00Z,42700.5,42705.5,42695.5,42701.5,147000.0"
+    assert len(bars) == 73
+    assert read_lines(tmp_path / "binance/coinm_delivery/BTCUSDT.csv")[1:] == [
+        "2023-12-29T08:00:00Z,1703836800000,42090.7"
+    ]
+    (first, *_) = [r.params for r in fake.requests_to("/dapi/v1/continuousKlines")]
+    assert (first["pair"], first["contractType"]) == ("BTCUSD", "CURRENT_QUARTER")
+    assert fake.requests_to(CONTINUOUS) == []  # nothing asked of USDⓈ-M

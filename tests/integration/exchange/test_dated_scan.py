@@ -143,8 +143,9 @@ async def test_coin_m_quarterlies_load_through_dapi_and_scan_beside_the_usdt_one
         days = D(90) + (D(8) - D("3.5")) / 24
         costs = 2 * (D("0.001") + D("0.0005")) + 4 * D("0.0002")
         assert row.dated.net_apr == (D("51000.0") / D("50000.00") - 1 - costs) * 365 / days
-        assert row.reason == "coinm_not_traded"  # shown, not opened: no COIN-M execution yet
-        assert not row.would_enter
+        # Traded with "coinm" in the instruments, it competes: the perpetual's 10.95 % funding
+        # APR beats its ~6.6 % net basis APR, so the perpetual is the one opened.
+        assert (row.reason, row.would_enter) == ("better_carry", False)
 
 
 async def test_without_coinm_no_dapi_request_is_made(fake: FakeBinance) -> None:

@@ -56,3 +56,19 @@ async def test_a_fill_just_made_without_a_near_quote_reads_the_book_then() -> No
     assert await rates.at(kit.T0 - timedelta(hours=1)) == D("0.999")
     assert reads == [D("1.002")]
     assert rates.latest == D("1.002")
+
+
+async def test_an_old_fill_reads_the_venues_history_before_falling_back_to_the_nearest() -> None:
+    clock = SimulatedClock(kit.T0)
+    minutes: dict[object, Decimal | None] = {kit.T0 - timedelta(hours=2): D("1.004")}
+
+    async def read_now() -> Decimal | None:
+        return D("0.999")
+
+    async def read_at(when: object) -> Decimal | None:
+        return minutes.get(when)
+
+    rates = UsdRates(clock.now, read_now, read_at)
+    rates.observe(kit.T0, D("0.999"))
+    assert await rates.at(kit.T0 - timedelta(hours=2)) == D("1.004")  # that minute's bar
+    assert await rates.at(kit.T0 - timedelta(hours=3)) == D("0.999")  # none: the nearest

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from bot.domain import CloseHedge, Intent, OpenHedge, ResizeHedge
 from bot.domain.params import SizingParams, UniverseParams
-from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams
+from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams, value_of
 from tests.unit.strategies.scenario import Market, hedge, market_snapshot, portfolio
 from tests.unit.strategies.scenario import evaluate as evaluate_threshold_strategy
 from tests.unit.strategies.scenario import params as threshold_params
@@ -87,13 +87,59 @@ def test_hard_exit_after_a_run_of_negative_settlements_even_when_young() -> None
     assert isinstance(close, CloseHedge) and close.reason.startswith("negative_funding")
 
 
-def test_max_holding_closes() -> None:
-    snap = market_snapshot(low_steady())
+def test_max_holding_closes_a_hedge_that_would_not_be_entered_now() -> None:
+    # Zero funding for 200 settlements: the forecast's reversion to the anchor over H does
+    # not pay a round trip, so the pair fails the entry test and the old hedge is closed.
+    flat = market_snapshot(Market("BTC", rate="0", history=["0"] * 200))
     old = hedge("BTC", age_hours=9000)
 
-    (close,) = evaluate(snap, portfolio(old))
+    (close,) = evaluate(flat, portfolio(old))
 
     assert isinstance(close, CloseHedge) and close.reason.startswith("max_holding")
+    assert close.metrics["net_entry"] <= D("0.002")
+
+
+def test_max_holding_keeps_a_hedge_that_would_be_entered_again() -> None:
+    # Closing and reopening the same pair would pay four legs for nothing.
+    snap = market_snapshot(low_steady())
+
+    assert evaluate(snap, portfolio(hedge("BTC", age_hours=9000))) == []
+    (intent,) = evaluate(snap)  # the same market is entered when flat
+    assert isinstance(intent, OpenHedge)
+
+
+def test_entry_waits_while_negative_funding_is_expected_ahead() -> None:
+    # Slightly negative funding so far (45 settlements, so the default persistence 0.99; no
+    # run long enough for the hard exit): over H the reversion to the anchor pays the round
+    # trip by far, and the loss expected first is less than a round trip, but entering after
+    # it costs the same round trip.
+    negative = (["-0.00005"] * 14 + ["0"]) * 3
+    dipping = market_snapshot(Market("BTC", rate="-0.00005", history=negative))
+    recovered = market_snapshot(Market("BTC", rate=ANCHOR, history=negative + [ANCHOR] * 14))
+    (value,) = [value_of(p, dipping, ev_params(), D(1000)) for p in dipping.pairs]
+    assert value is not None and value.net_entry > D("0.002")
+    assert 0 < -value.worst_carry < value.round_trip
+
+    assert evaluate(dipping) == []
+    (intent,) = evaluate(recovered)
+    assert isinstance(intent, OpenHedge) and intent.metrics["worst_carry"] == 0
+
+
+def test_a_forecast_loss_the_settlements_do_not_bear_out_is_sat_through() -> None:
+    # A deep negative regime whose run just broke (a positive print), then started again:
+    # the forecast still expects a loss larger than a round trip, but the current run of
+    # negative settlements has cost 3 x 0.06% = 0.18% < the 0.38% round trip.
+    base = [ANCHOR] * 150 + ["-0.0006"] * 15 + ["0.00001"]
+    young_run = market_snapshot(Market("BTC", rate="-0.0006", history=[*base, *["-0.0006"] * 3]))
+    long_run = market_snapshot(Market("BTC", rate="-0.0006", history=[*base, *["-0.0006"] * 7]))
+    held = portfolio(hedge("BTC", age_hours=200))
+
+    assert evaluate(young_run, held) == []
+    (close,) = evaluate(long_run, held)
+
+    assert isinstance(close, CloseHedge) and close.reason.startswith("expected_loss")
+    assert close.metrics["run_loss"] == D("0.0042") >= close.metrics["round_trip"]
+    assert -close.metrics["worst_carry"] > close.metrics["round_trip"]
 
 
 def test_rotation_only_when_the_gain_beats_four_legs() -> None:
@@ -112,6 +158,20 @@ def test_rotation_only_when_the_gain_beats_four_legs() -> None:
     assert isinstance(close, CloseHedge) and close.reason.startswith("rotation")
     assert close.metrics["rotation_gain"] > 0
     assert isinstance(open_, OpenHedge) and open_.pair == "ETH/USDT"
+    assert close.metrics["settled_rotation_gain"] > 0
+
+
+def test_no_rotation_on_a_forecast_the_settled_funding_does_not_bear_out() -> None:
+    # ETH paid below BTC for months and spiked only lately: the forecast favours it by more
+    # than four legs, the funding settled over the last H does not.
+    held = Market("BTC", rate=ANCHOR, history=[ANCHOR] * 200)
+    spike = Market("ETH", rate="0.003", history=["-0.0002"] * 190 + ["0.003"] * 10)
+    one = ev_params(sizing=SizingParams(max_hedges=1))
+
+    assert evaluate(market_snapshot(held, spike), portfolio(hedge("BTC", age_hours=200)), one) == []
+    # Flat, the same ETH market is entered first: its forecast is the better one.
+    (intent,) = evaluate(market_snapshot(held, spike), portfolio(), one)
+    assert isinstance(intent, OpenHedge) and intent.pair == "ETH/USDT"
 
 
 def test_a_hedge_drifted_out_of_the_band_is_resized_to_constant_notional() -> None:
@@ -128,6 +188,19 @@ def test_a_hedge_drifted_out_of_the_band_is_resized_to_constant_notional() -> No
     assert isinstance(resize, ResizeHedge) and resize.notional == D(1000)
     assert resize.metrics["drift"] == D("0.3")
     assert evaluate(snap, portfolio(inside)) == []
+
+
+def test_a_shrunk_hedge_is_grown_back_only_when_the_added_notional_pays_its_round_trip() -> None:
+    shrunk = replace(
+        hedge("BTC", age_hours=200), perp_quantity=D(7), spot_quantity=D(7)
+    )  # 700 USDT: 30% under the 1000 target
+    paying = market_snapshot(low_steady())
+    flat = market_snapshot(Market("BTC", rate="0", history=["0"] * 200))
+
+    (resize,) = evaluate(paying, portfolio(shrunk))
+    assert isinstance(resize, ResizeHedge) and resize.notional == D(1000)
+    # Zero funding: the extra 300 USDT would not earn its fees; the hedge is kept as it is.
+    assert evaluate(flat, portfolio(shrunk)) == []
 
 
 def test_a_hedge_younger_than_min_hold_is_not_closed_on_the_forecast() -> None:
