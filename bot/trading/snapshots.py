@@ -71,6 +71,8 @@ class AccountSnapshots:
                 )
             state.snapshot_deferred = True
             return None
+        if state.snapshot_deferred:
+            log.info("Deferred balance snapshot taken: equity %.2f USDT", taken.equity)
         state.snapshot_deferred = False
         position_rows = [
             PositionSnapshot(
@@ -99,11 +101,16 @@ class AccountSnapshots:
         return taken.equity
 
     async def _coinm_wallets(self) -> dict[str, FuturesAccount]:
-        """The COIN-M wallets of the coins active COIN-M hedges hold (none: no request)."""
+        """The COIN-M wallets of every coin with a COIN-M contract in the pairs (and of the
+        coins COIN-M hedges hold): always the same wallets, so that a coin already in the
+        COIN-M wallet is not counted only while a hedge holds that coin. No COIN-M: none."""
         side = coinm_of(self._ctx.exchange)
         if side is None:
             return {}
-        coins = {h.pair.split("/")[0] for h in await self._ctx.ledger.hedges.active() if h.is_coinm}
+        coins = {p.base for p in self._ctx.pairs.values() if p.perp.is_inverse}
+        coins |= {
+            h.pair.split("/")[0] for h in await self._ctx.ledger.hedges.active() if h.is_coinm
+        }
         return {coin: await side.fetch_coinm_account(coin) for coin in sorted(coins)}
 
     async def _watch_capital(self, spot: Mapping[str, Balance], futures: FuturesAccount) -> None:
