@@ -11,9 +11,12 @@ Runs `carrybot` itself (the documented commands) on the five pairs of `--data`, 
    from `--from`): the grid ranked on the training years (in-sample) and the winner run on
    the test period (out-of-sample).
 
-Prints markdown tables: net APR on notional, max drawdown (USDT and per unit of peak
-notional), hedges, hedges per pair per year, and per pair the net P&L of the bot and of the
-passive baseline as an APR on one hedge's notional over the period. Results stay in `--out`
+Prints markdown tables: net APR on notional (the passive's also on the notional-years it
+really held: its peak notional is reached only once every pair is listed), max drawdown
+(USDT and per unit of peak notional), hedges, hedges per pair per year, fees (of which the
+constant-notional resizes', read from the run's ledger: the passive pays none), and per
+pair the net P&L of the bot and of the passive baseline as an APR on one hedge's notional
+over the period. Results stay in `--out`
 (a rerun reuses finished runs: delete `--out` to start over). Slow: a backtest of one year
 takes 10–40 s depending on the machine's load, a sweep about ten times that.
 
@@ -25,10 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -111,6 +115,7 @@ def _sweep(
     walk = json.loads((out / "walk_forward.json").read_text())
     chosen = walk["chosen_on_train"]
     test = json.loads((out / "test" / "summary.json").read_text())
+    test["resize_fees"] = _resize_fees(out / "test" / "ledger.db")
     return [
         (f"train {train.label} winner (in-sample): {chosen['label']}", chosen),
         (f"test {period.label}, that winner (out-of-sample)", test),
@@ -123,7 +128,20 @@ def _backtest(args: argparse.Namespace, config: Path, name: str, *period: str) -
         _run(["backtest", "-c", str(config), "--data", str(args.data), "--out", str(out),
               "--no-charts", *period])  # fmt: skip
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    summary["resize_fees"] = _resize_fees(out / "ledger.db")
     return summary
+
+
+def _resize_fees(ledger: Path) -> Decimal | None:
+    """Return the fees the run's constant-notional resizes paid (the passive's are free)."""
+    if not ledger.exists():
+        return None
+    with sqlite3.connect(ledger) as db:
+        rows = db.execute(
+            "SELECT f.fee_usdt FROM fills f JOIN orders o ON o.id = f.order_id"
+            " WHERE o.purpose = 'resize'"
+        ).fetchall()
+    return sum((Decimal(r[0] or 0) for r in rows), Decimal(0))
 
 
 def _run(command: list[str]) -> None:
@@ -152,13 +170,36 @@ def _drawdown(figures: dict[str, Any]) -> str:
     return f"{dd:.2f}{share}"
 
 
+def _passive_on_time(s: dict[str, Any]) -> str:
+    """The passive's net over the notional-years it really held (each pair from its data's
+    start): its `net_apr_notional` divides by the peak notional over the whole period."""
+    legs = s.get("passive_by_pair", {}).values()
+    held = sum(
+        (
+            NOTIONAL
+            * Decimal(
+                (
+                    datetime.fromisoformat(leg["left_at"])
+                    - datetime.fromisoformat(leg["entered_at"])
+                ).total_seconds()
+            )
+            / Decimal(86400 * 365.25)
+            for leg in legs
+        ),
+        Decimal(0),
+    )
+    net = sum((Decimal(leg["net_pnl"]) for leg in legs), Decimal(0))
+    return _pct(net / held) if held > 0 else "-"
+
+
 def _print_totals(rows: list[tuple[str, dict[str, Any]]]) -> None:
     print(
-        "| run | bot net APR on notional | passive (constant notional) | bot max DD, USDT "
-        "(of peak notional) | passive max DD | bot hedges | hedges / pair / year (busiest "
-        "pair) | bot fees | passive fees |"
+        "| run | bot net APR on notional | passive (constant notional) | passive on the "
+        "notional-years it held | bot max DD, USDT (of peak notional) | passive max DD | bot "
+        "hedges | hedges / pair / year (busiest pair) | bot fees (of which resizes) | passive "
+        "fees |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, s in rows:
         bot, passive = s["bot"], s["passive"]
         years = _years(s)
@@ -168,9 +209,14 @@ def _print_totals(rows: list[tuple[str, dict[str, Any]]]) -> None:
             mean = Decimal(bot["hedges"]) / len(s.get("pairs") or PAIRS) / years
             rate = f"{mean:.1f} ({Decimal(max(per_pair)) / years:.1f})"
         print(f"| {label} | {_pct(bot['net_apr_notional'])} | "
-              f"{_pct(passive['net_apr_notional'])} | {_drawdown(bot)} | "
+              f"{_pct(passive['net_apr_notional'])} | {_passive_on_time(s)} | {_drawdown(bot)} | "
               f"{_drawdown(passive)} | {bot['hedges']} | {rate} | "
-              f"{float(bot['fees']):.2f} | {float(passive['fees']):.2f} |")  # fmt: skip
+              f"{float(bot['fees']):.2f}{_of_which(s.get('resize_fees'))} | "
+              f"{float(passive['fees']):.2f} |")  # fmt: skip
+
+
+def _of_which(value: Decimal | None) -> str:
+    return "" if value is None else f" ({float(value):.2f})"
 
 
 def _print_pairs(rows: list[tuple[str, dict[str, Any]]]) -> None:

@@ -50,6 +50,8 @@ from bot.web import check_binding
 log = logging.getLogger(__name__)
 
 LOCK_CHECK_SECONDS = 2.0
+CYCLE_STOP_SECONDS = 5.0
+"""How long a graceful stop waits for the running cycle's stage (a poll, say) to end."""
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,8 @@ async def _serve(
     *,
     on_job: Callable[[str, float], None] | None = None,
 ) -> str:
-    scheduler = build_scheduler(loop, config.schedule, clock, on_job=on_job)
+    bot = build_scheduler(loop, config.schedule, clock, on_job=on_job)
+    scheduler = bot.scheduler
     scheduler.start()
     try:
         if duration is None:
@@ -344,11 +347,15 @@ async def _serve(
         except TimeoutError:
             return f"--duration {duration:g}s elapsed"
     finally:
-        # Shutting the scheduler down cancels running jobs, so first stop new runs and let a
-        # hedge in flight finish.
+        # Shutting the scheduler down cancels running jobs, so first stop new runs, let a
+        # hedge in flight finish and the running cycle end (it starts no further stage).
         loop.state.stopping = True
         scheduler.pause()
         await wait_in_flight(loop)
+        if not await bot.cycle.idle(CYCLE_STOP_SECONDS):
+            log.warning(
+                "The cycle was still running %.0fs after the stop; cancelled", CYCLE_STOP_SECONDS
+            )
         scheduler.shutdown(wait=False)
 
 

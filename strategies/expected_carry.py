@@ -24,8 +24,8 @@ fractions of notional, H = min(`expected_holding_hours`, `max_holding_hours`):
   price; one worth more than the band below it is grown back only when the pair passes the
   entry test now (the added notional is an entry: its carry must pay its round trip);
 - **hard exits** whatever the forecast: `negative_periods_to_exit` negative settlements in
-  a row; age ≥ `max_holding_hours` unless the pair passes the entry test again now (closing
-  and reopening it would pay four legs for nothing); liquidation distance and risk limits
+  a row; age ≥ `max_holding_hours` unless its forecast carry over H is still positive
+  (closing and reopening it would pay four legs for nothing); liquidation distance and risk limits
   are the risk gate's. `min_hold_hours` protects a new hedge from the forecast exits and
   rotation.
 Hysteresis comes from the costs, not from two thresholds. Closes come first in the result.
@@ -74,7 +74,7 @@ class ExpectedCarryParams(StrategyParams):
     history_periods: Annotated[int, Field(ge=1, le=1000)] = 500
     default_persistence: Persistence = Decimal("0.99")
     max_entry_basis: NonNegativeDecimal = Decimal("0.0015")
-    negative_periods_to_exit: Annotated[int, Field(ge=1)] = 21
+    negative_periods_to_exit: Annotated[int, Field(ge=1)] = 63
     max_holding_hours: PositiveDecimal = Decimal("8760")
     min_hold_hours: NonNegativeDecimal = Decimal("168")
     cooldown_hours: NonNegativeDecimal = Decimal("24")
@@ -220,12 +220,12 @@ def confirmed_by_settlements(value: CarryValue) -> bool:
 
 
 def worth_holding_on(value: CarryValue, params: ExpectedCarryParams) -> bool:
-    """Tell whether a hedge would be entered now on its numbers (carry beats a round trip by
-    the margin, no run of negative settlements that forces an exit)."""
-    return (
-        value.negative_run < params.negative_periods_to_exit
-        and value.net_entry > params.entry_margin
-    )
+    """Tell whether a hedge past `max_holding_hours` is worth renewing: its forecast carry
+    over H is positive (its open is paid and its close is due whenever it closes, so keeping
+    it beats closing now exactly then) and no run of negative settlements forces an exit.
+    Reopening requires the full entry test, so a renewal that lapses is not undone a day
+    later."""
+    return value.negative_run < params.negative_periods_to_exit and value.expected_carry > 0
 
 
 def entry_block(value: CarryValue, params: ExpectedCarryParams) -> str | None:
@@ -272,7 +272,7 @@ def exit_intent(
     """Return the close an OPEN hedge calls for, or None to keep it.
 
     In order: `negative_periods_to_exit` negative settlements in a row (at any age); age ≥
-    `max_holding_hours` unless the hedge passes the entry test again; past `min_hold_hours`
+    `max_holding_hours` unless its forecast carry over H is still positive; past `min_hold_hours`
     and with a value: the negative funding ahead pays for a round trip plus `exit_margin`
     and the current run of negative settlements has already cost a round trip.
     """

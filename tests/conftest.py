@@ -6,8 +6,8 @@ skip; elsewhere those tests skip with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.persistence import migrate
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import CycleReads, Ledger
+from tests.support.ledgers import PgDatabases, SqliteTemplate
 
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,39 +34,41 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+PG_DATABASES = PgDatabases(PG_HOST, PG_PORT, PG_USER)
+SQLITE_TEMPLATE = SqliteTemplate()
+
+
 async def _pg_connect(database: str = "postgres") -> asyncpg.Connection:
-    return await asyncpg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, database=database, timeout=5
-    )
+    return await PG_DATABASES.connect(database)
 
 
-async def create_pg_database() -> str:
-    """Create a uniquely named PostgreSQL database and return its async URL."""
-    name = f"carrybot_test_{uuid.uuid4().hex[:12]}"
+async def create_pg_database(*, migrated: bool = False) -> str:
+    """Return the async URL of a PostgreSQL database of this test's own: empty, or at the
+    migrations' head holding no rows (`migrated`)."""
     try:
-        conn = await _pg_connect()
+        if migrated:
+            return await PG_DATABASES.acquire_migrated()
+        return await PG_DATABASES.acquire()
     except (OSError, asyncpg.PostgresError) as exc:
+        if PG_DATABASES.reached:
+            raise
         unavailable(f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {exc}")
         raise  # unreachable: unavailable() always raises
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
 
 
-async def drop_pg_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    conn = await _pg_connect()
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+async def drop_pg_database(url: str, *, migrated: bool = False) -> None:
+    """Hand the database back: the next test gets it emptied (see tests/support/ledgers.py)."""
+    PG_DATABASES.release(url, migrated=migrated)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    SQLITE_TEMPLATE.remove()
+    asyncio.run(PG_DATABASES.drop_all())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database URL on each backend (the PostgreSQL one is dropped afterwards)."""
+    """An empty database URL on each backend (the PostgreSQL one is reused emptied)."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
         return
@@ -75,6 +77,21 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
     finally:
         await drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database at the migrations' head with no rows, on each backend (SQLite: a copy of
+    a file migrated once per test process; PostgreSQL: see tests/support/ledgers.py)."""
+    if request.param == "sqlite":
+        await SQLITE_TEMPLATE.copy_to(tmp_path / "ledger.db")
+        yield f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+        return
+    url = await create_pg_database(migrated=True)
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url, migrated=True)
 
 
 @pytest.fixture
@@ -92,10 +109,9 @@ async def pg_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated engine on each backend."""
-    eng = create_engine(database_url)
-    await migrate.upgrade(eng)
+    eng = create_engine(migrated_url)
     try:
         yield eng
     finally:

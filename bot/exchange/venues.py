@@ -199,7 +199,10 @@ class VenueRouter:
             perp = instruments.get(f"{inst.base}/{PERP_QUOTE}:{PERP_QUOTE}")
             if perp is not None and perp.kind is MarketKind.PERPETUAL and not perp.not_tradable():
                 out.append(Pair(spot=inst, perp=perp))
-        return sorted(out, key=lambda p: p.key)
+        out.sort(key=lambda p: p.key)
+        if self.streams is not None:  # the streams follow listings and delistings
+            await self.streams.follow(out)
+        return out
 
     def _is_spot(self, symbol: str) -> bool:
         return symbol in self._spot_symbols

@@ -66,10 +66,9 @@ class BitstampBooks:
         if not self.symbols:
             return
         chunk = list(self.symbols)
-        first = self.client.market(chunk[0])["id"]
         sub = Subscription(
             BOOK_STREAM, "ws", self.endpoints, lambda: self.client.watch_books(chunk),
-            BOOK_PREFIX + first,
+            self._channel(chunk[0]),
         )  # fmt: skip
         self.supervisor = Supervisor(
             self.client,
@@ -80,6 +79,47 @@ class BitstampBooks:
         )
         self._tasks.append(asyncio.create_task(self.supervisor.run(), name="stream-bitstamp"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="bitstamp-watchdog"))
+
+    def _channel(self, symbol: str) -> str:
+        return BOOK_PREFIX + str(self.client.market(symbol)["id"])
+
+    async def follow(
+        self, symbols: Sequence[str], instruments: Mapping[str, Instrument]
+    ) -> tuple[set[str], set[str]]:
+        """Subscribe books that entered the universe and unsubscribe leaving ones, on the
+        running connection (a reconnect subscribes the new set). Returns (added, removed).
+        """
+        wanted = sorted(set(symbols))
+        added, removed = set(wanted) - set(self.symbols), set(self.symbols) - set(wanted)
+        if not added and not removed:
+            return added, removed
+        self._by_id = {i.exchange_symbol: s for s, i in instruments.items()}
+        if added - set(self.client.markets or {}):
+            await self.client.load_markets(True)  # ccxt.pro needs the new markets' ids
+        sup = self.supervisor
+        if sup is None:
+            self.start(wanted)
+            return added, removed
+        if not wanted:
+            log.warning("No Bitstamp book left in the universe: keeping %s", self.symbols)
+            return set(), set()
+        ws = sup.connection()
+        self.symbols = wanted
+        chunk = list(wanted)
+        sup.sub.watch = lambda: self.client.watch_books(chunk)
+        sup.sub.probe = self._channel(chunk[0])
+        for symbol in removed:
+            for table in (self.books, self.quotes, self.quote_at):
+                table.pop(symbol, None)
+        if removed:
+            await self.client.unsubscribe([self._channel(s) for s in sorted(removed)])
+        if added and ws is not None and ws.isConnected:
+            self.client.watch_books(sorted(added))  # the future is the connection's, awaited
+        log.info(
+            "Bitstamp books follow the universe: +%s -%s",
+            ",".join(sorted(added)) or "none", ",".join(sorted(removed)) or "none",
+        )  # fmt: skip
+        return added, removed
 
     async def stop(self) -> None:
         for task in self._tasks:

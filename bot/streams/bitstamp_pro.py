@@ -70,15 +70,39 @@ class CarryBitstampPro(CarryBitstamp, ccxtpro.bitstamp):  # type: ignore[misc]
         if client is None or not any(str(k).startswith(PRIVATE) for k in client.subscriptions):
             self.options["expiresIn"] = ""  # a new dial: a new token (valid 60 s)
             await self.authenticate()
-        user, token = self.options["userId"], self.options["wsSessionToken"]
+        return await self._subscribe_user(url, symbols)
+
+    def _subscribe_user(self, url: str, symbols: Sequence[str]) -> Any:
+        token = self.options["wsSessionToken"]
         future: Any = None
         for symbol in symbols:
-            pair = self.market(symbol)["id"]
-            for prefix in PRIVATE:
-                channel = f"{prefix}{pair}-{user}"
+            for channel in self.user_channels([symbol]):
                 request = {"event": "bts:subscribe", "data": {"channel": channel, "auth": token}}
                 future = self.watch(url, USER, request, channel, {"symbol": symbol})
-        return await future
+        return future
+
+    def user_channels(self, symbols: Sequence[str]) -> list[str]:
+        """Our order and trade channels of `symbols` (the user id known from the token)."""
+        user = self.options.get("userId")
+        return [f"{p}{self.market(s)['id']}-{user}" for s in symbols for p in PRIVATE]
+
+    async def subscribe_user_now(self, symbols: Sequence[str]) -> None:
+        """Subscribe more symbols' private channels on the running connection (new token:
+        Bitstamp checks it at each subscription and it is valid for 60 s only)."""
+        self.options["expiresIn"] = ""
+        await self.authenticate()
+        self._subscribe_user(self.urls["api"]["ws"], symbols)
+
+    async def unsubscribe(self, channels: Sequence[str]) -> None:
+        """Send `bts:unsubscribe` of each channel on the running connection and forget it
+        (subscribing it again later sends a new `bts:subscribe`)."""
+        client = (self.clients or {}).get(self.urls["api"]["ws"])
+        if client is None:
+            return
+        for channel in channels:
+            client.subscriptions.pop(channel, None)
+            if client.isConnected:
+                await client.send({"event": "bts:unsubscribe", "data": {"channel": channel}})
 
     def handle_message(self, client: Any, message: Any) -> None:
         if self.tap is not None:

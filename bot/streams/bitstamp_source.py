@@ -132,12 +132,31 @@ class BitstampStreamingSource:
         )  # fmt: skip
         return books
 
+    async def follow(self, pairs: Sequence[Pair]) -> None:
+        """Let the running subscriptions follow the pairs (listings, delistings): books
+        and private channels of entering pairs subscribed, leaving ones unsubscribed, on
+        the running connections. Before the start nothing: `start` reads the pairs."""
+        books = self.books
+        if books is None:
+            return
+        instruments = await self.rest.load_instruments()
+        symbols = self._symbols_of(pairs, instruments)
+        traded = [s for s in symbols if s != RATE_SYMBOL]
+        if symbols == books.symbols and (self.user is None or traded == self.user.symbols):
+            return
+        async with self._start_lock:
+            await books.follow(symbols, instruments)
+            if self.user is not None:
+                await self.user.follow(traded, instruments)
+
     async def _symbols(self, instruments: Mapping[str, Instrument]) -> list[str]:
-        if self.pair_source is not None:
-            pairs = await self.pair_source()
-            symbols = {p.spot.symbol for p in pairs}
-        else:
-            symbols = set(self._universe)
+        pairs = await self.pair_source() if self.pair_source is not None else None
+        return self._symbols_of(pairs, instruments)
+
+    def _symbols_of(
+        self, pairs: Sequence[Pair] | None, instruments: Mapping[str, Instrument]
+    ) -> list[str]:
+        symbols = {p.spot.symbol for p in pairs} if pairs is not None else set(self._universe)
         if self._universe:
             symbols &= self._universe
         symbols &= set(instruments)

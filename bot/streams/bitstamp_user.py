@@ -80,10 +80,12 @@ class BitstampUserStreams:
         self._tasks: list[asyncio.Task[None]] = []
         self.events = 0
         self.on_resync: Callable[[], None] | None = None
+        self.symbols: list[str] = []
         client.tap = self._tap
 
     def start(self, symbols: Sequence[str]) -> None:
         chunk = sorted(set(symbols))
+        self.symbols = chunk
         if not chunk:
             return
         # The channels name the user id, known only after the token request; the probe
@@ -98,6 +100,31 @@ class BitstampUserStreams:
         )  # fmt: skip
         self._tasks.append(asyncio.create_task(self.supervisor.run(), name="stream-bitstamp-user"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="bitstamp-user-watchdog"))
+
+    async def follow(
+        self, symbols: Sequence[str], instruments: Mapping[str, Instrument]
+    ) -> tuple[set[str], set[str]]:
+        """Subscribe the private channels of pairs that entered the universe, unsubscribe
+        those of leaving ones, on the running connection. Returns (added, removed)."""
+        wanted = sorted(set(symbols))
+        added, removed = set(wanted) - set(self.symbols), set(self.symbols) - set(wanted)
+        if not added and not removed:
+            return added, removed
+        self._instruments = {i.exchange_symbol: i for i in instruments.values()}
+        if added - set(self.client.markets or {}):
+            await self.client.load_markets(True)
+        sup = self.supervisor
+        if sup is None:
+            self.start(wanted)
+            return added, removed
+        ws = sup.connection()
+        self.symbols = wanted
+        sup.sub.watch = lambda: self.client.watch_user(wanted)
+        if removed:
+            await self.client.unsubscribe(self.client.user_channels(sorted(removed)))
+        if added and ws is not None and ws.isConnected:
+            await self.client.subscribe_user_now(sorted(added))
+        return added, removed
 
     async def stop(self) -> None:
         for task in self._tasks:

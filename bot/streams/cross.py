@@ -135,6 +135,11 @@ class CrossVenueStreams:
         self.perp.on_user_resync = callback
         self.spot.on_user_resync = callback
 
+    async def follow(self, pairs: Sequence[Pair]) -> None:
+        """Both venues' subscriptions follow the router's pairs (listings, delistings)."""
+        await self.spot.follow(pairs)
+        await self.perp.follow(pairs)
+
     @property
     def pairs_by_key(self) -> Mapping[str, Pair]:
         return self.perp.pairs_by_key

@@ -179,14 +179,17 @@ class StreamingSource:
     async def pairs(self) -> Sequence[Pair]:
         """The exchange's pairs; the subscriptions follow them (listings, delistings)."""
         pairs = await self.rest.pairs()
+        if self.streams is not None:
+            await self.follow(pairs if self.pair_source is None else await self.pair_source())
+        return pairs
+
+    async def follow(self, pairs: Sequence[Pair]) -> None:
+        """Let the running subscriptions follow `pairs` (nothing before the start)."""
         streams = self.streams
-        if streams is not None and self._take_universe(
-            pairs if self.pair_source is None else await self.pair_source()
-        ):
+        if streams is not None and self._take_universe(pairs):
             async with self._start_lock:
                 instruments = await self.rest.load_instruments()
                 await streams.follow(self._spot, self._perp, instruments)
-        return pairs
 
     async def refresh_status(self, spot_symbols: Collection[str]) -> list[Instrument]:
         return await refresh_status_of(self.rest, spot_symbols)

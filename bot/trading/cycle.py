@@ -1,13 +1,14 @@
 """The bot's cycle, written once: poll → capture funding → snapshot → (reconcile) → evaluate.
 
-`carrybot run --once` and the backtest run this one `Cycle`; they differ only in which
-stages are due (`Due`: every stage once, or the backtest's snapshot and reconcile intervals).
-The long-running scheduler (`bot.scheduler`) still runs the same jobs as interval jobs of
-their own, so a slow poll never holds back a balance snapshot or an evaluation.
+The long-running scheduler (`bot.scheduler`), `carrybot run --once` and the backtest run
+this one `Cycle`; they differ only in which stages are due (`Due`: the `[schedule]`
+intervals, every stage once, or the backtest's snapshot and reconcile intervals) and in how
+a stage's error is handled (`StageRunner`: the scheduler logs it and goes on).
 
 Funding is captured before the strategy runs, so the funding settled at an event time is
-paid to the position held then; the snapshot before the evaluation gives the risk gate the
-day's equity.
+paid to the position held then; the balance snapshot comes after the poll, so what is held
+is priced by this cycle's quotes (after a restart too), and before the evaluation, so the
+risk gate sees the day's equity.
 """
 
 from __future__ import annotations
@@ -71,12 +72,15 @@ class Cycle:
         *,
         runner: StageRunner = run_stage,
         before_snapshot: Callable[[], Awaitable[None]] | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
         """`before_snapshot` runs after funding is captured (the backtest closes the hedges
-        on pairs whose data ends there, so the snapshot and the strategy see them closed)."""
+        on pairs whose data ends there, so the snapshot and the strategy see them closed);
+        once `stopping()` is true no further stage starts (the scheduler's graceful stop)."""
         self._loop = loop
         self._runner = runner
         self._before_snapshot = before_snapshot
+        self._stopping = stopping
 
     async def run(self, due: Due = Due()) -> CycleResult:
         """Run the due stages in order; return what they saw and did."""
@@ -98,5 +102,7 @@ class Cycle:
     async def _stage(
         self, result: CycleResult, name: str, job: Callable[[], Awaitable[Any]]
     ) -> Any:
+        if self._stopping is not None and self._stopping():
+            return None
         result.stages.append(name)
         return await self._runner(name, job)

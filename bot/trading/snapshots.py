@@ -71,6 +71,8 @@ class AccountSnapshots:
                 )
             state.snapshot_deferred = True
             return None
+        if state.snapshot_deferred:
+            log.info("Deferred balance snapshot taken: equity %.2f USDT", taken.equity)
         state.snapshot_deferred = False
         position_rows = [
             PositionSnapshot(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.bot_harness import BotEnv, fake_process
 from tests.fakes.fixtures import FakeBinanceProcess
+from tests.support.ledgers import upgrade
 
 
 @pytest.fixture
@@ -25,10 +28,15 @@ def make_env(
     mode: str = "auto",
     poll: float = 1.0,
 ) -> BotEnv:
+    """A config for a bot against `fake` and its ledger at `url`, migrated.
+
+    The ledger is migrated in this process with the function `carrybot db upgrade` runs,
+    not by the command itself (a process start of its own per test); the command is the
+    subject of test_cli_foundation.py and the other CLI tests."""
     env = BotEnv(fake, tmp_path, url, live)
     env.write_config(mode=mode, poll=poll)
-    upgraded = env.cli("db", "upgrade")
-    assert upgraded.code == 0, upgraded.stderr
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: callers may be in one
+        thread.submit(asyncio.run, upgrade(url)).result()
     return env
 
 

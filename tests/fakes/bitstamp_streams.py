@@ -61,6 +61,7 @@ class FakeBitstampStreams:
         self.errors: list[str] = []
         self.silent = False
         self.hold_user_events = False  # True: no private events (a gap on the user stream)
+        self.duplicate_user_events = False  # True: every private event is sent twice
         self._refuse_until = float("-inf")
         self._publisher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -148,8 +149,10 @@ class FakeBitstampStreams:
                 self._spawn(self._send_all(conn, mine))
 
     async def _send_all(self, conn: Connection, events: list[tuple[str, str, Any]]) -> None:
+        copies = 2 if self.duplicate_user_events else 1
         for channel, kind, data in events:
-            await self._send(conn, {"data": data, "channel": channel, "event": kind})
+            for _ in range(copies):
+                await self._send(conn, {"data": data, "channel": channel, "event": kind})
 
     def _order_json(
         self, inst: Instrument, order: Order, left: Decimal, traded: Decimal

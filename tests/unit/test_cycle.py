@@ -29,9 +29,17 @@ class RecordingLoop:
         self.ran: list[str] = []
         self.forced: list[bool] = []
         self._failing = failing
+        self.stop_after: str | None = None
+        """Stand in for a graceful stop that begins while this stage runs."""
+        self.stopping = False
+
+    def is_stopping(self) -> bool:
+        return self.stopping
 
     def _run(self, name: str) -> None:
         self.ran.append(name)
+        if name == self.stop_after:
+            self.stopping = True
         if name == self._failing:
             raise RuntimeError(f"{name} broke")
 

@@ -47,6 +47,11 @@ async def test_backtest_constant_funding_for_30_days_earns_90_settlements_exactl
     assert report.passive_fixed_quantity is not None
     assert report.bot.funding == report.passive_fixed_quantity.funding
     assert report.bot.net_pnl == report.bot.funding + report.bot.basis_pnl - report.bot.fees
+    # Flat prices, funding always positive: each curve's only fall is its entry (fees and the
+    # spread it is marked at), counted from the initial equity for the passive as for the bot.
+    passive_entry_fees = D(1000) * (D("0.001") + D("0.0005"))
+    assert report.passive.max_drawdown > passive_entry_fees
+    assert report.bot.max_drawdown > 0
 
 
 async def test_backtest_same_inputs_give_byte_identical_summary(tmp_path: Path) -> None:

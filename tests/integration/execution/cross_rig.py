@@ -1,20 +1,30 @@
 """The real executor over a VenueRouter: spot on the fake Bitstamp, the short on the fake
 Binance, both through real ccxt, one SimulatedClock for everything.
 
+With `bitstamp_stream=True` the spot venue is a `BitstampStreamingSource` with Bitstamp's
+user stream (ccxt.pro against the fake's WebSocket), as live mode builds it: an order's
+outcome is the first of its REST answer and the stream's report. The streams' heartbeats,
+watchdogs and backoffs run on real intervals (`StreamClock`) while their signatures carry
+the simulated time the fake checks: the executor's simulated waits (instant) must not look
+like a silent connection.
+
 `assert_*` helpers read the two fakes' own accounts, never the bot's view of them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from bot.clock import SimulatedClock
-from bot.config import RiskConfig
+from bot.config import RiskConfig, config_from_dict
 from bot.domain import Hedge, HedgeState, ListEventSink, MarketKind, OrderStatus, Pair, Quote
 from bot.errors import OrderNotFound
 from bot.exchange.venues import VenueRouter
@@ -22,15 +32,35 @@ from bot.execution.executor import HedgeExecutor
 from bot.execution.sizing import common_step
 from bot.persistence.repositories import Ledger
 from bot.reconcile import Reconciler
+from bot.streams.bitstamp_source import BitstampStreamingSource
+from bot.streams.cross import bitstamp_source
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.bitstamp_fixtures import bitstamp_for, bitstamp_instruments, seed_bitstamp
-from tests.fakes.bitstamp_server import FakeBitstamp
+from tests.fakes.bitstamp_server import DEFAULT_API_KEY, DEFAULT_API_SECRET, FakeBitstamp
+from tests.fakes.bitstamp_streams import USER_ID
 from tests.fakes.fixtures import live_for, seed, standard_instruments
+from tests.integration.streams.conftest import wait_for
 from tests.support.paper_stack import Stack, build_stack
 
 D = Decimal
 PERP_ORDER = "/fapi/v1/order"
+
+
+class StreamClock:
+    """The simulated wall time (what signatures carry) with real intervals and sleeps."""
+
+    def __init__(self, simulated: SimulatedClock) -> None:
+        self._simulated = simulated
+
+    def now(self) -> datetime:
+        return self._simulated.now()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
 
 def spot_order_path(pair: Pair, side: str = "buy") -> str:
@@ -46,6 +76,7 @@ class CrossRig:
     ledger: Ledger
     stack: Stack
     pair: Pair
+    stream: BitstampStreamingSource | None = None
 
     @property
     def executor(self) -> HedgeExecutor:
@@ -138,6 +169,32 @@ class CrossRig:
             self.assert_flat()
 
 
+def _streaming(
+    rest: Any, fake: FakeBitstamp, clock: SimulatedClock, symbol: str, timeout_ms: int
+) -> BitstampStreamingSource:
+    config = config_from_dict(
+        {
+            "venues": {"spot": "bitstamp", "bitstamp_api_url": fake.url,
+                       "bitstamp_ws_url": fake.ws_url, "bitstamp_timeout_ms": timeout_ms},
+            "universe": {"symbols": [symbol]},
+            "streams": {"silence_seconds": 2.0, "reconnect_max_backoff_seconds": 0.4},
+        }
+    )  # fmt: skip
+    return bitstamp_source(
+        rest, config, StreamClock(clock), api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET
+    )
+
+
+async def _user_stream_live(
+    stream: BitstampStreamingSource, fake: FakeBitstamp, symbol: str
+) -> None:
+    await stream.start()
+    await wait_for(lambda: stream.user is not None and stream.user.live(), timeout=5)
+    pair = symbol.replace("/", "").lower()
+    channels = {f"private-my_orders_{pair}-{USER_ID}", f"private-my_trades_{pair}-{USER_ID}"}
+    await wait_for(lambda: channels <= fake.streams.subscribed(), timeout=5)
+
+
 CrossRigFactory = Callable[..., Awaitable[CrossRig]]
 
 
@@ -151,6 +208,7 @@ async def cross_rig_factory(ledger: Ledger) -> AsyncIterator[CrossRigFactory]:
         spot_symbol: str = "BTC/USDT",
         risk: RiskConfig | None = None,
         bitstamp_timeout_ms: int = 10000,
+        bitstamp_stream: bool = False,
         **binance_config: Any,
     ) -> CrossRig:
         clock = SimulatedClock(kit.T0)
@@ -160,16 +218,23 @@ async def cross_rig_factory(ledger: Ledger) -> AsyncIterator[CrossRigFactory]:
         await bitstamp.start()
         seed(binance)
         seed_bitstamp(bitstamp)
+        rest = bitstamp_for(bitstamp, clock=clock, bitstamp_timeout_ms=bitstamp_timeout_ms)
+        stream = None
+        if bitstamp_stream:
+            stream = _streaming(rest, bitstamp, clock, spot_symbol, bitstamp_timeout_ms)
         router = VenueRouter(
-            bitstamp_for(bitstamp, clock=clock, bitstamp_timeout_ms=bitstamp_timeout_ms),
+            stream or rest,
             live_for(binance, clock=clock, **binance_config),
             venue="bitstamp+binance",
             clock=clock,
         )
         opened.append((binance, bitstamp, router))
+        if stream is not None:
+            stream.pair_source = router.pairs
+            await _user_stream_live(stream, bitstamp, spot_symbol)
         stack = await build_stack(ledger, exchange=router, clock=clock, risk=risk)
         pair = next(p for p in await router.pairs() if p.key == spot_symbol)
-        return CrossRig(binance, bitstamp, clock, router, ledger, stack, pair)
+        return CrossRig(binance, bitstamp, clock, router, ledger, stack, pair, stream)
 
     try:
         yield build

@@ -2,7 +2,8 @@
 
 The executor's fault matrix (reject, lost response, timeout, partial fill, venue down) is
 injected on either venue; every case ends with no naked leg on the two servers' own
-accounts and a ledger that matches both venues order for order.
+accounts and a ledger that matches both venues order for order, by REST alone and with
+Bitstamp's user stream on (which then reports each outcome twice: duplicates must not count).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.integration.execution.cross_rig import (
 D = Decimal
 pytestmark = pytest.mark.postgres
 VENUES = ["bitstamp", "binance"]
+STREAM = pytest.mark.parametrize("stream", [False, True], ids=["rest", "user-stream"])
 NO_USDT = "You have only 0.00 USDT available. Check your account balance for details."
 
 
@@ -178,13 +180,20 @@ def _venue_back(rig: CrossRig) -> None:
     rig.binance.faults.clear()
 
 
+async def _rig(factory: CrossRigFactory, stream: bool, **options: object) -> CrossRig:
+    rig = await factory(bitstamp_stream=stream, **options)
+    rig.bitstamp.streams.duplicate_user_events = True
+    return rig
+
+
+@STREAM
 @pytest.mark.parametrize("venue", VENUES)
 @pytest.mark.parametrize("fault", ["reject", "lost", "timeout", "partial", "down"])
 async def test_every_fault_on_either_venue_ends_without_a_naked_leg(
-    cross_rig_factory: CrossRigFactory, venue: str, fault: str
+    cross_rig_factory: CrossRigFactory, venue: str, fault: str, stream: bool
 ) -> None:
     timeouts = {"bitstamp_timeout_ms": 1000, "timeout_ms": 1000} if fault == "timeout" else {}
-    rig = await cross_rig_factory(**timeouts)
+    rig = await _rig(cross_rig_factory, stream, **timeouts)
 
     hedge = await rig.open("1000", inject=lambda: _inject(rig, venue, fault))
 
@@ -211,6 +220,8 @@ async def test_every_fault_on_either_venue_ends_without_a_naked_leg(
             else rig.binance.requests_to(PERP_ORDER, "POST")
         )  # fmt: skip
         assert len(posts) == 1, "an order whose response was lost was sent again"
+    if rig.stream is not None and venue == "bitstamp" and fault == "timeout":
+        assert rig.stream.stream_fills == 1  # the stream told the outcome; REST still waited
     rig.assert_no_naked_leg()
     await rig.assert_ledger_matches(hedge)
 
@@ -230,12 +241,13 @@ def _inject_close(rig: CrossRig, venue: str, fault: str) -> None:
         server.add_fault("server_error", lookup, times=None)
 
 
+@STREAM
 @pytest.mark.parametrize("venue", VENUES)
 @pytest.mark.parametrize("fault", ["reject", "lost", "partial", "down"])
 async def test_every_close_fault_on_either_venue_ends_flat(
-    cross_rig_factory: CrossRigFactory, venue: str, fault: str
+    cross_rig_factory: CrossRigFactory, venue: str, fault: str, stream: bool
 ) -> None:
-    rig = await cross_rig_factory(risk=RiskConfig(close_retry_backoff_seconds=0.01))
+    rig = await _rig(cross_rig_factory, stream, risk=RiskConfig(close_retry_backoff_seconds=0.01))
     hedge = await rig.open("1000")
     assert hedge is not None and hedge.state is HedgeState.OPEN
     _inject_close(rig, venue, fault)

@@ -4,6 +4,9 @@ the VenueRouter, one health board and one entry gate over both."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,13 +51,18 @@ class Cross:
         return len(streams) == 3 and all(h.state is StreamState.LIVE for h in streams)
 
 
-def _config(binance: FakeBinance, bitstamp: FakeBitstamp, **venues: object) -> Config:
+def _config(
+    binance: FakeBinance,
+    bitstamp: FakeBitstamp,
+    symbols: tuple[str, ...] = ("BTC/USD",),
+    **venues: object,
+) -> Config:
     return config_from_dict(
         {
             "exchange": {"spot_api_url": binance.url, "futures_api_url": binance.url},
             "venues": {"spot": "bitstamp", "bitstamp_api_url": bitstamp.url,
                        "bitstamp_ws_url": bitstamp.ws_url, **venues},
-            "universe": {"symbols": ["BTC/USD"]},
+            "universe": {"symbols": list(symbols)},
             "streams": {"futures_ws_url": binance.futures_ws_url, "silence_seconds": 1.0,
                         "settle_seconds": 0.5, "max_quote_age_seconds": 1.0,
                         "reconnect_max_backoff_seconds": 0.4},
@@ -163,6 +171,56 @@ async def test_live_mode_streams_both_venues_user_data_and_trades_through_them()
         assert abs(order.average_price - D("49951") / D("0.999")) < D("1e-9")  # USDT terms
         assert spot.user is not None
         await wait_for(lambda: spot.user.final_order("cb-9-sbo1") is not None, timeout=3)  # type: ignore[union-attr]
+    finally:
+        await router.close()
+        await binance.stop()
+        await bitstamp.stop()
+
+
+async def _refresh_until(router: VenueRouter, key: str, *, listed: bool) -> None:
+    """The bot's instrument refresh, repeated until it sees the change (ccxt keeps
+    Bitstamp's markets for 1 s)."""
+    started = time.perf_counter()
+    while (key in {p.key for p in await router.pairs()}) != listed:
+        assert time.perf_counter() - started < 5, f"{key} listed={listed} not seen"
+        await asyncio.sleep(0.1)
+        await router.load_instruments(reload=True)
+
+
+async def test_both_venues_streams_follow_a_pair_listed_and_delisted_on_bitstamp() -> None:
+    binance = FakeBinance(standard_instruments(datetime.now(UTC)))
+    bitstamp = FakeBitstamp(bitstamp_instruments())
+    eth = bitstamp.instruments["ETH/USD"]
+    bitstamp.instruments["ETH/USD"] = dataclasses.replace(eth, active=False)
+    await binance.start()
+    await bitstamp.start()
+    seed(binance)
+    seed_bitstamp(bitstamp)
+    config = _config(binance, bitstamp, ("BTC/USD", "ETH/USD"))
+    router = await build_exchange(Mode.PAPER, Settings(), config, SystemClock())
+    try:
+        assert isinstance(router, VenueRouter)
+        await router.fetch_best_quotes(MarketKind.SPOT)
+        await router.fetch_best_quotes(MarketKind.PERPETUAL)
+        await wait_for(
+            lambda: bitstamp.streams.subscribed() == {"order_book_btcusd", "order_book_usdtusd"},
+            timeout=5,
+        )
+        dials = bitstamp.streams.accepted
+
+        bitstamp.instruments["ETH/USD"] = eth  # ETH/USD is listed: the pair enters
+        await _refresh_until(router, "ETH/USD", listed=True)
+
+        await wait_for(lambda: "order_book_ethusd" in bitstamp.streams.subscribed(), timeout=5)
+        await wait_for(lambda: "ethusdt@bookTicker" in binance.streams.subscribed(), timeout=5)
+        assert bitstamp.streams.accepted == dials  # on Bitstamp's running connection
+
+        bitstamp.instruments["ETH/USD"] = dataclasses.replace(eth, active=False)  # delisted
+        await _refresh_until(router, "ETH/USD", listed=False)
+
+        await wait_for(lambda: "order_book_ethusd" not in bitstamp.streams.subscribed(), timeout=5)
+        await wait_for(lambda: "ethusdt@bookTicker" not in binance.streams.subscribed(), timeout=5)
+        assert {"order_book_btcusd", "order_book_usdtusd"} <= bitstamp.streams.subscribed()
     finally:
         await router.close()
         await binance.stop()

@@ -87,24 +87,30 @@ def test_hard_exit_after_a_run_of_negative_settlements_even_when_young() -> None
     assert isinstance(close, CloseHedge) and close.reason.startswith("negative_funding")
 
 
-def test_max_holding_closes_a_hedge_that_would_not_be_entered_now() -> None:
-    # Zero funding for 200 settlements: the forecast's reversion to the anchor over H does
-    # not pay a round trip, so the pair fails the entry test and the old hedge is closed.
-    flat = market_snapshot(Market("BTC", rate="0", history=["0"] * 200))
+def test_max_holding_closes_a_hedge_whose_forecast_carry_is_no_longer_positive() -> None:
+    # Slightly negative funding, broken by zero prints (no hard-exit run): over H the
+    # forecast carry is below zero, so the old hedge is not renewed.
+    fading = market_snapshot(Market("BTC", rate="0", history=(["-0.00003"] * 10 + ["0"]) * 18))
     old = hedge("BTC", age_hours=9000)
 
-    (close,) = evaluate(flat, portfolio(old))
+    (close,) = evaluate(fading, portfolio(old))
 
     assert isinstance(close, CloseHedge) and close.reason.startswith("max_holding")
-    assert close.metrics["net_entry"] <= D("0.002")
+    assert close.metrics["expected_carry"] < 0
+    assert evaluate(fading, portfolio(hedge("BTC", age_hours=200))) == []  # young: kept
 
 
-def test_max_holding_keeps_a_hedge_that_would_be_entered_again() -> None:
-    # Closing and reopening the same pair would pay four legs for nothing.
-    snap = market_snapshot(low_steady())
+def test_max_holding_renews_a_hedge_whose_forecast_carry_is_positive() -> None:
+    # Closing and reopening the same pair would pay four legs for nothing; its open is paid,
+    # so a held hedge is renewed on a positive carry even where a new one would not be opened.
+    steady = market_snapshot(low_steady())
+    flat = market_snapshot(Market("BTC", rate="0", history=["0"] * 200))
+    old = portfolio(hedge("BTC", age_hours=9000))
 
-    assert evaluate(snap, portfolio(hedge("BTC", age_hours=9000))) == []
-    (intent,) = evaluate(snap)  # the same market is entered when flat
+    assert evaluate(steady, old) == []
+    assert evaluate(flat, old) == []
+    assert evaluate(flat) == []  # the entry test fails there: carry does not pay a round trip
+    (intent,) = evaluate(steady)
     assert isinstance(intent, OpenHedge)
 
 
