@@ -138,39 +138,26 @@ class SimCoinmAccount(SimFuturesAccount):
             state, inst.symbol, price, qty, fee, asset, maker=maker, realized=realized
         )
 
-    def apply_to_position(
-        self, symbol: str, side_key: PositionSide, signed: Decimal, price: Decimal
+    def _averaged_entry(
+        self, pos: PositionState, signed: Decimal, price: Decimal, new_size: Decimal
     ) -> Decimal:
-        """Add a signed fill (contracts) to a position; return the realised P&L in the coin."""
-        now = self.now()
-        key = (symbol, side_key)
-        leverage, isolated = self.leverage(symbol), self.is_isolated(symbol)
-        pos = self.positions.get(key)
-        if pos is None or (pos.size > 0) == (signed > 0):
-            if pos is None:
-                pos = self.positions[key] = PositionState(_ZERO, price, _ZERO, now)
-            new_size = pos.size + signed
-            # Inverse contracts average their entry harmonically (by coin value).
-            if pos.size != 0:
-                pos.entry = abs(new_size) / (abs(pos.size) / pos.entry + abs(signed) / price)
-            pos.size = new_size
-            if isolated:
-                pos.margin += self._coin(signed, symbol, price) / leverage
-            return _ZERO
-        closed = min(abs(signed), abs(pos.size))
+        """Inverse contracts average their entry harmonically (by coin value)."""
+        if pos.size == 0:
+            return pos.entry
+        return abs(new_size) / (abs(pos.size) / pos.entry + abs(signed) / price)
+
+    def _position_margin(
+        self, symbol: str, signed: Decimal, price: Decimal, leverage: int
+    ) -> Decimal:
+        """Isolated margin in the coin: the contracts' coin value over the leverage."""
+        return self._coin(signed, symbol, price) / leverage
+
+    def _realized_pnl(
+        self, symbol: str, pos: PositionState, closed: Decimal, price: Decimal
+    ) -> Decimal:
+        """Inverse P&L in the coin: contracts × size × (1/entry − 1/exit)."""
         direction = 1 if pos.size > 0 else -1
-        realized = to_coin(closed * self._size(symbol) * (1 / pos.entry - 1 / price) * direction)
-        if isolated:
-            pos.margin -= pos.margin * closed / abs(pos.size)
-        new_size = pos.size + signed
-        if new_size == 0:
-            del self.positions[key]
-        elif (new_size > 0) != (pos.size > 0):
-            pos.size, pos.entry, pos.opened_at = new_size, price, now
-            pos.margin = self._coin(new_size, symbol, price) / leverage if isolated else _ZERO
-        else:
-            pos.size = new_size
-        return realized
+        return to_coin(closed * self._size(symbol) * (1 / pos.entry - 1 / price) * direction)
 
     # --- funding and delivery -----------------------------------------------------------
     def settle_funding(

@@ -216,13 +216,13 @@ class SimFuturesAccount:
             if pos is None:
                 pos = self.positions[key] = PositionState(_ZERO, price, _ZERO, now)
             new_size = pos.size + signed
-            pos.entry = (abs(pos.size) * pos.entry + abs(signed) * price) / abs(new_size)
+            pos.entry = self._averaged_entry(pos, signed, price, new_size)
             pos.size = new_size
             if isolated:
-                pos.margin += initial_margin(signed, price, leverage)
+                pos.margin += self._position_margin(symbol, signed, price, leverage)
             return _ZERO
         closed = min(abs(signed), abs(pos.size))
-        realized = closed * (price - pos.entry) * (1 if pos.size > 0 else -1)
+        realized = self._realized_pnl(symbol, pos, closed, price)
         if isolated:
             pos.margin -= pos.margin * closed / abs(pos.size)
         new_size = pos.size + signed
@@ -230,10 +230,31 @@ class SimFuturesAccount:
             del self.positions[key]
         elif (new_size > 0) != (pos.size > 0):
             pos.size, pos.entry, pos.opened_at = new_size, price, now
-            pos.margin = initial_margin(new_size, price, leverage) if isolated else _ZERO
+            pos.margin = (
+                self._position_margin(symbol, new_size, price, leverage) if isolated else _ZERO
+            )
         else:
             pos.size = new_size
         return realized
+
+    # The three places where a linear (USDⓈ-M) and an inverse (COIN-M) contract differ.
+    def _averaged_entry(
+        self, pos: PositionState, signed: Decimal, price: Decimal, new_size: Decimal
+    ) -> Decimal:
+        """Entry price after adding `signed` at `price` (linear: weighted by quantity)."""
+        return (abs(pos.size) * pos.entry + abs(signed) * price) / abs(new_size)
+
+    def _position_margin(
+        self, symbol: str, signed: Decimal, price: Decimal, leverage: int
+    ) -> Decimal:
+        """Isolated margin a position of `signed` at `price` needs."""
+        return initial_margin(signed, price, leverage)
+
+    def _realized_pnl(
+        self, symbol: str, pos: PositionState, closed: Decimal, price: Decimal
+    ) -> Decimal:
+        """P&L of closing `closed` of `pos` at `price`, in the margin asset."""
+        return closed * (price - pos.entry) * (1 if pos.size > 0 else -1)
 
     def _position_side_for(self, req: OrderRequest) -> tuple[PositionSide, bool]:
         """Return the position an order acts on and whether it closes (hedge mode)."""

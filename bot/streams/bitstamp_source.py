@@ -15,7 +15,6 @@ are streamed: the spot legs of `pair_source()`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -45,6 +44,7 @@ from bot.streams.bitstamp_pro import CarryBitstampPro
 from bot.streams.bitstamp_user import BitstampUserStreams
 from bot.streams.config import StreamsConfig
 from bot.streams.health import HealthBoard, StreamState
+from bot.streams.order_race import first_final
 
 log = logging.getLogger(__name__)
 
@@ -286,22 +286,12 @@ class BitstampStreamingSource:
         user = self.user
         if user is None or not user.live():
             return await self.rest.create_order(request)
-        rest = asyncio.ensure_future(self.rest.create_order(request))
-        streamed = asyncio.ensure_future(user.wait_final(request.client_order_id))
-        try:
-            await asyncio.wait({rest, streamed}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            rest.cancel()
-            streamed.cancel()
-            raise
-        if rest.done():
-            streamed.cancel()
-            return rest.result()
-        rest.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await rest
-        self.stream_fills += 1
-        return streamed.result()
+        order, from_stream = await first_final(
+            self.rest.create_order(request), user.wait_final(request.client_order_id)
+        )
+        if from_stream:
+            self.stream_fills += 1
+        return order
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         """The final state the user stream reported, else `order_status/`."""

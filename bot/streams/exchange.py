@@ -8,8 +8,6 @@ method is the live adapter's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +32,7 @@ from bot.domain import (
 )
 from bot.errors import FatalExchangeError
 from bot.exchange.port import CoinmPort, ExchangePort, coinm_of, refresh_status_of
+from bot.streams.order_race import first_final
 from bot.streams.source import StreamingSource
 from bot.streams.user import FUTURES_USER, SPOT_USER
 
@@ -93,22 +92,12 @@ class StreamedExchange:
         stream = FUTURES_USER if ":" in request.symbol else SPOT_USER
         if user is None or not user.live(stream):
             return await self.live.create_order(request)
-        rest = asyncio.ensure_future(self.live.create_order(request))
-        streamed = asyncio.ensure_future(user.wait_final(request.client_order_id))
-        try:
-            await asyncio.wait({rest, streamed}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            rest.cancel()
-            streamed.cancel()
-            raise
-        if rest.done():
-            streamed.cancel()
-            return rest.result()
-        rest.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await rest
-        self.stream_fills += 1
-        return streamed.result()
+        order, from_stream = await first_final(
+            self.live.create_order(request), user.wait_final(request.client_order_id)
+        )
+        if from_stream:
+            self.stream_fills += 1
+        return order
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         """The final state the user-data stream reported, else the REST look-up."""
