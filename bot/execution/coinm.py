@@ -168,7 +168,12 @@ class CoinmHedger:
             return await self.unwind(hedge, pair, "spot filled less than one contract")
 
         moved = await self._margin.move(
-            hedge, pair.base, coin, into=True, attempts=ctx.risk.close_retry_attempts
+            hedge,
+            pair.base,
+            coin,
+            into=True,
+            attempts=ctx.risk.close_retry_attempts,
+            reason="open: the coin bought margins the short",
         )
         hedge = moved.hedge
         if moved.done is None:
@@ -275,7 +280,12 @@ class CoinmHedger:
             trim = floor_to_step(rest / price, pair.spot.step_size)
             if not is_dust(trim, hedge.entry_spot_price or price, pair):
                 moved = await self._margin.move(
-                    hedge, pair.base, trim, into=False, attempts=ctx.risk.close_retry_attempts
+                    hedge,
+                    pair.base,
+                    trim,
+                    into=False,
+                    attempts=ctx.risk.close_retry_attempts,
+                    reason="trim: coin beyond max_unhedged_usd back to spot to sell",
                 )
                 hedge = moved.hedge
                 if moved.done:

@@ -149,7 +149,12 @@ class CoinmCloser:
             in_spot = hedge.spot_quantity - held
             if amount > 0:
                 moved = await self._margin.move(
-                    hedge, pair.base, amount, into=False, attempts=ctx.risk.close_retry_attempts
+                    hedge,
+                    pair.base,
+                    amount,
+                    into=False,
+                    attempts=ctx.risk.close_retry_attempts,
+                    reason=f"{purpose.value}: the coin and the short's P&L back to spot",
                 )
                 hedge = moved.hedge
                 if not moved.done:

@@ -143,8 +143,8 @@ class StreamedExchange:
 
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
-    ) -> None:
-        await self.live.transfer(asset, amount, from_wallet=from_wallet, to_wallet=to_wallet)
+    ) -> str | None:
+        return await self.live.transfer(asset, amount, from_wallet=from_wallet, to_wallet=to_wallet)
 
     # --- COIN-M (`CoinmPort`), by REST, when the live adapter has it loaded ----------------
     @property

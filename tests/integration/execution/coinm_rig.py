@@ -19,6 +19,7 @@ from bot.clock import SimulatedClock
 from bot.config import ExchangeConfig, RiskConfig
 from bot.domain import Hedge, HedgeState, Leg, MarketKind, OrderStatus, Pair, PositionMode, Quote
 from bot.domain.instruments import dated_pairs
+from bot.domain.ledger import TransferStatus
 from bot.errors import OrderNotFound
 from bot.exchange.ccxt_live import LiveExchange
 from bot.execution.coinm_margin import margin_of
@@ -78,6 +79,10 @@ class CoinmRig:
     def transfers(self) -> list[str]:
         """The universal transfer types that reached the server, in order."""
         return [r.params["type"] for r in self.fake.requests_to(TRANSFER, "POST")]
+
+    async def transfer_rows(self, hedge_id: int) -> list[tuple[str, TransferStatus]]:
+        """The hedge's `transfers` rows: (to wallet, status), oldest first."""
+        return [(t.to_wallet, t.status) for t in await self.ledger.transfers.for_hedges([hedge_id])]
 
     def requests(self, path: str, method: str) -> list[LoggedRequest]:
         return self.fake.requests_to(path, method)
