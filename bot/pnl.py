@@ -120,7 +120,8 @@ def hedge_pnl(
 ) -> HedgePnL:
     """Compute one hedge's P&L. Prices value what is still held (open hedges)."""
     spot_fills = [f for f in fills if f.symbol == hedge.spot_symbol]
-    perp_fills = [f for f in fills if f.symbol == hedge.perp_symbol]
+    shorts = set(hedge.short_symbols)  # a rolled hedge's short traded several contracts
+    perp_fills = [f for f in fills if f.symbol in shorts]
     spot_mark = spot_price or hedge.exit_spot_price or _last_price(spot_fills)
     perp_mark = perp_price or hedge.exit_perp_price or _last_price(perp_fills)
     spot_pnl, _ = leg_pnl(spot_fills, spot_mark)

@@ -175,9 +175,7 @@ class ReplaySource:
             contracts = [(dated_instrument(perp_inst, c), c) for c in sym.dated]
             contracts += [
                 (
-                    coinm_instrument(
-                        sym.base, c.expiry, from_ms(c.bars.first_ms), c.bars.opens[0]
-                    ),
+                    coinm_instrument(sym.base, c.expiry, from_ms(c.bars.first_ms), c.bars.opens[0]),
                     c,
                 )
                 for c in sym.coinm_dated
