@@ -28,6 +28,8 @@ from decimal import Decimal
 
 from bot.domain import Fill, Hedge, Side
 
+COIN_DECIMALS = Decimal("0.00000001")
+
 ZERO = Decimal(0)
 YEAR_SECONDS = Decimal(365 * 24 * 3600)
 
@@ -178,6 +180,9 @@ def inverse_leg_pnl(
         return sum((f.realized_pnl or ZERO for f in fills), ZERO)
     if held and price:
         coin -= held * contract_size / price
+        # Settled at delivery (or valued at the mark): booked in the coin to 8 decimals, as
+        # Binance books every coin amount, so a delivered short's P&L is the exchange's.
+        return coin.quantize(COIN_DECIMALS)
     return coin
 
 
