@@ -146,8 +146,9 @@ class IntentRunner:
         """The pair an open trades: the asset's perpetual, or the dated future it names."""
         pairs = self._ctx.pairs
         if intent.future_symbol is not None:
+            by_future = (*snap.dated_pairs, *snap.coinm_perp_pairs)
             return pairs.get(intent.future_symbol) or next(
-                (p for p in snap.dated_pairs if p.perp.symbol == intent.future_symbol), None
+                (p for p in by_future if p.perp.symbol == intent.future_symbol), None
             )
         return pairs.get(intent.pair) or snap.pair(intent.pair)
 
