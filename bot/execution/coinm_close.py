@@ -140,7 +140,7 @@ class CoinmCloser:
         held = margin_of(hedge)
         if held > 0:
             short_pnl, funding = (
-                await self._short_pnl(hedge, pair),
+                await self.short_pnl(hedge, pair),
                 await self._funding(hedge, pair),
             )
             own = held + short_pnl + funding
@@ -188,7 +188,7 @@ class CoinmCloser:
         payments = await self._ctx.ledger.funding.payments(hedge_id=hedge.id)
         return sum((p.amount for p in payments if p.asset == pair.base), ZERO)
 
-    async def _short_pnl(self, hedge: Hedge, pair: Pair) -> Decimal:
+    async def short_pnl(self, hedge: Hedge, pair: Pair) -> Decimal:
         """The coin the hedge's short made or lost: realised P&L less fees of its fills, and
         what a delivery settled without a fill."""
         total = opened = ZERO

@@ -16,6 +16,7 @@ from bot.domain import FuturesAccount, HedgeState, Leg, OrderStatus, PositionMod
 from bot.domain.ledger import TransferStatus
 from bot.errors import TemporaryError
 from bot.execution.coinm_margin import PENDING, margin_of
+from bot.streams.exchange import StreamedExchange
 from tests.integration.execution.coinm_rig import (
     DAPI_ORDER,
     SPOT_ORDER,
@@ -351,3 +352,32 @@ async def test_open_short_outcome_unknown_stays_opening_and_recovery_opens_it(
     assert recovered.state is HedgeState.OPEN
     assert len(rig.requests(DAPI_ORDER, "POST")) == 1  # never sent twice
     await rig.assert_ledger_matches(recovered)
+
+
+async def test_open_with_the_coinm_user_stream_records_a_streamed_fill_once(
+    coinm_rig_factory: CoinmRigFactory,
+) -> None:
+    """The short's POST answer is slow (1.5 s): its fill comes from the dapi user stream
+    first (REST abandoned, no look-up), and the ledger records each of its trades once."""
+    rig = await coinm_rig_factory(streams=True)
+    rig.fake.add_fault("delay", DAPI_ORDER, method="POST", delay_ms=1500)
+
+    hedge = await rig.open("1000")
+
+    assert hedge is not None and hedge.state is HedgeState.OPEN
+    assert rig.requests(DAPI_ORDER, "GET") == []  # known from the stream
+    assert len(rig.requests(DAPI_ORDER, "POST")) == 1
+    streamed = rig.stack.executor._ctx.exchange
+    assert isinstance(streamed, StreamedExchange) and streamed.stream_fills >= 1
+    shorts = [
+        o for o in await rig.ledger.orders.for_hedge(hedge.id) if o.symbol == rig.pair.perp.symbol
+    ]
+    (short,) = shorts
+    fills = await rig.ledger.fills.for_order(short.client_order_id)
+    server = [
+        f
+        for f in rig.fake.account.my_trades(rig.pair.perp.symbol)
+        if f.exchange_order_id == short.exchange_order_id
+    ]
+    assert sorted(f.trade_id for f in fills) == sorted(f.trade_id for f in server)
+    await rig.assert_ledger_matches(hedge)
