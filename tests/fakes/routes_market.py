@@ -306,13 +306,13 @@ def _select(times: list[int], start: int | None, end: int | None, limit: int) ->
 
 
 def funding_rate(fake: FakeBinance, params: Params, *, coinm: bool = False) -> Any:
-    """Settled funding of fapi's perpetuals, or dapi's (`coinm`)."""
+    """GET /fapi/v1/fundingRate (or /dapi/v1/fundingRate with `coinm`: BTCUSD_PERP)."""
     start, end, limit = _window(params, 100, 1000)
     if "symbol" in params:
         insts = [instrument(fake, params, True, coinm=coinm)]
     else:
-        market = fake.market.of_coinm() if coinm else fake.market.of_market(True)
-        insts = [i for i in market if i.kind is MarketKind.PERPETUAL]
+        listed = fake.market.of_coinm() if coinm else fake.market.of_market(True)
+        insts = [i for i in listed if i.kind is MarketKind.PERPETUAL]
     rows: list[tuple[int, dict[str, Any]]] = []
     for inst in insts:
         for r in fake.market.funding_history.get(inst.symbol, []):
