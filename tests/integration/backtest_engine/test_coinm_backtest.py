@@ -23,8 +23,9 @@ from bot.backtest.engine import REACTION
 from bot.backtest.history import load_history
 from bot.backtest.replay import ReplaySource
 from bot.clock import SimulatedClock
-from bot.domain import Fill, Hedge, MarketKind, Side
+from bot.domain import Fill, Hedge, MarketKind, OrderRequest, OrderType, Side
 from bot.errors import UserError
+from bot.exchange.paper import PaperExchange
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import CycleReads, Ledger
 from bot.pnl import hedge_pnl
@@ -253,3 +254,25 @@ async def test_coinm_perpetual_files_change_nothing_the_strategy_does_not_trade(
         tmp_path / "ob" / "hedges.csv"
     ).read_text()
     assert second.bot.net_pnl == first.bot.net_pnl
+
+
+async def test_a_coinm_perpetual_short_in_the_replay_is_paid_funding_in_the_coin(
+    tmp_path: Path,
+) -> None:
+    data = write_coinm_history(tmp_path / "data")
+    write_coinm_perpetual(data)
+    clock = SimulatedClock(T0 + timedelta(hours=9))
+    source = ReplaySource(load_history(data), clock)
+    exchange = await PaperExchange.open(source, clock=clock)
+    exchange.simulator.set_instruments(source.all_instruments())
+    exchange.simulator.deposit("spot", "BTC", D("0.1"))
+    await exchange.transfer("BTC", D("0.1"), from_wallet="spot", to_wallet="coinm")
+    short = OrderRequest("BTC/USD:BTC", Side.SELL, OrderType.MARKET, D(10), "cb-cm-perp")
+    assert (await exchange.create_order(short)).filled == 10
+
+    clock.advance(timedelta(hours=7, seconds=1))  # past the 16:00 settlement
+    (payment,) = await exchange.settle_funding()
+
+    # 10 contracts × 100 USD / 20010 (the bar open at 16:00) × 0.00005, received by a short
+    assert (payment.funding_time, payment.asset) == (T0 + timedelta(hours=16), "BTC")
+    assert payment.amount == (D(1000) / D("20010.0") * D("0.00005")).quantize(SAT)
