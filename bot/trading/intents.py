@@ -185,13 +185,15 @@ class IntentRunner:
 
     async def _finish_rolls(self, hedges: list[Hedge]) -> set[int]:
         """Take on the hedges whose roll is unfinished (orders resolved by client order id
-        first); return their ids."""
+        first; not while HALTED, which sends nothing); return their ids."""
         ctx = self._ctx
         ids: set[int] = set()
         for hedge in hedges:
             if hedge.state is not HedgeState.OPEN or ROLL_TO not in hedge.metrics:
                 continue
             ids.add(hedge.id)
+            if ctx.state.trading is TradingState.HALTED:
+                continue
             pair = ctx.pair_of(hedge)
             into = pair_of(ctx.pairs, hedge.pair, hedge.metrics[ROLL_TO])
             if pair is None or into is None:
