@@ -15,6 +15,7 @@ import pytest
 
 from bot.domain import HedgeState, OrderPurpose, PositionMode
 from bot.domain.hedge import ROLL_TO
+from bot.reconcile import Reconciler
 from tests.integration.execution.roll_rig import RollRig, RollRigFactory
 
 D = Decimal
@@ -209,4 +210,26 @@ async def test_a_partly_filled_roll_order_is_completed(
     await rig.roll(hedge)
 
     assert len(rig.posts(symbol)) == 2  # the rest traded again
+    await assert_rolled(rig, hedge.id, hedge.spot_quantity)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+async def test_reconciliation_at_start_up_finishes_an_unresolved_roll_first(
+    roll_rig_factory: RollRigFactory, mode: PositionMode
+) -> None:
+    rig = await roll_rig_factory(mode=mode)
+    hedge = await rig.open()
+    rig.fake.add_fault("drop", rig.order_path, method="POST", symbol=rig.near_id)
+    rig.fake.add_fault("server_error", rig.order_path, method="GET", times=None)
+    pending = await rig.roll(hedge)
+    assert pending.metrics[ROLL_TO] == rig.next.perp.symbol
+    rig.fake.faults.clear()
+    pairs = {p.perp.symbol: p for p in (rig.near, rig.next)}
+    reconciler = Reconciler(rig.live, rig.ledger, rig.executor, rig.clock, rig.ledger.events, pairs)
+
+    report = await reconciler.run(startup=True)
+
+    assert report.recovered_hedges == [hedge.id]
+    assert report.drift == [] and report.errors == [] and report.unowned_positions == []
+    assert len(rig.posts(rig.near_id)) == 1  # resolved by client id, not sent again
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)
