@@ -56,7 +56,13 @@ from bot.domain.strategy import StrategyParams
 from bot.domain.universe import select_universe
 from strategies.allocation import Capacity
 from strategies.carry import hedge_age_hours
-from strategies.carry_value import CarryValue, carry_value
+from strategies.carry_value import (
+    CarryValue,
+    FundingOutlook,
+    carry_value,
+    funding_outlook,
+    least_round_trip,
+)
 from strategies.signals import quantize_metric
 
 Persistence = Annotated[Decimal, Field(ge=0, le=1)]
@@ -192,9 +198,14 @@ def rebalance_intent(
 
 
 def value_of(
-    pair: Pair, snapshot: MarketSnapshot, params: ExpectedCarryParams, notional: Decimal
+    pair: Pair,
+    snapshot: MarketSnapshot,
+    params: ExpectedCarryParams,
+    notional: Decimal,
+    outlook: FundingOutlook | None = None,
 ) -> CarryValue | None:
-    """Return `carry_value` of `pair` with `params`' costs, forecast and holding."""
+    """Return `carry_value` of `pair` with `params`' costs, forecast and holding (`outlook`:
+    its `outlook_of`, when the caller has it already)."""
     return carry_value(
         pair,
         snapshot,
@@ -202,6 +213,21 @@ def value_of(
         holding_hours=params.holding_hours,
         fees=params.fees,
         slippage_bps=params.assumed_slippage_bps,
+        history_periods=params.history_periods,
+        halflife=params.ewma_halflife_periods,
+        default_persistence=params.default_persistence,
+        outlook=outlook,
+    )
+
+
+def outlook_of(
+    pair: Pair, snapshot: MarketSnapshot, params: ExpectedCarryParams
+) -> FundingOutlook | None:
+    """Return the funding outlook of `pair` with `params`' forecast and holding."""
+    return funding_outlook(
+        pair,
+        snapshot,
+        holding_hours=params.holding_hours,
         history_periods=params.history_periods,
         halflife=params.ewma_halflife_periods,
         default_persistence=params.default_persistence,
@@ -241,6 +267,18 @@ def entry_block(value: CarryValue, params: ExpectedCarryParams) -> str | None:
     return None
 
 
+def funding_rules_out_entry(outlook: FundingOutlook, params: ExpectedCarryParams) -> bool:
+    """Tell whether the funding alone fails `entry_block` whatever the prices: the run of
+    negative settlements, a dip ahead, or a forecast carry that does not beat the least
+    round trip (the taker fees; slippage and spreads only add) by `entry_margin`. Such a
+    pair is not priced at all (`entry_candidates`)."""
+    return (
+        outlook.settled.negative_run >= params.negative_periods_to_exit
+        or outlook.worst_carry < 0
+        or outlook.expected_carry - least_round_trip(params.fees) <= params.entry_margin
+    )
+
+
 def entry_candidates(
     snapshot: MarketSnapshot, portfolio: Portfolio, params: ExpectedCarryParams
 ) -> list[tuple[Pair, CarryValue]]:
@@ -255,7 +293,10 @@ def entry_candidates(
             closed is not None and hours_between(closed, now) < params.cooldown_hours
         ):
             continue
-        value = value_of(pair, snapshot, params, size)
+        outlook = outlook_of(pair, snapshot, params)
+        if outlook is None or funding_rules_out_entry(outlook, params):
+            continue
+        value = value_of(pair, snapshot, params, size, outlook)
         if value is not None and entry_block(value, params) is None:
             found.append((pair, value))
     found.sort(key=lambda pv: pv[1].net_entry, reverse=True)
