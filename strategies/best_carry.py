@@ -41,7 +41,7 @@ class BestCarry:
     def evaluate(
         self, snapshot: MarketSnapshot, portfolio: Portfolio, params: StrategyParams
     ) -> list[Intent]:
-        """Return closes first, then opens (a roll's open after its close)."""
+        """Return closes and rolls first, then opens."""
         dated_hedges = [h for h in portfolio.hedges if is_dated_symbol(h.perp_symbol)]
         dated_on = params.trades_dated and bool(snapshot.dated_pairs)
         perpetual_on = "perpetual" in params.instruments
@@ -55,7 +55,6 @@ class BestCarry:
         closes: list[Intent] = [i for i in inner if not isinstance(i, OpenHedge)]
         perp_opens = [i for i in inner if isinstance(i, OpenHedge)] if perpetual_on else []
 
-        rolls: list[OpenHedge] = []
         by_symbol = {p.perp.symbol: p for p in snapshot.dated_pairs}
         for hedge in dated_hedges:
             if hedge.state is not HedgeState.OPEN:
@@ -75,11 +74,9 @@ class BestCarry:
             ]
             decision = dated_exit(hedge, held, later, snapshot, params)
             if decision is not None:
-                closes.append(decision.close)
-                if decision.roll is not None:
-                    rolls.append(decision.roll)
+                closes.append(decision.intent)  # a roll keeps the hedge: it is not closing
 
-        closing = {getattr(c, "hedge_id", None) for c in closes}
+        closing = {c.hedge_id for c in closes if isinstance(c, CloseHedge)}
         active = [h for h in portfolio.open_hedges() if h.id not in closing]
         held_assets = {h.pair for h in portfolio.open_hedges()}
         dated_assets = {h.pair for h in dated_hedges if h.state.is_active}
@@ -108,9 +105,6 @@ class BestCarry:
 
         capacity = Capacity.of(active, params.sizing)
         sized: list[Intent] = []
-        for roll in rolls:
-            capacity.add(roll.pair, roll.notional)  # takes the place of the hedge it closes
-            sized.append(roll)
         pairs = {p.key: p for p in snapshot.pairs}
         for intent in opens:
             leg = by_symbol.get(intent.future_symbol or "") or pairs.get(intent.pair)

@@ -107,3 +107,27 @@ def build_instruments(
         listed_at=perp_listed_at,
     )
     return spot, perp
+
+
+def coinm_instrument(
+    base: str, expiry: datetime, listed_at: datetime, reference_price: Decimal
+) -> Instrument:
+    """Return a COIN-M quarterly of `base` as ccxt lists it: `BTC/USD:BTC-240329`, inverse,
+    whole contracts of 100 USD (BTC) or 10 USD (others), settled in the coin."""
+    _, perp_f = BINANCE_FILTERS.get(base) or (generic_filters(reference_price),) * 2
+    return Instrument(
+        symbol=f"{base}/USD:{base}-{expiry:%y%m%d}",
+        exchange_symbol=f"{base}USD_{expiry:%y%m%d}",
+        kind=MarketKind.DATED_FUTURE,
+        base=base,
+        quote="USD",
+        tick_size=perp_f.tick_size,
+        step_size=D(1),
+        min_qty=D(1),
+        min_notional=D(0),
+        max_qty=D(100_000),
+        contract_size=D(100 if base == "BTC" else 10),
+        settle=base,
+        expiry=expiry,
+        listed_at=listed_at,
+    )

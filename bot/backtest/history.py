@@ -67,6 +67,8 @@ class SymbolHistory:
     """Open time of the first perp bar in the file, placeholder or not."""
     dated: tuple[DatedContract, ...] = ()
     """Quarterly contracts, when the data holds quarterly files (`dated_history`)."""
+    coinm_dated: tuple[DatedContract, ...] = ()
+    """COIN-M quarterlies (`BASE/USD:BASE-YYMMDD`), when the data holds `coinm_*` files."""
 
     @property
     def spot_symbol(self) -> str:
@@ -219,6 +221,7 @@ def _load_symbol(
         placeholder_bars=first,
         perp_first_raw_ms=perp.first_ms,
         dated=load_dated(binance, name),
+        coinm_dated=load_dated(binance, name, coinm=True),
     )
 
 

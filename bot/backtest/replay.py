@@ -18,7 +18,10 @@ What the source answers at clock time t (H = start of t's UTC hour):
   follows the clock. `all_instruments()` gives the simulator every instrument up front;
 - quarterly contracts (when the data holds quarterly files, `dated_history`) are dated
   futures with the perpetual's filters, listed from their first bar, quoted like the other
-  markets, and `fetch_delivery_price` gives their recorded delivery price.
+  markets, and `fetch_delivery_price` gives their recorded delivery price; COIN-M
+  quarterlies (`coinm_*` files) likewise, as inverse contracts (`filters.coinm_instrument`:
+  whole contracts of 100 or 10 USD, settled in the coin, which the simulator's COIN-M
+  account holds).
 
 Errors: an unknown symbol raises `FatalExchangeError` (a caller bug: the market does not
 exist in this history); a known symbol without data at t raises `BadResponseError`, which
@@ -35,7 +38,7 @@ from typing import Any, TypeVar
 
 from bot.backtest.book import Level, SyntheticBook
 from bot.backtest.dated_history import DatedContract
-from bot.backtest.filters import build_instruments
+from bot.backtest.filters import build_instruments, coinm_instrument
 from bot.backtest.history import History, SymbolHistory
 from bot.backtest.series import HOUR_MS, BarSeries, from_ms, hour_floor, to_ms
 from bot.clock import Clock
@@ -169,8 +172,16 @@ class ReplaySource:
                 SettledFunding(perp_inst.symbol, from_ms(t), rate, _mark_at(sym, t))
                 for t, rate in zip(sym.funding.times, sym.funding.rates, strict=True)
             ]
-            for contract in sym.dated:
-                dated = _Market(dated_instrument(perp_inst, contract), contract.bars)
+            contracts = [(dated_instrument(perp_inst, c), c) for c in sym.dated]
+            contracts += [
+                (
+                    coinm_instrument(sym.base, c.expiry, from_ms(c.bars.first_ms), c.bars.opens[0]),
+                    c,
+                )
+                for c in sym.coinm_dated
+            ]
+            for inst, contract in contracts:
+                dated = _Market(inst, contract.bars)
                 self._markets[dated.instrument.symbol] = dated
                 self._by_kind[MarketKind.DATED_FUTURE].append(dated)
                 self._by_pair[dated.instrument.symbol] = sym

@@ -135,7 +135,7 @@ class BinanceAccount:
 
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
-    ) -> None:
+    ) -> str | None:
         # ccxt's account names: MAIN_UMFUTURE / MAIN_CMFUTURE universal transfers.
         accounts = {"spot": "spot", "futures": "linear", "coinm": "inverse"}
         if from_wallet not in accounts or to_wallet not in accounts or from_wallet == to_wallet:
@@ -144,13 +144,15 @@ class BinanceAccount:
                 "'futures' and 'coinm'"
             )
         self._s.require_keys("transfer")
-        await self._s.call(
+        answer = await self._s.call(
             f"transfer {amount} {asset} {from_wallet}->{to_wallet}",
             lambda: self._s.client.transfer(
                 asset, float(amount), accounts[from_wallet], accounts[to_wallet]
             ),
         )
         logger.info("Transferred %s %s from %s to %s", amount, asset, from_wallet, to_wallet)
+        tran_id = answer.get("id") if isinstance(answer, dict) else None
+        return str(tran_id) if tran_id not in (None, "") else None
 
     async def fetch_funding_payments(
         self, since: datetime, symbol: str | None = None

@@ -139,7 +139,7 @@ class CoinmCloser:
                 return hedge  # the coin stays: it margins the short that is left
         held = margin_of(hedge)
         if held > 0:
-            own = held + await self._short_pnl(hedge, pair)
+            own = held + await self.short_pnl(hedge, pair)
             try:
                 available = (await self._side.fetch_coinm_account(pair.base)).available_balance
             except ExchangeError as exc:
@@ -149,7 +149,12 @@ class CoinmCloser:
             in_spot = hedge.spot_quantity - held
             if amount > 0:
                 moved = await self._margin.move(
-                    hedge, pair.base, amount, into=False, attempts=ctx.risk.close_retry_attempts
+                    hedge,
+                    pair.base,
+                    amount,
+                    into=False,
+                    attempts=ctx.risk.close_retry_attempts,
+                    reason=f"{purpose.value}: the coin and the short's P&L back to spot",
                 )
                 hedge = moved.hedge
                 if not moved.done:
@@ -169,7 +174,7 @@ class CoinmCloser:
             fields["exit_spot_price"] = done.average_price
         return await ctx.ledger.hedges.update(hedge.id, at=ctx.clock.now(), **fields)
 
-    async def _short_pnl(self, hedge: Hedge, pair: Pair) -> Decimal:
+    async def short_pnl(self, hedge: Hedge, pair: Pair) -> Decimal:
         """The coin the hedge's short made or lost: realised P&L less fees of its fills, and
         what a delivery settled without a fill."""
         total = opened = ZERO

@@ -76,7 +76,7 @@ class LegTrader:
                 position_side, reduce_only = self._ctx.setup.open_short_flags(coinm=coinm)
             else:
                 position_side, reduce_only = None, False
-            cid = await self._next_client_id(hedge, leg, purpose)
+            cid = await self.next_client_id(hedge, leg, purpose)
             (record,) = await self._ctx.ledger.orders.add(
                 [
                     NewOrder(
@@ -161,7 +161,7 @@ class LegTrader:
             return None
         return sum((p.size for p in positions if p.symbol == pair.perp.symbol and p.is_short), ZERO)
 
-    async def _next_client_id(self, hedge: Hedge, leg: Leg, purpose: OrderPurpose) -> str:
+    async def next_client_id(self, hedge: Hedge, leg: Leg, purpose: OrderPurpose) -> str:
         existing = await self._ctx.ledger.orders.for_hedge(hedge.id)
         n = sum(1 for o in existing if o.leg is leg and o.purpose is purpose)
         return client_order_id(hedge.uid, leg, purpose, n + 1)

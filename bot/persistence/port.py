@@ -14,7 +14,14 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from bot.domain import Event, Fill, Hedge, HedgeState, Order, OrderStatus
-from bot.domain.ledger import NewOrder, OrderRecord, TradingState, TradingStatus
+from bot.domain.ledger import (
+    NewOrder,
+    OrderRecord,
+    TradingState,
+    TradingStatus,
+    Transfer,
+    TransferStatus,
+)
 
 
 class HedgeStore(Protocol):
@@ -132,6 +139,40 @@ class EventLog(Protocol):
         ...
 
 
+class TransferStore(Protocol):
+    """Universal transfers between wallets, written before they are sent."""
+
+    async def request(
+        self,
+        *,
+        hedge_id: int | None,
+        asset: str,
+        amount: Decimal,
+        from_wallet: str,
+        to_wallet: str,
+        reason: str,
+        at: datetime,
+    ) -> Transfer:
+        """Write a transfer (PENDING) before it is sent; return it."""
+        ...
+
+    async def finish(
+        self,
+        transfer_id: int,
+        *,
+        status: TransferStatus,
+        at: datetime,
+        exchange_id: str | None = None,
+        error: str | None = None,
+    ) -> Transfer:
+        """Record what became of a transfer."""
+        ...
+
+    async def for_hedges(self, hedge_ids: Iterable[int]) -> list[Transfer]:
+        """The transfers of `hedge_ids`, oldest first."""
+        ...
+
+
 class LedgerPort(Protocol):
     """The ledger as execution and reconciliation see it."""
 
@@ -149,3 +190,6 @@ class LedgerPort(Protocol):
 
     @property
     def events(self) -> EventLog: ...
+
+    @property
+    def transfers(self) -> TransferStore: ...

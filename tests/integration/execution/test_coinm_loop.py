@@ -20,6 +20,7 @@ from bot.app import assemble_loop
 from bot.clock import SimulatedClock
 from bot.config import config_from_dict
 from bot.domain import HedgeState, PositionMode
+from bot.domain.ledger import TransferStatus
 from bot.exchange.paper import PaperExchange
 from bot.exchange.port import ExchangePort
 from bot.exchange.simulator import SimulatedExchange
@@ -27,6 +28,7 @@ from bot.lifecycle import start_up
 from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger
 from bot.pnl import hedge_pnl
+from bot.reporting import build_status
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.fixtures import coinm_instruments, live_for, seed
@@ -140,6 +142,12 @@ async def test_paper_run_opens_a_coinm_hedge_and_closes_it_with_pnl_right_in_coi
     equity = await loop.snapshot_balances()  # type: ignore[attr-defined]
     assert equity is not None and abs(equity - D(20000)) < 5  # 10 000 USDT a wallet, less fees
 
+    # `carrybot status` lists the open hedge's transfer: Binance's tranId live, none in paper.
+    (moved,) = (await build_status(ledger, now=clock.now())).transfers
+    assert (moved.hedge_id, moved.to_wallet, moved.status) == (1, "coinm", TransferStatus.DONE)
+    live = sim is fake.account  # the fake Binance answered the transfer
+    assert moved.amount == coin and (moved.exchange_id is not None) == live
+
     # The COIN-M quarterly converges: 0.2 % left of the 2 % sold, 90 % captured.
     fake.set_quote(COINM, "50100.0", "50100.1", "500", "500")
     clock.advance(timedelta(hours=1))
@@ -171,6 +179,9 @@ async def test_paper_run_opens_a_coinm_hedge_and_closes_it_with_pnl_right_in_coi
     assert await ledger.events.recent(kind="reconcile.halt") == []
     assert await ledger.events.recent(kind="reconcile.unowned") == []
     assert await ledger.events.recent(kind="hedge.transfer_failed") == []
+    back = (await ledger.transfers.for_hedges([hedge.id]))[1:]
+    assert [(t.to_wallet, t.status) for t in back] == [("spot", TransferStatus.DONE)]
+    assert (await build_status(ledger, now=clock.now())).transfers == []  # closed: not listed
 
 
 def _fee(price: Decimal) -> Decimal:
