@@ -9,7 +9,7 @@ assumed to stay where it is (no convergence is counted on).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
@@ -159,12 +159,10 @@ def carry_value(
     `outlook`, when given, is `funding_outlook` of the same pair, snapshot and parameters
     (worked out already by the caller).
     """
-    spot_q = snapshot.spot_quotes.get(pair.spot.symbol)
-    perp_q = snapshot.perp_quotes.get(pair.perp.symbol)
-    if spot_q is None or perp_q is None:
+    if not quotes_usable(pair, snapshot):
         return None
-    if min(spot_q.bid, spot_q.ask, perp_q.bid, perp_q.ask) <= 0:
-        return None
+    spot_q = snapshot.spot_quotes[pair.spot.symbol]
+    perp_q = snapshot.perp_quotes[pair.perp.symbol]
     if outlook is None:
         outlook = funding_outlook(
             pair,
@@ -198,6 +196,40 @@ def carry_value(
         run_loss=settled.run_loss,
         settled_carry=settled.carry,
     )
+
+
+def quotes_usable(pair: Pair, snapshot: MarketSnapshot) -> bool:
+    """Tell whether both legs of `pair` have a quote with positive bid and ask."""
+    spot_q = snapshot.spot_quotes.get(pair.spot.symbol)
+    perp_q = snapshot.perp_quotes.get(pair.perp.symbol)
+    if spot_q is None or perp_q is None:
+        return False
+    return min(spot_q.bid, spot_q.ask, perp_q.bid, perp_q.ask) > 0
+
+
+class PricedOnUse:
+    """A pair's funding outlook now, and its `CarryValue` (prices, books, costs) worked out
+    on the first `value()` call: most evaluations of a held hedge decide on the funding
+    alone. Built only where `carry_value` would not be None (`outlook` known, quotes
+    usable), so `value()` is never None."""
+
+    __slots__ = ("_price", "_value", "outlook")
+
+    def __init__(
+        self, outlook: FundingOutlook, price: Callable[[FundingOutlook], CarryValue | None]
+    ) -> None:
+        self.outlook = outlook
+        self._price = price
+        self._value: CarryValue | None = None
+
+    def value(self) -> CarryValue:
+        """Return the full `CarryValue` (computed once)."""
+        if self._value is None:
+            value = self._price(self.outlook)
+            if value is None:  # pragma: no cover - excluded by construction
+                raise ValueError("PricedOnUse built for a pair carry_value cannot value")
+            self._value = value
+        return self._value
 
 
 def leg_taker_fees(fees: FeeParams) -> Decimal:

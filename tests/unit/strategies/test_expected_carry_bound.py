@@ -1,9 +1,11 @@
-"""`expected_carry` prices a pair only when its funding leaves an entry possible.
+"""`expected_carry` prices a pair only when its funding leaves the decision open.
 
 `funding_rules_out_entry` skips the pricing (books, spreads, costs) of pairs whose funding
-alone fails the entry rules; the decisions must be those of pricing every pair. These tests
-check that on random markets: whatever the prices, a pair the bound rules out fails
-`entry_block`, and `entry_candidates` equals the candidates of a full valuation.
+alone fails the entry rules, `funding_rules_out_exit` that of held hedges whose funding
+cannot pay for an exit (a held hedge is priced on first use); the decisions must be those
+of pricing every pair. These tests check that on random markets: whatever the prices, a
+pair the bounds rule out fails `entry_block` / `worth_exiting`, and `entry_candidates`
+equals the candidates of a full valuation.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from strategies.expected_carry import (
     entry_block,
     entry_candidates,
     funding_rules_out_entry,
+    funding_rules_out_exit,
+    held_value,
     outlook_of,
     value_of,
+    worth_exiting,
 )
 from tests import kit
 from tests.unit.strategies.scenario import Market, market_snapshot, portfolio
@@ -87,7 +92,7 @@ def markets(draw: st.DrawFn) -> tuple[MarketSnapshot, ExpectedCarryParams]:
 
 @settings(max_examples=300, deadline=None)
 @given(market=markets())
-def test_a_pair_the_funding_rules_out_fails_the_entry_rules_at_any_price(
+def test_a_pair_the_funding_rules_out_fails_the_entry_and_exit_rules_at_any_price(
     market: tuple[MarketSnapshot, ExpectedCarryParams],
 ) -> None:
     snap, params = market
@@ -104,6 +109,12 @@ def test_a_pair_the_funding_rules_out_fails_the_entry_rules_at_any_price(
             assert value.expected_carry == outlook.expected_carry
         if funding_rules_out_entry(outlook, params):
             assert value is None or entry_block(value, params) is not None
+        held = held_value(pair, snap, params, size)
+        assert (held is None) is (value is None)
+        if held is not None and value is not None:
+            assert held.outlook == outlook and held.value() == value
+            if funding_rules_out_exit(outlook, params):
+                assert not worth_exiting(value, params)
 
 
 @settings(max_examples=200, deadline=None)
