@@ -19,16 +19,16 @@ hedge mode). Both are written to the ledger before they are sent, and the roll o
   tell leaves the roll pending (`roll_to`, alert) and recovery finishes it.
 
 COIN-M: the later quarter's contracts are recomputed from the USD value of the hedge's coin
-(its margin plus the short's coin P&L so far) at that contract's bid; the coin stays in the
-COIN-M wallet as the margin of both shorts (no transfer); a roll whose remainder would
-exceed `max_unhedged_usd` is not sent.
+(its margin plus the short's coin P&L so far) at that contract's bid, to the nearest whole
+contract; the coin stays in the COIN-M wallet as the margin of both shorts (no transfer); a
+roll whose remainder would exceed `max_unhedged_usd` is not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
 from bot.domain import (
@@ -255,11 +255,13 @@ class HedgeRoller:
         coin = await self._coinm.coin_of(hedge, held) + open_pnl
         if into_quote.bid <= 0:
             raise SizingError(f"{perp.symbol}: no bid")
-        contracts = (coin * into_quote.bid / size).to_integral_value(rounding=ROUND_FLOOR)
+        # The nearest whole number: what stays unhedged is at most half a contract either way
+        # (the short's fees, paid in the coin, would otherwise cost a contract at each roll).
+        contracts = (coin * into_quote.bid / size).to_integral_value(rounding=ROUND_HALF_EVEN)
         if contracts < max(perp.min_qty, Decimal(1)):
             raise SizingError(f"{coin} {held.base} is less than one {size} USD contract")
         rest = unhedged_usd(coin, contracts, size, into_quote.bid)
-        if rest > self._ctx.risk.max_unhedged_usd:
+        if abs(rest) > self._ctx.risk.max_unhedged_usd:
             raise SizingError(
                 f"{rest:.2f} USD would stay unhedged on {perp.symbol}, above "
                 f"risk.max_unhedged_usd {self._ctx.risk.max_unhedged_usd}"

@@ -185,13 +185,15 @@ class IntentRunner:
 
     async def _finish_rolls(self, hedges: list[Hedge]) -> set[int]:
         """Take on the hedges whose roll is unfinished (orders resolved by client order id
-        first); return their ids."""
+        first; not while HALTED, which sends nothing); return their ids."""
         ctx = self._ctx
         ids: set[int] = set()
         for hedge in hedges:
             if hedge.state is not HedgeState.OPEN or ROLL_TO not in hedge.metrics:
                 continue
             ids.add(hedge.id)
+            if ctx.state.trading is TradingState.HALTED:
+                continue
             pair = ctx.pair_of(hedge)
             into = pair_of(ctx.pairs, hedge.pair, hedge.metrics[ROLL_TO])
             if pair is None or into is None:
@@ -202,8 +204,10 @@ class IntentRunner:
         return ids
 
     def _dated_pair(self, future_symbol: str, snap: MarketSnapshot) -> Pair | None:
+        """The pair keyed by its future: a dated future's, or a COIN-M perpetual's."""
+        by_future = (*snap.dated_pairs, *snap.coinm_perp_pairs)
         return self._ctx.pairs.get(future_symbol) or next(
-            (p for p in snap.dated_pairs if p.perp.symbol == future_symbol), None
+            (p for p in by_future if p.perp.symbol == future_symbol), None
         )
 
     def _open_pair(self, intent: OpenHedge, snap: MarketSnapshot) -> Pair | None:

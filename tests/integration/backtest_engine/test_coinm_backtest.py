@@ -16,9 +16,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from bot.backtest.dated_history import load_dated
 from bot.backtest.engine import REACTION
-from bot.domain import Fill, Hedge, Side
+from bot.backtest.history import load_history
+from bot.backtest.replay import ReplaySource
+from bot.clock import SimulatedClock
+from bot.domain import Fill, Hedge, MarketKind, OrderRequest, OrderType, Side
+from bot.errors import UserError
+from bot.exchange.paper import PaperExchange
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import CycleReads, Ledger
 from bot.pnl import hedge_pnl
@@ -181,3 +188,91 @@ async def test_coinm_backtest_held_to_settlement_is_delivered_at_the_recorded_pr
     assert round(report.bot.net_pnl, 2) == round(pnl.net, 2)
     gained = report.run.equity[-1].equity - report.run.initial_equity
     assert round(gained, 2) == round(pnl.net, 2)
+
+
+def write_coinm_perpetual(root: Path) -> None:
+    """BTCUSD_PERP at 20010 with its funding 0.00005 every 8 h, as `data fetch --kinds
+    coinm_perp,coinm_funding` writes them."""
+    lines = ["date,open,high,low,close,volume"]
+    rates = ["funding_time_utc,funding_time_ms,funding_rate"]
+    t = START
+    while t < START + timedelta(days=45):
+        lines.append(f"{iso(t)},20010.0,20010.0,20010.0,20010.0,100")
+        if t.hour % 8 == 0:
+            rates.append(f"{iso(t)},{int(t.timestamp()) * 1000},0.00005")
+        t += timedelta(hours=1)
+    bars = root / "binance" / "coinm_perp" / "BTCUSDT-1h.csv.gz"
+    bars.parent.mkdir(parents=True, exist_ok=True)
+    bars.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
+    funding = root / "binance" / "coinm_funding" / "BTCUSDT.csv"
+    funding.parent.mkdir(parents=True, exist_ok=True)
+    funding.write_text("\n".join(rates) + "\n")
+
+
+async def test_a_coinm_perpetual_is_replayed_with_its_funding(tmp_path: Path) -> None:
+    data = write_coinm_history(tmp_path / "data")
+    write_coinm_perpetual(data)
+    clock = SimulatedClock(T0 + timedelta(hours=9))
+    source = ReplaySource(load_history(data), clock)
+
+    inst = (await source.load_instruments())["BTC/USD:BTC"]
+    assert (inst.kind, inst.is_inverse, inst.contract_size) == (MarketKind.PERPETUAL, True, D(100))
+    assert inst.exchange_symbol == "BTCUSD_PERP" and inst.settle == "BTC"
+    info = (await source.fetch_funding_snapshot())["BTC/USD:BTC"]
+    assert (info.funding_rate, info.mark_price) == (D("0.00005"), D("20010.0"))
+    assert info.next_funding_time == T0 + timedelta(hours=16)
+    settled = await source.fetch_funding_history("BTC/USD:BTC", T0)
+    assert [r.funding_time for r in settled] == [T0, T0 + timedelta(hours=8)]  # never after t
+    quote = (await source.fetch_best_quotes(MarketKind.PERPETUAL))["BTC/USD:BTC"]
+    assert quote.bid_qty == 500  # 50 000 USD of 100 USD contracts
+    assert [p.perp.symbol for p in await source.pairs()] == ["BTC/USDT:USDT"]
+
+
+def test_a_coinm_perpetual_without_its_funding_file_is_refused(tmp_path: Path) -> None:
+    data = write_coinm_history(tmp_path / "data")
+    write_coinm_perpetual(data)
+    (data / "binance" / "coinm_funding" / "BTCUSDT.csv").unlink()
+
+    with pytest.raises(UserError, match=r"coinm_funding/BTCUSDT\.csv: file not found"):
+        load_history(data)
+
+
+async def test_coinm_perpetual_files_change_nothing_the_strategy_does_not_trade(
+    tmp_path: Path,
+) -> None:
+    """Main's strategy trades no COIN-M perpetual: with its files the run is the same."""
+    without = write_coinm_history(tmp_path / "a")
+    with_perp = write_coinm_history(tmp_path / "b")
+    write_coinm_perpetual(with_perp)
+    end = T0 + timedelta(days=27)
+
+    first = await run(config(COINM_ONLY), without, tmp_path / "oa", T0, end)
+    second = await run(config(COINM_ONLY), with_perp, tmp_path / "ob", T0, end)
+
+    assert [h.hedge.perp_symbol for h in second.hedges] == [COINM]
+    assert (tmp_path / "oa" / "hedges.csv").read_text() == (
+        tmp_path / "ob" / "hedges.csv"
+    ).read_text()
+    assert second.bot.net_pnl == first.bot.net_pnl
+
+
+async def test_a_coinm_perpetual_short_in_the_replay_is_paid_funding_in_the_coin(
+    tmp_path: Path,
+) -> None:
+    data = write_coinm_history(tmp_path / "data")
+    write_coinm_perpetual(data)
+    clock = SimulatedClock(T0 + timedelta(hours=9))
+    source = ReplaySource(load_history(data), clock)
+    exchange = await PaperExchange.open(source, clock=clock)
+    exchange.simulator.set_instruments(source.all_instruments())
+    exchange.simulator.deposit("spot", "BTC", D("0.1"))
+    await exchange.transfer("BTC", D("0.1"), from_wallet="spot", to_wallet="coinm")
+    short = OrderRequest("BTC/USD:BTC", Side.SELL, OrderType.MARKET, D(10), "cb-cm-perp")
+    assert (await exchange.create_order(short)).filled == 10
+
+    clock.advance(timedelta(hours=7, seconds=1))  # past the 16:00 settlement
+    (payment,) = await exchange.settle_funding()
+
+    # 10 contracts × 100 USD / 20010 (the bar open at 16:00) × 0.00005, received by a short
+    assert (payment.funding_time, payment.asset) == (T0 + timedelta(hours=16), "BTC")
+    assert payment.amount == (D(1000) / D("20010.0") * D("0.00005")).quantize(SAT)

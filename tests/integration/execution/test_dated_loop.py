@@ -370,3 +370,30 @@ async def test_an_open_dated_hedge_is_observed_and_valued_by_status(
     assert line.hedge.perp_symbol == QUARTER
     # Valued at the observed mids: the short gained about 0.02 x 200 = 4 USDT so far.
     assert D("3.9") < line.pnl.perp_pnl < D("4.1")
+
+
+async def test_a_roll_whose_outcome_is_unknown_is_finished_next_cycle_never_resent(
+    bot_factory: BotFactory,
+) -> None:
+    bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
+    before = await _open_then_reach_the_roll_window(bot)
+    bot.fake.add_fault("drop", PERP_ORDER, method="POST", symbol=NEXT_ID)  # done, unanswered
+    bot.fake.add_fault("server_error", PERP_ORDER, method="GET", times=None)  # no look-up
+
+    await bot.cycle(0)
+
+    (pending,) = await bot.hedges()
+    assert (pending.state, pending.perp_symbol) == (HedgeState.OPEN, QUARTER)
+    assert pending.metrics["roll_to"] == NEXT
+    assert bot.short(NEXT) == -before.perp_quantity  # the exchange did it; unknown to the bot
+    assert await bot.ledger.events.recent(kind="hedge.unresolved")
+    bot.fake.faults.clear()
+
+    await bot.cycle(0.1)  # the next cycle looks the order up first, then finishes the roll
+
+    (hedge,) = await bot.hedges()
+    assert (hedge.id, hedge.state, hedge.perp_symbol) == (before.id, HedgeState.OPEN, NEXT)
+    assert "roll_to" not in hedge.metrics
+    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -hedge.perp_quantity
+    posts = [r for r in bot.fake.requests_to(PERP_ORDER, "POST") if r.params["symbol"] == NEXT_ID]
+    assert len(posts) == 1  # never sent twice
