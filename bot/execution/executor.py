@@ -310,6 +310,11 @@ class HedgeExecutor:
         assert got is not None
         return got
 
+    def equalise_paused(self, hedge: Hedge) -> bool:
+        """True while `hedge`'s equalising waits after a rejected correction (its legs as
+        they were then): a rebalance now would send nothing."""
+        return self._legs.equalise_paused(hedge) is not None
+
     async def rebalance(self, hedge: Hedge, pair: Pair) -> Hedge:
         """Equalise the legs of an OPEN hedge that drifted (a COIN-M hedge: its coin is
         bounded by `max_unhedged_usd` at open; nothing is traded here)."""
