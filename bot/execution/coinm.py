@@ -401,6 +401,7 @@ class CoinmHedger:
                     fields["entry_perp_price"] = record.average_price
         if margin_of(hedge) <= 0 and "coin_pnl" in hedge.metrics:
             spot += Decimal(hedge.metrics["coin_pnl"])
+            spot += Decimal(hedge.metrics.get("coin_funding", "0"))
         return await self._ctx.ledger.hedges.update(
             hedge.id,
             at=self._ctx.clock.now(),

@@ -139,7 +139,11 @@ class CoinmCloser:
                 return hedge  # the coin stays: it margins the short that is left
         held = margin_of(hedge)
         if held > 0:
-            own = held + await self.short_pnl(hedge, pair)
+            short_pnl, funding = (
+                await self.short_pnl(hedge, pair),
+                await self._funding(hedge, pair),
+            )
+            own = held + short_pnl + funding
             try:
                 available = (await self._side.fetch_coinm_account(pair.base)).available_balance
             except ExchangeError as exc:
@@ -160,7 +164,11 @@ class CoinmCloser:
                 if not moved.done:
                     return hedge
             # What stays behind is rounding of the short's P&L: no longer the hedge's.
-            metrics = dict(hedge.metrics) | {MARGIN: "0", "coin_pnl": str(own - held)}
+            metrics = dict(hedge.metrics) | {
+                MARGIN: "0",
+                "coin_pnl": str(short_pnl),
+                "coin_funding": str(funding),
+            }
             hedge = await ctx.ledger.hedges.update(
                 hedge.id,
                 at=ctx.clock.now(),
@@ -173,6 +181,12 @@ class CoinmCloser:
         if done.average_price is not None:
             fields["exit_spot_price"] = done.average_price
         return await ctx.ledger.hedges.update(hedge.id, at=ctx.clock.now(), **fields)
+
+    async def _funding(self, hedge: Hedge, pair: Pair) -> Decimal:
+        """The funding a COIN-M perpetual short received (or paid) in the coin, as recorded;
+        it is in the COIN-M wallet and goes back with the margin."""
+        payments = await self._ctx.ledger.funding.payments(hedge_id=hedge.id)
+        return sum((p.amount for p in payments if p.asset == pair.base), ZERO)
 
     async def short_pnl(self, hedge: Hedge, pair: Pair) -> Decimal:
         """The coin the hedge's short made or lost: realised P&L less fees of its fills, and

@@ -50,6 +50,7 @@ from bot.errors import ExchangeError
 from bot.execution.coinm_sizing import unhedged_usd
 from bot.execution.hedge_context import ZERO, HedgeContext, outcome
 from bot.execution.leg_trader import LegTrader
+from bot.execution.legs import LegResult
 from bot.execution.sizing import SizingError
 from bot.execution.unwind import HedgeUnwinder
 
@@ -176,9 +177,12 @@ class HedgeRoller:
                 {"close_error": outcome(old), "open_error": outcome(new)},
                 hedge.id,
             )
-        return await self.finish(hedge, held, into, reason=reason)
+        gap = _gap_ms(old, new)
+        return await self.finish(hedge, held, into, reason=reason, gap_ms=gap)
 
-    async def finish(self, hedge: Hedge, held: Pair, into: Pair, *, reason: str) -> Hedge:
+    async def finish(
+        self, hedge: Hedge, held: Pair, into: Pair, *, reason: str, gap_ms: str | None = None
+    ) -> Hedge:
         """Settle a roll from what both contracts hold (the ledger's `perp_quantity` on the
         contract left, `roll_quantity` on the later one): trade what is missing, then end
         rolled, back on the contract held, or closed when no short can be kept."""
@@ -205,7 +209,7 @@ class HedgeRoller:
             moved -= done.filled + done.gone
         hedge = await self._note(hedge, perp_quantity=old_left, moved=moved)
         if old_left <= 0 and moved > 0:
-            return await self._rolled(hedge, held, into, moved, reason)
+            return await self._rolled(hedge, held, into, moved, reason, gap_ms)
         if old_left > 0 and moved > 0:
             await self._ctx.emit(
                 "hedge.roll_incomplete",
@@ -269,7 +273,13 @@ class HedgeRoller:
         return contracts
 
     async def _rolled(
-        self, hedge: Hedge, held: Pair, into: Pair, moved: Decimal, reason: str
+        self,
+        hedge: Hedge,
+        held: Pair,
+        into: Pair,
+        moved: Decimal,
+        reason: str,
+        gap_ms: str | None,
     ) -> Hedge:
         ctx = self._ctx
         sells = [
@@ -310,6 +320,7 @@ class HedgeRoller:
                 "perp_quantity": str(hedge.perp_quantity),
                 "entry_perp_price": str(entry),
                 "spot_quantity": str(hedge.spot_quantity),
+                "leg_gap_ms": gap_ms,
             },
             hedge.id,
         )
@@ -360,3 +371,10 @@ class HedgeRoller:
             hedge.id,
         )
         return hedge
+
+
+def _gap_ms(a: LegResult, b: LegResult) -> str | None:
+    """How far apart the roll's two orders were sent, in milliseconds."""
+    if a.sent_at is None or b.sent_at is None:
+        return None
+    return f"{abs((a.sent_at - b.sent_at).total_seconds()) * 1000:.3f}"

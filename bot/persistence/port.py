@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bot.domain import Event, Fill, Hedge, HedgeState, Order, OrderStatus
+from bot.domain import Event, Fill, FundingPayment, Hedge, HedgeState, Order, OrderStatus
 from bot.domain.ledger import (
     NewOrder,
     OrderRecord,
@@ -117,6 +117,16 @@ class FillStore(Protocol):
         ...
 
 
+class FundingStore(Protocol):
+    """Funding payments as recorded (a COIN-M hedge's close moves its coin funding back)."""
+
+    async def payments(
+        self, *, venue: str | None = None, hedge_id: int | None = None
+    ) -> list[FundingPayment]:
+        """Return the payments (of one venue, of one hedge), oldest first."""
+        ...
+
+
 class TradingStateStore(Protocol):
     """The kill switch."""
 
@@ -184,6 +194,9 @@ class LedgerPort(Protocol):
 
     @property
     def fills(self) -> FillStore: ...
+
+    @property
+    def funding(self) -> FundingStore: ...
 
     @property
     def trading_state(self) -> TradingStateStore: ...

@@ -204,8 +204,10 @@ class IntentRunner:
         return ids
 
     def _dated_pair(self, future_symbol: str, snap: MarketSnapshot) -> Pair | None:
+        """The pair keyed by its future: a dated future's, or a COIN-M perpetual's."""
+        by_future = (*snap.dated_pairs, *snap.coinm_perp_pairs)
         return self._ctx.pairs.get(future_symbol) or next(
-            (p for p in snap.dated_pairs if p.perp.symbol == future_symbol), None
+            (p for p in by_future if p.perp.symbol == future_symbol), None
         )
 
     def _open_pair(self, intent: OpenHedge, snap: MarketSnapshot) -> Pair | None:

@@ -33,6 +33,7 @@ def test_the_memory_and_sql_ledgers_answer_every_call_of_the_port() -> None:
         "hedges",
         "orders",
         "fills",
+        "funding",
         "trading_state",
         "events",
         "transfers",

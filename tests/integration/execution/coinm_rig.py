@@ -1,16 +1,19 @@
 """The real executor on a COIN-M hedge over the real LiveExchange (ccxt) on the fake Binance.
 
-The COIN-M counterpart of `rig.py`: the fake lists BTC's COIN-M quarterly (100 USD a
-contract, bid 51 000) beside the standard markets, in one-way or hedge mode (both USDⓈ-M
-and COIN-M); the LiveExchange loads dapi. `assert_*` read the fake's own account: the coin
-in the spot and COIN-M wallets, the contracts short.
+The COIN-M counterpart of `rig.py`: the fake lists BTC's COIN-M quarterly and perpetual
+(100 USD a contract, bid 51 000) beside the standard markets, in one-way or hedge mode
+(both USDⓈ-M and COIN-M); the LiveExchange loads dapi. The short is the quarterly or the
+perpetual (`coinm_future`, a fixture parametrized over both, so every test of the COIN-M
+fault matrix runs on each; a test of one of them alone parametrizes `coinm_future`
+itself). `assert_*` read the fake's own account: the coin in the spot and COIN-M wallets,
+the contracts short.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,8 +22,18 @@ import pytest
 
 from bot.clock import SimulatedClock, SystemClock
 from bot.config import ExchangeConfig, RiskConfig, config_from_dict
-from bot.domain import Hedge, HedgeState, Leg, MarketKind, OrderStatus, Pair, PositionMode, Quote
-from bot.domain.instruments import dated_pairs
+from bot.domain import (
+    Hedge,
+    HedgeState,
+    Instrument,
+    Leg,
+    MarketKind,
+    OrderStatus,
+    Pair,
+    PositionMode,
+    Quote,
+)
+from bot.domain.instruments import coinm_perp_pairs, dated_pairs
 from bot.domain.ledger import TransferStatus
 from bot.errors import OrderNotFound
 from bot.exchange.ccxt_live import LiveExchange
@@ -66,7 +79,7 @@ class CoinmRig:
 
     async def quotes(self) -> tuple[Quote, Quote]:
         spot = (await self.live.fetch_best_quotes(MarketKind.SPOT))[self.pair.spot.symbol]
-        future = (await self.live.fetch_best_quotes(MarketKind.DATED_FUTURE))[self.pair.perp.symbol]
+        future = (await self.live.fetch_best_quotes(self.pair.perp.kind))[self.pair.perp.symbol]
         return spot, future
 
     async def open(self, notional: str = "1000") -> Hedge | None:
@@ -160,10 +173,23 @@ class CoinmRig:
 
 
 CoinmRigFactory = Callable[..., Awaitable[CoinmRig]]
+COINM_FUTURES = ("quarterly", "perpetual")
+
+
+def coinm_pair(instruments: Iterable[Instrument], future: str) -> Pair:
+    """BTC's spot + COIN-M `future` ("quarterly" or "perpetual") pair."""
+    pairs = dated_pairs(instruments) if future == "quarterly" else coinm_perp_pairs(instruments)
+    return next(p for p in pairs if p.perp.is_inverse)
+
+
+@pytest.fixture(params=COINM_FUTURES)
+def coinm_future(request: pytest.FixtureRequest) -> str:
+    """The COIN-M short of the rig: the quarterly, or the perpetual."""
+    return str(request.param)
 
 
 @pytest.fixture
-async def coinm_rig_factory(ledger: Ledger) -> AsyncIterator[CoinmRigFactory]:
+async def coinm_rig_factory(ledger: Ledger, coinm_future: str) -> AsyncIterator[CoinmRigFactory]:
     """Build a CoinmRig: `await coinm_rig_factory(mode=PositionMode.HEDGE, timeout_ms=200)`."""
     opened: list[tuple[FakeBinance, LiveExchange | StreamedExchange]] = []  # what to close
 
@@ -177,7 +203,8 @@ async def coinm_rig_factory(ledger: Ledger) -> AsyncIterator[CoinmRigFactory]:
         """`streams=True`: trade through `StreamedExchange` with the user-data streams
         (COIN-M's dapi listenKey included) live on the fake, on the wall clock."""
         clock = SimulatedClock(kit.T0)
-        fake = FakeBinance(coinm_instruments(kit.T0), clock=clock, position_mode=mode)
+        instruments = [*coinm_instruments(kit.T0), kit.coinm("BTC")]  # + the COIN-M perpetual
+        fake = FakeBinance(instruments, clock=clock, position_mode=mode)
         await fake.start()
         live = live_for(fake, clock=clock, coinm=True, **config)
         opened.append((fake, live))
@@ -194,8 +221,7 @@ async def coinm_rig_factory(ledger: Ledger) -> AsyncIterator[CoinmRigFactory]:
             risk=risk,
             exchange_config=ExchangeConfig.model_validate(config) if config else None,
         )
-        dated = dated_pairs(await live.load_instruments())
-        pair = next(p for p in dated if p.perp.is_inverse)
+        pair = coinm_pair((await live.load_instruments()).values(), coinm_future)
         return CoinmRig(fake, clock, live, ledger, stack, pair)
 
     try:

@@ -210,6 +210,7 @@ async def test_close_transfer_back_lost_is_resolved_by_balance(
     rig.assert_flat()
 
 
+@pytest.mark.parametrize("coinm_future", ["quarterly"])  # a perpetual is never delivered
 async def test_a_short_delivered_by_the_exchange_is_settled_then_its_coin_moved_back_and_sold(
     coinm_rig_factory: CoinmRigFactory,
 ) -> None:

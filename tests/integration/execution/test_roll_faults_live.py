@@ -65,7 +65,8 @@ async def test_a_roll_buys_back_the_near_short_and_sells_the_next_at_once(
     sent = [r for r in rig.fake.requests_to(rig.order_path, "POST")]
     assert abs(sent[0].at - sent[1].at) < 0.5  # both legs at once (perf_counter seconds)
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)
-    assert await rig.ledger.events.recent(kind="hedge.rolled")
+    (rolled,) = await rig.ledger.events.recent(kind="hedge.rolled")
+    assert rolled.data["leg_gap_ms"] is not None
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
