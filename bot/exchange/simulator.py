@@ -434,6 +434,8 @@ class SimulatedExchange:
 
     # --- helpers ------------------------------------------------------------------------
     def _match_resting(self, symbol: str) -> None:
+        if not self._ledger.has_resting():
+            return  # the usual case (market orders only): every quote of every poll ends here
         account = self._coinm if self._is_inverse(symbol) else self._futures
         match_resting(symbol, self._market, self._ledger, self._spot, account, self._touch)
 
