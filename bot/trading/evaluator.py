@@ -179,11 +179,16 @@ class Evaluator:
     async def _risk_view(self, snap: MarketSnapshot, hedges: list[Hedge]) -> RiskView:
         ctx = self._ctx
         positions = {}
-        try:
-            positions = {p.symbol: p for p in await ctx.exchange.fetch_positions() if p.is_short}
-        except ExchangeError as exc:
-            ctx.exchange_failed(exc)
-            log.warning("Positions unavailable for the risk view: %s", exc)
+        # The gate reads positions for the liquidation distance of hedges only: with none
+        # held there is nothing to ask the exchange (one request, or a margin computation).
+        if hedges:
+            try:
+                positions = {
+                    p.symbol: p for p in await ctx.exchange.fetch_positions() if p.is_short
+                }
+            except ExchangeError as exc:
+                ctx.exchange_failed(exc)
+                log.warning("Positions unavailable for the risk view: %s", exc)
         prices = {
             p.key: q.mid
             for p in snap.pairs
