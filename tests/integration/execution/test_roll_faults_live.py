@@ -20,8 +20,17 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain import HedgeState, OrderPurpose, PositionMode
+from bot.domain import (
+    HedgeState,
+    OrderPurpose,
+    OrderRequest,
+    OrderType,
+    PositionMode,
+    PositionSide,
+    Side,
+)
 from bot.domain.hedge import ROLL_TO
+from bot.errors import InsufficientFunds
 from bot.reconcile import Reconciler
 from tests.integration.execution.roll_rig import RollRig, RollRigFactory
 
@@ -252,3 +261,69 @@ async def test_reconciliation_at_start_up_finishes_an_unresolved_roll_first(
     assert report.drift == [] and report.errors == [] and report.unowned_positions == []
     assert len(rig.posts(rig.near_id)) == 1  # resolved by client id, not sent again
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)
+
+
+async def refused_for_margin(rig: RollRig, mode: PositionMode, quantity: Decimal) -> bool:
+    """Whether the fake refuses the new short at 2x (-2019) while the old one is held."""
+    rig.fake.account.set_leverage(rig.next.perp.symbol, 2)
+    request = OrderRequest(
+        rig.next.perp.symbol,
+        Side.SELL,
+        OrderType.MARKET,
+        quantity,
+        "probe-1",
+        position_side=PositionSide.SHORT if mode is PositionMode.HEDGE else None,
+    )
+    try:
+        await rig.live.create_order(request)
+    except InsufficientFunds as exc:
+        return exc.code == -2019
+    return False
+
+
+# Leverage 2 (the default); fapi: 900 USDT in the USDⓈ-M wallet carries one 1000 USDT short
+# (500 margin, 625 with margin_buffer), not two; dapi: the hedge's own coin margins it.
+LEVERAGE_2 = {"leverage": 2, "futures_usdt": D(900)}
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+async def test_at_leverage_2_both_shorts_do_not_fit_so_the_buy_back_goes_first(
+    roll_rig_factory: RollRigFactory, mode: PositionMode
+) -> None:
+    rig = await roll_rig_factory(mode=mode, **LEVERAGE_2)
+    hedge = await rig.open()
+    assert await refused_for_margin(
+        rig, mode, hedge.perp_quantity if rig.venue == "fapi" else D(10)
+    )
+    rig.fake.clear_requests()
+
+    await rig.roll(hedge)
+
+    sent = [r.params["symbol"] for r in rig.fake.requests_to(rig.order_path, "POST")]
+    assert sent == [rig.near_id, rig.next_id]  # one after the other, nothing refused
+    orders = await rig.ledger.orders.for_hedge(hedge.id)
+    assert all(o.error_code is None for o in orders)
+    await assert_rolled(rig, hedge.id, hedge.spot_quantity)
+    (rolled,) = await rig.ledger.events.recent(kind="hedge.rolled")
+    assert "free beside the old short" in str(rolled.data["sequential"])
+    assert rolled.data["naked_ms"] is not None and rolled.data["leg_gap_ms"] is not None
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+async def test_at_leverage_2_a_new_short_refused_after_the_buy_back_sells_the_spot(
+    roll_rig_factory: RollRigFactory, mode: PositionMode
+) -> None:
+    rig = await roll_rig_factory(mode=mode, **LEVERAGE_2)
+    hedge = await rig.open()
+    rig.fake.add_fault(
+        "reject", rig.order_path, method="POST", symbol=rig.next_id, code=-1013, times=None
+    )
+
+    after = await rig.roll(hedge)
+
+    assert after.state is HedgeState.CLOSED  # the spot was naked: sold, never left
+    assert "failed after the buy-back" in (after.close_reason or "")
+    rig.assert_flat()
+    await rig.assert_ledger_matches(after)
