@@ -24,8 +24,8 @@ from bot.domain import (
     RollHedge,
     Severity,
 )
-from bot.domain.ledger import TradingState, TradingStatus
-from bot.errors import ExchangeError
+from bot.domain.ledger import TradingState, TradingStatus, TransferStatus
+from bot.errors import ExchangeError, TemporaryError
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.sizing import common_step
 from bot.persistence.outage import is_db_outage
@@ -270,11 +270,25 @@ class Evaluator:
     async def _add_margin(
         self, hedge: Hedge, pair: Pair, action: AddMargin, snap: MarketSnapshot
     ) -> None:
-        """Move spot USDT to futures for a short near liquidation; shrink it if that fails."""
+        """Move spot USDT to futures for a short near liquidation (a `transfers` row); shrink
+        it if that fails. A lost answer is recorded UNKNOWN (nothing resolves it later: the
+        shrink follows anyway)."""
         ctx = self._ctx
+        record = await ctx.ledger.transfers.request(
+            hedge_id=hedge.id,
+            asset="USDT",
+            amount=action.amount,
+            from_wallet="spot",
+            to_wallet="futures",
+            reason=f"add margin: {action.reason}",
+            at=ctx.clock.now(),
+        )
         try:
-            await ctx.exchange.transfer(
+            tran_id = await ctx.exchange.transfer(
                 "USDT", action.amount, from_wallet="spot", to_wallet="futures"
+            )
+            await ctx.ledger.transfers.finish(
+                record.id, status=TransferStatus.DONE, at=ctx.clock.now(), exchange_id=tran_id
             )
             await ctx.events.emit(
                 Event(
@@ -288,6 +302,13 @@ class Evaluator:
             )
             return
         except ExchangeError as exc:
+            unknown = isinstance(exc, TemporaryError)
+            await ctx.ledger.transfers.finish(
+                record.id,
+                status=TransferStatus.UNKNOWN if unknown else TransferStatus.FAILED,
+                at=ctx.clock.now(),
+                error=str(exc),
+            )
             log.error(
                 "Margin transfer for hedge %s failed (%s): reducing the hedge instead",
                 hedge.id,
