@@ -43,7 +43,6 @@ UNREAD_TABLES = frozenset(
         "settled_funding",
         "alembic_version",
         "position_snapshots",
-        "close_requests",  # shown through their events
     }
 )
 # Tables a running bot adds rows to every few seconds: kept views follow them within the age.

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.clock import Clock, SystemClock
 from bot.domain import Event, Severity
-from bot.domain.ledger import BotRun
+from bot.domain.ledger import BotRun, CloseRequest
 from bot.persistence.models import (
     BalanceSnapshotRow,
     BotRunRow,
@@ -254,6 +254,13 @@ class ReadModel:
                 row.stopped_at,
                 row.stop_reason,
             )
+
+    async def close_requests(self) -> dict[int, CloseRequest]:
+        """The close requests the bot has not carried out yet, by hedge id."""
+        return await self._memo("close_requests", self._close_requests)
+
+    async def _close_requests(self) -> dict[int, CloseRequest]:
+        return {r.hedge_id: r for r in await self.ledger.close_requests.pending()}
 
     async def funding_by_hedge(self) -> dict[int, list[dict[str, Any]]]:
         """Every funding payment attributed to a hedge, oldest first, as JSON-ready dicts."""
