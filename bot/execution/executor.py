@@ -313,6 +313,10 @@ class HedgeExecutor:
         assert got is not None
         return got
 
+    def roll_blocked(self, hedge_id: int) -> str | None:
+        """Why the hedge's roll may not be tried now (cooling down after a failed one)."""
+        return self._roller.backoff.blocked(hedge_id)
+
     def equalise_paused(self, hedge: Hedge) -> bool:
         """True while `hedge`'s equalising waits after a rejected correction (its legs as
         they were then): a rebalance now would send nothing."""

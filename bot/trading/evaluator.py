@@ -21,6 +21,7 @@ from bot.domain import (
     Pair,
     Portfolio,
     ResizeHedge,
+    RollHedge,
     Severity,
 )
 from bot.domain.ledger import TradingState, TradingStatus, TransferStatus
@@ -139,11 +140,26 @@ class Evaluator:
             parts.strategy.evaluate(snap, portfolio, ctx.state.params or parts.params),
             snap,
         )
+        intents = self._without_cooling_rolls(intents)
         accepted = await parts.risk.review(intents, view, ctx.events)
         done = await self._intents.run(accepted, snap, hedges)
         if requested:
             await self.operator.settle(requested, hedges)
         return done
+
+    def _without_cooling_rolls(self, intents: list[Intent]) -> list[Intent]:
+        """Drop the rolls of hedges cooling down after a failed roll: no order, no event
+        (the failure was reported once; the close before delivery is not held back)."""
+        executor = self._parts.executor
+        kept: list[Intent] = []
+        for intent in intents:
+            if isinstance(intent, RollHedge):
+                blocked = executor.roll_blocked(intent.hedge_id)
+                if blocked is not None:
+                    log.debug("Hedge %s: %s", intent.hedge_id, blocked)
+                    continue
+            kept.append(intent)
+        return kept
 
     def _refresh_trading_state(self, status: TradingStatus | None) -> None:
         state = self._ctx.state
