@@ -177,12 +177,18 @@ class RiskGate:
             hedge = _find(view, intent.hedge_id)
             if hedge is None or hedge.state is not HedgeState.OPEN:
                 return RiskDecision(intent, False, "hedge is not OPEN", inputs)
+            held = _held_notional(hedge, view)
             inputs |= {
                 "current_notional": str(hedge.target_notional),
                 "new_notional": str(intent.notional),
+                "held_notional": "none" if held is None else f"{held:.2f}",
             }
             if intent.notional <= hedge.target_notional:
                 return RiskDecision(intent, True, "reduces exposure", inputs)
+            if held is not None and intent.notional <= held:
+                # The short grew with the price: cutting it back part of the way reduces
+                # what is held, though it stays above the notional recorded at the last trade.
+                return RiskDecision(intent, True, "reduces the short held", inputs)
             delta = intent.notional - hedge.target_notional
             return self._decide_increase(
                 intent,
@@ -427,6 +433,14 @@ def _notional_by_pair(hedges: Sequence[Hedge]) -> dict[str, Decimal]:
     for h in hedges:
         out[h.pair] = out.get(h.pair, Decimal(0)) + h.target_notional
     return out
+
+
+def _held_notional(hedge: Hedge, view: RiskView) -> Decimal | None:
+    """Return what the hedge's short is worth at the view's price of its pair, if known."""
+    price = view.prices.get(hedge.pair)
+    if price is None or price <= 0 or hedge.is_coinm:
+        return None
+    return hedge.perp_quantity * price
 
 
 def _find(view: RiskView, hedge_id: int) -> Hedge | None:

@@ -172,6 +172,23 @@ def test_reducing_allows_close_and_shrink_but_not_growth() -> None:
     assert not decide_one(g, ResizeHedge(1, D(1500), "grow"), v)[0]
 
 
+def test_cutting_a_grown_short_part_of_the_way_back_is_a_reduction() -> None:
+    # Target 1000, but the price rose: the short (0.026 BTC at 50000) is worth 1300. A cut
+    # back to 1100 reduces what is held, so neither REDUCING nor the per-symbol limit
+    # (1000) stops it; growing past what is held still counts as an increase.
+    grown = hedge(1, spot="0.026", short="0.026")
+    g = gate()
+
+    ok, reason = decide_one(g, ResizeHedge(1, D(1100), "cut back"), view(grown))
+    assert ok and reason == "reduces the short held"
+    assert decide_one(
+        g, ResizeHedge(1, D(1100), "cut back"), view(grown, trading=TradingState.REDUCING)
+    )[0]
+    assert not decide_one(
+        g, ResizeHedge(1, D(1400), "grow"), view(grown, trading=TradingState.REDUCING)
+    )[0]
+
+
 def test_halted_denies_even_closes() -> None:
     assert decide_one(
         gate(), CloseHedge(1, "exit"), view(hedge(1), trading=TradingState.HALTED)
