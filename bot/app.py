@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.domain import SettledFunding
-from bot.domain.instruments import dated_pairs, is_dated_symbol, pairs_of, untradable_pairs
+from bot.domain.instruments import (
+    coinm_perp_pairs,
+    dated_pairs,
+    keyed_by_future,
+    pairs_of,
+    untradable_pairs,
+)
 from bot.errors import AuthError, ExchangeError, UserError
 from bot.exchange.factory import build_exchange
 from bot.exchange.port import ExchangePort, coinm_of
@@ -254,6 +260,7 @@ async def assemble_loop(
         log.warning("universe.symbols: %s takes no new position: %s", key, stopped[key])
     # Dated pairs keyed by their future's symbol: hedges held on them stay closable.
     pairs.update((p.perp.symbol, p) for p in dated_pairs(instruments))
+    pairs.update((p.perp.symbol, p) for p in coinm_perp_pairs(instruments))
     setup = AccountSetup(exchange, config.exchange, events, clock)
     await setup.detect()
     if coinm_of(exchange) is not None and "coinm" in config.strategy.instruments:
@@ -280,7 +287,7 @@ async def assemble_loop(
         history_periods=int(getattr(config.strategy, "history_periods", 21)),
         store=GuardedSettledStore(ledger.settled_funding, guard) if store_funding_history else None,
         venue=exchange.venue,
-        dated=config.strategy.trades_dated or any(is_dated_symbol(h.perp_symbol) for h in held),
+        dated=config.strategy.trades_dated or any(keyed_by_future(h.perp_symbol) for h in held),
     )
     market_data.watch(h.perp_symbol for h in held)
     streams = find_streaming_source(exchange)

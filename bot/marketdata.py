@@ -13,7 +13,9 @@ quotes of each market. Around them it keeps:
 - optionally order books (`book_depth` > 0) for the pairs of the universe;
 - with `dated=True`, the spot + dated-future pairs (`MarketSnapshot.dated_pairs`, refreshed
   with the instruments) and their best quotes (one more request, merged into `perp_quotes`;
-  not made when no dated future is listed).
+  not made when no dated future is listed); and the spot + COIN-M perpetual pairs
+  (`coinm_perp_pairs`: their funding and quotes come with the perpetuals', their settled
+  funding is tracked for the assets of the universe).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from bot.domain import (
     Quote,
     SettledFunding,
 )
-from bot.domain.instruments import dated_pairs, untradable_pairs
+from bot.domain.instruments import coinm_perp_pairs, dated_pairs, untradable_pairs
 from bot.domain.params import UniverseParams
 from bot.domain.universe import selected_universe
 from bot.errors import ExchangeError
@@ -87,6 +89,7 @@ class MarketData:
         self._pairs: Sequence[Pair] = ()
         self._dated = dated
         self._dated_pairs: Sequence[Pair] = ()
+        self._coinm_perp_pairs: Sequence[Pair] = ()
         self._pairs_at: float | None = None
         self._status_at: float | None = None
         self._untradable: dict[str, str] = {}
@@ -142,7 +145,11 @@ class MarketData:
         selected = selected_universe(preliminary, self._universe)
         universe = selected.pairs
         self._in_use = {p.spot.symbol for p in universe}
-        await self._update_history(self._tracked(pairs, universe), funding, now)
+        in_universe = {p.key for p in universe}
+        coinm_perps = [p for p in self._coinm_perp_pairs if p.key in in_universe]
+        await self._update_history(
+            [*self._tracked(pairs, universe), *(p.perp.symbol for p in coinm_perps)], funding, now
+        )
         books = await self._fetch_books(universe) if self._book_depth > 0 else {}
         snap = MarketSnapshot(
             taken_at=now,
@@ -154,6 +161,7 @@ class MarketData:
             funding_history=self._history_tuples(),
             books=books,
             dated_pairs=self._dated_pairs,
+            coinm_perp_pairs=self._coinm_perp_pairs,
             untradable=self._untradable,
             universe=selected,
         )
@@ -183,6 +191,7 @@ class MarketData:
         instruments = await self._source.load_instruments()
         if self._dated:
             self._dated_pairs = tuple(dated_pairs(instruments))
+            self._coinm_perp_pairs = tuple(coinm_perp_pairs(instruments))
         self._untradable = untradable_pairs(instruments)
         self._pairs_at = self._status_at = self._clock.monotonic()
 

@@ -28,6 +28,8 @@ from decimal import Decimal
 
 from bot.domain import Fill, Hedge, Side
 
+COIN_DECIMALS = Decimal("0.00000001")
+
 ZERO = Decimal(0)
 YEAR_SECONDS = Decimal(365 * 24 * 3600)
 
@@ -118,7 +120,8 @@ def hedge_pnl(
 ) -> HedgePnL:
     """Compute one hedge's P&L. Prices value what is still held (open hedges)."""
     spot_fills = [f for f in fills if f.symbol == hedge.spot_symbol]
-    perp_fills = [f for f in fills if f.symbol == hedge.perp_symbol]
+    shorts = set(hedge.short_symbols)  # a rolled hedge's short traded several contracts
+    perp_fills = [f for f in fills if f.symbol in shorts]
     spot_mark = spot_price or hedge.exit_spot_price or _last_price(spot_fills)
     perp_mark = perp_price or hedge.exit_perp_price or _last_price(perp_fills)
     spot_pnl, _ = leg_pnl(spot_fills, spot_mark)
@@ -177,6 +180,9 @@ def inverse_leg_pnl(
         return sum((f.realized_pnl or ZERO for f in fills), ZERO)
     if held and price:
         coin -= held * contract_size / price
+        # Settled at delivery (or valued at the mark): booked in the coin to 8 decimals, as
+        # Binance books every coin amount, so a delivered short's P&L is the exchange's.
+        return coin.quantize(COIN_DECIMALS)
     return coin
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from bot.adopt import APPLIED, commands_for, pending_requests, rebased_quantities
 from bot.clock import Clock
 from bot.domain import Event, EventSink, Fill, Hedge, HedgeState, Pair, Severity
-from bot.domain.hedge import is_own_client_order_id
+from bot.domain.hedge import ROLL_HELD, ROLL_TO, is_own_client_order_id
 from bot.domain.instruments import pair_of
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError
@@ -107,23 +107,29 @@ class Reconciler:
         in_flight = await self._ledger.hedges.in_states(
             [HedgeState.OPENING, HedgeState.CLOSING, HedgeState.UNWINDING]
         )
-        for hedge in in_flight:
+        rolling = [h for h in await self._ledger.hedges.active() if ROLL_TO in h.metrics]
+        for hedge in [*in_flight, *(h for h in rolling if h.state is HedgeState.OPEN)]:
             if not startup and self._clock.now() - hedge.updated_at < timedelta(minutes=1):
                 continue  # the executor may still be working on it
             pair = pair_of(self._pairs, hedge.pair, hedge.perp_symbol)
             if pair is None:
                 report.drift.append(f"hedge {hedge.id}: pair {hedge.pair} no longer listed")
                 continue
-            after = await self._executor.recover(hedge, pair)
+            into = pair_of(self._pairs, hedge.pair, hedge.metrics.get(ROLL_TO, ""))
+            after = await self._executor.recover(hedge, pair, roll_into=into)
             report.recovered_hedges.append(hedge.id)
             log.info("Recovered hedge %s: %s -> %s", hedge.id, hedge.state.value, after.state.value)
             if after.state in (HedgeState.OPENING, HedgeState.CLOSING, HedgeState.UNWINDING):
                 report.errors.append(f"hedge {hedge.id} still {after.state.value.upper()}")
+            elif ROLL_TO in after.metrics:
+                report.errors.append(
+                    f"hedge {hedge.id} still rolling into {after.metrics[ROLL_TO]}"
+                )
 
     async def _adopt_fills(self, report: ReconcileReport) -> None:
         """Record our fills the ledger does not have yet (made while the bot was down)."""
         active = await self._ledger.hedges.active()
-        symbols = {s for h in active for s in (h.spot_symbol, h.perp_symbol)}
+        symbols = {s for h in active for s in (h.spot_symbol, *h.short_symbols)}
         for symbol in sorted(symbols):
             orders = [
                 o
@@ -158,6 +164,9 @@ class Reconciler:
             if pair is not None and awaiting_delivery(h, pair, self._clock):
                 continue  # settled by the exchange; recorded once its price is published
             expected[h.perp_symbol] = expected.get(h.perp_symbol, ZERO) + h.perp_quantity
+            if ROLL_TO in h.metrics:  # an unfinished roll also holds the next contract
+                moved = Decimal(h.metrics.get(ROLL_HELD, "0"))
+                expected[h.metrics[ROLL_TO]] = expected.get(h.metrics[ROLL_TO], ZERO) + moved
         positions = await self._exchange.fetch_positions()
         shorts: dict[str, Decimal] = {}
         for p in positions:

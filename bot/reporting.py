@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.adopt import AdoptRequest, commands_for, drifted_hedge_ids, pending_requests
 from bot.domain import Event, Hedge, HedgeState
-from bot.domain.ledger import BalanceSnapshot, TradingState, TradingStatus
+from bot.domain.ledger import BalanceSnapshot, TradingState, TradingStatus, Transfer
 from bot.persistence.repositories import Ledger
 from bot.pnl import HedgePnL, PnLTotals, hedge_pnl, totals
 
@@ -32,6 +32,7 @@ class StatusReport:
     balances: list[BalanceSnapshot] = field(default_factory=list)  # latest per wallet
     drifted: list[int] = field(default_factory=list)  # hedges the last reconciliation flagged
     adopt_pending: list[AdoptRequest] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)  # of the open hedges, oldest first
 
     def drift_lines(self) -> list[str]:
         """Name each drifted hedge with the commands out of it, and requests waiting."""
@@ -91,6 +92,7 @@ class StatusReport:
                 for r in self.adopt_pending
             ],
             "drift": self.drift_lines(),
+            "transfers": [_transfer_json(t) for t in self.transfers],
             "recent_alerts": [
                 {"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in self.alerts
             ],
@@ -142,6 +144,7 @@ async def build_status(ledger: Ledger, *, now: datetime, leverage: int = 1) -> S
         ),
         drifted=[i for i in await drifted_hedge_ids(ledger) if i in active_ids],
         adopt_pending=await pending_requests(ledger),
+        transfers=await ledger.transfers.for_hedges(sorted(active_ids)),
     )
 
 
@@ -172,4 +175,21 @@ def _line_json(line: HedgeLine) -> dict[str, Any]:
         "apr": None if p.apr is None else f"{p.apr:.6f}",
         "open_reason": h.open_reason,
         "close_reason": h.close_reason,
+    }
+
+
+def _transfer_json(t: Transfer) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "hedge_id": t.hedge_id,
+        "asset": t.asset,
+        "amount": str(t.amount),
+        "from_wallet": t.from_wallet,
+        "to_wallet": t.to_wallet,
+        "status": t.status.value,
+        "exchange_id": t.exchange_id,
+        "reason": t.reason,
+        "error": t.error,
+        "requested_at": t.requested_at.isoformat(),
+        "completed_at": t.completed_at.isoformat() if t.completed_at else None,
     }

@@ -30,6 +30,7 @@ from bot.domain import (
     Pair,
     Position,
     ResizeHedge,
+    RollHedge,
     Severity,
 )
 from bot.domain.ledger import TradingState
@@ -149,7 +150,7 @@ class RiskGate:
             elif decision.accepted and isinstance(intent, CloseHedge):
                 closing.add(intent.hedge_id)
                 # Closes run before opens: what a close frees counts for the opens after it,
-                # as the strategy sized them (a rotation, a roll).
+                # as the strategy sized them (a rotation).
                 closed = _find(view, intent.hedge_id)
                 if closed is not None:
                     notional_by_pair[closed.pair] -= closed.target_notional
@@ -201,8 +202,8 @@ class RiskGate:
                 inputs,
                 new_hedge=False,
             )
-        after = intent.after_close
-        replaced = _find(view, after) if after is not None and after in closing else None
+        if isinstance(intent, RollHedge):
+            return self._decide_roll(intent, view, inputs, closing)
         return self._decide_increase(
             intent,
             intent.pair,
@@ -213,10 +214,36 @@ class RiskGate:
             open_count,
             inputs,
             new_hedge=True,
-            # A roll at the replaced hedge's notional adds no exposure (its fills may have
-            # left that hedge a little above the limits): the exposure limits do not apply.
-            adds_exposure=replaced is None or intent.notional > replaced.target_notional,
         )
+
+    def _decide_roll(
+        self, intent: RollHedge, view: RiskView, inputs: dict[str, str], closing: set[int]
+    ) -> RiskDecision:
+        """A roll keeps the hedge's spot and exposure; it trades two futures orders, so it
+        needs ACTIVE trading and fresh data, like an entry, but no exposure limit applies."""
+        hedge = _find(view, intent.hedge_id)
+        if hedge is None or hedge.state is not HedgeState.OPEN or intent.hedge_id in closing:
+            return RiskDecision(intent, False, f"hedge {intent.hedge_id} is not OPEN", inputs)
+        age = view.data_age_for(hedge.pair)
+        inputs |= {
+            "pair": hedge.pair,
+            "from": hedge.perp_symbol,
+            "to": intent.future_symbol,
+            "data_age_seconds": "none" if age is None else f"{age:.3f}",
+        }
+        if view.trading is not TradingState.ACTIVE:
+            reason = f"trading is {view.trading.value.upper()}: only closes allowed"
+            return RiskDecision(intent, False, reason, inputs)
+        if age is None or age > self.limits.max_data_age_seconds:
+            reason = (
+                f"market data is stale ({inputs['data_age_seconds']}s > "
+                f"max_data_age_seconds {self.limits.max_data_age_seconds:g})"
+            )
+            return RiskDecision(intent, False, reason, inputs)
+        blocked = self.entry_gate(hedge.pair) if self.entry_gate is not None else None
+        if blocked is not None:
+            return RiskDecision(intent, False, blocked, inputs)
+        return RiskDecision(intent, True, "a roll keeps the hedge's exposure", inputs)
 
     def _decide_close(
         self, intent: CloseHedge, view: RiskView, inputs: dict[str, str], closing: set[int]
@@ -244,7 +271,6 @@ class RiskGate:
         inputs: dict[str, str],
         *,
         new_hedge: bool,
-        adds_exposure: bool = True,
     ) -> RiskDecision:
         lim = self.limits
         total = sum(notional_by_pair.values(), Decimal(0))
@@ -284,17 +310,17 @@ class RiskGate:
                 f"{lim.max_notional_per_hedge}",
             ),
             (
-                not adds_exposure or pair_total + added <= lim.max_notional_per_symbol,
+                pair_total + added <= lim.max_notional_per_symbol,
                 f"{pair} notional {pair_total + added} would exceed max_notional_per_symbol "
                 f"{lim.max_notional_per_symbol}",
             ),
             (
-                not adds_exposure or total + added <= lim.max_total_notional,
+                total + added <= lim.max_total_notional,
                 f"total notional {total + added} would exceed max_total_notional "
                 f"{lim.max_total_notional}",
             ),
             (
-                not new_hedge or not adds_exposure or open_count < lim.max_open_hedges,
+                not new_hedge or open_count < lim.max_open_hedges,
                 f"{open_count} open hedges: max_open_hedges {lim.max_open_hedges} reached",
             ),
             (
@@ -461,6 +487,8 @@ def _describe(intent: Intent) -> str:
         return f"open {intent.pair} {intent.notional} USDT"
     if isinstance(intent, CloseHedge):
         return f"close hedge {intent.hedge_id}"
+    if isinstance(intent, RollHedge):
+        return f"roll hedge {intent.hedge_id} into {intent.future_symbol}"
     return f"resize hedge {intent.hedge_id} to {intent.notional} USDT"
 
 

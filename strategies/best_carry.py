@@ -2,12 +2,14 @@
 
 `BestCarry` wraps the configured perpetual strategy (`funding_carry`) and adds the dated
 carries of `strategies.dated_basis` (`[strategy] instruments`). The perpetual strategy sees
-the perpetual hedges only and decides on them exactly as alone; dated hedges are decided
-by the dated rules. The opens of both are merged: per asset the higher net APR wins
-(perpetual: net APR over the horizon; dated: net basis APR to expiry), an asset already
-held by any hedge gets no new one, and the sizing limits count every hedge. With no dated
-hedge and no dated future in the snapshot, the perpetual strategy's intents are returned
-unchanged.
+the USDⓈ-M perpetual hedges only and decides on them exactly as alone; with `"coinm"` it
+decides the COIN-M perpetuals the same way, on a view of the snapshot whose pairs are the
+spot + COIN-M perpetual pairs of the universe and whose hedges are the COIN-M perpetual
+ones (same rules, funding paid in the coin); dated hedges are decided by the dated rules.
+The opens are merged: per asset the highest net APR wins (perpetuals: net APR over the
+horizon; dated: net basis APR to expiry), an asset already held by any hedge gets no new
+one, and the sizing limits count every hedge. With no dated or COIN-M hedge and neither in
+the snapshot, the perpetual strategy's intents are returned unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from bot.domain import CloseHedge, HedgeState, Intent, MarketSnapshot, OpenHedge, Pair, Portfolio
-from bot.domain.instruments import is_dated_symbol
+from bot.domain.instruments import is_coinm_perp_symbol, is_dated_symbol
+from bot.domain.market import SelectedUniverse
 from bot.domain.strategy import Strategy, StrategyParams
 from bot.domain.universe import select_universe
 from strategies.allocation import Capacity
@@ -41,21 +44,29 @@ class BestCarry:
     def evaluate(
         self, snapshot: MarketSnapshot, portfolio: Portfolio, params: StrategyParams
     ) -> list[Intent]:
-        """Return closes first, then opens (a roll's open after its close)."""
+        """Return closes and rolls first, then opens."""
         dated_hedges = [h for h in portfolio.hedges if is_dated_symbol(h.perp_symbol)]
+        coinm_hedges = [h for h in portfolio.hedges if is_coinm_perp_symbol(h.perp_symbol)]
         dated_on = params.trades_dated and bool(snapshot.dated_pairs)
+        coinm_on = "coinm" in params.instruments and bool(snapshot.coinm_perp_pairs)
         perpetual_on = "perpetual" in params.instruments
-        if not dated_hedges and not dated_on and perpetual_on:
+        if not (dated_hedges or coinm_hedges or dated_on or coinm_on) and perpetual_on:
             return self.inner.evaluate(snapshot, portfolio, params)
 
+        others = {h.id for h in (*dated_hedges, *coinm_hedges)}
         perp_portfolio = replace(
-            portfolio, hedges=[h for h in portfolio.hedges if h not in dated_hedges]
+            portfolio, hedges=[h for h in portfolio.hedges if h.id not in others]
         )
         inner = self.inner.evaluate(snapshot, perp_portfolio, params)
         closes: list[Intent] = [i for i in inner if not isinstance(i, OpenHedge)]
         perp_opens = [i for i in inner if isinstance(i, OpenHedge)] if perpetual_on else []
+        if coinm_hedges or coinm_on:
+            coinm = self._coinm_perpetuals(
+                snapshot, replace(portfolio, hedges=coinm_hedges), params
+            )
+            closes += [i for i in coinm if not isinstance(i, OpenHedge)]
+            perp_opens += [i for i in coinm if isinstance(i, OpenHedge)] if coinm_on else []
 
-        rolls: list[OpenHedge] = []
         by_symbol = {p.perp.symbol: p for p in snapshot.dated_pairs}
         for hedge in dated_hedges:
             if hedge.state is not HedgeState.OPEN:
@@ -75,11 +86,9 @@ class BestCarry:
             ]
             decision = dated_exit(hedge, held, later, snapshot, params)
             if decision is not None:
-                closes.append(decision.close)
-                if decision.roll is not None:
-                    rolls.append(decision.roll)
+                closes.append(decision.intent)  # a roll keeps the hedge: it is not closing
 
-        closing = {getattr(c, "hedge_id", None) for c in closes}
+        closing = {c.hedge_id for c in closes if isinstance(c, CloseHedge)}
         active = [h for h in portfolio.open_hedges() if h.id not in closing]
         held_assets = {h.pair for h in portfolio.open_hedges()}
         dated_assets = {h.pair for h in dated_hedges if h.state.is_active}
@@ -91,12 +100,16 @@ class BestCarry:
         by_asset = {c.pair: c for c in candidates}
 
         opens: list[OpenHedge] = []
+        best_perp: dict[str, OpenHedge] = {}
         for intent in perp_opens:
-            if intent.pair in dated_assets:
-                continue  # the perpetual strategy did not see this asset's dated hedge
+            if intent.pair in held_assets or intent.pair in dated_assets:
+                continue  # each view saw only its own hedges: another carry holds the asset
+            best = best_perp.get(intent.pair)
+            if best is None or _net_apr(intent) > _net_apr(best):
+                best_perp[intent.pair] = intent
+        for intent in best_perp.values():
             rival = by_asset.pop(intent.pair, None)
-            perp_apr = intent.metrics.get("net_apr", ZERO)
-            if rival is not None and rival.net_apr > perp_apr:
+            if rival is not None and rival.net_apr > _net_apr(intent):
                 opens.append(dated_open(rival, intent.notional, "best carry", params.dated))
             else:
                 opens.append(intent)
@@ -108,10 +121,8 @@ class BestCarry:
 
         capacity = Capacity.of(active, params.sizing)
         sized: list[Intent] = []
-        for roll in rolls:
-            capacity.add(roll.pair, roll.notional)  # takes the place of the hedge it closes
-            sized.append(roll)
         pairs = {p.key: p for p in snapshot.pairs}
+        by_symbol = {**by_symbol, **{p.perp.symbol: p for p in snapshot.coinm_perp_pairs}}
         for intent in opens:
             leg = by_symbol.get(intent.future_symbol or "") or pairs.get(intent.pair)
             size = capacity.size_for(intent.pair, _min_notional(leg))
@@ -121,6 +132,31 @@ class BestCarry:
             capacity.add(intent.pair, size)
             sized.append(intent if size == intent.notional else replace(intent, notional=size))
         return closes + sized
+
+    def _coinm_perpetuals(
+        self, snapshot: MarketSnapshot, portfolio: Portfolio, params: StrategyParams
+    ) -> list[Intent]:
+        """The perpetual strategy's intents on the COIN-M perpetuals of the universe: its
+        opens name the COIN-M perpetual as their future."""
+        universe = {p.key for p in select_universe(snapshot, params.universe)}
+        held = {h.pair for h in portfolio.hedges}
+        pairs = tuple(p for p in snapshot.coinm_perp_pairs if p.key in universe or p.key in held)
+        view = replace(
+            snapshot,
+            pairs=pairs,
+            universe=SelectedUniverse(
+                params.universe, tuple(p for p in pairs if p.key in universe)
+            ),
+        )
+        symbol = {p.key: p.perp.symbol for p in pairs}
+        return [
+            replace(i, future_symbol=symbol[i.pair]) if isinstance(i, OpenHedge) else i
+            for i in self.inner.evaluate(view, portfolio, params)
+        ]
+
+
+def _net_apr(intent: OpenHedge) -> Decimal:
+    return intent.metrics.get("net_apr", ZERO)
 
 
 def enabled_dated(pairs: Iterable[Pair], params: StrategyParams) -> list[Pair]:

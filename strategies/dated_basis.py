@@ -13,8 +13,14 @@ snapshot time to the contract's delivery time. The rules (`[strategy.dated]`):
 - take profit: the basis captured since entry (entry basis − today's executable exit
   basis) reaches `take_profit_basis` × the entry basis;
 - roll: from `roll_before_delivery_hours` before delivery, into a later contract of the
-  same asset whose net APR beats `entry_apr` + `roll_margin_apr` (the held hedge is closed
-  first, the new one opened once it is CLOSED);
+  same asset whose roll APR beats `entry_apr` + `roll_margin_apr`. A roll keeps the spot and
+  moves the short alone, so its APR counts the short's costs only:
+
+      roll APR = (F / S_bid − 1 − 2 × futures taker − the short's slippage) × 365 / days
+
+  with F the later contract's bid and S_bid the spot bid (what the spot kept is worth). The
+  two futures legs the roll adds are the later short's sale now and its buy-back at exit;
+  the near short's buy-back and the spot's sale are paid whether the hedge rolls or closes;
 - delivery: at `exit_before_delivery_hours` before delivery the hedge is closed, unless
   `hold_to_settlement` (the exchange then settles the short at the delivery price).
 """
@@ -22,13 +28,14 @@ snapshot time to the contract's delivery time. The rules (`[strategy.dated]`):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from bot.domain import CloseHedge, Hedge, MarketSnapshot, OpenHedge, Pair, funding
+from bot.domain import CloseHedge, Hedge, MarketSnapshot, OpenHedge, Pair, RollHedge, funding
+from bot.domain.hedge import BASIS_SPOT
 from bot.domain.strategy import DatedParams, StrategyParams
-from strategies.signals import open_close_slippage, quantize_metric
+from strategies.signals import futures_slippage, open_close_slippage, quantize_metric
 
 ZERO = Decimal(0)
 DAYS_PER_YEAR = Decimal(365)
@@ -112,6 +119,42 @@ def dated_signal(
     )
 
 
+def roll_signal(
+    pair: Pair, snapshot: MarketSnapshot, params: StrategyParams, notional: Decimal
+) -> DatedSignal | None:
+    """Return the carry a roll into `pair` buys: the spot is kept, so only the short's two
+    futures legs are paid (its sale now, its buy-back at exit), taker fee and slippage."""
+    expiry = pair.perp.expiry
+    spot_q = snapshot.spot_quotes.get(pair.spot.symbol)
+    future_q = snapshot.perp_quotes.get(pair.perp.symbol)
+    if expiry is None or spot_q is None or future_q is None:
+        return None
+    if min(spot_q.bid, spot_q.ask, future_q.bid, future_q.ask) <= 0:
+        return None
+    days = funding.hours_between(snapshot.taken_at, expiry) / 24
+    if days <= 0:
+        return None
+    fees = 2 * params.fees.effective().futures_taker
+    slippage = futures_slippage(pair, snapshot, notional, params.dated.assumed_slippage_bps)
+    entry = future_q.bid / spot_q.bid - 1
+    net = entry - fees - slippage
+    return DatedSignal(
+        pair=pair.key,
+        future_symbol=pair.perp.symbol,
+        contract_type=pair.perp.contract_type,
+        expiry=expiry,
+        notional=notional,
+        days_to_expiry=days,
+        entry_basis=entry,
+        exit_basis=future_q.ask / spot_q.bid - 1,
+        gross_apr=entry * DAYS_PER_YEAR / days,
+        fees=fees,
+        slippage=slippage,
+        net_basis=net,
+        net_apr=net * DAYS_PER_YEAR / days,
+    )
+
+
 def entry_block(signal: DatedSignal, params: DatedParams) -> str | None:
     """Return the first entry rule `signal` fails (a short code), or None when it passes."""
     if signal.days_to_expiry <= params.min_days_to_expiry:
@@ -165,10 +208,9 @@ def dated_open(signal: DatedSignal, notional: Decimal, why: str, params: DatedPa
 
 @dataclass(frozen=True, slots=True)
 class DatedDecision:
-    """What a held dated hedge calls for: a close, and with a roll the open that follows."""
+    """What a held dated hedge calls for: a close, or a roll of its short."""
 
-    close: CloseHedge
-    roll: OpenHedge | None = None
+    intent: CloseHedge | RollHedge
 
 
 def dated_exit(
@@ -178,11 +220,11 @@ def dated_exit(
     snapshot: MarketSnapshot,
     params: StrategyParams,
 ) -> DatedDecision | None:
-    """Return the close (and roll) an OPEN dated hedge calls for, or None to keep it.
+    """Return the close (or roll) an OPEN dated hedge calls for, or None to keep it.
 
     `held` is the hedge's spot + dated pair, `later` the same asset's contracts that deliver
     after it. In order: take profit; within `roll_before_delivery_hours` of delivery, a
-    roll into the best later contract whose net APR beats `entry_apr` + `roll_margin_apr`;
+    roll into the best later contract whose roll APR beats `entry_apr` + `roll_margin_apr`;
     within `exit_before_delivery_hours` (or after delivery), a close, unless
     `hold_to_settlement` (then only once delivered).
     """
@@ -197,9 +239,8 @@ def dated_exit(
     metrics: dict[str, Decimal] = dict(signal.metrics()) if signal is not None else {}
     metrics["hours_to_delivery"] = quantize_metric(hours_left)
     if hours_left <= 0:
-        return DatedDecision(
-            CloseHedge(hedge.id, f"delivered: {held.perp.symbol} settled", metrics)
-        )
+        reason = f"delivered: {held.perp.symbol} settled"
+        return DatedDecision(CloseHedge(hedge.id, reason, metrics))
     if captured is not None and signal is not None:
         entry = captured + signal.exit_basis
         if entry > 0 and captured >= rules.take_profit_basis * entry:
@@ -215,14 +256,14 @@ def dated_exit(
         target = _roll_target(later, snapshot, params, hedge.target_notional)
         if target is not None:
             metrics["roll_net_apr"] = quantize_metric(target.net_apr)
-            close = CloseHedge(
-                hedge.id,
-                f"roll: {held.perp.symbol} -> {target.future_symbol} "
-                f"(net basis APR {target.net_apr:.2%})",
-                metrics,
+            metrics["roll_fees"] = quantize_metric(target.fees)
+            metrics["roll_slippage"] = quantize_metric(target.slippage)
+            reason = (
+                f"roll: {held.perp.symbol} -> {target.future_symbol} (roll APR "
+                f"{target.net_apr:.2%} > {rules.entry_apr + rules.roll_margin_apr:.2%}, the "
+                f"short's costs only; {target.days_to_expiry:.1f} days to delivery)"
             )
-            roll = dated_open(target, hedge.target_notional, f"roll from hedge {hedge.id}", rules)
-            return DatedDecision(close, replace(roll, after_close=hedge.id))
+            return DatedDecision(RollHedge(hedge.id, target.future_symbol, reason, metrics))
     if hours_left <= rules.exit_before_delivery_hours:
         reason = (
             f"delivery: {hours_left:.1f} h to {held.perp.symbol} delivery <= "
@@ -238,7 +279,7 @@ def _roll_target(
     rules = params.dated
     best: DatedSignal | None = None
     for pair in later:
-        signal = dated_signal(pair, snapshot, params, notional)
+        signal = roll_signal(pair, snapshot, params, notional)
         if signal is None or signal.hours_to_expiry <= rules.roll_before_delivery_hours:
             continue
         if signal.net_apr <= rules.entry_apr + rules.roll_margin_apr:
@@ -249,7 +290,11 @@ def _roll_target(
 
 
 def captured_basis(hedge: Hedge, signal: DatedSignal) -> Decimal | None:
-    """Return entry basis − today's executable exit basis, None without entry prices."""
-    if not hedge.entry_spot_price or not hedge.entry_perp_price:
+    """Return entry basis − today's executable exit basis, None without entry prices.
+
+    A rolled hedge's entry basis is the one its roll sold: the later contract's fill price
+    over the spot bid at the roll (`basis_spot_price`)."""
+    spot = Decimal(hedge.metrics.get(BASIS_SPOT, "0")) or hedge.entry_spot_price
+    if not spot or not hedge.entry_perp_price:
         return None
-    return hedge.entry_perp_price / hedge.entry_spot_price - 1 - signal.exit_basis
+    return hedge.entry_perp_price / spot - 1 - signal.exit_basis

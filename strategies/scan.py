@@ -1,7 +1,8 @@
 """`carrybot scan` rows: every carry of every pair of one snapshot, ranked by net APR. Pure.
 
-A pair has one row for its perpetual (funding carry) and, when dated carries are enabled,
-one per dated future (basis to delivery, `strategies.dated_basis`).
+A pair has one row for its perpetual (funding carry), with `"coinm"` one for its COIN-M
+perpetual (funding paid in the coin, `carry` "coinm perpetual"), and, when dated carries
+are enabled, one per dated future (basis to delivery, `strategies.dated_basis`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from strategies.funding_carry import FundingCarry, FundingCarryParams, entry_blo
 from strategies.signals import CarrySignal, carry_signal
 
 PERPETUAL = "perpetual"
+COINM_PERPETUAL = "coinm perpetual"
 
 ZERO = Decimal(0)
 ScanParams = FundingCarryParams | ExpectedCarryParams
@@ -100,11 +102,15 @@ def scan_rows(
     inner = ExpectedCarry() if expected else FundingCarry()
     intents = BestCarry(inner).evaluate(snapshot, portfolio, params)
     opens = [i for i in intents if isinstance(i, OpenHedge)]
-    opened = {i.pair for i in opens if i.future_symbol is None}
-    opened_dated = {i.future_symbol for i in opens if i.future_symbol is not None}
-    dated_assets = {i.pair for i in opens if i.future_symbol is not None}
+    coinm_perps = {p.perp.symbol for p in snapshot.coinm_perp_pairs}
+    opened = {i.pair for i in opens if i.future_symbol is None or i.future_symbol in coinm_perps}
+    opened_dated = {
+        i.future_symbol
+        for i in opens
+        if i.future_symbol is not None and i.future_symbol not in coinm_perps
+    }
+    dated_assets = {i.pair for i in opens if i.future_symbol in opened_dated}
     selected = {p.key for p in select_universe(snapshot, params.universe)}
-    size = params.sizing.notional_per_hedge
     signal_params = (
         _SignalView(
             int(params.holding_hours),
@@ -117,8 +123,39 @@ def scan_rows(
         if isinstance(params, ExpectedCarryParams)
         else params
     )
+    coinm_symbols = {p.perp.symbol for p in snapshot.coinm_perp_pairs}
+    opened_coinm = {i.pair for i in opens if i.future_symbol in coinm_symbols}
+    rows = _perpetual_rows(
+        snapshot.pairs, snapshot, params, signal_params, min_volume, selected,
+        opened - opened_coinm, dated_assets | opened_coinm, PERPETUAL,
+    )  # fmt: skip
+    if "coinm" in params.instruments:
+        rows += _perpetual_rows(
+            snapshot.coinm_perp_pairs, snapshot, params, signal_params, min_volume, selected,
+            opened_coinm, dated_assets | (opened - opened_coinm), COINM_PERPETUAL,
+        )  # fmt: skip
+    if params.trades_dated:
+        rows += _dated_rows(snapshot, params, min_volume, selected, opened_dated, opened)
+    rows.sort(key=lambda r: (r.net_apr is not None, r.net_apr or ZERO), reverse=True)
+    return rows
+
+
+def _perpetual_rows(
+    pairs: Sequence[Pair],
+    snapshot: MarketSnapshot,
+    params: ScanParams,
+    signal_params: Any,
+    min_volume: Decimal,
+    selected: set[str],
+    opened: set[str],
+    rivals: set[str],
+    carry: str,
+) -> list[ScanRow]:
+    """A row per perpetual pair (USDⓈ-M, or COIN-M: funding paid in the coin); `opened`:
+    the assets the strategy opens on these pairs, `rivals`: those it opens on another."""
+    size = params.sizing.notional_per_hedge
     rows: list[ScanRow] = []
-    for pair in snapshot.pairs:
+    for pair in pairs:
         volume = _min_volume(pair, snapshot)
         if volume < min_volume:
             continue
@@ -141,15 +178,11 @@ def scan_rows(
                 signal=signal,
                 next_funding_in=info.next_funding_time - snapshot.taken_at if info else None,
                 would_enter=pair.key in opened,
-                reason=_reason(
-                    pair, signal, block, snapshot, params, selected, opened, dated_assets
-                ),
+                reason=_reason(pair, signal, block, snapshot, params, selected, opened, rivals),
                 expected=figures,
+                carry=carry,
             )
         )
-    if params.trades_dated:
-        rows += _dated_rows(snapshot, params, min_volume, selected, opened_dated, opened)
-    rows.sort(key=lambda r: (r.net_apr is not None, r.net_apr or ZERO), reverse=True)
     return rows
 
 
@@ -217,9 +250,14 @@ def _reason(
 ) -> str:
     if pair.key in opened:
         return "enter"
-    excluded = exclusion_reason(pair, snapshot.volumes_24h, params.universe, snapshot.taken_at)
-    if excluded is not None:
-        return excluded
+    if pair.perp.is_inverse:  # a COIN-M perpetual follows its asset's universe membership
+        if pair.key not in selected:
+            return "not_in_universe"
+    else:
+        universe = params.universe
+        excluded = exclusion_reason(pair, snapshot.volumes_24h, universe, snapshot.taken_at)
+        if excluded is not None:
+            return excluded
     if signal is None:
         return "no_data"
     if pair.key not in selected:
@@ -334,7 +372,10 @@ TABLE_COLUMNS: Sequence[str] = (
 
 def _min_volume(pair: Pair, snapshot: MarketSnapshot) -> Decimal:
     volumes = snapshot.volumes_24h
-    return min(volumes.get(pair.spot.symbol, ZERO), volumes.get(pair.perp.symbol, ZERO))
+    spot = volumes.get(pair.spot.symbol, ZERO)
+    if pair.perp.is_inverse and pair.perp.symbol not in volumes:
+        return spot  # COIN-M volumes are not polled (contracts, not quote volume)
+    return min(spot, volumes.get(pair.perp.symbol, ZERO))
 
 
 def _num(value: Decimal | None) -> float | None:

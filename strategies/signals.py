@@ -283,3 +283,15 @@ def open_close_slippage(
             perp_book.asks, notional, buy=True, fallback_bps=fallback_bps
         )
     return spot_open + perp_open, spot_close + perp_close
+
+
+def futures_slippage(
+    pair: Pair, snapshot: MarketSnapshot, notional: Decimal, fallback_bps: Decimal
+) -> Decimal:
+    """Return the slippage of the short alone: selling `pair`'s future, then buying it back."""
+    book = snapshot.books.get(pair.perp.symbol)
+    if book is None:
+        return 2 * fallback_bps * carry.BPS
+    sell = carry.book_slippage(book.bids, notional, buy=False, fallback_bps=fallback_bps)
+    buy = carry.book_slippage(book.asks, notional, buy=True, fallback_bps=fallback_bps)
+    return sell + buy

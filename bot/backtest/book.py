@@ -18,7 +18,8 @@ class SyntheticBook:
     """How the replay turns a price into a book.
 
     Best bid/ask sit `half_spread_bps` below/above the price (rounded outwards to the tick)
-    with `top_notional` (quote currency) of base quantity each. Deeper levels follow every
+    with `top_notional` (quote currency) of base quantity each (of contracts for an inverse
+    contract, whose quantities are in contracts of `contract_size` USD). Deeper levels follow every
     `level_step_bps` with `level_notional` each, up to `depth_levels` per side.
     """
 
@@ -53,7 +54,9 @@ class SyntheticBook:
             bid = tick
         if ask <= bid:
             ask = bid + tick
-        quantity = self.top_notional / price
+        quantity = self.top_notional / (
+            instrument.contract_size if instrument.is_inverse else price
+        )
         if step > 0:
             quantity = (quantity / step).to_integral_value(rounding=ROUND_DOWN) * step
         return bid, ask, max(quantity, instrument.min_qty)
@@ -93,5 +96,7 @@ class SyntheticBook:
 
 
 def _quantity(notional: Decimal, price: Decimal, instrument: Instrument) -> Decimal:
-    """Base quantity worth about `notional`, on the step grid and at least the minimum."""
-    return max(floor_to_step(notional / price, instrument.step_size), instrument.min_qty)
+    """Quantity worth about `notional` (base, or contracts of an inverse contract), on the
+    step grid and at least the minimum."""
+    unit = instrument.contract_size if instrument.is_inverse else price
+    return max(floor_to_step(notional / unit, instrument.step_size), instrument.min_qty)

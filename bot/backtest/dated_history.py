@@ -5,6 +5,10 @@ continuous CURRENT_QUARTER and NEXT_QUARTER bars and its delivery prices. A cont
 at t belongs to the contract delivering first after t (current) or second (next); the
 delivery times are those of the delivery file, continued after its last row by Binance's
 calendar (the last Friday of March, June, September and December, 08:00 UTC).
+
+COIN-M quarterlies (`--kinds coinm_current_quarter,coinm_next_quarter,coinm_delivery`) are
+read the same way from `binance/coinm_*/` under the spot symbol's stem (`BTCUSDT` for the
+pair `BTCUSD`): `load_dated(..., coinm=True)`.
 """
 
 from __future__ import annotations
@@ -51,16 +55,19 @@ def quarterly_deliveries(start: datetime, end: datetime) -> list[datetime]:
     return out
 
 
-def load_dated(binance: Path, name: str) -> tuple[DatedContract, ...]:
-    """Load `name`'s quarterly contracts under `binance/`; () when no quarterly file exists."""
+def load_dated(binance: Path, name: str, *, coinm: bool = False) -> tuple[DatedContract, ...]:
+    """Load `name`'s quarterly contracts under `binance/` (COIN-M's with `coinm`); () when
+    no quarterly file exists."""
     from bot.backtest.history import read_bars  # history imports this module
 
-    paths = [binance / kind / f"{name}-1h.csv.gz" for kind in ("current_quarter", "next_quarter")]
+    prefix = "coinm_" if coinm else ""
+    kinds = (f"{prefix}current_quarter", f"{prefix}next_quarter")
+    paths = [binance / kind / f"{name}-1h.csv.gz" for kind in kinds]
     series = [read_bars(p, HOUR_MS, with_volume=True) if p.is_file() else None for p in paths]
     current, nxt = series
     if current is None and nxt is None:
         return ()
-    prices = _read_deliveries(binance / "delivery" / f"{name}.csv")
+    prices = _read_deliveries(binance / f"{prefix}delivery" / f"{name}.csv")
     first = min(s.first_ms for s in series if s is not None)
     last = max(s.end_ms for s in series if s is not None)
     known = sorted(prices)

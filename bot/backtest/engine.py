@@ -41,6 +41,7 @@ from bot.backtest.venue_spot import venue_pairs, with_venue_spot
 from bot.clock import SimulatedClock
 from bot.config import Config, normalise_database_url
 from bot.domain import Hedge, HedgeState, MarketKind, PositionMode
+from bot.domain.instruments import pair_of
 from bot.errors import UserError
 from bot.exchange.paper import PaperExchange
 from bot.lifecycle import RunLifecycle
@@ -375,12 +376,12 @@ async def _close_all(loop: TradingLoop) -> None:
 
 async def _close_one(loop: TradingLoop, hedge: Hedge, reason: str) -> None:
     """Close (or finish closing) `hedge` if both its markets can be priced now, else log."""
-    pair = loop.pairs.get(hedge.pair)
+    pair = pair_of(loop.pairs, hedge.pair, hedge.perp_symbol)  # a dated hedge: its future
     if pair is None:
         log.warning("Hedge %s on %s left open: pair unknown", hedge.id, hedge.pair)
         return
     spot = await loop.exchange.fetch_best_quotes(MarketKind.SPOT)
-    perp = await loop.exchange.fetch_best_quotes(MarketKind.PERPETUAL)
+    perp = await loop.exchange.fetch_best_quotes(pair.perp.kind)
     if pair.spot.symbol not in spot or pair.perp.symbol not in perp:
         log.warning(
             "Hedge %s on %s left open at %s: no price for both legs (%s); nothing sent",

@@ -107,3 +107,30 @@ def build_instruments(
         listed_at=perp_listed_at,
     )
     return spot, perp
+
+
+def coinm_instrument(
+    base: str, expiry: datetime | None, listed_at: datetime, reference_price: Decimal
+) -> Instrument:
+    """Return a COIN-M contract of `base` as ccxt lists it: the quarterly `BTC/USD:BTC-240329`
+    (or, with no expiry, the perpetual `BTC/USD:BTC`), inverse, whole contracts of 100 USD
+    (BTC) or 10 USD (others), settled in the coin."""
+    _, perp_f = BINANCE_FILTERS.get(base) or (generic_filters(reference_price),) * 2
+    suffix = f"-{expiry:%y%m%d}" if expiry is not None else ""
+    return Instrument(
+        symbol=f"{base}/USD:{base}{suffix}",
+        exchange_symbol=f"{base}USD_{f'{expiry:%y%m%d}' if expiry is not None else 'PERP'}",
+        kind=MarketKind.DATED_FUTURE if expiry is not None else MarketKind.PERPETUAL,
+        base=base,
+        quote="USD",
+        tick_size=perp_f.tick_size,
+        step_size=D(1),
+        min_qty=D(1),
+        min_notional=D(0),
+        max_qty=D(100_000),
+        contract_size=D(100 if base == "BTC" else 10),
+        settle=base,
+        expiry=expiry,
+        listed_at=listed_at,
+        contract_type=None if expiry is not None else "PERPETUAL",
+    )

@@ -67,6 +67,12 @@ class SymbolHistory:
     """Open time of the first perp bar in the file, placeholder or not."""
     dated: tuple[DatedContract, ...] = ()
     """Quarterly contracts, when the data holds quarterly files (`dated_history`)."""
+    coinm_dated: tuple[DatedContract, ...] = ()
+    """COIN-M quarterlies (`BASE/USD:BASE-YYMMDD`), when the data holds `coinm_*` files."""
+    coinm_perp: BarSeries | None = None
+    """COIN-M perpetual (`BASE/USD:BASE`) bars, with `coinm_perp` files."""
+    coinm_funding: FundingSeries | None = None
+    """Its settled funding rates (`coinm_funding` files; required with `coinm_perp`)."""
 
     @property
     def spot_symbol(self) -> str:
@@ -208,6 +214,7 @@ def _load_symbol(
             f"{min_listing_quote_volume} and a bar after it; check the file or lower "
             "min_listing_quote_volume"
         )
+    coinm_perp, coinm_funding = _coinm_perpetual(binance, name)
     return SymbolHistory(
         exchange_symbol=name,
         base=base,
@@ -219,7 +226,24 @@ def _load_symbol(
         placeholder_bars=first,
         perp_first_raw_ms=perp.first_ms,
         dated=load_dated(binance, name),
+        coinm_dated=load_dated(binance, name, coinm=True),
+        coinm_perp=coinm_perp,
+        coinm_funding=coinm_funding,
     )
+
+
+def _coinm_perpetual(binance: Path, name: str) -> tuple[BarSeries | None, FundingSeries | None]:
+    """The COIN-M perpetual's bars and funding of `name`, when its files exist (both)."""
+    bars_path = _find(binance / "coinm_perp", [f"{name}-1h"])
+    if bars_path is None:
+        return None, None
+    funding_path = binance / "coinm_funding" / f"{name}.csv"
+    if not funding_path.is_file():
+        raise UserError(
+            f"{funding_path}: file not found beside {bars_path}; fetch it with "
+            "`carrybot data fetch --kinds coinm_funding` or remove the coinm_perp file"
+        )
+    return read_bars(bars_path, HOUR_MS, with_volume=True), read_funding(funding_path)
 
 
 def _first_listed_bar(perp: BarSeries, funding: FundingSeries, minimum: Decimal) -> int | None:

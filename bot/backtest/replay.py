@@ -18,7 +18,12 @@ What the source answers at clock time t (H = start of t's UTC hour):
   follows the clock. `all_instruments()` gives the simulator every instrument up front;
 - quarterly contracts (when the data holds quarterly files, `dated_history`) are dated
   futures with the perpetual's filters, listed from their first bar, quoted like the other
-  markets, and `fetch_delivery_price` gives their recorded delivery price.
+  markets, and `fetch_delivery_price` gives their recorded delivery price; COIN-M
+  quarterlies (`coinm_*` files) likewise, as inverse contracts (`filters.coinm_instrument`:
+  whole contracts of 100 or 10 USD, settled in the coin, which the simulator's COIN-M
+  account holds); a COIN-M perpetual (`coinm_perp` + `coinm_funding` files) is listed as
+  `BASE/USD:BASE` with its settled funding (the mark at a settlement is its own open) and
+  its funding snapshot, not paired by `pairs()` (whose pairs are USDⓈ-M perpetuals).
 
 Errors: an unknown symbol raises `FatalExchangeError` (a caller bug: the market does not
 exist in this history); a known symbol without data at t raises `BadResponseError`, which
@@ -35,9 +40,9 @@ from typing import Any, TypeVar
 
 from bot.backtest.book import Level, SyntheticBook
 from bot.backtest.dated_history import DatedContract
-from bot.backtest.filters import build_instruments
+from bot.backtest.filters import build_instruments, coinm_instrument
 from bot.backtest.history import History, SymbolHistory
-from bot.backtest.series import HOUR_MS, BarSeries, from_ms, hour_floor, to_ms
+from bot.backtest.series import HOUR_MS, BarSeries, FundingSeries, from_ms, hour_floor, to_ms
 from bot.clock import Clock
 from bot.domain import (
     FundingInfo,
@@ -151,6 +156,8 @@ class ReplaySource:
         self._by_pair: dict[str, SymbolHistory] = {}
         self._settled: dict[str, list[SettledFunding]] = {}
         self._deliveries: dict[str, Decimal | None] = {}
+        self._funding_of: dict[str, FundingSeries] = {}  # perpetual symbol → its rates
+        self._coinm_perps: list[tuple[_Market, FundingSeries, _Market]] = []  # with its spot
         for sym in history.symbols.values():
             spot_inst, perp_inst = build_instruments(
                 sym.base,
@@ -169,12 +176,40 @@ class ReplaySource:
                 SettledFunding(perp_inst.symbol, from_ms(t), rate, _mark_at(sym, t))
                 for t, rate in zip(sym.funding.times, sym.funding.rates, strict=True)
             ]
-            for contract in sym.dated:
-                dated = _Market(dated_instrument(perp_inst, contract), contract.bars)
+            self._funding_of[perp_inst.symbol] = sym.funding
+            if sym.coinm_perp is not None and sym.coinm_funding is not None:
+                self._add_coinm_perp(sym, sym.coinm_perp, sym.coinm_funding, spot)
+            contracts = [(dated_instrument(perp_inst, c), c) for c in sym.dated]
+            contracts += [
+                (
+                    coinm_instrument(sym.base, c.expiry, from_ms(c.bars.first_ms), c.bars.opens[0]),
+                    c,
+                )
+                for c in sym.coinm_dated
+            ]
+            for inst, contract in contracts:
+                dated = _Market(inst, contract.bars)
                 self._markets[dated.instrument.symbol] = dated
                 self._by_kind[MarketKind.DATED_FUTURE].append(dated)
                 self._by_pair[dated.instrument.symbol] = sym
                 self._deliveries[dated.instrument.symbol] = contract.delivery_price
+
+    def _add_coinm_perp(
+        self, sym: SymbolHistory, bars: BarSeries, funding: FundingSeries, spot: _Market
+    ) -> None:
+        """List the COIN-M perpetual `BASE/USD:BASE`: its bars, its funding (the mark at a
+        settlement is its own open: the data holds no COIN-M mark)."""
+        inst = coinm_instrument(sym.base, None, from_ms(bars.first_ms), bars.opens[0])
+        market = _Market(inst, bars)
+        self._markets[inst.symbol] = market
+        self._by_kind[MarketKind.PERPETUAL].append(market)
+        self._by_pair[inst.symbol] = sym
+        self._settled[inst.symbol] = [
+            SettledFunding(inst.symbol, from_ms(t), rate, bars.open_containing(t))
+            for t, rate in zip(funding.times, funding.rates, strict=True)
+        ]
+        self._funding_of[inst.symbol] = funding
+        self._coinm_perps.append((market, funding, spot))
 
     # --- for the backtest driver (not part of MarketDataSource) -------------------------
 
@@ -252,22 +287,36 @@ class ReplaySource:
             j = sym.funding.last_index_at_or_before(ms)
             if i < 0 or j < 0:
                 continue
-            times = sym.funding.times
-            interval = sym.funding.interval_ms(j)
-            next_time = times[j + 1] if j + 1 < len(times) else times[j] + interval
             mark = _mark_at(sym, ms) or perp.bars.opens[i]
-            symbol = perp.instrument.symbol
-            out[symbol] = FundingInfo(
-                symbol=symbol,
-                funding_rate=sym.funding.rates[j],
-                next_funding_time=from_ms(next_time),
-                interval_hours=round(interval / HOUR_MS),
-                mark_price=mark,
-                index_price=spot.bars.open_containing(ms) or mark,
-                interest_rate=self._interest_rate,
-                timestamp=now,
-            )
+            index = spot.bars.open_containing(ms) or mark
+            out[perp.instrument.symbol] = self._funding_info(perp, sym.funding, j, mark, index)
+        for market, funding, spot in self._coinm_perps:
+            i = market.bars.index_containing(ms)
+            j = funding.last_index_at_or_before(ms)
+            if i < 0 or j < 0:
+                continue
+            mark = market.bars.opens[i]
+            index = spot.bars.open_containing(ms) or mark
+            out[market.instrument.symbol] = self._funding_info(market, funding, j, mark, index)
         return out
+
+    def _funding_info(
+        self, perp: _Market, funding: FundingSeries, j: int, mark: Decimal, index: Decimal
+    ) -> FundingInfo:
+        """The funding estimate of `perp` after its j-th settlement (persistence forecast)."""
+        times = funding.times
+        interval = funding.interval_ms(j)
+        next_time = times[j + 1] if j + 1 < len(times) else times[j] + interval
+        return FundingInfo(
+            symbol=perp.instrument.symbol,
+            funding_rate=funding.rates[j],
+            next_funding_time=from_ms(next_time),
+            interval_hours=round(interval / HOUR_MS),
+            mark_price=mark,
+            index_price=index,
+            interest_rate=self._interest_rate,
+            timestamp=self._clock.now(),
+        )
 
     def _best_quotes(self, kind: MarketKind) -> dict[str, Quote]:
         now = self._clock.now()
@@ -316,10 +365,9 @@ class ReplaySource:
         rows = self._settled.get(symbol)
         if rows is None:
             raise FatalExchangeError(f"{symbol!r} is not a perpetual of this history")
-        sym = self._by_pair[symbol]
         now_ms = self._now_ms()
         last = now_ms if until is None else min(to_ms(until), now_ms)
-        span = sym.funding.index_range(to_ms(since), last)
+        span = self._funding_of[symbol].index_range(to_ms(since), last)
         return rows[span.start : span.stop]
 
     async def fetch_delivery_price(self, symbol: str) -> Decimal | None:

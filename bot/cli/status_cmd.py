@@ -79,6 +79,8 @@ def render(report: StatusReport) -> None:
     console.print(totals)
     if report.balances:
         console.print(_balances_table(report))
+    if report.transfers:
+        console.print(_transfers_table(report))
     for line in report.drift_lines():
         console.print(line, markup=False)
     if report.alerts:
@@ -130,6 +132,26 @@ def _balances_table(report: StatusReport) -> Table:
         value = "-" if b.value_usdt is None else _m(b.value_usdt)
         table.add_row(b.wallet, b.asset, f"{b.free:,.8f}".rstrip("0").rstrip("."),
                       f"{b.locked:,.8f}".rstrip("0").rstrip("."), value)  # fmt: skip
+    return table
+
+
+def _transfers_table(report: StatusReport) -> Table:
+    """The wallet transfers of the open hedges (COIN-M margin in and out), oldest first."""
+    table = Table(title="Transfers of open hedges")
+    for col in ("id", "hedge", "asset", "amount", "from", "to", "status", "tran id", "at"):
+        table.add_column(col, justify="right" if col in {"id", "hedge", "amount"} else "left")
+    for t in report.transfers:
+        table.add_row(
+            str(t.id),
+            str(t.hedge_id),
+            t.asset,
+            f"{t.amount:f}",
+            t.from_wallet,
+            t.to_wallet,
+            t.status.value + (f" ({t.error})" if t.error else ""),
+            t.exchange_id or "-",
+            f"{t.requested_at:%Y-%m-%d %H:%M:%S}",
+        )
     return table
 
 

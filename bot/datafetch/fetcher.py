@@ -133,7 +133,7 @@ def plan(request: FetchRequest, now: datetime) -> list[Job]:
         for kind in request.kinds:
             path = path_for(request.out, kind, symbol.stem, request.venue)
             on_disk = read_existing(path, kind)
-            kind_end = end if kind is Kind.FUNDING or kind.is_delivery else closed_end
+            kind_end = end if kind.is_funding or kind.is_delivery else closed_end
             jobs.append(Job(symbol, kind, path, on_disk, missing(start, kind_end, on_disk)))
     return jobs
 

@@ -6,6 +6,7 @@
     binance/delivery/{SYMBOL}.csv        (quarterly delivery prices; dated kinds are opt-in)
     binance/coinm_current_quarter/{SYMBOL}-1h.csv.gz  binance/coinm_next_quarter/…
     binance/coinm_delivery/{SYMBOL}.csv  (COIN-M BASEUSD quarterlies, under the spot stem)
+    binance/coinm_perp/{SYMBOL}-1h.csv.gz  binance/coinm_funding/{SYMBOL}.csv  (BASEUSD_PERP)
 
 A file is only ever replaced whole: written to a hidden temporary file next to it and
 renamed over it, so an interrupted run leaves either the old or the new valid file.
@@ -42,7 +43,7 @@ class OnDisk:
 
 def path_for(root: Path, kind: Kind, stem: str, venue: str = "binance") -> Path:
     """Return the file of `kind` for the symbol `stem` (`BTCUSDT`) under `root`/`venue`."""
-    name = f"{stem}.csv" if kind is Kind.FUNDING or kind.is_delivery else f"{stem}-1h.csv.gz"
+    name = f"{stem}.csv" if kind.is_funding or kind.is_delivery else f"{stem}-1h.csv.gz"
     return root / venue / kind.value / name
 
 
@@ -68,7 +69,7 @@ def read_existing(path: Path, kind: Kind) -> OnDisk | None:
         )
     if len(lines) == 1:
         return None
-    if kind is Kind.FUNDING:
+    if kind.is_funding:
         times = read_funding(path).times
         next_ms = int(lines[-1].split(",")[1]) + 1
     elif kind.is_delivery:

@@ -38,6 +38,9 @@ class Kind(StrEnum):
     COINM_CURRENT_QUARTER = "coinm_current_quarter"
     COINM_NEXT_QUARTER = "coinm_next_quarter"
     COINM_DELIVERY = "coinm_delivery"
+    # COIN-M perpetual BASEUSD_PERP: continuous klines (contractType PERPETUAL), funding
+    COINM_PERP = "coinm_perp"
+    COINM_FUNDING = "coinm_funding"
 
     @property
     def on_futures(self) -> bool:
@@ -65,19 +68,32 @@ class Kind(StrEnum):
         return self in (Kind.DELIVERY, Kind.COINM_DELIVERY)
 
     @property
+    def is_funding(self) -> bool:
+        """Settled funding rates (USDⓈ-M perpetual or COIN-M perpetual)."""
+        return self in (Kind.FUNDING, Kind.COINM_FUNDING)
+
+    @property
+    def is_continuous(self) -> bool:
+        """Continuous klines of a contract type (the quarterlies, COIN-M's perpetual)."""
+        return self.is_quarter or self is Kind.COINM_PERP
+
+    @property
     def is_coinm(self) -> bool:
         """COIN-M (dapi) history, of the pair BASEUSD."""
         return self.value.startswith("coinm_")
 
     @property
     def contract_type(self) -> str:
-        """Binance's contractType of a quarter kind: CURRENT_QUARTER or NEXT_QUARTER."""
+        """Binance's contractType of a continuous kind: CURRENT_QUARTER, NEXT_QUARTER or
+        PERPETUAL."""
+        if self is Kind.COINM_PERP:
+            return "PERPETUAL"
         return self.value.removeprefix("coinm_").upper()
 
     @property
     def is_bars(self) -> bool:
-        """Hourly bars with a volume (perp, spot and the quarterlies)."""
-        return self in (Kind.PERP, Kind.SPOT) or self.is_quarter
+        """Hourly bars with a volume (perp, spot, the quarterlies, COIN-M's perpetual)."""
+        return self in (Kind.PERP, Kind.SPOT) or self.is_continuous
 
 
 ALL_KINDS = tuple(Kind)

@@ -36,7 +36,7 @@ class Row:
 
 def header(kind: Kind) -> str:
     """Return the CSV header of `kind`'s files."""
-    if kind is Kind.FUNDING:
+    if kind.is_funding:
         return FUNDING_HEADER
     if kind.is_delivery:
         return DELIVERY_HEADER
@@ -89,7 +89,7 @@ def _int(value: object, what: str) -> int:
 
 
 def funding_row(info: Mapping[str, Any]) -> Row:
-    """Build a funding line from one raw `/fapi/v1/fundingRate` row."""
+    """Build a funding line from one raw `/fapi/v1/fundingRate` (or dapi's) row."""
     exchange_ms = _int(info.get("fundingTime"), "fundingTime")
     rate = plain(info.get("fundingRate"), "fundingRate")
     nominal = nominal_ms(exchange_ms)

@@ -115,7 +115,7 @@ class BinanceHistory:
     ) -> Page:
         limit = max(1, min(limit, MAX_PAGE))
         what = f"{symbol.stem} {kind} from {from_ms(start_ms):%Y-%m-%d %H:%M}Z"
-        if kind is Kind.FUNDING:
+        if kind.is_funding:
             fetch = self._funding_page
         elif kind.is_delivery:
             fetch = self._delivery_page
@@ -125,7 +125,11 @@ class BinanceHistory:
         if not isinstance(raw, list):
             raise BadResponseError(f"{what}: expected a list, got {type(raw).__name__}")
         try:
-            if kind is Kind.FUNDING:
+            if kind is Kind.COINM_FUNDING:  # dapi's raw rows
+                rows = [funding_row(item) for item in raw if isinstance(item, dict)]
+                if len(rows) != len(raw):
+                    raise ValueError("a dapi fundingRate row is not an object")
+            elif kind is Kind.FUNDING:
                 rows = [funding_row(_info(item)) for item in raw]
             elif kind.is_delivery:  # one answer lists every delivery of the pair
                 every = [delivery_row(item) for item in raw if isinstance(item, dict)]
@@ -149,6 +153,15 @@ class BinanceHistory:
         # not when they were admitted; ~1.3 requests/s never needs two in flight anyway.
         async with self._funding_lock:
             await self._funding.acquire(1)
+            if kind is Kind.COINM_FUNDING:  # dapi: BASEUSD_PERP, raw (ccxt would load dapi)
+                return await self._client.dapiPublicGetFundingRate(
+                    {
+                        "symbol": _coinm_pair(symbol) + "_PERP",
+                        "startTime": start,
+                        "endTime": end - 1,
+                        "limit": limit,
+                    }
+                )
             return await self._client.fetch_funding_rate_history(
                 symbol.perp, start, limit, {"until": end - 1}
             )
@@ -157,9 +170,9 @@ class BinanceHistory:
         self, kind: Kind, symbol: SymbolSpec, start: int, end: int, limit: int
     ) -> Any:
         client = self._client
-        if kind.is_quarter:
-            # The contract of each bar is the one delivering next after it (`delivery` kind).
-            # COIN-M: the pair is BASEUSD (BTCUSD), on dapi.
+        if kind.is_continuous:
+            # A quarter's bar belongs to the contract delivering next after it (`delivery`
+            # kind). COIN-M: the pair is BASEUSD (BTCUSD), on dapi; its perpetual's too.
             fetch_quarter = (
                 client.dapiPublicGetContinuousKlines
                 if kind.is_coinm

@@ -18,7 +18,7 @@ from bot.domain.hedge import (
     client_order_id,
 )
 from bot.domain.instruments import Instrument, MarketKind, Pair
-from bot.domain.intents import CloseHedge, Intent, OpenHedge, ResizeHedge
+from bot.domain.intents import CloseHedge, Intent, OpenHedge, ResizeHedge, RollHedge
 from bot.domain.market import FundingInfo, MarketSnapshot, OrderBook, Quote, SettledFunding
 from bot.domain.orders import Fill, Order, OrderRequest, OrderStatus, OrderType, PositionSide, Side
 from bot.domain.portfolio import Portfolio
@@ -55,6 +55,7 @@ __all__ = [
     "PositionSide",
     "Quote",
     "ResizeHedge",
+    "RollHedge",
     "SettledFunding",
     "Severity",
     "Side",

@@ -96,3 +96,16 @@ class FundingPayment:
     mark_price: Decimal | None = None
     position_size: Decimal | None = None
     income_id: str | None = None
+
+    def usdt_value(self) -> Decimal:
+        """The payment in USDT: as is when paid in USDT, a coin's (COIN-M) at `mark_price`
+        (0 with a warning-worthy missing mark: see `funding_usdt`)."""
+        return funding_usdt(self.amount, self.asset, self.mark_price)
+
+
+def funding_usdt(amount: Decimal, asset: str, mark_price: Decimal | None) -> Decimal:
+    """A funding payment in USDT: USDT as is, a coin (COIN-M, paid in the coin) at the mark
+    price recorded with it; 0 when a coin payment has no mark."""
+    if asset == "USDT":
+        return amount
+    return amount * mark_price if mark_price else Decimal(0)

@@ -56,6 +56,8 @@ class OrderPurpose(StrEnum):
     TOP_UP = "top_up"
     TRIM = "trim"
     RESIZE = "resize"
+    ROLL_CLOSE = "roll_close"  # a roll buys back the short on the contract it leaves
+    ROLL_OPEN = "roll_open"  # and sells the short on the contract it moves to
 
 
 _PURPOSE_CODE = {
@@ -65,6 +67,8 @@ _PURPOSE_CODE = {
     OrderPurpose.TOP_UP: "t",
     OrderPurpose.TRIM: "m",
     OrderPurpose.RESIZE: "r",
+    OrderPurpose.ROLL_CLOSE: "x",
+    OrderPurpose.ROLL_OPEN: "y",
 }
 _LEG_CODE = {Leg.SPOT: "s", Leg.PERP: "p"}
 CLIENT_ID_PREFIX = "cb-"
@@ -86,6 +90,13 @@ def client_order_id(hedge_uid: str, leg: Leg, purpose: OrderPurpose, attempt: in
 def is_own_client_order_id(cid: str | None) -> bool:
     """Tell whether a client order id was made by carrybot."""
     return bool(cid) and cid.startswith(CLIENT_ID_PREFIX)  # type: ignore[union-attr]
+
+
+ROLLED_FROM = "rolled_from"  # hedge metric: contracts a roll moved the short away from
+ROLL_TO = "roll_to"  # hedge metric: the contract an unfinished roll moves the short to
+ROLL_HELD = "roll_quantity"  # hedge metric: the short held on `roll_to` meanwhile
+BASIS_SPOT = "basis_spot_price"  # hedge metric: the spot price a rolled short's basis is
+# measured from (the spot bid when the roll sold it); the entry spot price before any roll
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +125,14 @@ class Hedge:
     close_reason: str | None = None
     metrics: Mapping[str, str] = field(default_factory=dict)
     run_id: int | None = None
+
+    @property
+    def short_symbols(self) -> tuple[str, ...]:
+        """Every contract the short has traded: the one held, those a roll left (metric
+        `rolled_from`, comma-separated) and one an unfinished roll moves to (`roll_to`)."""
+        rolled = [s for s in self.metrics.get(ROLLED_FROM, "").split(",") if s]
+        pending = [self.metrics[ROLL_TO]] if ROLL_TO in self.metrics else []
+        return (self.perp_symbol, *rolled, *pending)
 
     @property
     def is_coinm(self) -> bool:

@@ -24,6 +24,20 @@ def is_dated_symbol(symbol: str) -> bool:
     return bool(_DATED_SUFFIX.search(symbol))
 
 
+def is_coinm_perp_symbol(symbol: str) -> bool:
+    """Tell whether a unified symbol names a COIN-M perpetual (`BTC/USD:BTC`: settled in
+    its base coin, no delivery date)."""
+    market, _, settle = symbol.partition(":")
+    return bool(settle) and settle == market.split("/")[0] and not is_dated_symbol(symbol)
+
+
+def keyed_by_future(symbol: str) -> bool:
+    """Whether a hedge on this future finds its pair by the future's symbol rather than by
+    the spot symbol: dated futures and COIN-M perpetuals (an asset's USDⓈ-M perpetual owns
+    the spot key)."""
+    return is_dated_symbol(symbol) or is_coinm_perp_symbol(symbol)
+
+
 @dataclass(frozen=True, slots=True)
 class Instrument:
     """One market with its filters. `symbol` is ccxt's unified symbol.
@@ -153,12 +167,30 @@ def dated_pairs(instruments: Mapping[str, Instrument] | Iterable[Instrument]) ->
     return out
 
 
+def coinm_perp_pairs(instruments: Mapping[str, Instrument] | Iterable[Instrument]) -> list[Pair]:
+    """Return spot + COIN-M perpetual pairs of active instruments (`BTC/USD:BTC` pairs with
+    the coin bought for USDT, `BTC/USDT`), by spot symbol."""
+    items = list(instruments.values() if isinstance(instruments, Mapping) else instruments)
+    spots = {i.symbol: i for i in items if i.kind is MarketKind.SPOT and i.active}
+    out = [
+        Pair(spot=spots[f"{i.base}/USDT"], perp=i)
+        for i in items
+        if i.kind is MarketKind.PERPETUAL
+        and i.is_inverse
+        and i.active
+        and f"{i.base}/USDT" in spots
+    ]
+    out.sort(key=lambda p: p.key)
+    return out
+
+
 def pair_of(pairs: Mapping[str, Pair], pair_key: str, future_symbol: str) -> Pair | None:
     """Return the spot + future pair a hedge trades, from a mapping of known pairs.
 
-    Perpetual pairs are keyed by their spot symbol, dated ones by their future's symbol
-    (`BTC/USDT:USDT-250328`), so both kinds of hedge on one asset resolve to their own leg.
+    USDⓈ-M perpetual pairs are keyed by their spot symbol, dated and COIN-M perpetual ones by
+    their future's symbol (`BTC/USDT:USDT-250328`, `BTC/USD:BTC`), so every kind of hedge on
+    one asset resolves to its own leg.
     """
-    if is_dated_symbol(future_symbol):
+    if keyed_by_future(future_symbol):
         return pairs.get(future_symbol)
     return pairs.get(pair_key)

@@ -12,8 +12,7 @@ class OpenHedge:
     """Open a new hedge on `pair` (spot symbol, e.g. `BTC/USDT`) for `notional` USDT.
 
     The short leg is the pair's perpetual unless `future_symbol` names a dated future of the
-    same asset (`BTC/USDT:USDT-250328`). `after_close` (a roll): open only once the hedge
-    with that id is CLOSED, so the asset is never held twice or left half-hedged.
+    same asset (`BTC/USDT:USDT-250328`).
     """
 
     pair: str
@@ -21,7 +20,6 @@ class OpenHedge:
     reason: str
     metrics: Mapping[str, Decimal] = field(default_factory=dict)
     future_symbol: str | None = None
-    after_close: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,4 +41,19 @@ class ResizeHedge:
     metrics: Mapping[str, Decimal] = field(default_factory=dict)
 
 
-Intent = OpenHedge | CloseHedge | ResizeHedge
+@dataclass(frozen=True, slots=True)
+class RollHedge:
+    """Move the short of the dated hedge `hedge_id` to `future_symbol`, keeping its spot.
+
+    The hedge keeps its id and its spot leg; the short on the contract it holds is bought
+    back and the same exposure sold on `future_symbol` (a later contract of the same asset
+    and margin), both orders at once.
+    """
+
+    hedge_id: int
+    future_symbol: str
+    reason: str
+    metrics: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+Intent = OpenHedge | CloseHedge | ResizeHedge | RollHedge

@@ -38,6 +38,38 @@ class CloseRequest:
     requested_at: datetime
 
 
+class TransferStatus(StrEnum):
+    """Where a universal transfer between wallets stands."""
+
+    PENDING = "pending"  # written before the request is sent
+    DONE = "done"  # the exchange answered it (with its transfer id)
+    DONE_BY_BALANCE = "done_by_balance"  # answer lost; the destination rose by the amount
+    FAILED = "failed"  # refused, or known not done (never landed)
+    UNKNOWN = "unknown"  # answer lost and the balance unread: resolved before the next send
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (TransferStatus.PENDING, TransferStatus.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One universal transfer request (spot <-> COIN-M wallet) as the ledger records it."""
+
+    id: int
+    hedge_id: int | None
+    asset: str
+    amount: Decimal
+    from_wallet: str
+    to_wallet: str
+    status: TransferStatus
+    reason: str
+    requested_at: datetime
+    completed_at: datetime | None = None
+    exchange_id: str | None = None
+    error: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class BotRun:
     id: int

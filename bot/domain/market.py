@@ -80,8 +80,9 @@ class SelectedUniverse:
 class MarketSnapshot:
     """Everything a strategy may look at, taken at `taken_at`. Keys are unified symbols.
 
-    `funding` is keyed by perpetual symbol, `perp_quotes` by futures symbol (perpetuals, and
-    the dated futures of `dated_pairs` when those are polled), `spot_quotes` by spot symbol,
+    `funding` is keyed by perpetual symbol (COIN-M perpetuals too, with `coinm_perp_pairs`),
+    `perp_quotes` by futures symbol (perpetuals, and the dated futures of `dated_pairs` when
+    those are polled), `spot_quotes` by spot symbol,
     `volumes_24h` (quote volume) by either, `funding_history` by perpetual symbol (oldest
     first), `books` holds depth for the symbols where it was fetched.
     """
@@ -95,6 +96,7 @@ class MarketSnapshot:
     funding_history: Mapping[str, Sequence[SettledFunding]] = field(default_factory=dict)
     books: Mapping[str, OrderBook] = field(default_factory=dict)
     dated_pairs: Sequence[Pair] = ()  # spot + dated future, when dated carries are polled
+    coinm_perp_pairs: Sequence[Pair] = ()  # spot + COIN-M perpetual, with "coinm"
     untradable: Mapping[str, str] = field(default_factory=dict)
     """Pair key -> why it takes no new position (a leg not TRADING, a delisting announced)."""
     universe: SelectedUniverse | None = None
@@ -107,7 +109,7 @@ class MarketSnapshot:
         for pair in self.pairs:
             out[pair.spot.symbol] = pair.spot
             out[pair.perp.symbol] = pair.perp
-        for pair in self.dated_pairs:
+        for pair in (*self.dated_pairs, *self.coinm_perp_pairs):
             out.setdefault(pair.spot.symbol, pair.spot)
             out[pair.perp.symbol] = pair.perp
         return out

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from bot.clock import ms_from_utc
 from bot.domain import (
@@ -20,6 +21,7 @@ from bot.domain import (
     FundingPayment,
     FuturesAccount,
     MarginMode,
+    MarketKind,
     Pair,
     Position,
     PositionMode,
@@ -135,7 +137,7 @@ class BinanceAccount:
 
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
-    ) -> None:
+    ) -> str | None:
         # ccxt's account names: MAIN_UMFUTURE / MAIN_CMFUTURE universal transfers.
         accounts = {"spot": "spot", "futures": "linear", "coinm": "inverse"}
         if from_wallet not in accounts or to_wallet not in accounts or from_wallet == to_wallet:
@@ -144,25 +146,25 @@ class BinanceAccount:
                 "'futures' and 'coinm'"
             )
         self._s.require_keys("transfer")
-        await self._s.call(
+        answer = await self._s.call(
             f"transfer {amount} {asset} {from_wallet}->{to_wallet}",
             lambda: self._s.client.transfer(
                 asset, float(amount), accounts[from_wallet], accounts[to_wallet]
             ),
         )
         logger.info("Transferred %s %s from %s to %s", amount, asset, from_wallet, to_wallet)
+        tran_id = answer.get("id") if isinstance(answer, dict) else None
+        return str(tran_id) if tran_id not in (None, "") else None
 
-    async def fetch_funding_payments(
-        self, since: datetime, symbol: str | None = None
-    ) -> Sequence[FundingPayment]:
-        """Funding paid or received since `since`, window by window up to now."""
-        self._s.require_keys("fetch_funding_payments")
-        await self._markets.load_instruments()
-
+    async def _funding_payments(
+        self, since: datetime, symbol: str | None, sub_type: str
+    ) -> list[FundingPayment]:
         async def page(start: int, end: int | None) -> tuple[list[FundingPayment], int]:
-            params = {"until": end} if end is not None else {}
+            params: dict[str, Any] = {"until": end} if end is not None else {}
+            if symbol is None:
+                params["subType"] = sub_type
             raw = await self._s.call(
-                "funding payments",
+                "funding payments" if sub_type == "linear" else "COIN-M funding payments",
                 partial(self._s.client.fetch_funding_history, symbol, start, PAGE, params),
                 signed_read=True,
             )
@@ -178,7 +180,7 @@ class BinanceAccount:
                     logger.error("Dropping income row of %s: %s", inst.symbol, exc)
             return payments, len(rows)
 
-        payments = await read_windows(
+        return await read_windows(
             page,
             start_ms=ms_from_utc(since),
             end_ms=self._s.history_end_ms(),
@@ -186,5 +188,21 @@ class BinanceAccount:
             limit=PAGE,
             time_ms=lambda p: ms_from_utc(p.funding_time),
         )
+
+    async def fetch_funding_payments(
+        self, since: datetime, symbol: str | None = None
+    ) -> Sequence[FundingPayment]:
+        """Funding paid or received since `since`, window by window up to now (USDⓈ-M's
+        income, and COIN-M's when a COIN-M perpetual is loaded: paid in the coin)."""
+        self._s.require_keys("fetch_funding_payments")
+        instruments = await self._markets.load_instruments()
+        sub_types = ["linear"]
+        if symbol is None and any(
+            i.is_inverse and i.kind is MarketKind.PERPETUAL for i in instruments.values()
+        ):
+            sub_types.append("inverse")
+        payments: list[FundingPayment] = []
+        for sub_type in sub_types:
+            payments += await self._funding_payments(since, symbol, sub_type)
         unique = {(p.symbol, p.funding_time, p.income_id): p for p in payments}
         return sorted(unique.values(), key=lambda p: (p.funding_time, p.symbol))

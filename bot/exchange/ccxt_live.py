@@ -199,8 +199,10 @@ class LiveExchange:
 
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
-    ) -> None:
-        await self._account.transfer(asset, amount, from_wallet=from_wallet, to_wallet=to_wallet)
+    ) -> str | None:
+        return await self._account.transfer(
+            asset, amount, from_wallet=from_wallet, to_wallet=to_wallet
+        )
 
     async def fetch_funding_payments(
         self, since: datetime, symbol: str | None = None

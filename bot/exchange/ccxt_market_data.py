@@ -69,6 +69,12 @@ class BinanceMarketData:
             raise FatalExchangeError(f"unknown symbol {symbol}")
         return inst
 
+    def _coinm_perpetuals(self) -> bool:
+        """Whether COIN-M is loaded and lists a perpetual (its funding and quotes are read)."""
+        return self._coinm and any(
+            i.is_inverse and i.kind is MarketKind.PERPETUAL for i in self._instruments.values()
+        )
+
     def find(self, futures: bool, exchange_symbol: object) -> Instrument | None:
         """Return the loaded instrument with Binance id `exchange_symbol` on one market."""
         return self._by_id.get((futures, str(exchange_symbol)))
@@ -182,9 +188,15 @@ class BinanceMarketData:
         rates = await self._s.call(
             "funding rates", lambda: self._s.client.fapiPublicGetPremiumIndex({})
         )
+        rows = calls.rows(rates, "premiumIndex")
+        if self._coinm_perpetuals():  # COIN-M perpetuals' funding: dapi's premiumIndex
+            coin = await self._s.call(
+                "COIN-M funding rates", lambda: self._s.client.dapiPublicGetPremiumIndex({})
+            )
+            rows = [*rows, *calls.rows(coin, "dapi premiumIndex")]
         out: dict[str, FundingInfo] = {}
         now, offset = self._s.clock.now(), self._s.time_offset_ms()
-        for info in calls.rows(rates, "premiumIndex"):
+        for info in rows:
             inst = self.find(True, info.get("symbol"))
             if inst is None or inst.kind is not MarketKind.PERPETUAL:
                 continue  # delivery contracts and symbols we do not know
@@ -211,7 +223,9 @@ class BinanceMarketData:
         rows = calls.rows(
             await self._s.call(f"{kind} book tickers", lambda: fetch({})), "bookTicker"
         )
-        if self._coinm and kind is MarketKind.DATED_FUTURE:
+        if (kind is MarketKind.DATED_FUTURE and self._coinm) or (
+            kind is MarketKind.PERPETUAL and self._coinm_perpetuals()
+        ):
             coin = await self._s.call(
                 "COIN-M book tickers", lambda: self._s.client.dapiPublicGetTickerBookTicker({})
             )

@@ -371,13 +371,14 @@ class PaperExchange:
     @_bot_errors_only
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
-    ) -> None:
+    ) -> str | None:
         """Move funds between the simulated spot and futures wallets, and save."""
         try:
             self._sim.transfer(asset, amount, from_wallet=from_wallet, to_wallet=to_wallet)
         except ValueError as exc:
             raise FatalExchangeError(f"transfer: {exc}") from exc
         await self._save()
+        return None  # no exchange, no transfer id
 
     # --- funding --------------------------------------------------------------------------
     @_bot_errors_only

@@ -157,8 +157,9 @@ class ExchangePort(MarketDataSource, Protocol):
 
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
-    ) -> None:
-        """Move `amount` of `asset` between the `spot`, `futures` (and `coinm`) wallets."""
+    ) -> str | None:
+        """Move `amount` of `asset` between the `spot`, `futures` (and `coinm`) wallets;
+        return the exchange's transfer id (None where there is none: paper, backtest)."""
         ...
 
 

@@ -442,7 +442,7 @@ class VenueRouter:
 
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
-    ) -> None:
+    ) -> str | None:
         raise FatalExchangeError(
             f"transfer {amount} {asset} {from_wallet}->{to_wallet}: the spot wallet is on "
             f"{self._spot.venue} and the futures wallet on {self._futures.venue}; carrybot "

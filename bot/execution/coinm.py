@@ -168,7 +168,12 @@ class CoinmHedger:
             return await self.unwind(hedge, pair, "spot filled less than one contract")
 
         moved = await self._margin.move(
-            hedge, pair.base, coin, into=True, attempts=ctx.risk.close_retry_attempts
+            hedge,
+            pair.base,
+            coin,
+            into=True,
+            attempts=ctx.risk.close_retry_attempts,
+            reason="open: the coin bought margins the short",
         )
         hedge = moved.hedge
         if moved.done is None:
@@ -275,7 +280,12 @@ class CoinmHedger:
             trim = floor_to_step(rest / price, pair.spot.step_size)
             if not is_dust(trim, hedge.entry_spot_price or price, pair):
                 moved = await self._margin.move(
-                    hedge, pair.base, trim, into=False, attempts=ctx.risk.close_retry_attempts
+                    hedge,
+                    pair.base,
+                    trim,
+                    into=False,
+                    attempts=ctx.risk.close_retry_attempts,
+                    reason="trim: coin beyond max_unhedged_usd back to spot to sell",
                 )
                 hedge = moved.hedge
                 if moved.done:
@@ -316,6 +326,27 @@ class CoinmHedger:
             hedge.id,
         )
         return hedge
+
+    # --- roll (bot.execution.roll) -----------------------------------------------------------
+    async def coin_of(self, hedge: Hedge, pair: Pair) -> Decimal:
+        """The coin a COIN-M hedge holds in the COIN-M wallet: its margin plus the realised
+        coin P&L (less fees) of its short's fills so far."""
+        return margin_of(hedge) + await self._closer.short_pnl(hedge, pair)
+
+    async def after_roll(self, hedge: Hedge, pair: Pair) -> Hedge:
+        """After a roll: keep the coin within `max_unhedged_usd` of the new short (coin
+        beyond it moved back and sold, contracts beyond it bought back); record the rest."""
+        price = hedge.entry_perp_price or ZERO
+        size = pair.perp.contract_size
+        rest = unhedged_usd(hedge.spot_quantity, hedge.perp_quantity, size, price)
+        if price > 0 and abs(rest) > self._ctx.risk.max_unhedged_usd:
+            hedge = await self._equalise(hedge, pair, price, wanted=hedge.perp_quantity)
+            rest = unhedged_usd(hedge.spot_quantity, hedge.perp_quantity, size, price)
+        return await self._ctx.ledger.hedges.update(
+            hedge.id,
+            at=self._ctx.clock.now(),
+            metrics=dict(hedge.metrics) | {"unhedged_usd": str(rest.quantize(Decimal("0.01")))},
+        )
 
     # --- close and unwind (coinm_close) -----------------------------------------------------
     async def close(self, hedge: Hedge, pair: Pair, *, reason: str) -> Hedge:
@@ -370,6 +401,7 @@ class CoinmHedger:
                     fields["entry_perp_price"] = record.average_price
         if margin_of(hedge) <= 0 and "coin_pnl" in hedge.metrics:
             spot += Decimal(hedge.metrics["coin_pnl"])
+            spot += Decimal(hedge.metrics.get("coin_funding", "0"))
         return await self._ctx.ledger.hedges.update(
             hedge.id,
             at=self._ctx.clock.now(),

@@ -139,7 +139,11 @@ class CoinmCloser:
                 return hedge  # the coin stays: it margins the short that is left
         held = margin_of(hedge)
         if held > 0:
-            own = held + await self._short_pnl(hedge, pair)
+            short_pnl, funding = (
+                await self.short_pnl(hedge, pair),
+                await self._funding(hedge, pair),
+            )
+            own = held + short_pnl + funding
             try:
                 available = (await self._side.fetch_coinm_account(pair.base)).available_balance
             except ExchangeError as exc:
@@ -149,13 +153,22 @@ class CoinmCloser:
             in_spot = hedge.spot_quantity - held
             if amount > 0:
                 moved = await self._margin.move(
-                    hedge, pair.base, amount, into=False, attempts=ctx.risk.close_retry_attempts
+                    hedge,
+                    pair.base,
+                    amount,
+                    into=False,
+                    attempts=ctx.risk.close_retry_attempts,
+                    reason=f"{purpose.value}: the coin and the short's P&L back to spot",
                 )
                 hedge = moved.hedge
                 if not moved.done:
                     return hedge
             # What stays behind is rounding of the short's P&L: no longer the hedge's.
-            metrics = dict(hedge.metrics) | {MARGIN: "0", "coin_pnl": str(own - held)}
+            metrics = dict(hedge.metrics) | {
+                MARGIN: "0",
+                "coin_pnl": str(short_pnl),
+                "coin_funding": str(funding),
+            }
             hedge = await ctx.ledger.hedges.update(
                 hedge.id,
                 at=ctx.clock.now(),
@@ -169,7 +182,13 @@ class CoinmCloser:
             fields["exit_spot_price"] = done.average_price
         return await ctx.ledger.hedges.update(hedge.id, at=ctx.clock.now(), **fields)
 
-    async def _short_pnl(self, hedge: Hedge, pair: Pair) -> Decimal:
+    async def _funding(self, hedge: Hedge, pair: Pair) -> Decimal:
+        """The funding a COIN-M perpetual short received (or paid) in the coin, as recorded;
+        it is in the COIN-M wallet and goes back with the margin."""
+        payments = await self._ctx.ledger.funding.payments(hedge_id=hedge.id)
+        return sum((p.amount for p in payments if p.asset == pair.base), ZERO)
+
+    async def short_pnl(self, hedge: Hedge, pair: Pair) -> Decimal:
         """The coin the hedge's short made or lost: realised P&L less fees of its fills, and
         what a delivery settled without a fill."""
         total = opened = ZERO

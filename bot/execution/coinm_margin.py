@@ -10,8 +10,11 @@ backoff; one that cannot be told stays pending with an alert and is resolved bef
 anything else is sent for the hedge (`resolve_pending`).
 
 The ledger keeps, per hedge, the coin it holds in the COIN-M wallet (`coinm_margin` in
-the hedge's metrics) and an event per transfer (`hedge.margin_transferred`, or
-`hedge.transfer_failed` / `hedge.transfer_unresolved` with an alert).
+the hedge's metrics), a `transfers` row per request (written PENDING before it is sent,
+then DONE with Binance's `tranId`, DONE_BY_BALANCE when a lost answer was resolved by the
+balance, FAILED, or UNKNOWN until resolved) and an event per transfer
+(`hedge.margin_transferred`, or `hedge.transfer_failed` / `hedge.transfer_unresolved` with
+an alert).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from bot.domain import Hedge, Severity
+from bot.domain.ledger import TransferStatus
 from bot.errors import ExchangeError, TemporaryError
 from bot.exchange.port import CoinmPort
 from bot.execution.hedge_context import ZERO, HedgeContext
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 
 COIN_STEP = Decimal("0.00000001")  # Binance moves coin in 8 decimals
 MARGIN, PENDING, BEFORE, DIRECTION = "coinm_margin", "coinm_pending", "coinm_before", "coinm_to"
+TRANSFER_ID = "coinm_transfer_id"  # the `transfers` row of the pending transfer
+_DONE = (TransferStatus.DONE, TransferStatus.DONE_BY_BALANCE)
 
 
 def to_coin(amount: Decimal) -> Decimal:
@@ -58,9 +64,10 @@ class CoinMargin:
         self._side = side
 
     async def move(
-        self, hedge: Hedge, asset: str, amount: Decimal, *, into: bool, attempts: int
+        self, hedge: Hedge, asset: str, amount: Decimal, *, into: bool, attempts: int, reason: str
     ) -> Moved:
-        """Move `amount` of `asset` into the COIN-M wallet (`into`) or back to spot."""
+        """Move `amount` of `asset` into the COIN-M wallet (`into`) or back to spot; every
+        request is a `transfers` row with `reason`."""
         amount = to_coin(amount)
         if amount <= 0:
             return Moved(hedge, True)
@@ -71,10 +78,34 @@ class CoinMargin:
             except ExchangeError as exc:
                 error = f"balance not read: {exc}"
             else:
-                hedge = await self._note(
-                    hedge, {PENDING: str(amount), BEFORE: str(before), DIRECTION: _to(into)}
+                source, target = _wallets(into)
+                record = await self._ctx.ledger.transfers.request(
+                    hedge_id=hedge.id,
+                    asset=asset,
+                    amount=amount,
+                    from_wallet=source,
+                    to_wallet=target,
+                    reason=reason,
+                    at=self._ctx.clock.now(),
                 )
-                done, error = await self._send(asset, amount, into, before)
+                hedge = await self._note(
+                    hedge,
+                    {
+                        PENDING: str(amount),
+                        BEFORE: str(before),
+                        DIRECTION: _to(into),
+                        TRANSFER_ID: str(record.id),
+                    },
+                )
+                status, error, tran_id = await self._send(asset, amount, into, before)
+                await self._ctx.ledger.transfers.finish(
+                    record.id,
+                    status=status,
+                    at=self._ctx.clock.now(),
+                    exchange_id=tran_id,
+                    error=error or None,
+                )
+                done = None if status is TransferStatus.UNKNOWN else status in _DONE
                 if done is None:
                     await self._ctx.emit(
                         "hedge.transfer_unresolved",
@@ -114,26 +145,43 @@ class CoinMargin:
             now = await self._destination(asset, into)
         except ExchangeError as exc:
             return Moved(hedge, None, f"balance not read: {exc}")
-        if now - before >= amount:
+        landed = now - before >= amount
+        record = hedge.metrics.get(TRANSFER_ID)
+        if record is not None:
+            await self._ctx.ledger.transfers.finish(
+                int(record),
+                status=TransferStatus.DONE_BY_BALANCE if landed else TransferStatus.FAILED,
+                at=self._ctx.clock.now(),
+                error=None if landed else "never landed (destination balance)",
+            )
+        if landed:
             return Moved(await self._landed(hedge, asset, amount, into), True)
         log.info("Hedge %s: pending transfer of %s %s never landed", hedge.id, amount, asset)
         return Moved(await self._note(hedge, {}, clear=True), False, "never landed")
 
     async def _send(
         self, asset: str, amount: Decimal, into: bool, before: Decimal
-    ) -> tuple[bool | None, str]:
-        source, target = ("spot", "coinm") if into else ("coinm", "spot")
+    ) -> tuple[TransferStatus, str, str | None]:
+        """Send one transfer: its status, the error if any, and the exchange's id."""
+        source, target = _wallets(into)
         try:
-            await self._ctx.exchange.transfer(asset, amount, from_wallet=source, to_wallet=target)
-            return True, ""
+            tran_id = await self._ctx.exchange.transfer(
+                asset, amount, from_wallet=source, to_wallet=target
+            )
+            return TransferStatus.DONE, "", tran_id
         except TemporaryError as exc:  # may have been done: the balance says
             try:
                 now = await self._destination(asset, into)
             except ExchangeError:
-                return None, str(exc)
-            return (now - before >= amount), str(exc)
+                return TransferStatus.UNKNOWN, str(exc), None
+            landed = now - before >= amount
+            return (
+                (TransferStatus.DONE_BY_BALANCE if landed else TransferStatus.FAILED),
+                str(exc),
+                None,
+            )
         except ExchangeError as exc:
-            return False, str(exc)
+            return TransferStatus.FAILED, str(exc), None
 
     async def _destination(self, asset: str, into: bool) -> Decimal:
         if into:
@@ -156,12 +204,16 @@ class CoinMargin:
     async def _note(self, hedge: Hedge, fields: dict[str, str], *, clear: bool = False) -> Hedge:
         metrics = dict(hedge.metrics)
         if clear:
-            for key in (PENDING, BEFORE, DIRECTION):
+            for key in (PENDING, BEFORE, DIRECTION, TRANSFER_ID):
                 metrics.pop(key, None)
         metrics.update(fields)
         return await self._ctx.ledger.hedges.update(
             hedge.id, at=self._ctx.clock.now(), metrics=metrics
         )
+
+
+def _wallets(into: bool) -> tuple[str, str]:
+    return ("spot", "coinm") if into else ("coinm", "spot")
 
 
 def _to(into: bool) -> str:

@@ -13,6 +13,8 @@ account set-up, limits, events):
   again; -4061 re-detects the position mode) and the legs equalised;
 - `coinm`: COIN-M hedges (spot coin moved to the COIN-M wallet as the margin of a short in
   whole contracts), leg after leg, with `coinm_margin` moving the coin;
+- `roll`: a dated hedge's short moved to a later contract, both futures orders at once,
+  the spot kept;
 - here: resizing and rebalancing an OPEN hedge.
 """
 
@@ -25,6 +27,7 @@ from decimal import Decimal
 from bot.clock import Clock
 from bot.config import RiskConfig
 from bot.domain import EventSink, Hedge, Leg, OrderPurpose, Pair, Quote, Severity, Side
+from bot.domain.hedge import ROLL_TO
 from bot.domain.numbers import floor_to_step
 from bot.domain.params import FeeParams
 from bot.errors import ExchangeError
@@ -37,6 +40,7 @@ from bot.execution.leg_trader import LegTrader
 from bot.execution.legs import FeePrices, LegSender
 from bot.execution.opening import HedgeOpener
 from bot.execution.recovery import HedgeRecovery
+from bot.execution.roll import HedgeRoller
 from bot.execution.sizing import SizingError, common_step, size_hedge
 from bot.execution.unwind import HedgeUnwinder
 from bot.persistence.outage import OutageGuard
@@ -91,7 +95,10 @@ class HedgeExecutor:
             if side is not None
             else None
         )
-        self._recovery = HedgeRecovery(self._ctx, self._legs, self._unwinder, self._coinm)
+        self._roller = HedgeRoller(self._ctx, self._legs, self._unwinder, self._coinm)
+        self._recovery = HedgeRecovery(
+            self._ctx, self._legs, self._unwinder, self._coinm, self._roller
+        )
         self.use_fees(fees)
 
     def use_fees(self, fees: FeeParams, *, spot_in_bnb: bool | None = None) -> None:
@@ -167,12 +174,36 @@ class HedgeExecutor:
             )
         return self._coinm
 
-    async def recover(self, hedge: Hedge, pair: Pair) -> Hedge:
-        """Finish a hedge left OPENING, CLOSING or UNWINDING, asking about every order first.
+    async def roll(
+        self,
+        hedge: Hedge,
+        held: Pair,
+        into: Pair,
+        *,
+        reason: str,
+        spot_quote: Quote,
+        held_quote: Quote,
+        into_quote: Quote,
+    ) -> Hedge:
+        """Move an OPEN dated hedge's short from `held` to the later contract of `into`,
+        both futures orders at once; the spot is kept (see `bot.execution.roll`)."""
+        return await self._roller.roll(
+            hedge,
+            held,
+            into,
+            reason=reason,
+            spot_quote=spot_quote,
+            held_quote=held_quote,
+            into_quote=into_quote,
+        )
+
+    async def recover(self, hedge: Hedge, pair: Pair, *, roll_into: Pair | None = None) -> Hedge:
+        """Finish a hedge left OPENING, CLOSING or UNWINDING, or an OPEN one whose roll into
+        `roll_into` is unfinished, asking about every order first.
 
         No order is sent before the exchange has said whether the earlier ones exist.
         """
-        return await self._recovery.recover(hedge, pair)
+        return await self._recovery.recover(hedge, pair, roll_into=roll_into)
 
     # --- resizing and rebalancing ----------------------------------------------------------
     async def resize(
@@ -190,6 +221,8 @@ class HedgeExecutor:
         A COIN-M hedge is not resized (its legs go one after the other): asked to shrink (a
         protective action) it is closed instead; asked to grow it is kept as is.
         """
+        if ROLL_TO in hedge.metrics:
+            return hedge  # an unfinished roll is finished first (`recover`)
         if pair.perp.is_inverse:
             if notional < hedge.target_notional and self._coinm is not None:
                 return await self._coinm.close(hedge, pair, reason=f"{reason} (COIN-M: closed)")
@@ -277,9 +310,16 @@ class HedgeExecutor:
         assert got is not None
         return got
 
+    def equalise_paused(self, hedge: Hedge) -> bool:
+        """True while `hedge`'s equalising waits after a rejected correction (its legs as
+        they were then): a rebalance now would send nothing."""
+        return self._legs.equalise_paused(hedge) is not None
+
     async def rebalance(self, hedge: Hedge, pair: Pair) -> Hedge:
         """Equalise the legs of an OPEN hedge that drifted (a COIN-M hedge: its coin is
         bounded by `max_unhedged_usd` at open; nothing is traded here)."""
+        if ROLL_TO in hedge.metrics:
+            return hedge  # an unfinished roll is finished first (`recover`)
         if pair.perp.is_inverse:
             got = await self._ctx.ledger.hedges.get(hedge.id)
             assert got is not None

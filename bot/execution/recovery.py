@@ -1,10 +1,11 @@
-"""Recovery after a crash: finish a hedge left OPENING, CLOSING or UNWINDING.
+"""Recovery after a crash: finish a hedge left OPENING, CLOSING or UNWINDING, or a roll.
 
 Every order of the hedge the ledger does not know the end of is asked about first (by client
 order id); no order is sent before the exchange has said whether the earlier ones exist.
 The legs' holdings are then derived from the ledger's orders and fills, and the hedge is
 taken on from its state: an open finished (or unwound when one leg is missing), a close or
-an unwind resumed.
+an unwind resumed, an unfinished roll (an OPEN hedge with `roll_to`) settled from what each
+contract holds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.domain import Hedge, HedgeState, Leg, OrderPurpose, OrderStatus, Pair, Severity, Side
+from bot.domain.hedge import ROLL_HELD, ROLL_TO
 from bot.domain.ledger import OrderRecord
 from bot.errors import ExchangeError, OrderNotFound
 from bot.execution.hedge_context import ZERO, HedgeContext, outcome
@@ -21,6 +23,7 @@ from bot.execution.unwind import HedgeUnwinder
 
 if TYPE_CHECKING:
     from bot.execution.coinm import CoinmHedger
+    from bot.execution.roll import HedgeRoller
 
 
 class HedgeRecovery:
@@ -32,13 +35,15 @@ class HedgeRecovery:
         legs: LegTrader,
         unwinder: HedgeUnwinder,
         coinm: CoinmHedger | None = None,
+        roller: HedgeRoller | None = None,
     ) -> None:
         self._ctx = ctx
         self._legs = legs
         self._unwinder = unwinder
         self.coinm = coinm
+        self._roller = roller
 
-    async def recover(self, hedge: Hedge, pair: Pair) -> Hedge:
+    async def recover(self, hedge: Hedge, pair: Pair, *, roll_into: Pair | None = None) -> Hedge:
         """Finish a hedge left OPENING, CLOSING or UNWINDING, asking about every order first.
 
         No order is sent before the exchange has said whether the earlier ones exist.
@@ -60,6 +65,8 @@ class HedgeRecovery:
                 )
                 return hedge
             results[record.client_order_id] = result
+        if hedge.state is HedgeState.OPEN and ROLL_TO in hedge.metrics:
+            return await self._finish_roll(hedge, pair, roll_into)
         if pair.perp.is_inverse:
             if self.coinm is None:
                 return hedge  # no COIN-M side loaded: nothing can be sent for it
@@ -84,6 +91,24 @@ class HedgeRecovery:
                 )
             case _:
                 return hedge
+
+    async def _finish_roll(self, hedge: Hedge, held: Pair, into: Pair | None) -> Hedge:
+        """Settle an unfinished roll from the ledger's orders on both contracts."""
+        if into is None or self._roller is None or into.perp.symbol != hedge.metrics[ROLL_TO]:
+            return hedge  # the later contract is not known here: nothing is sent
+        by_symbol = {held.perp.symbol: ZERO, into.perp.symbol: ZERO}
+        for record in await self._ctx.ledger.orders.for_hedge(hedge.id):
+            if record.leg is Leg.PERP and record.symbol in by_symbol:
+                signed = record.filled if record.side is Side.SELL else -record.filled
+                by_symbol[record.symbol] += signed
+        moved = max(by_symbol[into.perp.symbol], ZERO)
+        hedge = await self._ctx.ledger.hedges.update(
+            hedge.id,
+            at=self._ctx.clock.now(),
+            perp_quantity=max(by_symbol[held.perp.symbol], ZERO),
+            metrics=dict(hedge.metrics) | {ROLL_HELD: str(moved)},
+        )
+        return await self._roller.finish(hedge, held, into, reason="resumed roll")
 
     async def _finish_recovered_open(
         self, hedge: Hedge, pair: Pair, spot: LegResult, perp: LegResult

@@ -12,6 +12,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from bot.domain import Fill, FundingPayment, SettledFunding
+from bot.domain.account import funding_usdt
 from bot.persistence.base import SqlRepository
 from bot.persistence.mapping import fill_of, funding_of
 from bot.persistence.models import FillRow, FundingPaymentRow, OrderRow, SettledFundingRow
@@ -130,16 +131,21 @@ class FundingRepository(SqlRepository):
             return [funding_of(r) for r in await s.scalars(q)]
 
     async def totals_by_hedge(self) -> dict[int, Decimal]:
+        """Funding per hedge in USDT (a COIN-M payment, in the coin, at its mark price)."""
         async with self._sessions() as s:
             rows = await s.execute(
-                select(FundingPaymentRow.hedge_id, FundingPaymentRow.amount).where(
-                    FundingPaymentRow.hedge_id.is_not(None)
-                )
+                select(
+                    FundingPaymentRow.hedge_id,
+                    FundingPaymentRow.amount,
+                    FundingPaymentRow.asset,
+                    FundingPaymentRow.mark_price,
+                ).where(FundingPaymentRow.hedge_id.is_not(None))
             )
             totals: dict[int, Decimal] = {}
-            for hedge_id, amount in rows:
+            for hedge_id, amount, asset, mark in rows:
                 if hedge_id is not None:
-                    totals[hedge_id] = totals.get(hedge_id, Decimal(0)) + amount
+                    value = funding_usdt(amount, asset, mark)
+                    totals[hedge_id] = totals.get(hedge_id, Decimal(0)) + value
             return totals
 
 

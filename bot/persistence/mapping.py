@@ -32,6 +32,7 @@ from bot.persistence.models import (
 
 HEDGE_FIELDS = frozenset(
     {
+        "perp_symbol",  # a roll moves the short to a later contract
         "target_quantity",
         "spot_quantity",
         "perp_quantity",

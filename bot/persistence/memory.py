@@ -18,11 +18,20 @@ Nothing here may be shared between processes: `carrybot halt` cannot reach a bac
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from bot.domain import Event, Severity
-from bot.domain.ledger import BotRun, CloseRequest, TradingState, TradingStatus
+from bot.domain.ledger import (
+    BotRun,
+    CloseRequest,
+    TradingState,
+    TradingStatus,
+    Transfer,
+    TransferStatus,
+)
 from bot.persistence.bot_state import (
     CloseRequestRepository,
     EventRepository,
@@ -35,6 +44,7 @@ from bot.persistence.memory_hedges import MemoryHedges, MemoryOrders
 from bot.persistence.memory_observations import MemoryObservations, MemorySnapshots
 from bot.persistence.memory_rows import MemoryRepository, Row, Tables
 from bot.persistence.repositories import CycleView, Ledger
+from bot.persistence.transfers import TransferRepository, new_transfer_values, transfer_of
 
 
 class MemoryRuns(MemoryRepository, RunRepository):
@@ -134,6 +144,54 @@ class MemoryCloseRequests(MemoryRepository, CloseRequestRepository):
         self._requests.pop(request_id, None)
 
 
+class MemoryTransfers(MemoryRepository, TransferRepository):
+    async def request(
+        self,
+        *,
+        hedge_id: int | None,
+        asset: str,
+        amount: Decimal,
+        from_wallet: str,
+        to_wallet: str,
+        reason: str,
+        at: datetime,
+    ) -> Transfer:
+        values = new_transfer_values(
+            hedge_id=hedge_id,
+            asset=asset,
+            amount=amount,
+            from_wallet=from_wallet,
+            to_wallet=to_wallet,
+            reason=reason,
+            at=at,
+        )
+        return transfer_of(self._t.add("transfers", values))
+
+    async def finish(
+        self,
+        transfer_id: int,
+        *,
+        status: TransferStatus,
+        at: datetime,
+        exchange_id: str | None = None,
+        error: str | None = None,
+    ) -> Transfer:
+        rows = self._t.rows["transfers"]
+        if not 0 < transfer_id <= len(rows):  # ids are 1.. in write order, never deleted
+            raise KeyError(f"no transfer {transfer_id}")
+        row = rows[transfer_id - 1]
+        row.update(status=status.value, completed_at=at if status.is_final else None)
+        if exchange_id is not None:
+            row["exchange_id"] = exchange_id
+        if error is not None:
+            row["error"] = error
+        return transfer_of(row)
+
+    async def for_hedges(self, hedge_ids: Iterable[int]) -> list[Transfer]:
+        ids = set(hedge_ids)
+        return [transfer_of(r) for r in self._t.rows["transfers"] if r["hedge_id"] in ids]
+
+
 class MemoryPaperState(MemoryRepository, PaperStateRepository):
     async def load(self, key: str) -> dict[str, Any] | None:
         saved = self._t.paper.get(key)
@@ -163,6 +221,7 @@ class MemoryLedger(Ledger):
         self._closes = MemoryCloseRequests(t)
         self.close_requests = self._closes
         self.paper_state = MemoryPaperState(t)
+        self.transfers = MemoryTransfers(t)
 
     def for_run(self, run_id: int) -> MemoryLedger:
         """Return a ledger over the same rows whose events are tagged with `run_id`."""

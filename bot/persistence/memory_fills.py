@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from bot.domain import Fill, FundingPayment, SettledFunding, Side
+from bot.domain.account import funding_usdt
 from bot.persistence.fills import FillRepository, FundingRepository, SettledFundingRepository
 from bot.persistence.memory_rows import MemoryRepository, Row, maybe_money, money
 
@@ -122,7 +123,8 @@ class MemoryFunding(MemoryRepository, FundingRepository):
         for r in self._t.rows["funding_payments"]:
             hedge_id = r["hedge_id"]
             if hedge_id is not None:
-                totals[hedge_id] = totals.get(hedge_id, Decimal(0)) + money(r["amount"])
+                value = funding_usdt(money(r["amount"]), r["asset"], maybe_money(r["mark_price"]))
+                totals[hedge_id] = totals.get(hedge_id, Decimal(0)) + value
         return totals
 
 

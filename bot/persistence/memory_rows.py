@@ -41,6 +41,7 @@ TABLES = (
     "settled_funding",
     "hedges",
     "hedge_transitions",
+    "transfers",
     "orders",
     "fills",
     "funding_payments",

@@ -292,6 +292,29 @@ class CloseRequestRow(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
 
 
+class TransferRow(Base):
+    """A universal transfer between wallets (spot <-> COIN-M), written before it is sent.
+
+    One row per request: a retried transfer has a row per attempt. `status` is a
+    `TransferStatus`; `exchange_id` is Binance's `tranId` (none in paper and backtest).
+    """
+
+    __tablename__ = "transfers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hedge_id: Mapped[int | None] = mapped_column(ForeignKey("hedges.id"), index=True)
+    asset: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal]
+    from_wallet: Mapped[str] = mapped_column(String(16))
+    to_wallet: Mapped[str] = mapped_column(String(16))
+    exchange_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+
 class PaperStateRow(Base):
     """The simulated account of paper mode (balances, positions, orders), restored on restart."""
 

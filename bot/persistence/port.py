@@ -13,8 +13,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bot.domain import Event, Fill, Hedge, HedgeState, Order, OrderStatus
-from bot.domain.ledger import NewOrder, OrderRecord, TradingState, TradingStatus
+from bot.domain import Event, Fill, FundingPayment, Hedge, HedgeState, Order, OrderStatus
+from bot.domain.ledger import (
+    NewOrder,
+    OrderRecord,
+    TradingState,
+    TradingStatus,
+    Transfer,
+    TransferStatus,
+)
 
 
 class HedgeStore(Protocol):
@@ -110,6 +117,16 @@ class FillStore(Protocol):
         ...
 
 
+class FundingStore(Protocol):
+    """Funding payments as recorded (a COIN-M hedge's close moves its coin funding back)."""
+
+    async def payments(
+        self, *, venue: str | None = None, hedge_id: int | None = None
+    ) -> list[FundingPayment]:
+        """Return the payments (of one venue, of one hedge), oldest first."""
+        ...
+
+
 class TradingStateStore(Protocol):
     """The kill switch."""
 
@@ -132,6 +149,40 @@ class EventLog(Protocol):
         ...
 
 
+class TransferStore(Protocol):
+    """Universal transfers between wallets, written before they are sent."""
+
+    async def request(
+        self,
+        *,
+        hedge_id: int | None,
+        asset: str,
+        amount: Decimal,
+        from_wallet: str,
+        to_wallet: str,
+        reason: str,
+        at: datetime,
+    ) -> Transfer:
+        """Write a transfer (PENDING) before it is sent; return it."""
+        ...
+
+    async def finish(
+        self,
+        transfer_id: int,
+        *,
+        status: TransferStatus,
+        at: datetime,
+        exchange_id: str | None = None,
+        error: str | None = None,
+    ) -> Transfer:
+        """Record what became of a transfer."""
+        ...
+
+    async def for_hedges(self, hedge_ids: Iterable[int]) -> list[Transfer]:
+        """The transfers of `hedge_ids`, oldest first."""
+        ...
+
+
 class LedgerPort(Protocol):
     """The ledger as execution and reconciliation see it."""
 
@@ -145,7 +196,13 @@ class LedgerPort(Protocol):
     def fills(self) -> FillStore: ...
 
     @property
+    def funding(self) -> FundingStore: ...
+
+    @property
     def trading_state(self) -> TradingStateStore: ...
 
     @property
     def events(self) -> EventLog: ...
+
+    @property
+    def transfers(self) -> TransferStore: ...

@@ -1,9 +1,9 @@
 """The SQL ledger: every repository over one session factory. They take and return domain objects.
 
 Repositories are the only code that touches ORM rows, one module per aggregate: hedges and
-their orders (`hedges`), fills and funding (`fills`), observations and snapshots
-(`observations`), the bot's own state (`bot_state`); rows map to domain objects in
-`mapping`, and every idempotent write goes through `upsert`.
+their orders (`hedges`), fills and funding (`fills`), wallet transfers (`transfers`),
+observations and snapshots (`observations`), the bot's own state (`bot_state`); rows map
+to domain objects in `mapping`, and every idempotent write goes through `upsert`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bot.persistence.cycle_reads import PENDING_CLOSES, CycleReads, CycleView, c
 from bot.persistence.fills import FillRepository, FundingRepository, SettledFundingRepository
 from bot.persistence.hedges import HedgeRepository, OrderRepository
 from bot.persistence.observations import ObservationRepository, SnapshotRepository
+from bot.persistence.transfers import TransferRepository
 
 __all__ = [
     "CloseRequestRepository",
@@ -38,6 +39,7 @@ __all__ = [
     "SettledFundingRepository",
     "SnapshotRepository",
     "TradingStateRepository",
+    "TransferRepository",
 ]
 
 
@@ -59,6 +61,7 @@ class Ledger:
         self.trading_state = TradingStateRepository(sessions, reads)
         self.close_requests = CloseRequestRepository(sessions)
         self.paper_state = PaperStateRepository(sessions)
+        self.transfers = TransferRepository(sessions)
 
     def for_run(self, run_id: int) -> Ledger:
         """Return a ledger whose events are tagged with `run_id`."""

@@ -19,6 +19,7 @@ BINANCE_SPOT_STREAMS = (
     "wss://data-stream.binance.vision/ws",  # market data only
 )
 BINANCE_FUTURES_STREAMS = ("wss://fstream.binance.com/ws",)
+BINANCE_COINM_STREAMS = ("wss://dstream.binance.com/ws",)  # COIN-M user data: /ws/<listenKey>
 FUTURES_STREAMS_PER_CONNECTION = 200  # Binance's USDⓈ-M limit (spot allows 1024)
 
 
@@ -54,8 +55,10 @@ class StreamsConfig(FrozenModel):
     spot_ws_url: str | None = None
     futures_ws_url: str | None = None
     spot_ws_api_url: str | None = None
+    coinm_ws_url: str | None = None
     spot_ws_fallbacks: list[str] | None = None
     futures_ws_fallbacks: list[str] | None = None
+    coinm_ws_fallbacks: list[str] | None = None
     symbols_per_connection: Annotated[int, Field(ge=1, le=FUTURES_STREAMS_PER_CONNECTION)] = 100
     max_quote_age_seconds: PositiveSeconds = 5.0
     silence_seconds: PositiveSeconds = 1.5
@@ -69,14 +72,14 @@ class StreamsConfig(FrozenModel):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     maintenance_lead_minutes: Annotated[float, Field(ge=0)] = 10.0
 
-    @field_validator("spot_ws_url", "futures_ws_url", "spot_ws_api_url")
+    @field_validator("spot_ws_url", "futures_ws_url", "spot_ws_api_url", "coinm_ws_url")
     @classmethod
     def _ws_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("ws://", "wss://")):
             raise ValueError(f"{value!r}: must start with ws:// or wss://")
         return value.rstrip("/") if value is not None else None
 
-    @field_validator("spot_ws_fallbacks", "futures_ws_fallbacks")
+    @field_validator("spot_ws_fallbacks", "futures_ws_fallbacks", "coinm_ws_fallbacks")
     @classmethod
     def _ws_schemes(cls, value: list[str] | None) -> list[str] | None:
         for url in value or ():
@@ -106,3 +109,9 @@ class StreamsConfig(FrozenModel):
         if self.futures_ws_url is None:
             return list(self.futures_ws_fallbacks or BINANCE_FUTURES_STREAMS)
         return [self.futures_ws_url, *(self.futures_ws_fallbacks or [])]
+
+    def coinm_endpoints(self) -> list[str]:
+        """COIN-M (dapi) stream endpoints, tried in this order (failover)."""
+        if self.coinm_ws_url is None:
+            return list(self.coinm_ws_fallbacks or BINANCE_COINM_STREAMS)
+        return [self.coinm_ws_url, *(self.coinm_ws_fallbacks or [])]

@@ -34,7 +34,6 @@ from bot.errors import FatalExchangeError
 from bot.exchange.port import CoinmPort, ExchangePort, coinm_of, refresh_status_of
 from bot.streams.order_race import first_final
 from bot.streams.source import StreamingSource
-from bot.streams.user import FUTURES_USER, SPOT_USER
 
 
 class StreamedExchange:
@@ -89,8 +88,7 @@ class StreamedExchange:
         still outstanding (slow, or lost and being looked up) is abandoned then.
         """
         user = self.source.user
-        stream = FUTURES_USER if ":" in request.symbol else SPOT_USER
-        if user is None or not user.live(stream):
+        if user is None or not user.live(user.stream_for(request.symbol)):
             return await self.live.create_order(request)
         order, from_stream = await first_final(
             self.live.create_order(request), user.wait_final(request.client_order_id)
@@ -143,8 +141,8 @@ class StreamedExchange:
 
     async def transfer(
         self, asset: str, amount: Decimal, *, from_wallet: str, to_wallet: str
-    ) -> None:
-        await self.live.transfer(asset, amount, from_wallet=from_wallet, to_wallet=to_wallet)
+    ) -> str | None:
+        return await self.live.transfer(asset, amount, from_wallet=from_wallet, to_wallet=to_wallet)
 
     # --- COIN-M (`CoinmPort`), by REST, when the live adapter has it loaded ----------------
     @property

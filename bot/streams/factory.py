@@ -13,7 +13,7 @@ from bot.exchange.port import ExchangePort, MarketDataSource
 from bot.streams.cross import CrossVenueStreams, bitstamp_off_reason
 from bot.streams.exchange import StreamedExchange
 from bot.streams.gate import StreamView
-from bot.streams.pro_client import build_pro_client
+from bot.streams.pro_client import CarryBinancePro, build_coinm_pro_client, build_pro_client
 from bot.streams.source import StreamingSource
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,20 @@ def streaming_source(
             spot_url=config.streams.spot_endpoints()[0],
             futures_url=config.streams.futures_endpoints()[0],
         )
+    coinm_client: CarryBinancePro | None = None
+    trades_coinm = "coinm" in config.strategy.instruments
+    if user_client is not None and api_key and api_secret and trades_coinm:
+        reason = coinm_user_off_reason(config)
+        if reason is None:
+            coinm_client = build_coinm_pro_client(
+                config.exchange,
+                config.streams,
+                api_key=api_key,
+                api_secret=api_secret,
+                coinm_url=config.streams.coinm_endpoints()[0],
+            )
+        else:
+            log.info("COIN-M user stream off (%s): COIN-M orders resolved by REST", reason)
     return StreamingSource(
         rest,
         client,
@@ -98,7 +112,23 @@ def streaming_source(
         clock,
         universe_symbols=config.universe.symbols,
         user_client=user_client,
+        coinm_client=coinm_client,
     )
+
+
+def coinm_user_off_reason(config: Config) -> str | None:
+    """Why the COIN-M user-data stream does not run beside the others (None: it runs)."""
+    streams, exchange = config.streams, config.exchange
+    if streams.coinm_ws_url is not None:
+        return None
+    if exchange.futures_api_url is not None:
+        return (
+            "exchange.futures_api_url points at another server but streams.coinm_ws_url is "
+            "not set; set it (e.g. ws://HOST:PORT/d/ws)"
+        )
+    if exchange.environment != "production":
+        return f"exchange.environment = {exchange.environment!r}: set streams.coinm_ws_url for it"
+    return None
 
 
 def with_streams(

@@ -13,6 +13,7 @@ README); `bot.streams.user` keeps the key alive instead.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,8 @@ from bot.streams.config import StreamsConfig
 
 log = logging.getLogger(__name__)
 
-Tap = Callable[[str, Any], None]
+Tap = Callable[[str, Any], "bool | None"]  # False: a bad frame, not handed to ccxt
+_LISTEN_KEY = re.compile(r"(listenKey=|/ws/)[A-Za-z0-9]{32,}")
 NEVER_MS = 10**12  # ccxt's listenKey refresh "rate": effectively never
 
 
@@ -54,8 +56,8 @@ class CarryBinancePro(CarryBinance, ccxtpro.binance):  # type: ignore[misc]
             client.future = create
 
     def handle_message(self, client: Any, message: Any) -> None:
-        if self.tap is not None:
-            self.tap(client.url, message)
+        if self.tap is not None and self.tap(client.url, message) is False:
+            return  # carrybot logged it as malformed: ccxt would only fail on it again
         try:
             super().handle_message(client, message)
         except Exception as exc:
@@ -63,7 +65,17 @@ class CarryBinancePro(CarryBinance, ccxtpro.binance):  # type: ignore[misc]
             key = f"{type(exc).__name__}: {exc}"[:200]
             if key not in errors:  # once per distinct error, not once per frame
                 errors.add(key)
-                log.warning("ccxt could not handle a frame from %s (%s); ignored", client.url, key)
+                url = redact_listen_key(client.url)
+                log.warning("ccxt could not handle a frame from %s (%s); ignored", url, key)
+
+
+class CarryBinanceCoinmPro(CarryBinancePro, ccxtpro.binancecoinm):  # type: ignore[misc]
+    """ccxt.pro's `binancecoinm` (dapi: inverse markets, the COIN-M listenKey) with the tap."""
+
+
+def redact_listen_key(url: str) -> str:
+    """`url` without its listenKey (`…?listenKey=K`, COIN-M's `…/ws/K`), for logs."""
+    return _LISTEN_KEY.sub(r"\1<listenKey>", url)
 
 
 def _retrieved(future: Any) -> None:
@@ -93,8 +105,38 @@ def build_pro_client(
     return client
 
 
+def build_coinm_pro_client(
+    exchange: ExchangeConfig,
+    streams: StreamsConfig,
+    *,
+    api_key: str,
+    api_secret: str,
+    coinm_url: str,
+) -> CarryBinancePro:
+    """Create the COIN-M user-data client: ccxt.pro's `binancecoinm` on dapi's listenKey.
+
+    Its markets are dapi's alone (inverse perpetuals and quarterlies); the listenKey is
+    COIN-M's (`/dapi/v1/listenKey`), kept alive by `bot.streams.user` like USDⓈ-M's.
+    """
+    client = build_client(
+        exchange, api_key=api_key, api_secret=api_secret, cls=CarryBinanceCoinmPro
+    )
+    assert isinstance(client, CarryBinanceCoinmPro)
+    client.options["defaultType"] = "future"
+    client.options["defaultSubType"] = "inverse"
+    client.options["fetchMarkets"] = {"types": ["inverse"]}
+    set_stream_url(client, "inverse", coinm_url)
+    client.streaming = {**client.streaming, "keepAlive": int(streams.ping_seconds * 1000)}
+    client.options["listenKeyRefreshRate"] = NEVER_MS
+    client.options["ws"] = {**client.options.get("ws", {}), "compress": 0}
+    # The bot reads positions from the frames; ccxt's REST snapshot would add requests.
+    watch_positions = client.options.get("watchPositions") or {}
+    client.options["watchPositions"] = {**watch_positions, "fetchPositionsSnapshot": False}
+    return client
+
+
 def set_stream_url(client: CarryBinancePro, kind: str, url: str) -> None:
-    """Point the next subscription of `kind` (`spot`, `linear`, `ws-api`) at `url` (failover).
+    """Point the next subscription of `kind` (`spot`, `linear`, `inverse`, `ws-api`) at `url`.
 
     A watch call reads the URL before its first await, so setting it just before the call
     is safe with several supervisors of one kind on different endpoints.

@@ -53,6 +53,7 @@ class StreamingSource:
         *,
         universe_symbols: Sequence[str] = (),
         user_client: CarryBinancePro | None = None,
+        coinm_client: CarryBinancePro | None = None,
         spot_streams: bool = True,
     ) -> None:
         self.rest = rest
@@ -60,6 +61,7 @@ class StreamingSource:
         self.pair_source: Callable[[], Awaitable[Sequence[Pair]]] | None = None
         self.client = client
         self.user_client = user_client
+        self.coinm_client = coinm_client  # COIN-M user data (dapi listenKey), live with "coinm"
         self.user: UserStreams | None = None
         self.on_user_resync: Callable[[], None] | None = None
         self.config = config
@@ -108,9 +110,11 @@ class StreamingSource:
         self.streams = streams
         if self.user_client is not None:
             await self.user_client.load_markets()
+            if self.coinm_client is not None:
+                await self.coinm_client.load_markets()  # dapi's markets: its own symbols
             self.user = UserStreams(
                 self.user_client, self.config, self._clock, self.health, instruments,
-                spot=self.spot_streams,
+                spot=self.spot_streams, coinm_client=self.coinm_client,
             )  # fmt: skip
             self.user.on_resync = self._user_resync
             self.user.start()
@@ -272,5 +276,7 @@ class StreamingSource:
             await self.client.close()
             if self.user_client is not None:
                 await self.user_client.close()
+            if self.coinm_client is not None:
+                await self.coinm_client.close()
         finally:
             await self.rest.close()

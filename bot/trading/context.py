@@ -148,7 +148,7 @@ class LoopContext:
         """Count the hedge's fees and realised P&L since the last snapshot toward the day."""
         hedge = await self.ledger.hedges.get(hedge_id)
         inverse = (
-            {hedge.perp_symbol: Decimal(hedge.metrics["contract_size"])}
+            {s: Decimal(hedge.metrics["contract_size"]) for s in hedge.short_symbols}
             if hedge is not None and hedge.is_coinm
             else None
         )

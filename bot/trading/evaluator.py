@@ -116,7 +116,13 @@ class Evaluator:
         if switch is not None:
             await ctx.set_trading_state(*switch)
             view = await self._risk_view(snap, hedges)
-        await self._protect(view, snap)
+        if await self._protect(view, snap):
+            # A protective action changed legs: the strategy, the gate and the intents work
+            # from the hedges as they are now, not as they were before it (a resize of the
+            # old legs would record quantities the exchange does not hold).
+            hedges = await ctx.ledger.hedges.active()
+            ctx.held.replace_active(hedges)
+            view = await self._risk_view(snap, hedges)
         portfolio = Portfolio(
             hedges=hedges,
             last_closed_at=ledger_view.last_closed_at,
@@ -195,15 +201,20 @@ class Evaluator:
             out[key] = known[1]
         return out
 
-    async def _protect(self, view: RiskView, snap: MarketSnapshot) -> None:
-        """Carry out what the limits require (rebalance, shrink, add margin) before entries."""
+    async def _protect(self, view: RiskView, snap: MarketSnapshot) -> bool:
+        """Carry out what the limits require (rebalance, shrink, add margin) before entries;
+        return whether any action was carried out."""
         ctx, executor = self._ctx, self._parts.executor
         by_id = {h.id: h for h in view.hedges}
+        acted = False
         for action in self._parts.risk.protect(view):
             hedge = by_id.get(action.hedge_id)
             pair = ctx.pair_of(hedge) if hedge else None
             if hedge is None or pair is None:
                 continue
+            if isinstance(action, Rebalance) and executor.equalise_paused(hedge):
+                continue  # its correction was rejected: paused (one ALERT), not sent each cycle
+            acted = True
             await ctx.events.emit(
                 Event(
                     "risk.protect",
@@ -233,6 +244,7 @@ class Evaluator:
                     await self._add_margin(hedge, pair, action, snap)
                 case _:
                     assert_never(action)
+        return acted
 
     async def _add_margin(
         self, hedge: Hedge, pair: Pair, action: AddMargin, snap: MarketSnapshot

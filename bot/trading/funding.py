@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.domain import FundingPayment, Hedge
+from bot.domain import FundingPayment, Hedge, MarketSnapshot
 from bot.errors import ExchangeError
 from bot.persistence.outage import is_db_outage
 from bot.trading.context import LoopContext
@@ -86,7 +87,11 @@ class FundingCapture:
             for payment in rows:
                 owner = _owner(held, symbol, payment.funding_time)
                 batches.setdefault((symbol, owner.id if owner else None), []).append(payment)
-        owned = [(p, owner_id) for (_, owner_id), batch in batches.items() for p in batch]
+        owned = [
+            (_priced(p, ctx.state.latest), owner_id)
+            for (_, owner_id), batch in batches.items()
+            for p in batch
+        ]
         if not owned:
             return 0
         first = min(p.funding_time for p, _ in owned)
@@ -98,6 +103,18 @@ class FundingCapture:
             return 0
         recorded_before.update((p.symbol, p.funding_time) for p, _ in owned)
         return len(owned)
+
+
+def _priced(payment: FundingPayment, snap: MarketSnapshot | None) -> FundingPayment:
+    """A payment in a coin (COIN-M) without a mark (dapi's income has none) gets the mark
+    of the latest snapshot, so the ledger values it in USDT (`funding_usdt`)."""
+    if payment.asset == "USDT" or payment.mark_price is not None or snap is None:
+        return payment
+    info = snap.funding.get(payment.symbol)
+    if info is None:
+        log.warning("Funding of %s in %s recorded without a mark", payment.symbol, payment.asset)
+        return payment
+    return replace(payment, mark_price=info.mark_price)
 
 
 def _owner(hedges: list[Hedge], perp_symbol: str, at: datetime) -> Hedge | None:

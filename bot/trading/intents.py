@@ -1,8 +1,10 @@
 """Carry out the intents the risk gate accepted: one `match` over open, close and resize.
 
-Closes go first (they free capacity for rotation), then resizes, then opens. A close sends
-both legs or neither; a roll's open waits until the hedge it replaces is CLOSED; a failed
-entry cools its pair (or the whole account) down, and may stop entries altogether.
+Closes go first (they free capacity for rotation), then resizes and rolls, then opens. A
+close sends both legs or neither; a roll moves a dated hedge's short to a later contract
+(both futures orders at once, the spot kept) only with all three quotes; an unfinished roll
+is finished before anything else is done with its hedge; a failed entry cools its pair (or
+the whole account) down, and may stop entries altogether.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from bot.domain import (
     OpenHedge,
     Pair,
     ResizeHedge,
+    RollHedge,
     Severity,
 )
+from bot.domain.hedge import ROLL_TO
+from bot.domain.instruments import pair_of
 from bot.domain.ledger import TradingState
 from bot.errors import ExchangeError
 from bot.execution.delivery import awaiting_delivery, settle_delivered
@@ -47,9 +52,12 @@ class IntentRunner:
     ) -> list[Intent]:
         """Execute `accepted` in execution order; return the intents that were carried out."""
         done: list[Intent] = []
+        rolling = await self._finish_rolls(hedges)
         for intent in sorted(accepted, key=execution_order):
             if self._ctx.is_stopping() and isinstance(intent, OpenHedge):
                 break
+            if getattr(intent, "hedge_id", None) in rolling:
+                continue  # its hedge's unfinished roll was taken on instead this cycle
             if await self._execute(intent, snap, hedges):
                 done.append(intent)
         return done
@@ -64,6 +72,8 @@ class IntentRunner:
                     return await self._close(intent, snap, hedges)
                 case ResizeHedge():
                     return await self._resize(intent, snap, hedges)
+                case RollHedge():
+                    return await self._roll(intent, snap, hedges)
                 case _:
                     assert_never(intent)
         except ExchangeError as exc:
@@ -80,8 +90,6 @@ class IntentRunner:
             return False
 
     async def _open(self, intent: OpenHedge, snap: MarketSnapshot) -> bool:
-        if not self._may_open(intent):
-            return False
         pair = self._open_pair(intent, snap)
         sq = snap.spot_quotes.get(pair.spot.symbol) if pair else None
         pq = snap.perp_quotes.get(pair.perp.symbol) if pair else None
@@ -142,29 +150,71 @@ class IntentRunner:
         await self._ctx.book(hedge.id)
         return True
 
+    async def _roll(self, intent: RollHedge, snap: MarketSnapshot, hedges: list[Hedge]) -> bool:
+        ctx = self._ctx
+        held = self._held(intent.hedge_id, hedges)
+        into = self._dated_pair(intent.future_symbol, snap)
+        if held is None or into is None:
+            return False
+        hedge, pair = held
+        sq = snap.spot_quotes.get(pair.spot.symbol)
+        held_q = snap.perp_quotes.get(pair.perp.symbol)
+        into_q = snap.perp_quotes.get(into.perp.symbol)
+        if sq is None or held_q is None or into_q is None:
+            log.warning(
+                "Hedge %s not rolled now: no quotes for %s, %s and %s; nothing sent",
+                hedge.id,
+                pair.spot.symbol,
+                pair.perp.symbol,
+                into.perp.symbol,
+            )
+            return False
+        ctx.held.remember(
+            await self._executor.roll(
+                hedge,
+                pair,
+                into,
+                reason=intent.reason,
+                spot_quote=sq,
+                held_quote=held_q,
+                into_quote=into_q,
+            )
+        )
+        await ctx.book(hedge.id)
+        return True
+
+    async def _finish_rolls(self, hedges: list[Hedge]) -> set[int]:
+        """Take on the hedges whose roll is unfinished (orders resolved by client order id
+        first; not while HALTED, which sends nothing); return their ids."""
+        ctx = self._ctx
+        ids: set[int] = set()
+        for hedge in hedges:
+            if hedge.state is not HedgeState.OPEN or ROLL_TO not in hedge.metrics:
+                continue
+            ids.add(hedge.id)
+            if ctx.state.trading is TradingState.HALTED:
+                continue
+            pair = ctx.pair_of(hedge)
+            into = pair_of(ctx.pairs, hedge.pair, hedge.metrics[ROLL_TO])
+            if pair is None or into is None:
+                continue
+            log.warning("Hedge %s: finishing its roll into %s", hedge.id, into.perp.symbol)
+            ctx.held.remember(await self._executor.recover(hedge, pair, roll_into=into))
+            await ctx.book(hedge.id)
+        return ids
+
+    def _dated_pair(self, future_symbol: str, snap: MarketSnapshot) -> Pair | None:
+        """The pair keyed by its future: a dated future's, or a COIN-M perpetual's."""
+        by_future = (*snap.dated_pairs, *snap.coinm_perp_pairs)
+        return self._ctx.pairs.get(future_symbol) or next(
+            (p for p in by_future if p.perp.symbol == future_symbol), None
+        )
+
     def _open_pair(self, intent: OpenHedge, snap: MarketSnapshot) -> Pair | None:
         """The pair an open trades: the asset's perpetual, or the dated future it names."""
-        pairs = self._ctx.pairs
         if intent.future_symbol is not None:
-            return pairs.get(intent.future_symbol) or next(
-                (p for p in snap.dated_pairs if p.perp.symbol == intent.future_symbol), None
-            )
-        return pairs.get(intent.pair) or snap.pair(intent.pair)
-
-    def _may_open(self, intent: OpenHedge) -> bool:
-        """A roll's open waits until the hedge it replaces is CLOSED (no asset held twice)."""
-        if intent.after_close is None:
-            return True
-        before = next((h for h in self._ctx.held.all if h.id == intent.after_close), None)
-        if before is not None and before.state is HedgeState.CLOSED:
-            return True
-        log.warning(
-            "Roll into %s skipped: hedge %s is %s, not CLOSED",
-            intent.future_symbol,
-            intent.after_close,
-            before.state.value.upper() if before else "unknown",
-        )
-        return False
+            return self._dated_pair(intent.future_symbol, snap)
+        return self._ctx.pairs.get(intent.pair) or snap.pair(intent.pair)
 
     async def _after_entry(self, pair: Pair, hedge: Hedge) -> None:
         """Book the entry's fees and losses; after a failed entry, cool the pair down."""
@@ -233,11 +283,11 @@ class IntentRunner:
 
 
 def execution_order(intent: Intent) -> int:
-    """Closes first (they free capacity for rotation), then resizes, then opens."""
+    """Closes first (they free capacity for rotation), then resizes and rolls, then opens."""
     match intent:
         case CloseHedge():
             return 0
-        case ResizeHedge():
+        case ResizeHedge() | RollHedge():
             return 1
         case _:
             return 2

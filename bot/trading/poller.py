@@ -82,6 +82,7 @@ class MarketPoller:
         # Pairs listed after start-up: hedges opened on them must be closable too.
         ctx.pairs.update((p.key, p) for p in snap.pairs if p.key not in ctx.pairs)
         ctx.pairs.update((p.perp.symbol, p) for p in snap.dated_pairs)  # keyed by future
+        ctx.pairs.update((p.perp.symbol, p) for p in snap.coinm_perp_pairs)
         await self._store_observations(snap)
         return snap
 
@@ -102,7 +103,8 @@ class MarketPoller:
         stored = ctx.state.last_observation_bucket
         # The dated futures held are observed too (status values open hedges from these).
         held = ctx.held.futures
-        observed = (*snap.pairs, *(p for p in snap.dated_pairs if p.perp.symbol in held))
+        by_future = (*snap.dated_pairs, *snap.coinm_perp_pairs)
+        observed = (*snap.pairs, *(p for p in by_future if p.perp.symbol in held))
         if all(stored.get(p.perp.symbol) == bucket for p in observed):
             return  # every pair was stored in this bucket already
         keep = self._observed_symbols()

@@ -44,7 +44,7 @@ async def start_dashboard(
     if not web.enabled:
         return None
     ctx = WebContext(
-        ReadModel(ledger, leverage=leverage, clock=clock),
+        ReadModel(ledger, leverage=leverage, clock=clock, owns_ledger=True),
         clock,
         token=token,
         live=live,

@@ -16,7 +16,6 @@ from bot.domain import Severity
 from bot.domain.ledger import TradingState
 from bot.errors import UserError
 from bot.web import context as web_app
-from bot.web.metrics import read_snapshot
 
 MAX_EVENTS = 1000
 MAX_REASON = 200
@@ -298,5 +297,5 @@ async def close_hedge(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     ctx = web_app.context_of(request)
     live = ctx.live.facts() if ctx.live is not None else None
-    snapshot = await read_snapshot(ctx.read, ctx.clock.now(), live)
-    return Response(ctx.metrics.render(snapshot), media_type=CONTENT_TYPE_METRICS)
+    text = await ctx.metrics.scrape(ctx.read, ctx.clock.now(), live)
+    return Response(text, media_type=CONTENT_TYPE_METRICS)

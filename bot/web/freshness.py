@@ -58,6 +58,7 @@ class WriteCounter:
     def __init__(self) -> None:
         self.writes = 0  # to the tables the views read, FAST_TABLES aside
         self.fast_writes = 0  # to FAST_TABLES
+        self.by_table: dict[str, int] = {}  # the same writes, per table
 
     def _after_execute(
         self,
@@ -76,6 +77,10 @@ class WriteCounter:
             self.fast_writes += 1
         elif name not in UNREAD_TABLES:
             self.writes += 1
+        else:
+            return
+        key = str(name)
+        self.by_table[key] = self.by_table.get(key, 0) + 1
 
 
 def write_counter(engine: AsyncEngine) -> WriteCounter:
@@ -93,22 +98,23 @@ def _top(column: Any) -> Any:
     return select(func.max(column)).scalar_subquery()
 
 
-_FAST_MARKS = (_top(BalanceSnapshotRow.id), _top(MarketObservationRow.id))
-_MARKS = select(
-    *_FAST_MARKS,
-    _top(EventRow.id),
-    _top(HedgeRow.id),
-    _top(HedgeTransitionRow.id),
-    _top(OrderRow.id),
-    _top(FillRow.id),
-    _top(FundingPaymentRow.id),
-    _top(BotRunRow.id),
-    _top(TradingStateRow.changed_at),
-)
+_MARKED = {
+    "balance_snapshots": BalanceSnapshotRow.id,
+    "market_observations": MarketObservationRow.id,
+    "events": EventRow.id,
+    "hedges": HedgeRow.id,
+    "hedge_transitions": HedgeTransitionRow.id,
+    "orders": OrderRow.id,
+    "fills": FillRow.id,
+    "funding_payments": FundingPaymentRow.id,
+    "bot_runs": BotRunRow.id,
+    "trading_state": TradingStateRow.changed_at,
+}
+_MARKS = select(*(_top(column) for column in _MARKED.values()))
 
 
-async def ledger_marks(session: AsyncSession) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The newest id of every table the views read and when the kill switch last changed:
-    (the rest, FAST_TABLES')."""
-    row = tuple((await session.execute(_MARKS)).one())
-    return row[len(_FAST_MARKS) :], row[: len(_FAST_MARKS)]
+async def ledger_marks(session: AsyncSession) -> dict[str, Any]:
+    """The newest id of every table the views read, and when the kill switch last changed,
+    by table name."""
+    row = (await session.execute(_MARKS)).one()
+    return dict(zip(_MARKED, row, strict=True))

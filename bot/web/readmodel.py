@@ -29,7 +29,7 @@ from bot.persistence.models import (
 )
 from bot.persistence.repositories import Ledger
 from bot.reporting import StatusReport, build_status
-from bot.web.freshness import ledger_marks, write_counter
+from bot.web.freshness import FAST_TABLES, ledger_marks, write_counter
 
 SERIES_POINTS = 500
 _BATCH: ContextVar[AsyncSession | None] = ContextVar("carrybot_web_batch", default=None)
@@ -89,10 +89,15 @@ class ReadModel:
         leverage: int = 1,
         max_age_seconds: float = 30.0,
         clock: Clock | None = None,
+        owns_ledger: bool = False,
     ) -> None:
         self.ledger = ledger
         self.leverage = leverage
         self.max_age_seconds = max_age_seconds
+        # True in the running bot: it is the ledger's only writer but for the CLI's control
+        # rows (new rows, which the marks see), so this process's counter sees every
+        # in-place update and nothing needs a refresh by age for it.
+        self.owns_ledger = owns_ledger
         self._clock = clock or SystemClock()
         engine = ledger.sessions.kw.get("bind")
         self._writes = write_counter(engine) if isinstance(engine, AsyncEngine) else None
@@ -100,6 +105,9 @@ class ReadModel:
         self._fast_version: tuple[Any, ...] | None = None
         self._kept_since = 0.0  # clock.monotonic() when the kept views' version was read
         self._kept: dict[Hashable, Any] = {}
+        # Per table the kept views read, (this process's writes, newest mark) when they were
+        # kept: what changed between two sets of views (/metrics refreshes only those parts).
+        self.kept_versions: dict[str, tuple[int | None, Any]] = {}
         self.rebuilds = 0  # status reports built (tests and the bench read it)
 
     async def status(self, now: datetime) -> StatusReport:
@@ -118,6 +126,7 @@ class ReadModel:
         """Forget every kept view (after this process wrote to the ledger)."""
         self._kept = {}
         self._version = None
+        self.kept_versions = {}
 
     @contextlib.asynccontextmanager
     async def request(self) -> AsyncIterator[None]:
@@ -137,20 +146,31 @@ class ReadModel:
         scope = _REQUEST_VIEWS.get()
         if scope is not None and scope[0] is not None:
             return scope[0]
-        async with self._session() as s:
-            marks, fast_marks = await ledger_marks(s)
+        async with self.session() as s:
+            marks = await ledger_marks(s)
         writes = self._writes
-        version = (writes.writes if writes else None, *marks)
-        fast = (writes.fast_writes if writes else None, *fast_marks)
+        version = (writes.writes if writes else None, *_marks_of(marks, fast=False))
+        fast = (writes.fast_writes if writes else None, *_marks_of(marks, fast=True))
         now = self._clock.monotonic()
         if version != self._version or (
             fast != self._fast_version and now - self._kept_since >= self.max_age_seconds
         ):
             self._kept = {}
             self._version, self._fast_version, self._kept_since = version, fast, now
+            by_table = writes.by_table if writes else {}
+            self.kept_versions = {t: (by_table.get(t), mark) for t, mark in marks.items()}
         if scope is not None:
             scope[0] = self._kept
         return self._kept
+
+    async def current_versions(self) -> dict[str, tuple[int | None, Any]]:
+        """`kept_versions` of the views this request reads."""
+        await self._views()
+        return self.kept_versions
+
+    def monotonic(self) -> float:
+        """The injected clock's monotonic reading (what the age bounds are measured in)."""
+        return self._clock.monotonic()
 
     async def _memo(self, key: Hashable, compute: Callable[[], Awaitable[_T]]) -> _T:
         kept = await self._views()
@@ -175,7 +195,8 @@ class ReadModel:
                 _BATCH.reset(token)
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """The batch's session inside `batch()`, else a new one."""
         current = _BATCH.get()
         if current is not None:
             yield current
@@ -188,7 +209,7 @@ class ReadModel:
         return await self._memo("run", self._latest_run)
 
     async def _latest_run(self) -> BotRun | None:
-        async with self._session() as s:
+        async with self.session() as s:
             row = await s.scalar(select(BotRunRow).order_by(BotRunRow.id.desc()).limit(1))
             if row is None:
                 return None
@@ -209,7 +230,7 @@ class ReadModel:
 
     async def _funding_by_hedge(self) -> dict[int, list[dict[str, Any]]]:
         """Every funding payment attributed to a hedge, oldest first, as JSON-ready dicts."""
-        async with self._session() as s:
+        async with self.session() as s:
             rows = await s.scalars(
                 select(FundingPaymentRow)
                 .where(FundingPaymentRow.hedge_id.is_not(None))
@@ -236,7 +257,7 @@ class ReadModel:
 
     async def _equity_series(self, limit: int = SERIES_POINTS) -> list[Point]:
         """Total equity (USDT) per balance snapshot, the newest `limit`, oldest first."""
-        async with self._session() as s:
+        async with self.session() as s:
             rows = await s.execute(
                 select(BalanceSnapshotRow.taken_at, BalanceSnapshotRow.value_usdt)
                 .where(BalanceSnapshotRow.wallet == "total")
@@ -254,7 +275,7 @@ class ReadModel:
 
     async def _cumulative_funding(self) -> list[Point]:
         """Funding received by the bot's hedges, summed over time (one point per payment)."""
-        async with self._session() as s:
+        async with self.session() as s:
             rows = await s.execute(
                 select(FundingPaymentRow.funding_time, func.sum(FundingPaymentRow.amount))
                 .where(FundingPaymentRow.hedge_id.is_not(None))
@@ -274,7 +295,7 @@ class ReadModel:
 
     async def _scan(self) -> list[ScanRow]:
         """The latest observation of each perpetual, best funding APR first."""
-        async with self._session() as s:
+        async with self.session() as s:
             latest = (
                 select(
                     MarketObservationRow.symbol,
@@ -306,7 +327,7 @@ class ReadModel:
         self, limit: int, severity: Severity | None, kind: str | None
     ) -> list[tuple[int, Event]]:
         """The newest events with their ids, newest first, optionally of one severity/kind."""
-        async with self._session() as s:
+        async with self.session() as s:
             q = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
             if severity is not None:
                 q = q.where(EventRow.severity == severity.value)
@@ -326,7 +347,7 @@ class ReadModel:
 
     async def _event_counts(self) -> dict[tuple[str, str], int]:
         """How many events of each (kind, severity) the ledger holds."""
-        async with self._session() as s:
+        async with self.session() as s:
             rows = await s.execute(
                 select(EventRow.kind, EventRow.severity, func.count()).group_by(
                     EventRow.kind, EventRow.severity
@@ -340,7 +361,7 @@ class ReadModel:
 
     async def _order_timings(self) -> list[OrderTiming]:
         """Send and acknowledgement times of every order that was sent."""
-        async with self._session() as s:
+        async with self.session() as s:
             rows = await s.execute(
                 select(
                     OrderRow.hedge_id,
@@ -357,6 +378,10 @@ class ReadModel:
                 for h, leg, p, sent, acked in rows
                 if sent is not None
             ]
+
+
+def _marks_of(marks: dict[str, Any], *, fast: bool) -> tuple[Any, ...]:
+    return tuple(mark for table, mark in marks.items() if (table in FAST_TABLES) == fast)
 
 
 def _scan_row(r: MarketObservationRow) -> ScanRow:

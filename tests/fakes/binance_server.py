@@ -196,6 +196,11 @@ class FakeBinance:
         return self.url.replace("http://", "ws://", 1) + "/f/ws"
 
     @property
+    def coinm_ws_url(self) -> str:
+        """COIN-M stream base, like Binance's `wss://dstream.binance.com/ws`."""
+        return self.url.replace("http://", "ws://", 1) + "/d/ws"
+
+    @property
     def ws_api_url(self) -> str:
         """Spot WebSocket API, like Binance's `wss://ws-api.binance.com:443/ws-api/v3`."""
         return self.url.replace("http://", "ws://", 1) + "/ws-api/v3"

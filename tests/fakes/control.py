@@ -26,7 +26,7 @@
 | POST /_fake/streams/delay | {"ms"} | delay every event |
 | POST /_fake/streams/shutdown | {"prefix"?} | send Binance's `serverShutdown` notice |
 | POST /_fake/streams/raw | {"text", "prefix"?} | send a raw frame (bad-message tests) |
-| POST /_fake/streams/expire_listen_key | {"key"?} | expire listenKeys (`listenKeyExpired`) |
+| POST /_fake/streams/expire_listen_key | {"key"?, "market"?} | expire listenKeys (`listenKeyExpired`; `market` "fapi" or "dapi": one product's) |
 
 Times are epoch ms or ISO-8601 with a timezone; numbers may be strings (kept exact).
 """
@@ -273,7 +273,10 @@ def _stream_raw(fake: FakeBinance, body: Body) -> Any:
 
 
 def _stream_expire(fake: FakeBinance, body: Body) -> Any:
-    return {"expired": fake.streams.expire_listen_key(body.get("key"))}
+    market = body.get("market")
+    if market not in (None, "fapi", "dapi"):
+        raise ValueError(f"market = {market!r}: use 'fapi' or 'dapi'")
+    return {"expired": fake.streams.expire_listen_key(body.get("key"), market=market)}
 
 
 _ROUTES: dict[tuple[str, str], Callable[[FakeBinance, Body], Any]] = {

@@ -367,11 +367,17 @@ def income(fake: FakeBinance, params: Params) -> Any:
     payments.sort(key=lambda p: p.funding_time)
     limit = min(int(params.get("limit", "100")), 1000)
     out = []
+    payments = [p for p in payments if not _is_inverse(fake, p.symbol)]  # dapi's income
     for p in payments[:limit]:
         pi = fake.market.instruments.get(p.symbol)
         exchange_symbol = pi.exchange_symbol if pi else p.symbol
         out.append(wire.income(p, exchange_symbol, fake.income_id(p.symbol, p.funding_time)))
     return out
+
+
+def _is_inverse(fake: FakeBinance, symbol: str) -> bool:
+    inst = fake.market.instruments.get(symbol)
+    return inst is not None and inst.is_inverse
 
 
 _TRANSFER_TYPES = {

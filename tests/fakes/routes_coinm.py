@@ -56,6 +56,15 @@ def _new_order(fake: FakeBinance, params: Params) -> Any:
             fake.account.set_fill_ratio(inst.symbol, None)
     fake.remember_order(inst, order)
     fake.count_order(True)
+    fake.streams.order_event(
+        inst,
+        order,
+        [
+            f
+            for f in fake.account.my_trades(inst.symbol)
+            if f.exchange_order_id == order.exchange_order_id
+        ],
+    )
     return order_json(order, inst)
 
 

@@ -219,8 +219,13 @@ def _depth(fake: FakeBinance, params: Params, futures: bool) -> Any:
     return data
 
 
-def premium_index(fake: FakeBinance, params: Params) -> Any:
-    insts = _symbols_param(fake, params, True) or fake.market.of_market(True)
+def premium_index(fake: FakeBinance, params: Params, *, coinm: bool = False) -> Any:
+    """fapi's premiumIndex, or dapi's (`coinm`: COIN-M contracts, with their `pair`)."""
+    if coinm:
+        insts = [instrument(fake, params, True, coinm=True)] if "symbol" in params else []
+        insts = insts or fake.market.of_coinm()
+    else:
+        insts = _symbols_param(fake, params, True) or fake.market.of_market(True)
     now = fake.data_ms()
     rows: list[dict[str, Any]] = []
     for inst in insts:
@@ -300,12 +305,14 @@ def _select(times: list[int], start: int | None, end: int | None, limit: int) ->
     return idx[:limit] if start is not None else idx[-limit:]
 
 
-def funding_rate(fake: FakeBinance, params: Params) -> Any:
+def funding_rate(fake: FakeBinance, params: Params, *, coinm: bool = False) -> Any:
+    """GET /fapi/v1/fundingRate (or /dapi/v1/fundingRate with `coinm`: BTCUSD_PERP)."""
     start, end, limit = _window(params, 100, 1000)
     if "symbol" in params:
-        insts = [instrument(fake, params, True)]
+        insts = [instrument(fake, params, True, coinm=coinm)]
     else:
-        insts = [i for i in fake.market.of_market(True) if i.kind is MarketKind.PERPETUAL]
+        listed = fake.market.of_coinm() if coinm else fake.market.of_market(True)
+        insts = [i for i in listed if i.kind is MarketKind.PERPETUAL]
     rows: list[tuple[int, dict[str, Any]]] = []
     for inst in insts:
         for r in fake.market.funding_history.get(inst.symbol, []):
@@ -443,6 +450,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/dapi/v1/ping"): ping,
     ("GET", "/dapi/v1/time"): time_,
     ("GET", "/dapi/v1/exchangeInfo"): _coinm_exchange_info,
+    ("GET", "/dapi/v1/premiumIndex"): lambda f, p: premium_index(f, p, coinm=True),
+    ("GET", "/dapi/v1/fundingRate"): lambda f, p: funding_rate(f, p, coinm=True),
     ("GET", "/dapi/v1/ticker/bookTicker"): lambda f, p: _book_ticker(f, p, True, coinm=True),
     ("GET", "/dapi/v1/depth"): lambda f, p: _depth(f, p, True),
     ("GET", "/dapi/v1/continuousKlines"): _coinm_continuous_klines,

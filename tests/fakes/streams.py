@@ -8,8 +8,10 @@ Served by `FakeBinance` on the same port as its REST API:
 | `/stream?streams=a/b` | spot combined streams (each event wrapped as `{"stream", "data"}`) |
 | `/f/ws`, `/f/{market,public}/ws/N`, `/alt/f/...` | USDⓈ-M raw streams (ccxt rewrites `/ws` per category) |
 | `/f/private/ws?listenKey=K` | USDⓈ-M user data (`ORDER_TRADE_UPDATE` on fills) |
+| `/d/ws/K` | COIN-M user data, as `dstream.binance.com/ws/<listenKey>` (`ORDER_TRADE_UPDATE` in contracts, fees in the coin; `ACCOUNT_UPDATE` with the coin wallet and every COIN-M position) |
 | `/ws-api/v3` | spot WebSocket API: `userDataStream.subscribe.signature` → `executionReport` |
 | `POST/PUT/DELETE /fapi/v1/listenKey` | create, keep alive, close the USDⓈ-M listenKey |
+| `POST/PUT/DELETE /dapi/v1/listenKey` | the same for COIN-M (its own key) |
 
 Spot paths contain `/stream` as Binance's do (ccxt tells spot from futures connections by
 it). Streams: `<sym>@bookTicker` (spot and futures), `!markPrice@arr@1s`, `!markPrice@arr`,
@@ -45,11 +47,15 @@ if TYPE_CHECKING:
     from tests.fakes.binance_server import FakeBinance
 
 LISTEN_KEY_PATH = "/fapi/v1/listenKey"
+COINM_LISTEN_KEY_PATH = "/dapi/v1/listenKey"
+COINM_USER_PREFIX = "/d/ws/"
 
 
 def is_stream_path(path: str) -> bool:
     """Tell whether a request path belongs to the WebSocket side."""
-    return path == LISTEN_KEY_PATH or path.startswith(("/ws-api", "/stream", "/alt/", "/f/"))
+    return path in (LISTEN_KEY_PATH, COINM_LISTEN_KEY_PATH) or path.startswith(
+        ("/ws-api", "/stream", "/alt/", "/f/", "/d/")
+    )
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Connection:
     subscriptions: set[str] = field(default_factory=set)
     listen_key: str | None = None
     wsapi: bool = False
+    coinm: bool = False  # a COIN-M (dapi) user-data connection
     user_subscription: int | None = None
     opened_at: float = field(default_factory=time.monotonic)
     sent: int = 0
@@ -77,6 +84,7 @@ class ListenKey:
     kept_alive_at: float
     keepalives: int = 0
     closed: bool = False
+    market: str = "fapi"  # or "dapi": Binance keeps one listenKey per product
 
 
 class FakeStreams:
@@ -94,6 +102,7 @@ class FakeStreams:
         self.refused = 0  # handshakes refused, in total
         self.subscribe_messages = 0
         self.listen_key_requests: list[tuple[str, float]] = []
+        self.coinm_listen_key_requests: list[tuple[str, float]] = []
         self._refuse_until: dict[str, float] = {}  # path prefix -> monotonic time
         self._silent: set[str] = set()  # path prefixes that get no events
         self.delay_seconds = 0.0
@@ -165,11 +174,12 @@ class FakeStreams:
                 sent += 1
         return sent
 
-    def expire_listen_key(self, key: str | None = None) -> int:
-        """Expire listenKeys (all, or one): `listenKeyExpired` is sent, the stream stops."""
+    def expire_listen_key(self, key: str | None = None, *, market: str | None = None) -> int:
+        """Expire listenKeys (all, one, or one product's: `market` "fapi" / "dapi"):
+        `listenKeyExpired` is sent, the stream stops."""
         expired = 0
         for lk in list(self.listen_keys.values()):
-            if key is None or lk.key == key:
+            if (key is None or lk.key == key) and market in (None, lk.market):
                 lk.closed = True
                 expired += 1
                 for conn in [c for c in self.connections if c.listen_key == lk.key]:
@@ -202,9 +212,12 @@ class FakeStreams:
         """Publish an order's update (one event per fill, else one NEW) to its user streams."""
         pending: list[Fill | None] = list(fills) or [None]
         for fill in pending:
-            if inst.is_derivative:
+            if inst.is_inverse:
+                event = self._coinm_event(inst, order, fill)
+                targets = [c for c in self.connections if c.coinm]
+            elif inst.is_derivative:
                 event = self._futures_event(inst, order, fill)
-                targets = [c for c in self.connections if c.listen_key is not None]
+                targets = [c for c in self.connections if c.listen_key and not c.coinm]
             else:
                 event = self._spot_event(inst, order, fill)
                 targets = [c for c in self.connections if c.user_subscription is not None]
@@ -215,6 +228,56 @@ class FakeStreams:
                     else event
                 )
                 self._spawn(self._send(conn, payload))
+        if inst.is_inverse and fills:
+            update = self._coinm_account_update(inst.settle or inst.base)
+            for conn in [c for c in self.connections if c.coinm]:
+                self._spawn(self._send(conn, update))
+
+    def _coinm_event(self, inst: Instrument, order: Order, fill: Fill | None) -> dict[str, Any]:
+        """dapi's ORDER_TRADE_UPDATE: quantities in contracts, `ma` and the fee in the coin."""
+        event = self._futures_event(inst, order, fill)
+        coin = inst.settle or inst.base
+        o = event["o"]
+        o.pop("cp", None)
+        o.update(ma=coin, N=fill.fee_asset if fill else coin, pP=False, si=0, ss=0)
+        event["i"] = "fake"
+        return event
+
+    def _coinm_account_update(self, coin: str) -> dict[str, Any]:
+        """dapi's ACCOUNT_UPDATE after a fill: the coin's wallet and every COIN-M position."""
+        now = self.fake.market_ms()
+        acct = self.fake.account.coinm_account(coin)
+        positions = []
+        for pos in self.fake.account.coinm_positions():
+            pi = self.fake.market.instruments.get(pos.symbol)
+            if pi is None:
+                continue
+            positions.append(
+                {
+                    "s": pi.exchange_symbol,
+                    "pa": wire.num(pos.signed_size),
+                    "ep": wire.num(pos.entry_price),
+                    "bep": wire.num(pos.entry_price),
+                    "cr": "0",
+                    "up": wire.num(pos.unrealized_pnl),
+                    "mt": pos.margin_mode.value.lower(),
+                    "iw": "0",
+                    "ps": pos.position_side.value,
+                }
+            )
+        balance = {
+            "a": coin,
+            "wb": wire.num(acct.wallet_balance),
+            "cw": wire.num(acct.wallet_balance),
+            "bc": "0",
+        }
+        return {
+            "e": "ACCOUNT_UPDATE",
+            "E": now,
+            "T": now,
+            "i": "fake",
+            "a": {"m": "ORDER", "B": [balance], "P": positions},
+        }
 
     def _futures_event(self, inst: Instrument, order: Order, fill: Fill | None) -> dict[str, Any]:
         now = self.fake.market_ms()
@@ -290,17 +353,24 @@ class FakeStreams:
     # --- HTTP entry points --------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path == LISTEN_KEY_PATH:
-            return self._listen_key(request)
+            return self._listen_key(request, "fapi")
+        if request.path == COINM_LISTEN_KEY_PATH:
+            return self._listen_key(request, "dapi")
         if self._refusing(request.path):
             self.refused += 1
             return web.Response(status=503, text="maintenance", headers={"Retry-After": "1"})
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return web.Response(status=400, text="WebSocket upgrade expected")
-        futures = request.path.startswith(("/f/", "/alt/f/"))
-        listen_key = request.query.get("listenKey")
-        if "/private/" in request.path:
+        futures = request.path.startswith(("/f/", "/alt/f/", "/d/"))
+        coinm = request.path.startswith(COINM_USER_PREFIX)
+        listen_key = (
+            request.path.removeprefix(COINM_USER_PREFIX)
+            if coinm
+            else request.query.get("listenKey")
+        )
+        if "/private/" in request.path or coinm:
             lk = self.listen_keys.get(listen_key or "")
-            if lk is None or lk.closed:
+            if lk is None or lk.closed or lk.market != ("dapi" if coinm else "fapi"):
                 return web.json_response(
                     {"code": -1125, "msg": "This listenKey does not exist."}, status=400
                 )
@@ -311,8 +381,9 @@ class FakeStreams:
             request.path,
             futures,
             combined=request.path == "/stream",
-            listen_key=listen_key if "/private/" in request.path else None,
+            listen_key=listen_key if "/private/" in request.path or coinm else None,
             wsapi=request.path.startswith("/ws-api"),
+            coinm=coinm,
         )
         if conn.combined and request.query.get("streams"):
             conn.subscriptions.update(request.query["streams"].split("/"))
@@ -327,7 +398,7 @@ class FakeStreams:
             self._forget(conn)
         return ws
 
-    def _listen_key(self, request: web.Request) -> web.Response:
+    def _listen_key(self, request: web.Request, market: str) -> web.Response:
         api_key = request.headers.get("X-MBX-APIKEY")
         if api_key not in self.fake.keys:
             return web.json_response(
@@ -336,14 +407,17 @@ class FakeStreams:
             )
         now = time.monotonic()
         self.listen_key_requests.append((request.method, now))
+        if market == "dapi":
+            self.coinm_listen_key_requests.append((request.method, now))
+        keys = [k for k in self.listen_keys.values() if k.market == market]
         if request.method == "POST":
-            live = next((k for k in self.listen_keys.values() if not k.closed), None)
+            live = next((k for k in keys if not k.closed), None)
             if live is None:
-                live = ListenKey(secrets.token_hex(32), api_key, now, now)
+                live = ListenKey(secrets.token_hex(32), api_key, now, now, market=market)
                 self.listen_keys[live.key] = live
             live.kept_alive_at = now
             return web.json_response({"listenKey": live.key})
-        live = next((k for k in self.listen_keys.values() if not k.closed), None)
+        live = next((k for k in keys if not k.closed), None)
         if live is None:
             return web.json_response(
                 {"code": -1125, "msg": "This listenKey does not exist."}, status=400

@@ -29,4 +29,12 @@ def test_the_memory_and_sql_ledgers_answer_every_call_of_the_port() -> None:
         for store, methods in _port_methods().items():
             repo = getattr(ledger, store)
             assert all(inspect.iscoroutinefunction(getattr(repo, m)) for m in methods), store
-    assert set(_port_methods()) == {"hedges", "orders", "fills", "trading_state", "events"}
+    assert set(_port_methods()) == {
+        "hedges",
+        "orders",
+        "fills",
+        "funding",
+        "trading_state",
+        "events",
+        "transfers",
+    }

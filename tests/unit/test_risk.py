@@ -20,6 +20,7 @@ from bot.domain import (
     Position,
     PositionSide,
     ResizeHedge,
+    RollHedge,
 )
 from bot.domain.ledger import TradingState
 from bot.risk import AddMargin, Rebalance, RiskGate, RiskView
@@ -303,20 +304,23 @@ def test_a_close_accepted_first_frees_its_room_for_the_opens_after_it() -> None:
     assert [d.accepted for d in open_first] == [False, True]
 
 
-def test_a_roll_at_the_replaced_notional_is_not_new_exposure() -> None:
-    """Fills left the held hedge at 1000.5 USDT, above the pair's 1000: its roll (same
-    notional) still goes through; a roll that would add exposure is held to the limits."""
+def test_a_roll_keeps_the_exposure_so_limits_do_not_stop_it_but_the_state_does() -> None:
+    """Fills left the held hedge at 1000.5 USDT, above the pair's 1000: its roll (spot
+    kept, short moved) still goes through; not when REDUCING, on stale data, or when the
+    hedge is not OPEN."""
     held = hedge(1, notional="1000.5")
     g = gate(max_open_hedges=1, max_total_notional=1000, max_notional_per_symbol=1000)
+    roll = RollHedge(1, "BTC/USDT:USDT-240829", "roll")
 
-    def roll(notional: str) -> list[bool]:
-        into = OpenHedge(
-            "BTC/USDT", D(notional), "roll", future_symbol="BTC/USDT:USDT-240829", after_close=1
-        )
-        return [d.accepted for d in g.decide([CloseHedge(1, "roll"), into], view(held))]
-
-    assert roll("1000.5") == [True, True]
-    assert roll("1100") == [True, False]
+    assert decide_one(g, roll, view(held)) == (True, "a roll keeps the hedge's exposure")
+    ok, why = decide_one(g, roll, view(held, trading=TradingState.REDUCING))
+    assert not ok and "REDUCING" in why
+    ok, why = decide_one(g, roll, view(held, age=3600))
+    assert not ok and "stale" in why
+    ok, _ = decide_one(g, roll, view(hedge(1, state=HedgeState.CLOSING)))
+    assert not ok
+    both = g.decide([CloseHedge(1, "take profit"), roll], view(held))
+    assert [d.accepted for d in both] == [True, False]  # a hedge being closed is not rolled
 
 
 def test_entry_gate_blocks_new_exposure_but_not_closes() -> None:

@@ -122,3 +122,38 @@ async def test_backtest_held_to_settlement_is_delivered_at_the_recorded_price(
     assert hedge.closed_at is not None and hedge.closed_at >= DELIVERY
     fills = await _fills(tmp_path / "o")
     assert [f.side for f in fills if f.symbol == QUARTER] == [Side.SELL]  # settled, not traded
+
+
+async def test_backtest_rolls_the_short_into_the_next_quarter_and_keeps_the_spot(
+    tmp_path: Path,
+) -> None:
+    """The June quarterly stays 3 % over spot: two days before March's delivery the short
+    moves there (the same code path as live: the simulator fills both futures orders)."""
+    data = write_dated_history(tmp_path / "data")
+    lines = ["date,open,high,low,close,volume"]
+    t = START
+    while t < DELIVERY:
+        p = (PRICE * D("1.03")).quantize(D("0.1"))
+        lines.append(f"{iso(t)},{p},{p},{p},{p},100")
+        t += timedelta(hours=1)
+    path = data / "binance" / "next_quarter" / "BTCUSDT-1h.csv.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
+    cfg = config(
+        {"universe": {"symbols": ["BTC/USDT"]}, "strategy": {"dated": {"take_profit_basis": 1}}}
+    )
+
+    report = await run(cfg, data, tmp_path / "o", T0, DELIVERY - timedelta(hours=30))
+
+    (line,) = report.hedges  # one hedge: rolled, not closed and reopened
+    hedge = line.hedge
+    assert hedge.perp_symbol == "BTC/USDT:USDT-240628"
+    assert hedge.metrics["rolled_from"] == QUARTER
+    fills = await _fills(tmp_path / "o")
+    assert hedge.close_reason == "backtest end"  # closed on the contract it holds
+    # The spot bought once and sold at the end: no round trip at the roll.
+    assert [f.side for f in fills if f.symbol == "BTC/USDT"] == [Side.BUY, Side.SELL]
+    assert [f.side for f in fills if f.symbol == QUARTER] == [Side.SELL, Side.BUY]
+    assert [f.side for f in fills if f.symbol == hedge.perp_symbol] == [Side.SELL, Side.BUY]
+    rolled_at = next(f.timestamp for f in fills if f.symbol == hedge.perp_symbol)
+    assert DELIVERY - timedelta(hours=73) < rolled_at <= DELIVERY - timedelta(hours=71)

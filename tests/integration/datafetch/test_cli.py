@@ -58,7 +58,7 @@ async def run_cli(*args: str, cwd: Path) -> Result:
             ["--symbols", "BTC/USDT", "--from", "2024-01-01", "--kinds", "funding,index"],
             "error: --kinds: unknown kind 'index'; choose from funding, mark, perp, spot, "
             "current_quarter, next_quarter, delivery, coinm_current_quarter, coinm_next_quarter, "
-            "coinm_delivery",
+            "coinm_delivery, coinm_perp, coinm_funding",
         ),
         (
             ["--symbols", "BTC/USDT", "--from", "01/02/2024"],

@@ -11,6 +11,7 @@ import pytest
 from bot.backtest.history import read_bars
 from bot.backtest.series import HOUR_MS
 from bot.datafetch import Status, parse_request
+from bot.domain import SettledFunding
 from bot.errors import UserError
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
@@ -119,3 +120,39 @@ async def test_coinm_quarterly_bars_and_delivery_prices_come_from_dapi(
     (first, *_) = [r.params for r in fake.requests_to("/dapi/v1/continuousKlines")]
     assert (first["pair"], first["contractType"]) == ("BTCUSD", "CURRENT_QUARTER")
     assert fake.requests_to(CONTINUOUS) == []  # nothing asked of USDⓈ-M
+
+
+async def test_coinm_perpetual_bars_and_funding_come_from_dapi(
+    fake: FakeBinance, tmp_path: Path
+) -> None:
+    fake.set_instruments([*fake.market.instruments.values(), kit.coinm("BTC")])  # BTCUSD_PERP
+    fake.market.add_klines("BTCUSD", "PERPETUAL", "1h", quarter_bars("20.5", hours=24))
+    fake.add_funding_history(
+        "BTC/USD:BTC",
+        [
+            SettledFunding("BTC/USD:BTC", START + timedelta(hours=h), D(rate), D("42010"))
+            for h, rate in ((0, "0.00010000"), (8, "-0.00002500"), (16, "0.00007310"))
+        ],
+    )
+
+    results = await fetch(
+        fake, tmp_path, symbols="BTC/USDT", kinds="coinm_perp,coinm_funding",
+        start="2024-01-01", end="2024-01-02",
+    )  # fmt: skip
+
+    assert {r.job.kind.value: r.status for r in results} == {
+        "coinm_perp": Status.FETCHED,
+        "coinm_funding": Status.FETCHED,
+    }
+    bars = read_lines(tmp_path / "binance/coinm_perp/BTCUSDT-1h.csv.gz")
+    assert bars[1] == "2024-01-01T00:00:00Z,42020.5,42025.5,42015.5,42021.5,147000.0"
+    assert len(bars) == 25
+    assert read_lines(tmp_path / "binance/coinm_funding/BTCUSDT.csv")[1:] == [
+        "2024-01-01T00:00:00Z,1704067200000,0.0001",  # the exchange's decimals, as sent
+        "2024-01-01T08:00:00Z,1704096000000,-0.000025",
+        "2024-01-01T16:00:00Z,1704124800000,0.0000731",
+    ]
+    (first, *_) = [r.params for r in fake.requests_to("/dapi/v1/continuousKlines")]
+    assert (first["pair"], first["contractType"]) == ("BTCUSD", "PERPETUAL")
+    assert {r.params["symbol"] for r in fake.requests_to("/dapi/v1/fundingRate")} == {"BTCUSD_PERP"}
+    assert fake.requests_to("/fapi/v1/fundingRate") == []  # nothing asked of USDⓈ-M

@@ -109,7 +109,7 @@ async def test_delivery_price_is_read_from_binance_once_published(fake: FakeBina
         await live.close()
 
 
-COINM_QUARTER = "BTC/USD:BTC-240530"
+COINM_QUARTER, COINM_PERP = "BTC/USD:BTC-240530", "BTC/USD:BTC"
 
 
 async def test_coin_m_quarterlies_load_through_dapi_and_scan_beside_the_usdt_ones() -> None:
@@ -124,6 +124,11 @@ async def test_coin_m_quarterlies_load_through_dapi_and_scan_beside_the_usdt_one
         seed(fake)
         fake.set_quote("BTC/USDT", "49999.99", "50000.00", "5", "5")
         fake.set_quote(COINM_QUARTER, "51000.0", "51000.1", "500", "500")  # 2 % over spot
+        fake.set_quote(COINM_PERP, "50000.0", "50000.1", "500", "500")
+        fake.set_funding(  # 0.02 % every 8 h, in the coin: 21.9 % a year
+            COINM_PERP, rate="0.0002", next_funding_time=T + timedelta(hours=4, minutes=30),
+            mark="50000", index="50000",
+        )  # fmt: skip
         config = config_from_dict(
             {
                 "universe": {"symbols": ["BTC/USDT"]},
@@ -143,9 +148,23 @@ async def test_coin_m_quarterlies_load_through_dapi_and_scan_beside_the_usdt_one
         days = D(90) + (D(8) - D("3.5")) / 24
         costs = 2 * (D("0.001") + D("0.0005")) + 4 * D("0.0002")
         assert row.dated.net_apr == (D("51000.0") / D("50000.00") - 1 - costs) * 365 / days
-        # Traded with "coinm" in the instruments, it competes: the perpetual's 10.95 % funding
-        # APR beats its ~6.6 % net basis APR, so the perpetual is the one opened.
+        # Traded with "coinm" in the instruments, it competes: the COIN-M perpetual's 21.9 %
+        # funding APR beats its ~6.6 % net basis APR and the USDⓈ-M perpetual's 10.95 %.
         assert (row.reason, row.would_enter) == ("better_carry", False)
+        usdm = next(r for r in rows if r.perp_symbol == "BTC/USDT:USDT")
+        coin_perp = next(r for r in rows if r.perp_symbol == COINM_PERP)
+        assert (usdm.reason, coin_perp.reason, coin_perp.carry) == (
+            "better_carry",
+            "enter",
+            "coinm perpetual",
+        )
+        assert coin_perp.signal is not None and coin_perp.signal.funding_rate == D("0.0002")
+        assert coin_perp.signal.funding_apr == D("0.0002") * 3 * 365
+        assert len(fake.requests_to("/dapi/v1/premiumIndex")) == 1
+        console = Console(width=250, record=True)
+        console.print(render_table(rows, "now", 1))
+        line = next(x for x in console.export_text().splitlines() if "coinm perpetual" in x)
+        assert "21.90%" in line and "BTC/USDT" in line
 
 
 async def test_without_coinm_no_dapi_request_is_made(fake: FakeBinance) -> None:

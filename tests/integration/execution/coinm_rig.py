@@ -1,31 +1,56 @@
 """The real executor on a COIN-M hedge over the real LiveExchange (ccxt) on the fake Binance.
 
-The COIN-M counterpart of `rig.py`: the fake lists BTC's COIN-M quarterly (100 USD a
-contract, bid 51 000) beside the standard markets, in one-way or hedge mode (both USDⓈ-M
-and COIN-M); the LiveExchange loads dapi. `assert_*` read the fake's own account: the coin
-in the spot and COIN-M wallets, the contracts short.
+The COIN-M counterpart of `rig.py`: the fake lists BTC's COIN-M quarterly and perpetual
+(100 USD a contract, bid 51 000) beside the standard markets, in one-way or hedge mode
+(both USDⓈ-M and COIN-M); the LiveExchange loads dapi. The short is the quarterly or the
+perpetual (`coinm_future`, a fixture parametrized over both, so every test of the COIN-M
+fault matrix runs on each; a test of one of them alone parametrizes `coinm_future`
+itself). `assert_*` read the fake's own account: the coin in the spot and COIN-M wallets,
+the contracts short.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from bot.clock import SimulatedClock
-from bot.config import ExchangeConfig, RiskConfig
-from bot.domain import Hedge, HedgeState, Leg, MarketKind, OrderStatus, Pair, PositionMode, Quote
-from bot.domain.instruments import dated_pairs
+from bot.clock import SimulatedClock, SystemClock
+from bot.config import ExchangeConfig, RiskConfig, config_from_dict
+from bot.domain import (
+    Hedge,
+    HedgeState,
+    Instrument,
+    Leg,
+    MarketKind,
+    OrderStatus,
+    Pair,
+    PositionMode,
+    Quote,
+)
+from bot.domain.instruments import coinm_perp_pairs, dated_pairs
+from bot.domain.ledger import TransferStatus
 from bot.errors import OrderNotFound
 from bot.exchange.ccxt_live import LiveExchange
+from bot.exchange.port import ExchangePort
 from bot.execution.coinm_margin import margin_of
 from bot.execution.executor import HedgeExecutor
 from bot.persistence.repositories import Ledger
+from bot.streams.exchange import StreamedExchange
+from bot.streams.factory import with_streams
+from bot.streams.user import COINM_USER
 from tests import kit
-from tests.fakes.binance_server import FakeBinance, LoggedRequest
+from tests.fakes.binance_server import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_SECRET,
+    FakeBinance,
+    LoggedRequest,
+)
 from tests.fakes.fixtures import coinm_instruments, live_for, seed, seed_coinm
 from tests.support.paper_stack import Stack, build_stack
 
@@ -54,7 +79,7 @@ class CoinmRig:
 
     async def quotes(self) -> tuple[Quote, Quote]:
         spot = (await self.live.fetch_best_quotes(MarketKind.SPOT))[self.pair.spot.symbol]
-        future = (await self.live.fetch_best_quotes(MarketKind.DATED_FUTURE))[self.pair.perp.symbol]
+        future = (await self.live.fetch_best_quotes(self.pair.perp.kind))[self.pair.perp.symbol]
         return spot, future
 
     async def open(self, notional: str = "1000") -> Hedge | None:
@@ -78,6 +103,10 @@ class CoinmRig:
     def transfers(self) -> list[str]:
         """The universal transfer types that reached the server, in order."""
         return [r.params["type"] for r in self.fake.requests_to(TRANSFER, "POST")]
+
+    async def transfer_rows(self, hedge_id: int) -> list[tuple[str, TransferStatus]]:
+        """The hedge's `transfers` rows: (to wallet, status), oldest first."""
+        return [(t.to_wallet, t.status) for t in await self.ledger.transfers.for_hedges([hedge_id])]
 
     def requests(self, path: str, method: str) -> list[LoggedRequest]:
         return self.fake.requests_to(path, method)
@@ -144,37 +173,88 @@ class CoinmRig:
 
 
 CoinmRigFactory = Callable[..., Awaitable[CoinmRig]]
+COINM_FUTURES = ("quarterly", "perpetual")
+
+
+def coinm_pair(instruments: Iterable[Instrument], future: str) -> Pair:
+    """BTC's spot + COIN-M `future` ("quarterly" or "perpetual") pair."""
+    pairs = dated_pairs(instruments) if future == "quarterly" else coinm_perp_pairs(instruments)
+    return next(p for p in pairs if p.perp.is_inverse)
+
+
+@pytest.fixture(params=COINM_FUTURES)
+def coinm_future(request: pytest.FixtureRequest) -> str:
+    """The COIN-M short of the rig: the quarterly, or the perpetual."""
+    return str(request.param)
 
 
 @pytest.fixture
-async def coinm_rig_factory(ledger: Ledger) -> AsyncIterator[CoinmRigFactory]:
+async def coinm_rig_factory(ledger: Ledger, coinm_future: str) -> AsyncIterator[CoinmRigFactory]:
     """Build a CoinmRig: `await coinm_rig_factory(mode=PositionMode.HEDGE, timeout_ms=200)`."""
-    opened: list[tuple[FakeBinance, LiveExchange]] = []
+    opened: list[tuple[FakeBinance, LiveExchange | StreamedExchange]] = []  # what to close
 
     async def build(
-        *, mode: PositionMode = PositionMode.ONE_WAY, risk: RiskConfig | None = None, **config: Any
+        *,
+        mode: PositionMode = PositionMode.ONE_WAY,
+        risk: RiskConfig | None = None,
+        streams: bool = False,
+        **config: Any,
     ) -> CoinmRig:
+        """`streams=True`: trade through `StreamedExchange` with the user-data streams
+        (COIN-M's dapi listenKey included) live on the fake, on the wall clock."""
         clock = SimulatedClock(kit.T0)
-        fake = FakeBinance(coinm_instruments(kit.T0), clock=clock, position_mode=mode)
+        instruments = [*coinm_instruments(kit.T0), kit.coinm("BTC")]  # + the COIN-M perpetual
+        fake = FakeBinance(instruments, clock=clock, position_mode=mode)
         await fake.start()
         live = live_for(fake, clock=clock, coinm=True, **config)
         opened.append((fake, live))
         seed(fake)
         seed_coinm(fake)
+        exchange: ExchangePort = live
+        if streams:
+            exchange = await streamed(fake, live)
+            opened[-1] = (fake, exchange)  # closes the live adapter too
         stack = await build_stack(
             ledger,
-            exchange=live,
+            exchange=exchange,
             clock=clock,
             risk=risk,
             exchange_config=ExchangeConfig.model_validate(config) if config else None,
         )
-        dated = dated_pairs(await live.load_instruments())
-        pair = next(p for p in dated if p.perp.is_inverse)
+        pair = coinm_pair((await live.load_instruments()).values(), coinm_future)
         return CoinmRig(fake, clock, live, ledger, stack, pair)
 
     try:
         yield build
     finally:
-        for fake, live in opened:
-            await live.close()
+        for fake, closing in opened:
+            await closing.close()
             await fake.stop()
+
+
+async def streamed(fake: FakeBinance, live: LiveExchange) -> StreamedExchange:
+    """`live` with the user-data streams on the fake, once the COIN-M one is live."""
+    config = config_from_dict(
+        {
+            "exchange": {"spot_api_url": fake.url, "futures_api_url": fake.url},
+            "universe": {"symbols": ["BTC/USDT"]},
+            "strategy": {"instruments": ["perpetual", "quarterly", "coinm"]},
+            "streams": {
+                "spot_ws_url": fake.spot_ws_url,
+                "futures_ws_url": fake.futures_ws_url,
+                "spot_ws_api_url": fake.ws_api_url,
+                "coinm_ws_url": fake.coinm_ws_url,
+            },
+        }
+    )
+    keys = {"api_key": DEFAULT_API_KEY, "api_secret": DEFAULT_API_SECRET}
+    exchange = with_streams(live, config, SystemClock(), **keys)
+    assert isinstance(exchange, StreamedExchange)
+    await exchange.source.start()
+    user = exchange.source.user
+    assert user is not None
+    deadline = time.monotonic() + 5
+    while not user.live(COINM_USER):
+        assert time.monotonic() < deadline, "the COIN-M user stream did not come up"
+        await asyncio.sleep(0.02)
+    return exchange

@@ -23,6 +23,7 @@ from bot.domain import (
     PositionSide,
     Side,
 )
+from bot.domain.ledger import TransferStatus
 from bot.execution.coinm_margin import margin_of
 from bot.execution.delivery import settle_delivered
 from tests.integration.execution.coinm_rig import DAPI_ORDER, SPOT_ORDER, TRANSFER, CoinmRigFactory
@@ -31,6 +32,7 @@ D = Decimal
 pytestmark = pytest.mark.postgres
 MODES = [PositionMode.ONE_WAY, PositionMode.HEDGE]
 IN, OUT = "MAIN_CMFUTURE", "CMFUTURE_MAIN"
+DONE, FAILED = TransferStatus.DONE, TransferStatus.FAILED
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
@@ -182,6 +184,8 @@ async def test_close_transfer_back_failing_stays_closing_then_completes(
 
     assert second.state is HedgeState.CLOSED
     assert rig.transfers() == [OUT] * 6
+    rows = await rig.transfer_rows(hedge.id)
+    assert rows == [("coinm", DONE)] + [("spot", FAILED)] * 5 + [("spot", DONE)]
     rig.assert_flat()
     await rig.assert_ledger_matches(second)
 
@@ -199,9 +203,14 @@ async def test_close_transfer_back_lost_is_resolved_by_balance(
 
     assert closed.state is HedgeState.CLOSED
     assert rig.transfers() == [OUT]
+    assert await rig.transfer_rows(hedge.id) == [
+        ("coinm", DONE),
+        ("spot", TransferStatus.DONE_BY_BALANCE),
+    ]
     rig.assert_flat()
 
 
+@pytest.mark.parametrize("coinm_future", ["quarterly"])  # a perpetual is never delivered
 async def test_a_short_delivered_by_the_exchange_is_settled_then_its_coin_moved_back_and_sold(
     coinm_rig_factory: CoinmRigFactory,
 ) -> None:

@@ -16,20 +16,17 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import assemble_loop
 from bot.clock import SimulatedClock
-from bot.config import config_from_dict
-from bot.domain import HedgeState, PositionMode
-from bot.exchange.paper import PaperExchange
-from bot.exchange.port import ExchangePort
+from bot.domain import HedgeState
+from bot.domain.ledger import TransferStatus
 from bot.exchange.simulator import SimulatedExchange
-from bot.lifecycle import start_up
-from bot.persistence.outage import BufferedEventSink, OutageGuard
 from bot.persistence.repositories import Ledger
 from bot.pnl import hedge_pnl
+from bot.reporting import build_status
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
-from tests.fakes.fixtures import coinm_instruments, live_for, seed
+from tests.fakes.fixtures import coinm_instruments
+from tests.integration.execution.coinm_loop_kit import LOOP_MODES, loop_mode_id, start_coinm_bot
 
 D = Decimal
 pytestmark = pytest.mark.postgres
@@ -40,74 +37,23 @@ PERP = "BTC/USDT:USDT"
 SAT = D("0.00000001")
 
 
-@pytest.fixture(
-    params=[
-        ("paper", PositionMode.ONE_WAY),
-        ("paper", PositionMode.HEDGE),
-        ("live", PositionMode.ONE_WAY),
-        ("live", PositionMode.HEDGE),
-    ],
-    ids=lambda p: f"{p[0]}-{p[1].value}",
-)
+@pytest.fixture(params=LOOP_MODES, ids=loop_mode_id)
 async def paper_bot(
     request: pytest.FixtureRequest, ledger: Ledger, engine: AsyncEngine
 ) -> AsyncIterator[tuple[FakeBinance, SimulatedClock, SimulatedExchange, object]]:
     """The bot's loop in paper mode (fills in its own simulator) or live against the fake's
     dapi endpoints (fills in the fake's account), with `"coinm"` on."""
     mode_name, position_mode = request.param
-    clock = SimulatedClock(T0)
-    async with FakeBinance(coinm_instruments(T0), clock=clock, position_mode=position_mode) as fake:
-        seed(fake)
+    async with start_coinm_bot(
+        coinm_instruments(T0), ledger, engine, mode=mode_name, position_mode=position_mode
+    ) as bot:
+        fake = bot.fake
         fake.set_funding(PERP, rate="0.00001")  # 1.1 % a year: the perpetual is not worth it
         fake.set_quote("BTC/USDT", "49999.99", "50000.00", "5", "5")
         fake.set_quote(PERP, "50000.0", "50000.1", "5", "5")
         fake.set_quote(QUARTER, "50200.0", "50200.1", "5", "5")  # 0.4 %
         fake.set_quote(COINM, "51000.0", "51000.1", "500", "500")  # 2 %: the best carry
-        config = config_from_dict(
-            {
-                "exchange": {
-                    "spot_api_url": fake.url,
-                    "futures_api_url": fake.url,
-                    "position_mode": position_mode.value,
-                },
-                "universe": {"symbols": ["BTC/USDT"]},
-                "strategy": {
-                    "min_hold_hours": 0,
-                    "cooldown_hours": 0,
-                    "instruments": ["perpetual", "quarterly", "coinm"],
-                },
-                "sizing": {"notional_per_hedge": 1000},
-                "risk": {"max_open_hedges": 1, "close_retry_backoff_seconds": 0.01},
-                "paper": {"fill_slippage_bps": 0},
-            }
-        )
-        exchange: ExchangePort
-        if mode_name == "paper":
-            paper = await PaperExchange.open(
-                live_for(fake, keys=False, clock=clock, coinm=True),
-                clock=clock,
-                fees=config.fees,
-                paper=config.paper,
-            )
-            exchange, sim = paper, paper.simulator
-        else:
-            fake.account.set_instruments(fake.market.instruments)
-            exchange, sim = live_for(fake, clock=clock, coinm=True), fake.account
-        guard = OutageGuard(engine, clock)
-        events = BufferedEventSink(ledger.events, guard)
-        run = await ledger.runs.start(
-            mode=mode_name,
-            environment="production",
-            config_hash=config.fingerprint(),
-            version="test",
-            at=clock.now(),
-        )
-        loop = await assemble_loop(config, exchange, ledger, guard, events, clock, run.id)
-        await start_up(loop, exchange, events, clock)
-        try:
-            yield fake, clock, sim, loop
-        finally:
-            await exchange.close()
+        yield fake, bot.clock, bot.sim, bot.loop
 
 
 async def test_paper_run_opens_a_coinm_hedge_and_closes_it_with_pnl_right_in_coin_and_usdt(
@@ -140,6 +86,12 @@ async def test_paper_run_opens_a_coinm_hedge_and_closes_it_with_pnl_right_in_coi
     equity = await loop.snapshot_balances()  # type: ignore[attr-defined]
     assert equity is not None and abs(equity - D(20000)) < 5  # 10 000 USDT a wallet, less fees
 
+    # `carrybot status` lists the open hedge's transfer: Binance's tranId live, none in paper.
+    (moved,) = (await build_status(ledger, now=clock.now())).transfers
+    assert (moved.hedge_id, moved.to_wallet, moved.status) == (1, "coinm", TransferStatus.DONE)
+    live = sim is fake.account  # the fake Binance answered the transfer
+    assert moved.amount == coin and (moved.exchange_id is not None) == live
+
     # The COIN-M quarterly converges: 0.2 % left of the 2 % sold, 90 % captured.
     fake.set_quote(COINM, "50100.0", "50100.1", "500", "500")
     clock.advance(timedelta(hours=1))
@@ -171,6 +123,9 @@ async def test_paper_run_opens_a_coinm_hedge_and_closes_it_with_pnl_right_in_coi
     assert await ledger.events.recent(kind="reconcile.halt") == []
     assert await ledger.events.recent(kind="reconcile.unowned") == []
     assert await ledger.events.recent(kind="hedge.transfer_failed") == []
+    back = (await ledger.transfers.for_hedges([hedge.id]))[1:]
+    assert [(t.to_wallet, t.status) for t in back] == [("spot", TransferStatus.DONE)]
+    assert (await build_status(ledger, now=clock.now())).transfers == []  # closed: not listed
 
 
 def _fee(price: Decimal) -> Decimal:

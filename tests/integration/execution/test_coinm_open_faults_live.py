@@ -13,8 +13,10 @@ from decimal import Decimal
 import pytest
 
 from bot.domain import FuturesAccount, HedgeState, Leg, OrderStatus, PositionMode
+from bot.domain.ledger import TransferStatus
 from bot.errors import TemporaryError
 from bot.execution.coinm_margin import PENDING, margin_of
+from bot.streams.exchange import StreamedExchange
 from tests.integration.execution.coinm_rig import (
     DAPI_ORDER,
     SPOT_ORDER,
@@ -28,6 +30,7 @@ MODES = [PositionMode.ONE_WAY, PositionMode.HEDGE]
 INSUFFICIENT = "Account has insufficient balance for requested action."
 IN, OUT = "MAIN_CMFUTURE", "CMFUTURE_MAIN"
 FILLED, REJECTED = OrderStatus.FILLED, OrderStatus.REJECTED
+DONE, BY_BALANCE = TransferStatus.DONE, TransferStatus.DONE_BY_BALANCE
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
@@ -55,6 +58,9 @@ async def test_open_buys_moves_the_coin_and_shorts_whole_contracts(
     assert 0 <= D(hedge.metrics["unhedged_usd"]) < 100
     events = await rig.ledger.events.recent(kind="hedge.margin_transferred")
     assert events and events[0].data["to"] == "coinm"
+    (row,) = await rig.ledger.transfers.for_hedges([hedge.id])
+    assert (row.to_wallet, row.status, row.amount) == ("coinm", DONE, margin_of(hedge))
+    assert row.exchange_id == "100001" and row.completed_at == rig.clock.now()  # the tranId
     await rig.assert_ledger_matches(hedge)
 
 
@@ -106,6 +112,7 @@ async def test_open_short_rejected_moves_the_coin_back_sells_it_and_fails_flat(
     assert [p["side"] for p in rig.order_posts(SPOT_ORDER)] == ["BUY", "SELL"]
     assert len(rig.order_posts(DAPI_ORDER)) == 1  # the short is never retried
     assert rig.transfers() == [IN, OUT]
+    assert await rig.transfer_rows(hedge.id) == [("coinm", DONE), ("spot", DONE)]
     rig.assert_flat()
     await rig.assert_ledger_matches(hedge)
     assert await rig.statuses(hedge.id) == [
@@ -135,6 +142,9 @@ async def test_open_transfer_failing_every_retry_sells_the_spot_and_fails_flat(
     assert hedge is not None and hedge.state is HedgeState.FAILED
     assert "margin transfer failed" in (hedge.close_reason or "")
     assert rig.transfers() == [IN] * 5  # close_retry_attempts, each known not done
+    rows = await rig.ledger.transfers.for_hedges([hedge.id])
+    assert [(t.to_wallet, t.status) for t in rows] == [("coinm", TransferStatus.FAILED)] * 5
+    assert all(t.error and t.completed_at for t in rows)
     assert rig.order_posts(DAPI_ORDER) == []  # no short without its margin
     assert [p["side"] for p in rig.order_posts(SPOT_ORDER)] == ["BUY", "SELL"]
     rig.assert_flat()
@@ -153,6 +163,10 @@ async def test_open_transfer_unavailable_once_is_retried_and_opens(
 
     assert hedge is not None and hedge.state is HedgeState.OPEN
     assert rig.transfers() == [IN, IN]
+    assert await rig.transfer_rows(hedge.id) == [
+        ("coinm", TransferStatus.FAILED),
+        ("coinm", DONE),
+    ]
     await rig.assert_ledger_matches(hedge)
 
 
@@ -167,6 +181,9 @@ async def test_open_transfer_response_dropped_is_resolved_by_balance_and_not_res
     assert hedge is not None and hedge.state is HedgeState.OPEN
     assert rig.transfers() == [IN]  # the balance said it landed: never sent twice
     assert PENDING not in hedge.metrics
+    (row,) = await rig.ledger.transfers.for_hedges([hedge.id])
+    assert (row.status, row.exchange_id) == (BY_BALANCE, None)  # recorded as resolved
+    assert row.error and row.completed_at is not None
     await rig.assert_ledger_matches(hedge)
 
 
@@ -303,11 +320,14 @@ async def test_open_transfer_outcome_unknown_stays_opening_and_recovery_resolves
     assert rig.order_posts(DAPI_ORDER) == []  # no short while its margin is unknown
     assert rig.transfers() == [IN]
     assert await rig.ledger.events.recent(kind="hedge.transfer_unresolved")
+    (row,) = await rig.ledger.transfers.for_hedges([hedge.id])
+    assert (row.status, row.completed_at) == (TransferStatus.UNKNOWN, None)
 
     recovered = await rig.executor.recover(hedge, rig.pair)
 
     assert recovered.state is HedgeState.FAILED  # recovered without a short: unwound
     assert rig.transfers() == [IN, OUT]
+    assert await rig.transfer_rows(hedge.id) == [("coinm", BY_BALANCE), ("spot", DONE)]
     rig.assert_flat()
     await rig.assert_ledger_matches(recovered)
 
@@ -332,3 +352,32 @@ async def test_open_short_outcome_unknown_stays_opening_and_recovery_opens_it(
     assert recovered.state is HedgeState.OPEN
     assert len(rig.requests(DAPI_ORDER, "POST")) == 1  # never sent twice
     await rig.assert_ledger_matches(recovered)
+
+
+async def test_open_with_the_coinm_user_stream_records_a_streamed_fill_once(
+    coinm_rig_factory: CoinmRigFactory,
+) -> None:
+    """The short's POST answer is slow (1.5 s): its fill comes from the dapi user stream
+    first (REST abandoned, no look-up), and the ledger records each of its trades once."""
+    rig = await coinm_rig_factory(streams=True)
+    rig.fake.add_fault("delay", DAPI_ORDER, method="POST", delay_ms=1500)
+
+    hedge = await rig.open("1000")
+
+    assert hedge is not None and hedge.state is HedgeState.OPEN
+    assert rig.requests(DAPI_ORDER, "GET") == []  # known from the stream
+    assert len(rig.requests(DAPI_ORDER, "POST")) == 1
+    streamed = rig.stack.executor._ctx.exchange
+    assert isinstance(streamed, StreamedExchange) and streamed.stream_fills >= 1
+    shorts = [
+        o for o in await rig.ledger.orders.for_hedge(hedge.id) if o.symbol == rig.pair.perp.symbol
+    ]
+    (short,) = shorts
+    fills = await rig.ledger.fills.for_order(short.client_order_id)
+    server = [
+        f
+        for f in rig.fake.account.my_trades(rig.pair.perp.symbol)
+        if f.exchange_order_id == short.exchange_order_id
+    ]
+    assert sorted(f.trade_id for f in fills) == sorted(f.trade_id for f in server)
+    await rig.assert_ledger_matches(hedge)

@@ -196,52 +196,75 @@ async def _open_then_reach_the_roll_window(bot: Bot) -> Hedge:
 
 
 @pytest.mark.parametrize("paper", [True, False], ids=["paper", "live"])
-async def test_near_delivery_the_hedge_rolls_into_the_next_quarter(
+async def test_near_delivery_the_short_rolls_into_the_next_quarter_and_the_spot_stays(
     bot_factory: BotFactory, paper: bool
 ) -> None:
     bot = await bot_factory(paper=paper, dated={"take_profit_basis": 1})
-    await _open_then_reach_the_roll_window(bot)
+    before = await _open_then_reach_the_roll_window(bot)
 
     await bot.cycle(0)
 
-    old, new = await bot.hedges()
-    assert old.state is HedgeState.CLOSED
-    assert (old.close_reason or "").startswith(f"roll: {QUARTER} -> {NEXT}")
-    assert (new.state, new.perp_symbol) == (HedgeState.OPEN, NEXT)
-    assert f"roll from hedge {old.id}" in (new.open_reason or "")
-    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -new.perp_quantity
-    assert abs(bot.spot() - new.perp_quantity) < kit.spot().step_size * 2
+    (hedge,) = await bot.hedges()  # one hedge: the same id, its spot kept
+    assert (hedge.id, hedge.state, hedge.perp_symbol) == (before.id, HedgeState.OPEN, NEXT)
+    assert hedge.spot_quantity == before.spot_quantity
+    assert hedge.perp_quantity == before.perp_quantity
+    assert hedge.metrics["rolled_from"] == QUARTER and "roll_to" not in hedge.metrics
+    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -hedge.perp_quantity
+    orders = await bot.ledger.orders.for_hedge(hedge.id)
+    spot_orders = [o for o in orders if o.symbol == "BTC/USDT"]
+    assert [o.purpose for o in spot_orders] == [OrderPurpose.OPEN]  # no spot round trip
+    rolled = [(o.purpose, o.symbol, o.side) for o in orders if o.purpose.value.startswith("roll")]
+    assert rolled == [
+        (OrderPurpose.ROLL_CLOSE, QUARTER, Side.BUY),
+        (OrderPurpose.ROLL_OPEN, NEXT, Side.SELL),
+    ]
+    fills = await bot.ledger.fills.for_hedge(hedge.id)
+    assert {f.symbol for f in fills} == {"BTC/USDT", QUARTER, NEXT}
+    (sold_next,) = [f for f in fills if f.symbol == NEXT]
+    assert hedge.entry_perp_price == sold_next.price
+    # The short's P&L counts both contracts: the quarter sold and bought back, the next
+    # quarter sold and valued at its price now.
+    quarter = {f.side: f.price for f in fills if f.symbol == QUARTER}
+    q = hedge.perp_quantity
+    pnl = hedge_pnl(hedge, fills, D(0), now=bot.clock.now(), perp_price=D("51100"))
+    assert pnl.perp_pnl == q * (quarter[Side.SELL] - quarter[Side.BUY]) + q * (
+        sold_next.price - D("51100")
+    )
+    events = await bot.ledger.events.recent(kind="hedge.rolled")
+    assert events and events[0].data["to"] == NEXT
 
 
-async def test_a_roll_whose_buy_back_fails_once_is_retried_then_rolls(
+async def test_a_roll_whose_buy_back_fails_once_reduces_the_double_short_and_rolls(
     bot_factory: BotFactory,
 ) -> None:
     bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
-    await _open_then_reach_the_roll_window(bot)
+    before = await _open_then_reach_the_roll_window(bot)
     bot.fake.add_fault("reject", PERP_ORDER, method="POST", symbol="BTCUSDT_240530", code=-1000)
 
     await bot.cycle(0)
 
-    old, new = await bot.hedges()
-    assert (old.state, new.state, new.perp_symbol) == (HedgeState.CLOSED, HedgeState.OPEN, NEXT)
-    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -new.perp_quantity
-    assert abs(bot.spot() - new.perp_quantity) < kit.spot().step_size * 2
+    (hedge,) = await bot.hedges()
+    assert (hedge.id, hedge.state, hedge.perp_symbol) == (before.id, HedgeState.OPEN, NEXT)
+    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -hedge.perp_quantity
+    assert hedge.spot_quantity == before.spot_quantity
 
 
-async def test_a_roll_whose_close_does_not_finish_never_opens_the_next_quarter(
+async def test_a_roll_whose_buy_back_never_fills_buys_the_new_short_back(
     bot_factory: BotFactory,
 ) -> None:
     bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
-    await _open_then_reach_the_roll_window(bot)
+    before = await _open_then_reach_the_roll_window(bot)
     bot.fake.add_fault(
         "reject", PERP_ORDER, method="POST", symbol="BTCUSDT_240530", code=-1000, times=None
     )
 
     await bot.cycle(0)
 
-    (old,) = await bot.hedges()  # no hedge on the next quarter: the asset is not held twice
-    assert old.state is HedgeState.CLOSING
-    assert bot.short(NEXT) == 0
+    (hedge,) = await bot.hedges()  # as before the roll: no double short, nothing naked
+    assert (hedge.state, hedge.perp_symbol) == (HedgeState.OPEN, QUARTER)
+    assert hedge.perp_quantity == before.perp_quantity and "roll_to" not in hedge.metrics
+    assert bot.short(QUARTER) == -before.perp_quantity and bot.short(NEXT) == 0
+    assert await bot.ledger.events.recent(kind="hedge.roll_failed")
 
 
 @pytest.mark.parametrize(
@@ -249,22 +272,25 @@ async def test_a_roll_whose_close_does_not_finish_never_opens_the_next_quarter(
     [(-2019, "Margin is insufficient."), (-1013, "Filter failure: NOTIONAL")],
     ids=["margin", "filter"],
 )
-async def test_a_roll_whose_new_short_is_rejected_unwinds_its_spot_and_ends_flat(
+async def test_a_roll_whose_new_short_is_always_rejected_sells_the_spot_and_ends_flat(
     bot_factory: BotFactory, code: int, msg: str
 ) -> None:
     bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
     await _open_then_reach_the_roll_window(bot)
-    bot.fake.add_fault("reject", PERP_ORDER, method="POST", symbol=NEXT_ID, code=code, msg=msg)
+    bot.fake.add_fault(
+        "reject", PERP_ORDER, method="POST", symbol=NEXT_ID, code=code, msg=msg, times=None
+    )
 
     await bot.cycle(0)
 
-    old, new = await bot.hedges()
-    assert (old.state, new.state, new.perp_symbol) == (HedgeState.CLOSED, HedgeState.FAILED, NEXT)
+    (hedge,) = await bot.hedges()
+    assert hedge.state is HedgeState.CLOSED
+    assert "failed after the buy-back" in (hedge.close_reason or "")
     assert bot.short(QUARTER) == 0 and bot.short(NEXT) == 0
-    # The spot bought for the roll was sold again: what is left is each hedge's sub-step dust.
-    assert bot.spot() < 2 * kit.spot().step_size
-    purposes = [o.purpose for o in await bot.ledger.orders.for_hedge(new.id)]
-    assert OrderPurpose.UNWIND in purposes
+    assert bot.spot() < kit.spot().step_size
+    purposes = [o.purpose for o in await bot.ledger.orders.for_hedge(hedge.id)]
+    assert purposes.count(OrderPurpose.ROLL_OPEN) == 1 + 5  # retried close_retry_attempts
+    assert OrderPurpose.CLOSE in purposes  # the spot sold
 
 
 @pytest.mark.parametrize("paper", [True, False], ids=["paper", "live"])
@@ -344,3 +370,30 @@ async def test_an_open_dated_hedge_is_observed_and_valued_by_status(
     assert line.hedge.perp_symbol == QUARTER
     # Valued at the observed mids: the short gained about 0.02 x 200 = 4 USDT so far.
     assert D("3.9") < line.pnl.perp_pnl < D("4.1")
+
+
+async def test_a_roll_whose_outcome_is_unknown_is_finished_next_cycle_never_resent(
+    bot_factory: BotFactory,
+) -> None:
+    bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
+    before = await _open_then_reach_the_roll_window(bot)
+    bot.fake.add_fault("drop", PERP_ORDER, method="POST", symbol=NEXT_ID)  # done, unanswered
+    bot.fake.add_fault("server_error", PERP_ORDER, method="GET", times=None)  # no look-up
+
+    await bot.cycle(0)
+
+    (pending,) = await bot.hedges()
+    assert (pending.state, pending.perp_symbol) == (HedgeState.OPEN, QUARTER)
+    assert pending.metrics["roll_to"] == NEXT
+    assert bot.short(NEXT) == -before.perp_quantity  # the exchange did it; unknown to the bot
+    assert await bot.ledger.events.recent(kind="hedge.unresolved")
+    bot.fake.faults.clear()
+
+    await bot.cycle(0.1)  # the next cycle looks the order up first, then finishes the roll
+
+    (hedge,) = await bot.hedges()
+    assert (hedge.id, hedge.state, hedge.perp_symbol) == (before.id, HedgeState.OPEN, NEXT)
+    assert "roll_to" not in hedge.metrics
+    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -hedge.perp_quantity
+    posts = [r for r in bot.fake.requests_to(PERP_ORDER, "POST") if r.params["symbol"] == NEXT_ID]
+    assert len(posts) == 1  # never sent twice

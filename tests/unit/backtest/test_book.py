@@ -62,3 +62,14 @@ def test_synthetic_book_invalid_settings_raise() -> None:
         SyntheticBook(depth_levels=0)
     with pytest.raises(ValueError, match="must be > 0"):
         SyntheticBook(top_notional=D(0))
+
+
+def test_an_inverse_contract_is_quoted_in_contracts_of_its_size() -> None:
+    book = SyntheticBook(top_notional=D("50000"), level_notional=D("100000"))
+    coinm = kit.coinm("BTC")  # 100 USD a contract
+
+    _, _, qty = book.top(D("20000"), coinm)
+    bids, asks = book.levels(D("20000"), coinm, 3)
+
+    assert qty == D(500)  # 50 000 USD of contracts, not 2.5 coins floored to 2 contracts
+    assert [q for _, q in bids] == [D(500), D(1000), D(1000)] == [q for _, q in asks]

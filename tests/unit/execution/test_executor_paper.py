@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -344,3 +345,52 @@ async def test_a_tradable_leg_difference_is_still_equalised(ledger: Ledger) -> N
     assert abs(done.spot_quantity - done.perp_quantity) <= D("1")
     purposes = [o.purpose for o in await ledger.orders.for_hedge(opened.id)]
     assert OrderPurpose.TRIM in purposes
+
+
+async def test_a_rejected_correction_pauses_equalising_instead_of_retrying_every_cycle(
+    ledger: Ledger,
+) -> None:
+    """The ledger holds 300 XRP more spot than the wallet (the fault): the trim is rejected
+    (-2010). It is sent once, one ALERT says equalising is paused, and the rebalances of
+    the next cycles send nothing until the pause ends; after it one retry, then a pause
+    twice as long; legs that change (an adoption) are equalised at once."""
+    clock = SimulatedClock(kit.T0)
+    source = StaticMarketSource(clock, ["XRP"], prices={"XRP": "0.5"})
+    stack = await build_stack(ledger, source=source, clock=clock)
+    pair = kit.pair("XRP")
+    spot_q, perp_q = await quotes(stack, pair)
+    opened = await stack.executor.open(
+        pair, D("100"), reason="test", metrics={}, spot_quote=spot_q, perp_quote=perp_q
+    )
+    assert opened is not None and opened.state is HedgeState.OPEN
+    drifted = await ledger.hedges.update(
+        opened.id, at=kit.T0, spot_quantity=opened.perp_quantity + D("300")
+    )
+    before = len(await ledger.orders.for_hedge(opened.id))
+
+    for _ in range(3):  # three cycles within the hour
+        drifted = await stack.executor.rebalance(drifted, pair)
+        clock.advance(timedelta(minutes=10))
+
+    orders = await ledger.orders.for_hedge(opened.id)
+    assert len(orders) == before + 1
+    assert orders[-1].status is OrderStatus.REJECTED and orders[-1].purpose is OrderPurpose.TRIM
+    paused = await ledger.events.recent("hedge.equalise_paused")
+    assert len(paused) == 1 and "1 h" in paused[0].message
+    assert stack.executor.equalise_paused(drifted)
+
+    clock.advance(timedelta(hours=1))  # the pause is over: one retry, rejected again
+    assert not stack.executor.equalise_paused(drifted)
+    drifted = await stack.executor.rebalance(drifted, pair)
+    drifted = await stack.executor.rebalance(drifted, pair)
+    assert len(await ledger.orders.for_hedge(opened.id)) == before + 2
+    paused = await ledger.events.recent("hedge.equalise_paused")
+    assert len(paused) == 2 and any("2 h" in e.message for e in paused)
+
+    adopted = await ledger.hedges.update(
+        opened.id, at=clock.now(), spot_quantity=opened.perp_quantity + D("30")
+    )  # the operator aligned the ledger with the wallet: a tradable difference
+    assert not stack.executor.equalise_paused(adopted)
+    done = await stack.executor.rebalance(adopted, pair)
+    assert abs(done.spot_quantity - done.perp_quantity) <= D("1")
+    assert (await ledger.orders.for_hedge(opened.id))[-1].status is OrderStatus.FILLED

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain import CloseHedge, Hedge, Intent, MarketSnapshot, OpenHedge, Pair
+from bot.domain import CloseHedge, Hedge, Intent, MarketSnapshot, OpenHedge, Pair, RollHedge
 from bot.domain.params import SizingParams
 from bot.domain.strategy import DatedParams
 from strategies.best_carry import BestCarry
-from strategies.dated_basis import dated_signal
+from strategies.dated_basis import dated_signal, roll_signal
 from strategies.funding_carry import FundingCarry, FundingCarryParams
 from tests import kit
 from tests.unit.strategies.scenario import (
@@ -169,15 +169,53 @@ def test_near_delivery_a_paying_next_quarter_is_rolled_into() -> None:
     snap = with_dated(market_snapshot(LOW_FUNDING), "BTC", "100.3", near)
     snap = with_dated(snap, "BTC", "102.5", NEXT_QUARTER, "NEXT_QUARTER")
 
-    close, roll = evaluate(snap, dated_hedge("BTC", near, "101"))
+    (roll,) = evaluate(snap, dated_hedge("BTC", near, "101"))
 
-    assert isinstance(close, CloseHedge) and close.reason.startswith("roll: BTC/USDT:USDT-240303")
-    assert isinstance(roll, OpenHedge)
-    assert (roll.future_symbol, roll.after_close, roll.notional) == (
-        "BTC/USDT:USDT-240629",
-        1,
-        D(1000),
+    assert isinstance(roll, RollHedge)  # one intent: the hedge keeps its id and its spot
+    assert (roll.hedge_id, roll.future_symbol) == (1, "BTC/USDT:USDT-240629")
+    assert roll.reason.startswith("roll: BTC/USDT:USDT-240303 -> BTC/USDT:USDT-240629")
+
+
+def test_the_roll_counts_only_the_shorts_two_futures_legs() -> None:
+    """Spot 100 (no spread), next quarter 120 days out at 101.9: its basis (1.9 %) pays the
+    roll, 2 futures taker fees (0.1 %) and their slippage (2 × 2 bps), and 5 % a year
+    (1.644 % over 120 days), not the 0.3 % of a full spot + futures round trip as well."""
+    near = T0 + timedelta(hours=48)
+    snap = with_dated(market_snapshot(LOW_FUNDING), "BTC", "100.3", near)
+    snap = with_dated(snap, "BTC", "101.9", NEXT_QUARTER, "NEXT_QUARTER")
+    nxt = next(p for p in snap.dated_pairs if p.perp.symbol.endswith("240629"))
+    p = params()
+
+    rolled = roll_signal(nxt, snap, p, D(1000))
+    entered = dated_signal(nxt, snap, p, D(1000))
+
+    assert rolled is not None and entered is not None
+    assert rolled.fees == 2 * p.fees.effective().futures_taker == D("0.001")
+    assert rolled.slippage == D("0.0004")
+    assert rolled.net_basis == D("0.019") - D("0.001") - D("0.0004")
+    assert rolled.net_apr > p.dated.entry_apr > entered.net_apr
+    (roll,) = evaluate(snap, dated_hedge("BTC", near, "101"))
+    assert isinstance(roll, RollHedge) and roll.metrics["roll_fees"] == D("0.001")
+    # A contract that does not pay even the short's costs is not rolled into: closed in time.
+    poor = with_dated(market_snapshot(LOW_FUNDING), "BTC", "100.3", near)
+    poor = with_dated(poor, "BTC", "101.7", NEXT_QUARTER, "NEXT_QUARTER")
+    assert evaluate(poor, dated_hedge("BTC", near, "101")) == []
+
+
+def test_a_rolled_hedges_take_profit_measures_the_basis_its_roll_sold() -> None:
+    """Rolled at spot 100 into a short sold at 102: 2 % sold; at 100.3 now, 85 % captured
+    (the entry spot price, 90, from before the roll, does not count)."""
+    snap = with_dated(market_snapshot(LOW_FUNDING), "BTC", "100.3", QUARTER)
+    rolled = replace(
+        dated_hedge("BTC", QUARTER, "102"),
+        entry_spot_price=D(90),
+        metrics={"basis_spot_price": "100", "rolled_from": "BTC/USDT:USDT-231229"},
     )
+
+    (close,) = evaluate(snap, rolled)
+
+    assert isinstance(close, CloseHedge)
+    assert close.reason.startswith("take_profit: basis captured 1.7000% >= 80% of 2.0000%")
 
 
 def test_near_delivery_without_a_paying_contract_the_hedge_is_closed_in_time() -> None:
