@@ -153,12 +153,16 @@ class RiskGate:
                 # as the strategy sized them (a rotation).
                 closed = _find(view, intent.hedge_id)
                 if closed is not None:
-                    notional_by_pair[closed.pair] -= closed.target_notional
+                    notional_by_pair[closed.pair] -= closed.sized_notional
                     open_count -= 1
             elif decision.accepted and isinstance(intent, ResizeHedge):
                 hedge = _find(view, intent.hedge_id)
                 if hedge is not None:
-                    notional_by_pair[hedge.pair] += intent.notional - hedge.target_notional
+                    # Only growth past what the hedge was opened for counts against the
+                    # limits (a resize within the strategy's band moves the short around it).
+                    notional_by_pair[hedge.pair] += max(
+                        intent.notional - hedge.sized_notional, Decimal(0)
+                    )
         return decisions
 
     def _decide_one(
@@ -457,7 +461,7 @@ def net_delta_by_base(hedges: Sequence[Hedge]) -> dict[str, Decimal]:
 def _notional_by_pair(hedges: Sequence[Hedge]) -> dict[str, Decimal]:
     out: dict[str, Decimal] = {}
     for h in hedges:
-        out[h.pair] = out.get(h.pair, Decimal(0)) + h.target_notional
+        out[h.pair] = out.get(h.pair, Decimal(0)) + h.sized_notional
     return out
 
 

@@ -150,10 +150,10 @@ class ExpectedCarry:
                 break  # candidates get worse and held hedges better from here on
             if settled_rotation_gain(candidate, held) <= params.rotation_margin:
                 continue  # the settled funding does not bear the forecast out
-            capacity.remove(hedge.pair, hedge.target_notional)
+            capacity.remove(hedge.pair, hedge.sized_notional)
             size = capacity.size_for(pair.key, min_notional(pair))
             if size is None:
-                capacity.add(hedge.pair, hedge.target_notional)
+                capacity.add(hedge.pair, hedge.sized_notional)
                 continue
             capacity.add(pair.key, size)
             closes.append(rotation_close(hedge, held, candidate, gain, params, now))

@@ -190,6 +190,17 @@ def test_cutting_a_grown_short_part_of_the_way_back_is_a_reduction() -> None:
     )[0]
 
 
+def test_limits_count_each_hedge_at_the_notional_it_was_opened_for() -> None:
+    # Two hedges opened for 1000 each, cut back within their band to 1100: a third at 1000
+    # still fits max_total_notional 3000 (their shorts' drift within the band never counted).
+    def cut_back(hid: int, pair: str) -> Hedge:
+        return replace(hedge(hid, pair, notional="1100"), metrics={"notional": "1000"})
+
+    held = view(cut_back(1, "ETH/USDT"), cut_back(2, "XRP/USDT"))
+    assert decide_one(gate(max_total_notional=3000), OPEN_BTC, held)[0]
+    assert not decide_one(gate(max_total_notional=2999), OPEN_BTC, held)[0]
+
+
 def test_halted_denies_even_closes() -> None:
     assert decide_one(
         gate(), CloseHedge(1, "exit"), view(hedge(1), trading=TradingState.HALTED)
