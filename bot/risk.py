@@ -194,7 +194,11 @@ class RiskGate:
                 # The short grew with the price: cutting it back part of the way reduces
                 # what is held, though it stays above the notional recorded at the last trade.
                 return RiskDecision(intent, True, "reduces the short held", inputs)
-            delta = intent.notional - hedge.target_notional
+            # Growing back within what the hedge was opened for adds nothing to the limits
+            # (they count it at that notional already); the other checks still apply.
+            delta = max(
+                intent.notional - max(hedge.target_notional, hedge.sized_notional), Decimal(0)
+            )
             return self._decide_increase(
                 intent,
                 hedge.pair,

@@ -201,6 +201,25 @@ def test_limits_count_each_hedge_at_the_notional_it_was_opened_for() -> None:
     assert not decide_one(gate(max_total_notional=2999), OPEN_BTC, held)[0]
 
 
+def test_growing_back_within_the_notional_it_was_opened_for_adds_nothing_to_the_limits() -> None:
+    # Opened for 1000, last resized to 880 and shrunk since: a grow-back to 900 fits
+    # max_notional_per_symbol 1000 (the limits count the hedge at 1000 already), but is
+    # still an increase that REDUCING refuses.
+    shrunk = replace(
+        hedge(1, notional="880", spot="0.014", short="0.014"), metrics={"notional": "1000"}
+    )
+    g = gate(max_notional_per_symbol=1000)
+
+    assert decide_one(g, ResizeHedge(1, D(900), "grow back"), view(shrunk)) == (
+        True,
+        "within limits",
+    )
+    assert not decide_one(g, ResizeHedge(1, D(1100), "grow"), view(shrunk))[0]
+    assert not decide_one(
+        g, ResizeHedge(1, D(900), "grow back"), view(shrunk, trading=TradingState.REDUCING)
+    )[0]
+
+
 def test_halted_denies_even_closes() -> None:
     assert decide_one(
         gate(), CloseHedge(1, "exit"), view(hedge(1), trading=TradingState.HALTED)
