@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from bot.adopt import AdoptRequest, commands_for, drifted_hedge_ids, pending_requests
-from bot.domain import Event, Hedge, HedgeState
+from bot.domain import Event, Fill, Hedge, HedgeState
 from bot.domain.ledger import BalanceSnapshot, TradingState, TradingStatus, Transfer
 from bot.persistence.repositories import Ledger
 from bot.pnl import HedgePnL, PnLTotals, hedge_pnl, totals
@@ -99,24 +99,92 @@ class StatusReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class StatusInputs:
+    """What the status report is computed from, as read from the ledger.
+
+    `marks`, `last_snapshot_at` and `balances` come from the rows a running bot adds every
+    few seconds (`refresh_marks` reads them alone); the rest from everything else.
+    """
+
+    hedges: list[Hedge]
+    fills: dict[int, list[Fill]]
+    funding: dict[int, Decimal]
+    marks: dict[str, tuple[Decimal | None, Decimal | None]]  # perp symbol: (spot, perp) mids
+    trading: TradingStatus | None
+    last_snapshot_at: datetime | None
+    alerts: list[Event]
+    balances: list[BalanceSnapshot]
+    drifted: list[int]
+    adopt_pending: list[AdoptRequest]
+    transfers: list[Transfer]
+
+
 async def build_status(ledger: Ledger, *, now: datetime, leverage: int = 1) -> StatusReport:
     """Assemble the status report from the ledger."""
+    return compose_status(await gather_status(ledger), now=now, leverage=leverage)
+
+
+async def gather_status(ledger: Ledger) -> StatusInputs:
+    """Read everything the status report is computed from."""
     hedges = await ledger.hedges.in_states(None)
     funding = await ledger.funding.totals_by_hedge()
-    lines_open: list[HedgeLine] = []
-    lines_closed: list[HedgeLine] = []
-    for hedge in hedges:
-        fills = await ledger.fills.for_hedge(hedge.id)
-        spot_price = perp_price = None
-        if hedge.state.is_active:
+    fills = {hedge.id: await ledger.fills.for_hedge(hedge.id) for hedge in hedges}
+    alerts = [
+        e for e in await ledger.events.recent(limit=200) if e.severity.value in {"alert", "error"}
+    ][:10]
+    inputs = StatusInputs(
+        hedges=hedges,
+        fills=fills,
+        funding=funding,
+        marks={},
+        trading=await ledger.trading_state.get(),
+        last_snapshot_at=None,
+        alerts=alerts,
+        balances=[],
+        drifted=await drifted_hedge_ids(ledger),
+        adopt_pending=await pending_requests(ledger),
+        transfers=await ledger.transfers.for_hedges(
+            sorted(h.id for h in hedges if h.state.is_active)
+        ),
+    )
+    return await refresh_marks(ledger, inputs)
+
+
+async def refresh_marks(ledger: Ledger, inputs: StatusInputs) -> StatusInputs:
+    """`inputs` with the latest marks, snapshot time and balances (the fast rows) read again."""
+    marks: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+    for hedge in inputs.hedges:
+        if hedge.state.is_active and hedge.perp_symbol not in marks:
             (obs,) = await ledger.observations.for_symbol(hedge.perp_symbol, limit=1) or (None,)
             if obs is not None:
-                spot_price = _mid(obs.spot_bid, obs.spot_ask)
-                perp_price = _mid(obs.perp_bid, obs.perp_ask) or obs.mark_price
+                marks[hedge.perp_symbol] = (
+                    _mid(obs.spot_bid, obs.spot_ask),
+                    _mid(obs.perp_bid, obs.perp_ask) or obs.mark_price,
+                )
+    return replace(
+        inputs,
+        marks=marks,
+        last_snapshot_at=await ledger.observations.latest_time(),
+        balances=sorted(
+            await ledger.snapshots.latest_balances(), key=lambda b: (b.wallet, b.asset)
+        ),
+    )
+
+
+def compose_status(inputs: StatusInputs, *, now: datetime, leverage: int = 1) -> StatusReport:
+    """The status report at `now` from what `gather_status` read (no I/O)."""
+    lines_open: list[HedgeLine] = []
+    lines_closed: list[HedgeLine] = []
+    for hedge in inputs.hedges:
+        fills = inputs.fills.get(hedge.id, [])
+        spot_price = perp_price = None
+        if hedge.state.is_active:
+            spot_price, perp_price = inputs.marks.get(hedge.perp_symbol, (None, None))
         pnl = hedge_pnl(
             hedge,
             fills,
-            funding.get(hedge.id, Decimal(0)),
+            inputs.funding.get(hedge.id, Decimal(0)),
             now=now,
             spot_price=spot_price,
             perp_price=perp_price,
@@ -128,23 +196,18 @@ async def build_status(ledger: Ledger, *, now: datetime, leverage: int = 1) -> S
         elif hedge.state is HedgeState.CLOSED or fills:
             lines_closed.append(line)
     active_ids = {line.hedge.id for line in lines_open}
-    alerts = [
-        e for e in await ledger.events.recent(limit=200) if e.severity.value in {"alert", "error"}
-    ][:10]
     return StatusReport(
         now=now,
-        trading=await ledger.trading_state.get(),
-        last_snapshot_at=await ledger.observations.latest_time(),
+        trading=inputs.trading,
+        last_snapshot_at=inputs.last_snapshot_at,
         open=lines_open,
         closed=lines_closed,
         totals=totals([x.pnl for x in lines_open + lines_closed]),
-        alerts=alerts,
-        balances=sorted(
-            await ledger.snapshots.latest_balances(), key=lambda b: (b.wallet, b.asset)
-        ),
-        drifted=[i for i in await drifted_hedge_ids(ledger) if i in active_ids],
-        adopt_pending=await pending_requests(ledger),
-        transfers=await ledger.transfers.for_hedges(sorted(active_ids)),
+        alerts=list(inputs.alerts),
+        balances=list(inputs.balances),
+        drifted=[i for i in inputs.drifted if i in active_ids],
+        adopt_pending=list(inputs.adopt_pending),
+        transfers=list(inputs.transfers),
     )
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 
 from bot.domain import MarketSnapshot, Pair, SettledFunding, funding
 from bot.domain.funding import HOURS_PER_YEAR
@@ -21,6 +22,9 @@ from bot.domain.params import FeeParams
 from strategies import carry
 from strategies.forecast import FundingForecast, anchor_rate, forecast
 from strategies.signals import open_close_slippage, quantize_metric
+
+ZERO = Decimal(0)
+_RATE = attrgetter("rate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,59 @@ class CarryValue:
         return {k: quantize_metric(v) for k, v in values.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class FundingOutlook:
+    """What the funding alone says about a pair over a holding: the forecast, its carry and
+    its worst dip ahead, and the settled history. Prices play no part, so it changes once a
+    settlement (computed once per history, see `_outlook`), not once a poll."""
+
+    forecast: FundingForecast
+    expected_carry: Decimal  # forecast funding over the holding
+    worst_carry: Decimal
+    worst_hours: Decimal
+    settled: Settled
+
+
+def funding_outlook(
+    pair: Pair,
+    snapshot: MarketSnapshot,
+    *,
+    holding_hours: Decimal,
+    history_periods: int,
+    halflife: Decimal,
+    default_persistence: Decimal,
+) -> FundingOutlook | None:
+    """Return the funding outlook of `pair` now, None without funding information.
+
+    Without settled history the exchange's current funding rate is the forecast's level.
+    """
+    info = snapshot.funding.get(pair.perp.symbol)
+    if info is None or info.interval_hours <= 0:
+        return None
+    history = snapshot.funding_history.get(pair.perp.symbol, ())
+    outlook = _outlook(
+        history,
+        history_periods,
+        info.interest_rate,
+        info.interval_hours,
+        halflife,
+        default_persistence,
+        holding_hours,
+    )
+    if outlook is not None:
+        return outlook
+    # nothing settled yet (a new listing): the exchange's current rate stands in
+    fc = FundingForecast(
+        anchor=anchor_rate(info.interest_rate, info.interval_hours),
+        level=info.funding_rate,
+        persistence=default_persistence,
+        interval_hours=info.interval_hours,
+        fitted=False,
+    )
+    settled = settled_stats(history, history_periods, info.interval_hours, holding_hours)
+    return _outlook_of(fc, settled, holding_hours)
+
+
 def carry_value(
     pair: Pair,
     snapshot: MarketSnapshot,
@@ -108,61 +165,101 @@ def carry_value(
     history_periods: int,
     halflife: Decimal,
     default_persistence: Decimal,
+    outlook: FundingOutlook | None = None,
 ) -> CarryValue | None:
     """Return the value of holding `pair` now, None without quotes or funding.
 
-    Without settled history the exchange's current funding rate is the forecast's level.
+    `outlook`, when given, is `funding_outlook` of the same pair, snapshot and parameters
+    (worked out already by the caller).
     """
-    info = snapshot.funding.get(pair.perp.symbol)
-    spot_q = snapshot.spot_quotes.get(pair.spot.symbol)
-    perp_q = snapshot.perp_quotes.get(pair.perp.symbol)
-    if info is None or spot_q is None or perp_q is None or info.interval_hours <= 0:
+    if not quotes_usable(pair, snapshot):
         return None
-    if min(spot_q.bid, spot_q.ask, perp_q.bid, perp_q.ask) <= 0:
-        return None
-    history = snapshot.funding_history.get(pair.perp.symbol, ())
-    fc, settled = _forecast(
-        history,
-        history_periods,
-        info.interest_rate,
-        info.interval_hours,
-        halflife,
-        default_persistence,
-        holding_hours,
-    )
-    if fc is None:  # nothing settled yet (a new listing): the exchange's current rate stands in
-        fc = FundingForecast(
-            anchor=anchor_rate(info.interest_rate, info.interval_hours),
-            level=info.funding_rate,
-            persistence=default_persistence,
-            interval_hours=info.interval_hours,
-            fitted=False,
+    spot_q = snapshot.spot_quotes[pair.spot.symbol]
+    perp_q = snapshot.perp_quotes[pair.perp.symbol]
+    if outlook is None:
+        outlook = funding_outlook(
+            pair,
+            snapshot,
+            holding_hours=holding_hours,
+            history_periods=history_periods,
+            halflife=halflife,
+            default_persistence=default_persistence,
         )
+        if outlook is None:
+            return None
     entry_basis = carry.perp_basis(perp_q.bid, spot_q.ask)
     exit_basis = carry.perp_basis(perp_q.ask, spot_q.bid)
     mid_basis = carry.perp_basis(perp_q.mid, spot_q.mid)
-    paid = fees.effective()  # VIP tier and BNB discount applied
-    leg_fees = paid.spot_taker + paid.futures_taker
+    leg_fees = leg_taker_fees(fees)
     slip_open, slip_close = open_close_slippage(pair, snapshot, notional, slippage_bps)
-    worst, worst_hours = fc.worst_carry(holding_hours)
+    settled = outlook.settled
     return CarryValue(
         pair=pair.key,
         notional=notional,
-        forecast=fc,
+        forecast=outlook.forecast,
         holding_hours=holding_hours,
-        expected_carry=fc.carry(holding_hours),
-        open_cost=leg_fees + slip_open + max(mid_basis - entry_basis, Decimal(0)),
-        close_cost=leg_fees + slip_close + max(exit_basis - mid_basis, Decimal(0)),
+        expected_carry=outlook.expected_carry,
+        open_cost=leg_fees + slip_open + max(mid_basis - entry_basis, ZERO),
+        close_cost=leg_fees + slip_close + max(exit_basis - mid_basis, ZERO),
         entry_basis=entry_basis,
         exit_basis=exit_basis,
-        worst_carry=worst,
-        worst_hours=worst_hours,
+        worst_carry=outlook.worst_carry,
+        worst_hours=outlook.worst_hours,
         negative_run=settled.negative_run,
         run_loss=settled.run_loss,
         settled_carry=settled.carry,
         settled_hours=settled.hours,
         price_variance=settled.price_variance,
     )
+
+
+def quotes_usable(pair: Pair, snapshot: MarketSnapshot) -> bool:
+    """Tell whether both legs of `pair` have a quote with positive bid and ask."""
+    spot_q = snapshot.spot_quotes.get(pair.spot.symbol)
+    perp_q = snapshot.perp_quotes.get(pair.perp.symbol)
+    if spot_q is None or perp_q is None:
+        return False
+    return min(spot_q.bid, spot_q.ask, perp_q.bid, perp_q.ask) > 0
+
+
+class PricedOnUse:
+    """A pair's funding outlook now, and its `CarryValue` (prices, books, costs) worked out
+    on the first `value()` call: most evaluations of a held hedge decide on the funding
+    alone. Built only where `carry_value` would not be None (`outlook` known, quotes
+    usable), so `value()` is never None."""
+
+    __slots__ = ("_price", "_value", "outlook")
+
+    def __init__(
+        self, outlook: FundingOutlook, price: Callable[[FundingOutlook], CarryValue | None]
+    ) -> None:
+        self.outlook = outlook
+        self._price = price
+        self._value: CarryValue | None = None
+
+    def value(self) -> CarryValue:
+        """Return the full `CarryValue` (computed once)."""
+        if self._value is None:
+            value = self._price(self.outlook)
+            if value is None:  # pragma: no cover - excluded by construction
+                raise ValueError("PricedOnUse built for a pair carry_value cannot value")
+            self._value = value
+        return self._value
+
+
+def leg_taker_fees(fees: FeeParams) -> Decimal:
+    """Return the taker fees of one trade of both legs (spot + perpetual), as paid: VIP tier
+    and BNB discount applied."""
+    paid = fees.effective()
+    return paid.spot_taker + paid.futures_taker
+
+
+def least_round_trip(fees: FeeParams) -> Decimal:
+    """Return the least a round trip of both legs can cost: the taker fees to open and to
+    close. Slippage and the spreads paid only add to it (each is ≥ 0), so `CarryValue.
+    round_trip` is never below this (Decimal rounding is monotonic)."""
+    leg_fees = leg_taker_fees(fees)
+    return leg_fees + leg_fees
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +284,9 @@ def settled_stats(
     price variance of the marks the window settled at."""
     window = history[-periods:]
     run = funding.trailing_negative(window)
-    loss = -sum((r.rate for r in window[len(window) - run :]), Decimal(0)) if run else Decimal(0)
+    loss = -sum(map(_RATE, window[len(window) - run :]), ZERO) if run else ZERO
     n = min(len(window), max(int(holding_hours / interval), 1))
-    carried = sum((r.rate for r in window[len(window) - n :]), Decimal(0))
+    carried = sum(map(_RATE, window[len(window) - n :]), ZERO)
     return Settled(run, loss, carried, Decimal(n * interval), log_price_variance(window))
 
 
@@ -212,14 +309,11 @@ def log_price_variance(history: Sequence[SettledFunding]) -> Decimal | None:
     return Decimal(repr(squares / hours)).quantize(Decimal("1e-12"))
 
 
-_KEPT: dict[
-    int,
-    tuple[Sequence[SettledFunding], tuple[object, ...], tuple[FundingForecast | None, Settled]],
-] = {}
+_KEPT: dict[int, tuple[Sequence[SettledFunding], tuple[object, ...], FundingOutlook | None]] = {}
 _KEPT_MAX = 512
 
 
-def _forecast(
+def _outlook(
     history: Sequence[SettledFunding],
     periods: int,
     interest: Decimal,
@@ -227,9 +321,9 @@ def _forecast(
     halflife: Decimal,
     persistence: Decimal,
     holding_hours: Decimal,
-) -> tuple[FundingForecast | None, Settled]:
-    """`forecast.forecast` and `settled_stats`, computed again only when the history changed
-    (once a settlement).
+) -> FundingOutlook | None:
+    """The outlook from `forecast.forecast` and `settled_stats`, None without settled history;
+    computed again only when the history changed (once a settlement).
 
     The market data hands the same history object until a new settlement arrives; the
     object is held with its answer, so its id is never mistaken for another's.
@@ -238,17 +332,23 @@ def _forecast(
     kept = _KEPT.get(id(history))
     if kept is not None and kept[0] is history and kept[1] == key:
         return kept[2]
-    value = (
-        forecast(
-            history[-periods:],
-            interest_rate=interest,
-            interval_hours=interval,
-            halflife=halflife,
-            default_persistence=persistence,
-        ),
-        settled_stats(history, periods, interval, holding_hours),
+    fc = forecast(
+        history[-periods:],
+        interest_rate=interest,
+        interval_hours=interval,
+        halflife=halflife,
+        default_persistence=persistence,
     )
+    value = None
+    if fc is not None:
+        settled = settled_stats(history, periods, interval, holding_hours)
+        value = _outlook_of(fc, settled, holding_hours)
     if len(_KEPT) >= _KEPT_MAX:
         _KEPT.clear()
     _KEPT[id(history)] = (history, key, value)
     return value
+
+
+def _outlook_of(fc: FundingForecast, settled: Settled, holding_hours: Decimal) -> FundingOutlook:
+    worst, worst_hours = fc.worst_carry(holding_hours)
+    return FundingOutlook(fc, fc.carry(holding_hours), worst, worst_hours, settled)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
@@ -59,7 +60,15 @@ from bot.domain.strategy import StrategyParams
 from bot.domain.universe import select_universe
 from strategies.allocation import Capacity
 from strategies.carry import hedge_age_hours
-from strategies.carry_value import CarryValue, carry_value
+from strategies.carry_value import (
+    CarryValue,
+    FundingOutlook,
+    PricedOnUse,
+    carry_value,
+    funding_outlook,
+    least_round_trip,
+    quotes_usable,
+)
 from strategies.signals import quantize_metric
 
 Persistence = Annotated[Decimal, Field(ge=0, le=1)]
@@ -115,22 +124,22 @@ class ExpectedCarry:
         closes: list[Intent] = []
         resizes: list[Intent] = []
         closing: set[int] = set()
-        rotatable: list[tuple[Hedge, CarryValue]] = []
+        rotatable: list[tuple[Hedge, PricedOnUse]] = []
         for hedge in active:
             if hedge.state is not HedgeState.OPEN:
                 continue
             pair = pairs.get(hedge.pair)
-            value = value_of(pair, snapshot, params, hedge.target_notional) if pair else None
-            close = exit_intent(hedge, value, snapshot, params, now)
+            held = held_value(pair, snapshot, params, hedge.target_notional) if pair else None
+            close = exit_intent(hedge, held, snapshot, params, now)
             if close is not None:
                 closes.append(close)
                 closing.add(hedge.id)
                 continue
-            resize = rebalance_intent(hedge, snapshot, params, value)
+            resize = rebalance_intent(hedge, snapshot, params, held)
             if resize is not None:
                 resizes.append(resize)
-            elif value is not None and hedge_age_hours(hedge, now) >= params.min_hold_hours:
-                rotatable.append((hedge, value))
+            elif held is not None and hedge_age_hours(hedge, now) >= params.min_hold_hours:
+                rotatable.append((hedge, held))
 
         capacity = Capacity.of((h for h in active if h.id not in closing), params.sizing)
         waiting: list[tuple[Pair, CarryValue]] = []
@@ -143,12 +152,13 @@ class ExpectedCarry:
             capacity.add(pair.key, size)
             opens.append(open_intent(value, size, "entry", params))
 
-        rotatable.sort(key=lambda hv: hv[1].expected_carry)
-        for (pair, candidate), (hedge, held) in zip(waiting, rotatable, strict=False):
-            gain = rotation_gain(candidate, held)
+        rotatable.sort(key=lambda hv: hv[1].outlook.expected_carry)
+        for (pair, candidate), (hedge, priced) in zip(waiting, rotatable, strict=False):
+            kept = priced.value()
+            gain = rotation_gain(candidate, kept)
             if gain <= params.rotation_margin:
                 break  # candidates get worse and held hedges better from here on
-            if settled_rotation_gain(candidate, held) <= params.rotation_margin:
+            if settled_rotation_gain(candidate, kept) <= params.rotation_margin:
                 continue  # the settled funding does not bear the forecast out
             capacity.remove(hedge.pair, hedge.sized_notional)
             size = capacity.size_for(pair.key, min_notional(pair))
@@ -156,7 +166,7 @@ class ExpectedCarry:
                 capacity.add(hedge.pair, hedge.sized_notional)
                 continue
             capacity.add(pair.key, size)
-            closes.append(rotation_close(hedge, held, candidate, gain, params, now))
+            closes.append(rotation_close(hedge, kept, candidate, gain, params, now))
             opens.append(open_intent(candidate, size, f"rotation from {hedge.pair}", params))
         return closes + resizes + opens
 
@@ -165,7 +175,7 @@ def rebalance_intent(
     hedge: Hedge,
     snapshot: MarketSnapshot,
     params: ExpectedCarryParams,
-    value: CarryValue | None = None,
+    value: PricedOnUse | None = None,
 ) -> ResizeHedge | None:
     """Return the resize back to `notional_per_hedge` of a hedge that drifted out of the band.
 
@@ -197,23 +207,24 @@ def rebalance_intent(
         f"(band {band:.0%}), back to {resized:.2f}"
     )
     if drift < 0:
-        if value is None:
+        if value is None or funding_rules_out_entry(value.outlook, params):
+            return None  # not worth pricing: the funding alone fails the entry rules
+        priced = value.value()
+        life = resize_life_hours(priced, params, -drift)
+        net = priced.forecast.carry(life) - priced.round_trip
+        settled_net = priced.settled_over(life) - priced.round_trip
+        if grow_block(priced, params, net, settled_net) is not None:
             return None
-        life = resize_life_hours(value, params, -drift)
-        net = value.forecast.carry(life) - value.round_trip
-        settled_net = value.settled_over(life) - value.round_trip
-        if grow_block(value, params, net, settled_net) is not None:
-            return None
-        metrics |= value.metrics() | {
+        metrics |= priced.metrics() | {
             "resize_life_hours": quantize_metric(life),
-            "resize_carry": quantize_metric(value.forecast.carry(life)),
+            "resize_carry": quantize_metric(priced.forecast.carry(life)),
             "resize_net": quantize_metric(net),
             "resize_settled_net": quantize_metric(settled_net),
         }
         metrics["notional"] = resized
         reason += (
             f"; the added notional's carry over its expected life of {life:.0f} h - round "
-            f"trip {value.round_trip:.4%}: forecast {net:.4%}, settled {settled_net:.4%}, "
+            f"trip {priced.round_trip:.4%}: forecast {net:.4%}, settled {settled_net:.4%}, "
             f"both > {params.entry_margin:.4%}"
         )
     return ResizeHedge(hedge_id=hedge.id, notional=resized, reason=reason, metrics=metrics)
@@ -255,9 +266,14 @@ def grow_block(
 
 
 def value_of(
-    pair: Pair, snapshot: MarketSnapshot, params: ExpectedCarryParams, notional: Decimal
+    pair: Pair,
+    snapshot: MarketSnapshot,
+    params: ExpectedCarryParams,
+    notional: Decimal,
+    outlook: FundingOutlook | None = None,
 ) -> CarryValue | None:
-    """Return `carry_value` of `pair` with `params`' costs, forecast and holding."""
+    """Return `carry_value` of `pair` with `params`' costs, forecast and holding (`outlook`:
+    its `outlook_of`, when the caller has it already)."""
     return carry_value(
         pair,
         snapshot,
@@ -265,6 +281,31 @@ def value_of(
         holding_hours=params.holding_hours,
         fees=params.fees,
         slippage_bps=params.assumed_slippage_bps,
+        history_periods=params.history_periods,
+        halflife=params.ewma_halflife_periods,
+        default_persistence=params.default_persistence,
+        outlook=outlook,
+    )
+
+
+def held_value(
+    pair: Pair, snapshot: MarketSnapshot, params: ExpectedCarryParams, notional: Decimal
+) -> PricedOnUse | None:
+    """Return a held hedge's value, priced on first use; None where `value_of` is None."""
+    outlook = outlook_of(pair, snapshot, params)
+    if outlook is None or not quotes_usable(pair, snapshot):
+        return None
+    return PricedOnUse(outlook, partial(value_of, pair, snapshot, params, notional))
+
+
+def outlook_of(
+    pair: Pair, snapshot: MarketSnapshot, params: ExpectedCarryParams
+) -> FundingOutlook | None:
+    """Return the funding outlook of `pair` with `params`' forecast and holding."""
+    return funding_outlook(
+        pair,
+        snapshot,
+        holding_hours=params.holding_hours,
         history_periods=params.history_periods,
         halflife=params.ewma_halflife_periods,
         default_persistence=params.default_persistence,
@@ -276,19 +317,28 @@ def worth_exiting(value: CarryValue, params: ExpectedCarryParams) -> bool:
     return value.exit_saving > value.round_trip + params.exit_margin
 
 
+def funding_rules_out_exit(outlook: FundingOutlook, params: ExpectedCarryParams) -> bool:
+    """Tell whether `worth_exiting` fails whatever the prices: the negative funding ahead
+    does not beat the least round trip (the taker fees) plus `exit_margin`."""
+    return -outlook.worst_carry <= least_round_trip(params.fees) + params.exit_margin
+
+
 def confirmed_by_settlements(value: CarryValue) -> bool:
     """Tell whether the settled funding bears out an expected loss: the current run of
     negative settlements has already cost at least a round trip."""
     return value.run_loss >= value.round_trip
 
 
-def worth_holding_on(value: CarryValue, params: ExpectedCarryParams) -> bool:
+def worth_holding_on(outlook: FundingOutlook, params: ExpectedCarryParams) -> bool:
     """Tell whether a hedge past `max_holding_hours` is worth renewing: its forecast carry
     over H is positive (its open is paid and its close is due whenever it closes, so keeping
     it beats closing now exactly then) and no run of negative settlements forces an exit.
     Reopening requires the full entry test, so a renewal that lapses is not undone a day
     later."""
-    return value.negative_run < params.negative_periods_to_exit and value.expected_carry > 0
+    return (
+        outlook.settled.negative_run < params.negative_periods_to_exit
+        and outlook.expected_carry > 0
+    )
 
 
 def entry_block(value: CarryValue, params: ExpectedCarryParams) -> str | None:
@@ -302,6 +352,18 @@ def entry_block(value: CarryValue, params: ExpectedCarryParams) -> str | None:
     if value.entry_basis < -params.max_entry_basis:
         return "basis"
     return None
+
+
+def funding_rules_out_entry(outlook: FundingOutlook, params: ExpectedCarryParams) -> bool:
+    """Tell whether the funding alone fails `entry_block` whatever the prices: the run of
+    negative settlements, a dip ahead, or a forecast carry that does not beat the least
+    round trip (the taker fees; slippage and spreads only add) by `entry_margin`. Such a
+    pair is not priced at all (`entry_candidates`)."""
+    return (
+        outlook.settled.negative_run >= params.negative_periods_to_exit
+        or outlook.worst_carry < 0
+        or outlook.expected_carry - least_round_trip(params.fees) <= params.entry_margin
+    )
 
 
 def entry_candidates(
@@ -318,7 +380,10 @@ def entry_candidates(
             closed is not None and hours_between(closed, now) < params.cooldown_hours
         ):
             continue
-        value = value_of(pair, snapshot, params, size)
+        outlook = outlook_of(pair, snapshot, params)
+        if outlook is None or funding_rules_out_entry(outlook, params):
+            continue
+        value = value_of(pair, snapshot, params, size, outlook)
         if value is not None and entry_block(value, params) is None:
             found.append((pair, value))
     found.sort(key=lambda pv: pv[1].net_entry, reverse=True)
@@ -327,7 +392,7 @@ def entry_candidates(
 
 def exit_intent(
     hedge: Hedge,
-    value: CarryValue | None,
+    value: PricedOnUse | None,
     snapshot: MarketSnapshot,
     params: ExpectedCarryParams,
     now: datetime,
@@ -337,27 +402,34 @@ def exit_intent(
     In order: `negative_periods_to_exit` negative settlements in a row (at any age); age ≥
     `max_holding_hours` unless its forecast carry over H is still positive; past `min_hold_hours`
     and with a value: the negative funding ahead pays for a round trip plus `exit_margin`
-    and the current run of negative settlements has already cost a round trip.
+    and the current run of negative settlements has already cost a round trip. The hedge is
+    priced only when the funding leaves an exit possible, or to record a close's numbers.
     """
     age = hedge_age_hours(hedge, now)
     history = snapshot.funding_history.get(hedge.perp_symbol, ())
     negative = trailing_negative(history[-params.negative_periods_to_exit :])
     if negative >= params.negative_periods_to_exit:
         reason = f"negative_funding: {negative} negative settlements in a row"
-    elif age >= params.max_holding_hours and (value is None or not worth_holding_on(value, params)):
+    elif age >= params.max_holding_hours and (
+        value is None or not worth_holding_on(value.outlook, params)
+    ):
         reason = f"max_holding: held {age:.1f} h >= {params.max_holding_hours} h"
-    elif age < params.min_hold_hours or value is None:
+    elif (
+        age < params.min_hold_hours
+        or value is None
+        or funding_rules_out_exit(value.outlook, params)
+    ):
         return None
-    elif worth_exiting(value, params) and confirmed_by_settlements(value):
+    elif worth_exiting(full := value.value(), params) and confirmed_by_settlements(full):
         reason = (
-            f"expected_loss: forecast funding {value.worst_carry:.4%} over the next "
-            f"{value.worst_hours:.0f} h costs more than a round trip "
-            f"({value.round_trip:.4%}) + margin {params.exit_margin:.4%}, and the last "
-            f"{value.negative_run} negative settlements cost {value.run_loss:.4%}"
+            f"expected_loss: forecast funding {full.worst_carry:.4%} over the next "
+            f"{full.worst_hours:.0f} h costs more than a round trip "
+            f"({full.round_trip:.4%}) + margin {params.exit_margin:.4%}, and the last "
+            f"{full.negative_run} negative settlements cost {full.run_loss:.4%}"
         )
     else:
         return None
-    metrics = value.metrics() if value is not None else {}
+    metrics = value.value().metrics() if value is not None else {}
     metrics["age_hours"] = quantize_metric(age)
     metrics["negative_run"] = Decimal(negative)
     return CloseHedge(hedge_id=hedge.id, reason=reason, metrics=metrics)

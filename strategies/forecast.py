@@ -19,9 +19,12 @@ The fit runs on floats (a statistical estimate, not money); the forecast is `Dec
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+
+import numpy as np
 
 from bot.domain import SettledFunding
 
@@ -112,7 +115,7 @@ def forecast(
     """Return the forecast from the settled `history` (oldest first), None without history."""
     if not history:
         return None
-    rates = [float(row.rate) for row in history]
+    rates = settled_rates(history)
     anchor = anchor_rate(interest_rate, interval_hours)
     levels = ewma_levels(rates, float(halflife))
     phi = fit_persistence(rates, levels, float(anchor), FIT_PERIODS)
@@ -126,33 +129,90 @@ def forecast(
     )
 
 
+_RATES_KEPT: dict[str, tuple[tuple[SettledFunding, ...], array[float]]] = {}
+_RATES_KEPT_MAX = 512
+_NEW_ROWS_LOOKED_FOR = 8
+
+
+def settled_rates(history: Sequence[SettledFunding]) -> array[float]:
+    """Return `float(row.rate)` of every row of `history` (an `array` of doubles, which numpy
+    reads without a copy), converting only the rows new since the last call for the same
+    symbol.
+
+    A history slides by a settlement at a time (the oldest rows dropped, the new ones
+    appended), so the rows it shares with the previous one keep their floats. Shared means
+    equal (the tuples compare equal, identical rows at C speed): the floats are then the
+    same by construction, and anything else is converted in full.
+    """
+    rows = tuple(history)
+    kept = _RATES_KEPT.get(rows[0].symbol)
+    rates: array[float] | None = None
+    if kept is not None:
+        rates = _reuse(rows, *kept)
+    if rates is None:
+        rates = array("d", [float(row.rate) for row in rows])
+    if len(_RATES_KEPT) >= _RATES_KEPT_MAX:
+        _RATES_KEPT.clear()
+    _RATES_KEPT[rows[0].symbol] = (rows, rates)
+    return rates
+
+
+def _reuse(
+    rows: tuple[SettledFunding, ...], before: tuple[SettledFunding, ...], floats: array[float]
+) -> array[float] | None:
+    """Return the floats of `rows` from those of `before` where they overlap, None if not."""
+    if rows is before:
+        return floats
+    last = before[-1]
+    for end in range(len(rows) - 1, max(len(rows) - 1 - _NEW_ROWS_LOOKED_FOR, -1), -1):
+        if rows[end] is last:
+            shared = end + 1
+            break
+    else:
+        return None
+    if shared > len(before) or rows[:shared] != before[len(before) - shared :]:
+        return None
+    kept = floats[len(floats) - shared :]
+    kept.extend(float(row.rate) for row in rows[shared:])
+    return kept
+
+
 def ewma_levels(rates: Sequence[float], halflife: float) -> list[float]:
     """Return the recursive EWMA after each rate: x_t = λ x_{t−1} + (1 − λ) r_t, x_0 = r_0."""
     decay = 0.5 ** (1 / halflife)
+    weight = 1 - decay
     out: list[float] = []
+    append = out.append
     level = rates[0] if rates else 0.0
     for rate in rates:
-        level = decay * level + (1 - decay) * rate
-        out.append(level)
+        level = decay * level + weight * rate
+        append(level)
     return out
 
 
 def fit_persistence(
     rates: Sequence[float], levels: Sequence[float], anchor: float, periods: int
 ) -> float | None:
-    """Return φ fitted as the module docstring says, None with too few samples."""
+    """Return φ fitted as the module docstring says, None with too few samples.
+
+    For t = 0 … count−1 (count = len(rates) − periods): x_t = levels[t] − anchor, y_t = the
+    mean of rates[t+1 … t+periods] − anchor; slope = Σ x_t y_t / Σ x_t². The sums run left to
+    right and the window sum is carried forward (a settlement in, one out) exactly as a loop
+    over t would; numpy's `add.accumulate` keeps that order, so the floats are the loop's.
+    """
     count = len(rates) - periods
     if count < MIN_FIT_SAMPLES:
         return None
-    window = sum(rates[1 : periods + 1])
-    sxy = sxx = 0.0
-    for t in range(count):
-        x = levels[t] - anchor
-        y = window / periods - anchor
-        sxy += x * y
-        sxx += x * x
-        if t + 1 < count:
-            window += rates[t + periods + 1] - rates[t + 1]
+    r = np.asarray(rates, dtype=np.float64)
+    first = sum(rates[1 : periods + 1])
+    # window_t = window_{t−1} + (rates[t+periods] − rates[t]), carried forward
+    windows = np.add.accumulate(
+        np.concatenate(([first], r[periods + 1 : periods + count] - r[1:count]))
+    )
+    y = windows / periods - anchor
+    x = np.asarray(levels[:count], dtype=np.float64) - anchor
+    sxy = float(np.add.accumulate(np.concatenate(([0.0], x * y)))[-1])
+    sxx = float(np.add.accumulate(np.concatenate(([0.0], x * x)))[-1])
     if sxx <= 0:
         return None
     return _invert_weight(sxy / sxx, periods)

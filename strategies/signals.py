@@ -178,8 +178,8 @@ def carry_signal(
     predicted_apr = funding.funding_apr(predicted, interval)
     history = snapshot.funding_history.get(pair.perp.symbol, ())
     history = history[-params.history_periods :]
-    ewma_apr = (
-        _settled_ewma_apr(history, interval, params.ewma_halflife_periods) if history else None
+    ewma_apr, negative_run = (
+        _settled(history, interval, params.ewma_halflife_periods) if history else (None, 0)
     )
     blended = smoothed_apr(
         predicted_apr,
@@ -230,30 +230,34 @@ def carry_signal(
         net_carry=net,
         net_apr=carry.annualised_basis(net, horizon),
         breakeven_hours=carry.breakeven_hours(total_fees + slippage - captured, blended),
-        negative_run=funding.trailing_negative(history),
+        negative_run=negative_run,
     )
 
 
-_EWMA_KEPT: dict[int, tuple[Sequence[SettledFunding], int, Decimal, Decimal]] = {}
-_EWMA_KEPT_MAX = 512
+_SETTLED_KEPT: dict[int, tuple[Sequence[SettledFunding], int, Decimal, tuple[Decimal, int]]] = {}
+_SETTLED_KEPT_MAX = 512
 
 
-def _settled_ewma_apr(
+def _settled(
     history: Sequence[SettledFunding], interval: int, halflife: Decimal
-) -> Decimal:
-    """`funding.settled_ewma_apr`, worked out again only when the history changed.
+) -> tuple[Decimal, int]:
+    """`funding.settled_ewma_apr` and `funding.trailing_negative` of `history`, worked out
+    again only when the history changed.
 
     Settled funding changes once a period while prices change every poll, and a snapshot
     hands the same history object until a new settlement arrives; the object is held with
     its answer, so its id is never mistaken for another's.
     """
-    kept = _EWMA_KEPT.get(id(history))
+    kept = _SETTLED_KEPT.get(id(history))
     if kept is not None and kept[0] is history and kept[1] == interval and kept[2] == halflife:
         return kept[3]
-    value = funding.settled_ewma_apr(history, interval, halflife)
-    if len(_EWMA_KEPT) >= _EWMA_KEPT_MAX:
-        _EWMA_KEPT.clear()
-    _EWMA_KEPT[id(history)] = (history, interval, halflife, value)
+    value = (
+        funding.settled_ewma_apr(history, interval, halflife),
+        funding.trailing_negative(history),
+    )
+    if len(_SETTLED_KEPT) >= _SETTLED_KEPT_MAX:
+        _SETTLED_KEPT.clear()
+    _SETTLED_KEPT[id(history)] = (history, interval, halflife, value)
     return value
 
 

@@ -42,7 +42,15 @@ from bot.backtest.book import Level, SyntheticBook
 from bot.backtest.dated_history import DatedContract
 from bot.backtest.filters import build_instruments, coinm_instrument
 from bot.backtest.history import History, SymbolHistory
-from bot.backtest.series import HOUR_MS, BarSeries, FundingSeries, from_ms, hour_floor, to_ms
+from bot.backtest.series import (
+    EPOCH,
+    HOUR_MS,
+    BarSeries,
+    FundingSeries,
+    from_ms,
+    hour_floor,
+    to_ms,
+)
 from bot.clock import Clock
 from bot.domain import (
     FundingInfo,
@@ -80,6 +88,8 @@ class _Market:
         "book_levels",
         "end_ms",
         "first_ms",
+        "funding_at",
+        "funding_next",
         "instrument",
         "quote_at",
         "quote_top",
@@ -98,6 +108,8 @@ class _Market:
         self.book_levels: tuple[tuple[Level, ...], tuple[Level, ...]] = ((), ())
         self.volume_at = -1
         self.volume_value = Decimal(0)
+        self.funding_at = -1  # the settlement index `funding_next` is for
+        self.funding_next: tuple[datetime, int] = (EPOCH, 0)
 
     def exists_at(self, ms: int) -> bool:
         return self.first_ms <= ms < self.end_ms
@@ -289,7 +301,7 @@ class ReplaySource:
                 continue
             mark = _mark_at(sym, ms) or perp.bars.opens[i]
             index = spot.bars.open_containing(ms) or mark
-            out[perp.instrument.symbol] = self._funding_info(perp, sym.funding, j, mark, index)
+            out[perp.instrument.symbol] = self._funding_info(perp, sym.funding, j, mark, index, now)
         for market, funding, spot in self._coinm_perps:
             i = market.bars.index_containing(ms)
             j = funding.last_index_at_or_before(ms)
@@ -297,25 +309,35 @@ class ReplaySource:
                 continue
             mark = market.bars.opens[i]
             index = spot.bars.open_containing(ms) or mark
-            out[market.instrument.symbol] = self._funding_info(market, funding, j, mark, index)
+            out[market.instrument.symbol] = self._funding_info(market, funding, j, mark, index, now)
         return out
 
     def _funding_info(
-        self, perp: _Market, funding: FundingSeries, j: int, mark: Decimal, index: Decimal
+        self,
+        perp: _Market,
+        funding: FundingSeries,
+        j: int,
+        mark: Decimal,
+        index: Decimal,
+        now: datetime,
     ) -> FundingInfo:
         """The funding estimate of `perp` after its j-th settlement (persistence forecast)."""
-        times = funding.times
-        interval = funding.interval_ms(j)
-        next_time = times[j + 1] if j + 1 < len(times) else times[j] + interval
+        if perp.funding_at != j:  # the next funding time moves once per settlement
+            times = funding.times
+            interval = funding.interval_ms(j)
+            next_time = times[j + 1] if j + 1 < len(times) else times[j] + interval
+            perp.funding_next = (from_ms(next_time), round(interval / HOUR_MS))
+            perp.funding_at = j
+        next_funding_time, interval_hours = perp.funding_next
         return FundingInfo(
             symbol=perp.instrument.symbol,
             funding_rate=funding.rates[j],
-            next_funding_time=from_ms(next_time),
-            interval_hours=round(interval / HOUR_MS),
+            next_funding_time=next_funding_time,
+            interval_hours=interval_hours,
             mark_price=mark,
             index_price=index,
             interest_rate=self._interest_rate,
-            timestamp=self._clock.now(),
+            timestamp=now,
         )
 
     def _best_quotes(self, kind: MarketKind) -> dict[str, Quote]:

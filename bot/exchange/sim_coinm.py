@@ -11,8 +11,10 @@ when the coin wallet (plus cross P&L, less cross initial margin and isolated mar
 carry the opening part of an order. Funding on a COIN-M perpetual is paid in the coin
 (size × contract size / mark × rate); a dated contract is delivered at its delivery price.
 
-Not modelled here: liquidation, open-order margin of resting limit orders, maintenance
-tiers (the maintenance margin shown is `maintenance_rate` of the position's coin value).
+Liquidation follows Binance's inverse rules (`sim_coinm_liquidation`: first maintenance
+tier); a position shows its liquidation price. Not modelled here: open-order margin of
+resting limit orders, maintenance tiers beyond the first (the maintenance margin shown is
+`maintenance_rate` of the position's coin value).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from bot.domain import (
 from bot.domain.account import Balance
 from bot.errors import InsufficientFunds
 from bot.exchange import sim_state as codec
+from bot.exchange.sim_coinm_liquidation import check_coinm_liquidations, liquidation_price_of
 from bot.exchange.sim_filters import reject
 from bot.exchange.sim_funding import FundingBook
 from bot.exchange.sim_futures import MAX_LEVERAGE, PositionKey, SimFuturesAccount
@@ -184,7 +187,12 @@ class SimCoinmAccount(SimFuturesAccount):
         for (s, _), pos in self.positions.items():
             if s == symbol and self.is_isolated(symbol) and pos.opened_at <= when:
                 pos.margin += payment.amount
+        self.check_liquidations()
         return payment
+
+    def check_liquidations(self) -> None:
+        """Liquidate what the marks have pushed to its maintenance margin."""
+        check_coinm_liquidations(self)
 
     def deliver(self, symbol: str, price: Decimal) -> Decimal:
         """Close every position on a COIN-M quarterly at `price`; P&L (coin) to the wallet."""
@@ -243,7 +251,7 @@ class SimCoinmAccount(SimFuturesAccount):
                     is_short=pos.size < 0,
                     entry_price=pos.entry,
                     mark_price=mark,
-                    liquidation_price=None,
+                    liquidation_price=liquidation_price_of(self, (symbol, side)),
                     unrealized_pnl=upnl,
                     leverage=self.leverage(symbol),
                     margin_mode=self.margin_mode(symbol),

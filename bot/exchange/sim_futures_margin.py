@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from bot.domain import (
     Balance,
     FuturesAccount,
+    MarginMode,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -94,6 +95,8 @@ def open_order_margin(acct: SimFuturesAccount) -> Decimal:
 
 def position_views(acct: SimFuturesAccount) -> list[Position]:
     """Return the non-zero positions with their mark, PnL, liquidation price and ratio."""
+    if not acct.positions:
+        return []
     parts = _cross_parts(acct)  # once for all the views, not once per position
     return [
         _position_view(acct, symbol, side, pos, parts)
@@ -110,27 +113,29 @@ def _position_view(
 ) -> Position:
     mark = acct.market.mark(symbol, pos.entry)
     upnl = unrealized_pnl(pos.size, pos.entry, mark)
-    maint = maintenance_margin(pos.size, mark, acct.mmr)
-    if acct.is_isolated(symbol):
+    mode = acct.margin_mode(symbol)
+    if mode is MarginMode.ISOLATED:
+        maint = maintenance_margin(pos.size, mark, acct.mmr)
         liq = liquidation_price([(pos.size, pos.entry)], collateral=pos.margin, rate=acct.mmr)
         equity = pos.margin + upnl
-    else:
+    else:  # the ratio is the cross account's: its maintenance over its margin balance
         collateral, equity, maint = _cross_collateral(acct, symbol, parts)
         legs = [(p.size, p.entry) for (s, _), p in acct.positions.items() if s == symbol]
         liq = liquidation_price(legs, collateral=collateral, rate=acct.mmr)
+    size = abs(pos.size)
     return Position(
         symbol=symbol,
         position_side=side,
-        size=abs(pos.size),
+        size=size,
         is_short=pos.size < 0,
         entry_price=pos.entry,
         mark_price=mark,
         liquidation_price=liq,
         unrealized_pnl=upnl,
         leverage=acct.leverage(symbol),
-        margin_mode=acct.margin_mode(symbol),
+        margin_mode=mode,
         margin_ratio=maint / equity if equity > 0 else None,
-        notional=abs(pos.size) * mark,
+        notional=size * mark,
     )
 
 

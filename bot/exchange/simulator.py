@@ -16,7 +16,8 @@ suite, so a paper order that would be rejected live is rejected in paper with th
   funding and delivery; `sim_futures_margin`: account and position views, the -2019 margin
   check's available balance, and liquidation at the mark;
 - `sim_coinm`: the COIN-M wallet (one balance per coin), inverse contracts with their own
-  position mode, fees, P&L and funding in the coin, delivery;
+  position mode, fees, P&L and funding in the coin, delivery; `sim_coinm_liquidation`: its
+  liquidation price and liquidation by Binance's inverse maintenance rules;
 - `sim_filters`: Binance's filters and client-id pattern, with Binance's codes; `sim_state`:
   the records and their JSON form; `sim_funding`: the funding timeline.
 
@@ -155,11 +156,13 @@ class SimulatedExchange:
         """Set the mark price of a perpetual: drives unrealised PnL and liquidation."""
         self._market.marks[symbol] = mark
         margin.check_liquidations(self._futures)
+        self._coinm.check_liquidations()
 
     def set_marks(self, marks: Mapping[str, Decimal]) -> None:
         """Set several marks at once, then check liquidations against all of them."""
         self._market.marks.update(marks)
         margin.check_liquidations(self._futures)
+        self._coinm.check_liquidations()
 
     def set_fill_ratio(self, symbol: str, ratio: Decimal | None) -> None:
         """Fill only `ratio` of every later market order on `symbol` (None: back to normal)."""
@@ -431,6 +434,8 @@ class SimulatedExchange:
 
     # --- helpers ------------------------------------------------------------------------
     def _match_resting(self, symbol: str) -> None:
+        if not self._ledger.has_resting():
+            return  # the usual case (market orders only): every quote of every poll ends here
         account = self._coinm if self._is_inverse(symbol) else self._futures
         match_resting(symbol, self._market, self._ledger, self._spot, account, self._touch)
 

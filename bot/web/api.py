@@ -40,6 +40,7 @@ async def overview_data(request: Request) -> dict[str, Any]:
     async with ctx.read.batch():
         run = await ctx.read.latest_run()
         equity = await ctx.read.equity_series(limit=1)
+        closes = await ctx.read.close_requests()
     live = ctx.live.facts() if ctx.live is not None else None
     data: dict[str, Any] = {
         "status": report,
@@ -60,6 +61,15 @@ async def overview_data(request: Request) -> dict[str, Any]:
         if live and live.equity is not None
         else (str(equity[-1].value) if equity else None),
         "control_enabled": ctx.control_enabled,
+        "close_requests": [
+            {
+                "hedge_id": r.hedge_id,
+                "reason": r.reason,
+                "source": r.source,
+                "requested_at": r.requested_at.isoformat(),
+            }
+            for r in closes.values()
+        ],
         "market_data": market_data_health(report, live),
         "alert_channels": [
             {"name": c.name, "ok": c.ok, "sent": c.sent, "failed": c.failed, "error": c.last_error}

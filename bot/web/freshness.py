@@ -20,7 +20,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bot.persistence.models import (
     BalanceSnapshotRow,
@@ -43,7 +43,6 @@ UNREAD_TABLES = frozenset(
         "settled_funding",
         "alembic_version",
         "position_snapshots",
-        "close_requests",  # shown through their events
     }
 )
 # Tables a running bot adds rows to every few seconds: kept views follow them within the age.
@@ -113,7 +112,7 @@ _MARKED = {
 _MARKS = select(*(_top(column) for column in _MARKED.values()))
 
 
-async def ledger_marks(session: AsyncSession) -> dict[str, Any]:
+async def ledger_marks(session: AsyncSession | AsyncConnection) -> dict[str, Any]:
     """The newest id of every table the views read, and when the kill switch last changed,
     by table name."""
     row = (await session.execute(_MARKS)).one()

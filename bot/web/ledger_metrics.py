@@ -112,9 +112,7 @@ class LedgerMetrics:
     """The ledger's metric families, refreshed part by part as the ledger changes."""
 
     def __init__(self) -> None:
-        self._hedges_part = _Part(HEDGE_TABLES)
-        self._events_part = _Part(EVENT_TABLES)
-        self._orders_part = _Part(ORDER_TABLES)
+        self._parts = (_Part(HEDGE_TABLES), _Part(EVENT_TABLES), _Part(ORDER_TABLES))
         self.figures: HedgeFigures | None = None
         self._event_counts: dict[tuple[str, str], int] = {}
         self._last_event_id = 0
@@ -129,18 +127,16 @@ class LedgerMetrics:
         """The ledger's families for this scrape (rebuilt only when a part changed)."""
         versions = await read.current_versions()
         mono = read.monotonic()
-        changed = False
-        async with read.batch():
-            if self._hedges_part.due(versions, read, mono):
-                self.figures = await _hedge_figures(read, now)
-                changed = True
-            if self._events_part.due(versions, read, mono):
-                await self._read_events(read)
-                changed = True
-            if self._orders_part.due(versions, read, mono):
-                await self._read_orders(read)
-                changed = True
-        if changed or not self._families:
+        due = [p.due(versions, read, mono) for p in self._parts]
+        if any(due):
+            async with read.batch():  # one connection for the parts that changed
+                if due[0]:
+                    self.figures = await _hedge_figures(read, now)
+                if due[1]:
+                    await self._read_events(read)
+                if due[2]:
+                    await self._read_orders(read)
+        if any(due) or not self._families:
             self.refreshes += 1
             self._families = list(self._build())
         return self._families

@@ -11,7 +11,7 @@ histogram the scheduler observes after every run.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -39,7 +39,6 @@ class ScrapeFacts:
     market_data_age: float | None = None
     database_up: bool = True
     live: LiveFacts | None = None
-    ledger: list[Metric] = field(default_factory=list)
 
 
 def scrape_facts(
@@ -90,7 +89,6 @@ class ScrapeCollector(Collector):
         yield _gauge(
             "carrybot_database_up", "1 while the ledger accepts writes.", int(s.database_up)
         )
-        yield from s.ledger
         if s.live is not None:
             yield from _live_families(s.live)
 
@@ -148,14 +146,29 @@ def _gauge(name: str, doc: str, value: Decimal | float | int, **labels: str) -> 
     return family
 
 
+class _Families(Collector):
+    def __init__(self) -> None:
+        self.families: list[Metric] = []
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
 class Metrics:
-    """The registry of one dashboard: the ledger snapshot collector and the job histogram."""
+    """The registries of one dashboard: the ledger's kept families, and the moving figures
+    with the job histogram."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = ScrapeCollector()
         self.registry.register(self.collector)
         self.ledger = LedgerMetrics()
+        # The ledger's families are rendered to text only when they change (the text format
+        # is a concatenation of families, so the two parts are joined as they are).
+        self._kept = _Families()
+        self._kept_registry = CollectorRegistry(auto_describe=False)
+        self._kept_registry.register(self._kept)
+        self._kept_text = b""
         self.job_duration = Histogram(
             "carrybot_job_duration_seconds",
             "Duration of the scheduler's jobs.",
@@ -172,7 +185,8 @@ class Metrics:
         """The text of one scrape: the ledger's kept families (refreshed where the ledger
         changed) and the moving figures (the running bot's from its memory)."""
         families = await self.ledger.families(read, now)
-        facts = scrape_facts(self.ledger.figures, now, live)
-        facts.ledger = families
-        self.collector.facts = facts
-        return generate_latest(self.registry)
+        if families is not self._kept.families:  # render the ledger's part once per change
+            self._kept.families = families
+            self._kept_text = generate_latest(self._kept_registry)
+        self.collector.facts = scrape_facts(self.ledger.figures, now, live)
+        return self._kept_text + generate_latest(self.registry)

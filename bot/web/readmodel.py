@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.clock import Clock, SystemClock
 from bot.domain import Event, Severity
-from bot.domain.ledger import BotRun
+from bot.domain.ledger import BotRun, CloseRequest
 from bot.persistence.models import (
     BalanceSnapshotRow,
     BotRunRow,
@@ -28,7 +28,13 @@ from bot.persistence.models import (
     OrderRow,
 )
 from bot.persistence.repositories import Ledger
-from bot.reporting import StatusReport, build_status
+from bot.reporting import (
+    StatusInputs,
+    StatusReport,
+    compose_status,
+    gather_status,
+    refresh_marks,
+)
 from bot.web.freshness import FAST_TABLES, ledger_marks, write_counter
 
 SERIES_POINTS = 500
@@ -100,6 +106,7 @@ class ReadModel:
         self.owns_ledger = owns_ledger
         self._clock = clock or SystemClock()
         engine = ledger.sessions.kw.get("bind")
+        self._engine = engine if isinstance(engine, AsyncEngine) else None
         self._writes = write_counter(engine) if isinstance(engine, AsyncEngine) else None
         self._version: tuple[Any, ...] | None = None
         self._fast_version: tuple[Any, ...] | None = None
@@ -109,15 +116,34 @@ class ReadModel:
         # kept: what changed between two sets of views (/metrics refreshes only those parts).
         self.kept_versions: dict[str, tuple[int | None, Any]] = {}
         self.rebuilds = 0  # status reports built (tests and the bench read it)
+        self._inputs: StatusInputs | None = None  # what the last report was computed from
+        self._inputs_version: tuple[Any, ...] | None = None
+        self._inputs_fast: tuple[Any, ...] | None = None
+        self._inputs_at = 0.0
 
     async def status(self, now: datetime) -> StatusReport:
         """The same report as `carrybot status`, at `now` (the kept one while the ledger is
-        unchanged and it is younger than `max_age_seconds`)."""
+        unchanged and it is younger than `max_age_seconds`).
+
+        A report is recomputed from kept inputs where it can be: at a later time alone (the
+        holding hours and APRs move) without a query, after new market observations or
+        balance snapshots alone with only those read again. Over a ledger another process
+        writes, the inputs are read afresh once they are `max_age_seconds` old.
+        """
         kept = await self._views()
         report: StatusReport | None = kept.get("status")
         if report is not None and 0 <= (now - report.now).total_seconds() < self.max_age_seconds:
             return replace(report, now=now) if report.now != now else report
-        report = await build_status(self.ledger, now=now, leverage=self.leverage)
+        version, fast = self._version, self._fast_version
+        inputs = self._inputs
+        aged = self._clock.monotonic() - self._inputs_at >= self.max_age_seconds
+        if inputs is None or version != self._inputs_version or (aged and not self.owns_ledger):
+            inputs = await gather_status(self.ledger)
+            self._inputs_at = self._clock.monotonic()
+        elif fast != self._inputs_fast:
+            inputs = await refresh_marks(self.ledger, inputs)
+        self._inputs, self._inputs_version, self._inputs_fast = inputs, version, fast
+        report = compose_status(inputs, now=now, leverage=self.leverage)
         self.rebuilds += 1
         kept["status"] = report
         return report
@@ -127,6 +153,7 @@ class ReadModel:
         self._kept = {}
         self._version = None
         self.kept_versions = {}
+        self._inputs = None
 
     @contextlib.asynccontextmanager
     async def request(self) -> AsyncIterator[None]:
@@ -146,8 +173,12 @@ class ReadModel:
         scope = _REQUEST_VIEWS.get()
         if scope is not None and scope[0] is not None:
             return scope[0]
-        async with self.session() as s:
-            marks = await ledger_marks(s)
+        if self._engine is not None and _BATCH.get() is None:
+            async with self._engine.connect() as conn:  # no ORM session: the cheapest query
+                marks = await ledger_marks(conn)
+        else:
+            async with self.session() as s:
+                marks = await ledger_marks(s)
         writes = self._writes
         version = (writes.writes if writes else None, *_marks_of(marks, fast=False))
         fast = (writes.fast_writes if writes else None, *_marks_of(marks, fast=True))
@@ -223,6 +254,13 @@ class ReadModel:
                 row.stopped_at,
                 row.stop_reason,
             )
+
+    async def close_requests(self) -> dict[int, CloseRequest]:
+        """The close requests the bot has not carried out yet, by hedge id."""
+        return await self._memo("close_requests", self._close_requests)
+
+    async def _close_requests(self) -> dict[int, CloseRequest]:
+        return {r.hedge_id: r for r in await self.ledger.close_requests.pending()}
 
     async def funding_by_hedge(self) -> dict[int, list[dict[str, Any]]]:
         """Every funding payment attributed to a hedge, oldest first, as JSON-ready dicts."""

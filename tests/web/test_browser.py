@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -95,7 +96,7 @@ def _status(tmp_path: Path, url: str) -> dict:  # type: ignore[type-arg]
     return data
 
 
-async def test_overview_in_chromium_matches_status_json_and_halt_needs_the_token(
+async def test_overview_in_chromium_matches_status_json_and_halt_and_close_need_the_token(
     dashboard: str, seeded_url: str, tmp_path: Path
 ) -> None:
     from playwright.async_api import async_playwright
@@ -152,5 +153,47 @@ async def test_overview_in_chromium_matches_status_json_and_halt_needs_the_token
             await page.reload()  # the token stays in this tab's session storage only
             assert await page.input_value("#token") == TOKEN
             assert TOKEN not in httpx.get(dashboard, timeout=5).text  # the server never echoes it
+
+            await _close_the_open_hedge_from_the_page(page, seeded_url, open_ids[0])
         finally:
             await browser.close()
+
+
+async def _pending_closes(url: str) -> list[tuple[int, str, str]]:
+    engine = create_engine(url)
+    try:
+        pending = await Ledger(session_factory(engine), CycleReads()).close_requests.pending()
+    finally:
+        await engine.dispose()
+    return [(r.hedge_id, r.reason, r.source) for r in pending]
+
+
+async def _close_the_open_hedge_from_the_page(page: Any, url: str, hedge_id: int) -> None:
+    """The close button asks to confirm, needs the token, and stores the request."""
+    dialogs: list[str] = []
+
+    async def confirm(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", confirm)
+    button = f'#open-hedges tr.hedge[data-hedge-id="{hedge_id}"] button.close-hedge'
+    result = "document.getElementById('control-result').textContent"
+    await page.fill("#token", "")
+    await page.fill("#reason", "browser close")
+    await page.click(button)
+    await page.wait_for_function(f"{result}.startsWith('401')")
+    assert dialogs and f"Close hedge {hedge_id}" in dialogs[0]
+    assert await _pending_closes(url) == []
+    assert await page.locator(button).count() == 1  # still offered
+
+    await page.fill("#token", TOKEN)
+    await page.click(button)
+    await page.wait_for_function(f"{result}.startsWith('close of hedge {hedge_id} requested')")
+    assert await _pending_closes(url) == [(hedge_id, "browser close", "web")]
+    row = f'#open-hedges tr.hedge[data-hedge-id="{hedge_id}"]'
+    assert await page.locator(f"{row} .close-requested").count() == 1
+    await page.reload()  # the page shows the stored request, and offers no second close
+    assert await page.inner_text(f"{row} .close-requested") == "close requested"
+    assert await page.locator(button).count() == 0
+    assert "control.close_requested" in await page.inner_text("#recent-events")

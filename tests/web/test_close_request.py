@@ -30,6 +30,12 @@ async def test_close_with_the_token_stores_the_request_and_records_the_source(da
     again = await dash.client.post(f"/api/hedges/{hedge.id}/close", headers=AUTH)
     assert again.status_code == 202 and again.json()["request_id"] == body["request_id"]
     assert len(await dash.ledger.close_requests.pending()) == 1
+    # The overview names the waiting request and offers no second close for that hedge.
+    (shown,) = (await dash.client.get("/api/overview")).json()["close_requests"]
+    assert (shown["hedge_id"], shown["source"]) == (hedge.id, "web")
+    page = (await dash.client.get("/")).text
+    assert "close requested" in page
+    assert f'data-path="/api/hedges/{hedge.id}/close"' not in page
 
 
 async def test_close_without_or_with_a_wrong_token_is_401_and_stores_nothing(dash: Dash) -> None:
