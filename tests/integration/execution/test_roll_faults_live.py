@@ -16,6 +16,7 @@ could differ.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -327,3 +328,21 @@ async def test_at_leverage_2_a_new_short_refused_after_the_buy_back_sells_the_sp
     assert "failed after the buy-back" in (after.close_reason or "")
     rig.assert_flat()
     await rig.assert_ledger_matches(after)
+
+
+@SQLITE_ONLY
+async def test_a_roll_into_a_contract_that_does_not_trade_is_denied_then_cools_down(
+    roll_rig_factory: RollRigFactory,
+) -> None:
+    rig = await roll_rig_factory()
+    hedge = await rig.open()
+    rig.next = replace(rig.next, perp=replace(rig.next.perp, active=False, status="SETTLING"))
+
+    first = await rig.roll(hedge)
+    again = await rig.roll(first)  # the next cycle: still cooling down
+
+    assert rig.posts(rig.near_id) == [] and rig.posts(rig.next_id) == []
+    assert (again.perp_symbol, again.perp_quantity) == (rig.near.perp.symbol, hedge.perp_quantity)
+    (denied,) = await rig.ledger.events.recent(kind="hedge.roll_denied")
+    assert "status SETTLING" in denied.message and denied.data["retry_seconds"] == 60
+    assert rig.executor.roll_blocked(hedge.id) is not None
