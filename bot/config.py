@@ -174,6 +174,8 @@ class RiskConfig(FrozenModel):
     close_retry_backoff_seconds: PositiveSeconds = 1.0
     entry_failure_backoff_seconds: PositiveSeconds = 60.0
     entry_failure_backoff_max_seconds: PositiveSeconds = 3600.0
+    roll_failure_backoff_seconds: PositiveSeconds = 60.0
+    roll_failure_backoff_max_seconds: PositiveSeconds = 3600.0
     account_failures_to_stop: PositiveInt = 2
 
 

@@ -12,8 +12,9 @@ snapshot time to the contract's delivery time. The rules (`[strategy.dated]`):
   `roll_before_delivery_hours` to delivery; the best contract of each asset;
 - take profit: the basis captured since entry (entry basis − today's executable exit
   basis) reaches `take_profit_basis` × the entry basis;
-- roll: from `roll_before_delivery_hours` before delivery, into a later contract of the
-  same asset whose roll APR beats `entry_apr` + `roll_margin_apr`. A roll keeps the spot and
+- roll: from `roll_before_delivery_hours` to `exit_before_delivery_hours` before delivery,
+  into a later contract of the same asset that trades (status TRADING, no delisting date)
+  and whose roll APR beats `entry_apr` + `roll_margin_apr`. A roll keeps the spot and
   moves the short alone, so its APR counts the short's costs only:
 
       roll APR = (F / S_bid − 1 − 2 × futures taker − the short's slippage) × 365 / days
@@ -22,7 +23,8 @@ snapshot time to the contract's delivery time. The rules (`[strategy.dated]`):
   two futures legs the roll adds are the later short's sale now and its buy-back at exit;
   the near short's buy-back and the spot's sale are paid whether the hedge rolls or closes;
 - delivery: at `exit_before_delivery_hours` before delivery the hedge is closed, unless
-  `hold_to_settlement` (the exchange then settles the short at the delivery price).
+  `hold_to_settlement` (the exchange then settles the short at the delivery price); a roll
+  not done by then (refused, failing, cooling down) is replaced by this close.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def dated_candidates(
     size = params.sizing.notional_per_hedge
     best: dict[str, DatedSignal] = {}
     for pair in pairs:
-        if pair.key in skip:
+        if pair.key in skip or untradable(pair, snapshot) is not None:
             continue
         signal = dated_signal(pair, snapshot, params, size)
         if signal is None or entry_block(signal, params.dated) is not None:
@@ -223,9 +225,10 @@ def dated_exit(
     """Return the close (or roll) an OPEN dated hedge calls for, or None to keep it.
 
     `held` is the hedge's spot + dated pair, `later` the same asset's contracts that deliver
-    after it. In order: take profit; within `roll_before_delivery_hours` of delivery, a
-    roll into the best later contract whose roll APR beats `entry_apr` + `roll_margin_apr`;
-    within `exit_before_delivery_hours` (or after delivery), a close, unless
+    after it. In order: take profit; within `roll_before_delivery_hours` of delivery but
+    not yet within `exit_before_delivery_hours`, a roll into the best later contract that
+    trades and whose roll APR beats `entry_apr` + `roll_margin_apr`; within
+    `exit_before_delivery_hours` (or after delivery), a close, unless
     `hold_to_settlement` (then only once delivered).
     """
     rules = params.dated
@@ -252,7 +255,9 @@ def dated_exit(
             return DatedDecision(CloseHedge(hedge.id, reason, metrics))
     if rules.hold_to_settlement:
         return None
-    if hours_left <= rules.roll_before_delivery_hours:
+    # Never on the contract past the exit window: a roll not done by then (refused, cooling
+    # down after failures) gives way to the close below.
+    if rules.exit_before_delivery_hours < hours_left <= rules.roll_before_delivery_hours:
         target = _roll_target(later, snapshot, params, hedge.target_notional)
         if target is not None:
             metrics["roll_net_apr"] = quantize_metric(target.net_apr)
@@ -279,6 +284,8 @@ def _roll_target(
     rules = params.dated
     best: DatedSignal | None = None
     for pair in later:
+        if untradable(pair, snapshot) is not None:
+            continue  # not TRADING, settling, or being delisted: never rolled into
         signal = roll_signal(pair, snapshot, params, notional)
         if signal is None or signal.hours_to_expiry <= rules.roll_before_delivery_hours:
             continue
@@ -287,6 +294,18 @@ def _roll_target(
         if best is None or signal.net_apr > best.net_apr:
             best = signal
     return best
+
+
+def untradable(pair: Pair, snapshot: MarketSnapshot) -> str | None:
+    """Why no new short may go on `pair`'s future: its status is not TRADING, it is given a
+    delisting date, or the delisting watch lists its asset (None: it trades)."""
+    reason = pair.perp.not_tradable()
+    if reason is not None:
+        return reason
+    listed = snapshot.untradable.get(pair.key)
+    if listed is not None and listed.startswith((f"{pair.key} ", f"{pair.perp.symbol} ")):
+        return listed
+    return None
 
 
 def captured_basis(hedge: Hedge, signal: DatedSignal) -> Decimal | None:

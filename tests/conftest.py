@@ -61,6 +61,22 @@ async def drop_pg_database(url: str, *, migrated: bool = False) -> None:
     PG_DATABASES.release(url, migrated=migrated)
 
 
+def _start_rank(item: pytest.Item) -> int:
+    """0 for the bot-process tests marked slow, 1 for the rest of tests/e2e, 2 for others."""
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    return 1 if "e2e" in item.path.parts else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the longest tests first (order within each rank kept).
+
+    The slow ones run the bot and the fake Binance as processes and mostly wait on the wall
+    clock; scheduled first on xdist's workers (`make test` runs more workers than cores),
+    their waits overlap the CPU-bound tests instead of making the tail of the run."""
+    items.sort(key=_start_rank)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     SQLITE_TEMPLATE.remove()
     asyncio.run(PG_DATABASES.drop_all())

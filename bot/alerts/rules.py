@@ -1,7 +1,8 @@
 """Which events and states are worth a message, de-duplicated per condition.
 
 A *condition* (reconciliation drift, a state change to REDUCING/HALTED, the daily loss
-limit, naked exposure of one hedge, an exchange or database outage longer than
+limit, naked exposure of one hedge, a hedge's roll not done until it rolls or
+closes, an exchange or database outage longer than
 `outage_seconds`) fires one message when it starts and one when it clears; while it holds,
 nothing more is sent for it. *Notices* (a hedge opened, closed, failed) are sent once each.
 Pure logic: no I/O, times passed in.
@@ -36,6 +37,8 @@ NOTICES = {
 }
 NAKED_KINDS = {"hedge.unwind_incomplete", "hedge.imbalanced", "hedge.close_incomplete"}
 NAKED_CLEARED_BY = {"hedge.closed", "hedge.failed", "hedge.resized", "hedge.opened"}
+ROLL_KINDS = {"hedge.roll_denied", "hedge.roll_failed", "hedge.roll_incomplete"}
+ROLL_CLEARED_BY = {"hedge.rolled", "hedge.closed"}
 
 
 @dataclass
@@ -57,7 +60,13 @@ class AlertRules:
                 out += self._clear(
                     f"naked:{event.hedge_id}", f"hedge {event.hedge_id} is flat or hedged again"
                 )
+            if kind in ROLL_CLEARED_BY and event.hedge_id is not None:
+                out += self._clear(f"roll:{event.hedge_id}", f"hedge {event.hedge_id} closed")
             return out
+        if kind in ROLL_KINDS and event.hedge_id is not None:
+            return self._fire(f"roll:{event.hedge_id}", f"Roll not done: {event.message}")
+        if kind in ROLL_CLEARED_BY and event.hedge_id is not None:
+            return self._clear(f"roll:{event.hedge_id}", f"hedge {event.hedge_id} rolled")
         if kind in NAKED_KINDS and event.hedge_id is not None:
             return self._fire(f"naked:{event.hedge_id}", f"Naked exposure: {event.message}")
         if kind == "risk.protect" and event.data.get("action") == "Rebalance":

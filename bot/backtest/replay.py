@@ -276,11 +276,11 @@ class ReplaySource:
     async def fetch_volumes_24h(self, kind: MarketKind) -> Mapping[str, Decimal]:
         return self._answer(_VOLUMES_KEY[kind], self._volumes_24h, kind)
 
-    def _answer(self, what: str, build: Callable[[A], Mapping[str, T]], arg: A) -> dict[str, T]:
+    def _answer(self, what: str, build: Callable[[A], dict[str, T]], arg: A) -> dict[str, T]:
         """Build an answer, or take it from the shared `ReplayAnswers` (a copy either way)."""
         tables = self._kept
         if tables is None:
-            return dict(build(arg))
+            return build(arg)  # a new dict at every call: nobody else holds it
         kept_at = tables.get(what)
         if kept_at is None:
             kept_at = tables.setdefault(what, {})

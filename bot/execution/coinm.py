@@ -43,6 +43,7 @@ from bot.errors import ExchangeError
 from bot.exchange.port import CoinmPort
 from bot.execution.coinm_close import CoinmCloser
 from bot.execution.coinm_margin import MARGIN, PENDING, CoinMargin, margin_of
+from bot.execution.coinm_resize import CoinmResizer, contracts_for
 from bot.execution.coinm_sizing import size_coinm, unhedged_usd
 from bot.execution.hedge_context import ZERO, HedgeContext, outcome
 from bot.execution.leg_trader import LegTrader, is_dust
@@ -73,6 +74,7 @@ class CoinmHedger:
         self._unwinder = unwinder
         self._margin = CoinMargin(ctx, side)
         self._closer = CoinmCloser(ctx, side, legs, unwinder, self._margin)
+        self._resizer = CoinmResizer(ctx, legs, self._margin)
         self._uids = uids
         self._run_id = run_id
         self._futures_fee = futures_fee
@@ -347,6 +349,22 @@ class CoinmHedger:
             at=self._ctx.clock.now(),
             metrics=dict(hedge.metrics) | {"unhedged_usd": str(rest.quantize(Decimal("0.01")))},
         )
+
+    # --- resize (coinm_resize) ----------------------------------------------------------------
+    async def shrink(
+        self, hedge: Hedge, pair: Pair, notional: Decimal, *, reason: str, price: Decimal
+    ) -> Hedge:
+        """Cut an OPEN hedge's short to the whole contracts of `notional` USD (its coin
+        moved back and sold); below one contract it is closed."""
+        keep = contracts_for(notional, pair)
+        if keep < 1:
+            return await self.close(hedge, pair, reason=f"{reason} (under one contract: closed)")
+        try:
+            await self._ctx.setup.ensure_detected(coinm=True)  # the buy-back's flags follow it
+        except ExchangeError as exc:
+            log.warning("COIN-M position mode not read (%s): hedge %s not resized", exc, hedge.id)
+            return hedge
+        return await self._resizer.shrink(hedge, pair, keep, price=price)
 
     # --- close and unwind (coinm_close) -----------------------------------------------------
     async def close(self, hedge: Hedge, pair: Pair, *, reason: str) -> Hedge:

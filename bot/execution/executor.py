@@ -218,17 +218,20 @@ class HedgeExecutor:
     ) -> Hedge:
         """Grow or shrink an OPEN hedge to about `notional`, both legs together.
 
-        A COIN-M hedge is not resized (its legs go one after the other): asked to shrink (a
-        protective action) it is closed instead; asked to grow it is kept as is.
+        A COIN-M hedge shrinks in whole contracts, leg after leg (`coinm_resize`: buy back,
+        move the coin back, sell it; under one contract it is closed); asked to grow it is
+        kept as is.
         """
         if ROLL_TO in hedge.metrics:
             return hedge  # an unfinished roll is finished first (`recover`)
         if pair.perp.is_inverse:
             if notional < hedge.target_notional and self._coinm is not None:
-                return await self._coinm.close(hedge, pair, reason=f"{reason} (COIN-M: closed)")
+                return await self._coinm.shrink(
+                    hedge, pair, notional, reason=reason, price=perp_quote.ask
+                )
             await self._ctx.emit(
                 "hedge.resize_denied",
-                f"hedge {hedge.id}: a COIN-M hedge is not resized; close it instead",
+                f"hedge {hedge.id}: a COIN-M hedge is not grown; open another carry instead",
                 Severity.WARNING,
                 {},
                 hedge.id,
@@ -309,6 +312,10 @@ class HedgeExecutor:
         got = await self._ctx.ledger.hedges.get(hedge.id)
         assert got is not None
         return got
+
+    def roll_blocked(self, hedge_id: int) -> str | None:
+        """Why the hedge's roll may not be tried now (cooling down after a failed one)."""
+        return self._roller.backoff.blocked(hedge_id)
 
     def equalise_paused(self, hedge: Hedge) -> bool:
         """True while `hedge`'s equalising waits after a rejected correction (its legs as

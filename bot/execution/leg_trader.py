@@ -14,6 +14,7 @@ less than the ledger, or lacks the margin), the hedge's equalising is paused wit
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -87,9 +88,11 @@ class LegTrader:
         purpose: OrderPurpose,
         *,
         retry: bool = False,
+        first_report: Callable[[str], bool] | None = None,
     ) -> LegProgress:
         """Trade `quantity` on one leg (retrying with backoff when `retry`); never re-send an
-        order whose outcome is unknown."""
+        order whose outcome is unknown. With `first_report`, a failure is an event only when
+        it says its condition (purpose, side, error code) is new; otherwise it is logged."""
         instrument = pair.spot if leg is Leg.SPOT else pair.perp
         remaining = floor_to_step(quantity, instrument.step_size)
         price_hint = hedge.entry_spot_price or ZERO
@@ -143,7 +146,17 @@ class LegTrader:
                 if reducing:  # the exchange holds less than the ledger: that part is gone
                     gone += max(remaining - adapted, ZERO)
                 remaining = adapted
-                if attempt == 0:
+                condition = f"{purpose.value}:{side.value}:{error.code}"
+                if attempt == 0 and first_report is not None and not first_report(condition):
+                    log.warning(
+                        "Hedge %s %s %s %s failed again: %s (reported once)",
+                        hedge.id,
+                        leg.value,
+                        purpose.value,
+                        side.value,
+                        error,
+                    )
+                elif attempt == 0:
                     await self._ctx.emit(
                         "order.failed",
                         f"hedge {hedge.id} {leg.value} {purpose.value} {side.value} failed: "

@@ -21,10 +21,11 @@ from bot.domain import (
     Pair,
     Portfolio,
     ResizeHedge,
+    RollHedge,
     Severity,
 )
-from bot.domain.ledger import TradingState, TradingStatus
-from bot.errors import ExchangeError
+from bot.domain.ledger import TradingState, TradingStatus, TransferStatus
+from bot.errors import ExchangeError, TemporaryError
 from bot.execution.entry_backoff import EntryBackoff
 from bot.execution.sizing import common_step
 from bot.persistence.outage import is_db_outage
@@ -139,11 +140,26 @@ class Evaluator:
             parts.strategy.evaluate(snap, portfolio, ctx.state.params or parts.params),
             snap,
         )
+        intents = self._without_cooling_rolls(intents)
         accepted = await parts.risk.review(intents, view, ctx.events)
         done = await self._intents.run(accepted, snap, hedges)
         if requested:
             await self.operator.settle(requested, hedges)
         return done
+
+    def _without_cooling_rolls(self, intents: list[Intent]) -> list[Intent]:
+        """Drop the rolls of hedges cooling down after a failed roll: no order, no event
+        (the failure was reported once; the close before delivery is not held back)."""
+        executor = self._parts.executor
+        kept: list[Intent] = []
+        for intent in intents:
+            if isinstance(intent, RollHedge):
+                blocked = executor.roll_blocked(intent.hedge_id)
+                if blocked is not None:
+                    log.debug("Hedge %s: %s", intent.hedge_id, blocked)
+                    continue
+            kept.append(intent)
+        return kept
 
     def _refresh_trading_state(self, status: TradingStatus | None) -> None:
         state = self._ctx.state
@@ -254,11 +270,25 @@ class Evaluator:
     async def _add_margin(
         self, hedge: Hedge, pair: Pair, action: AddMargin, snap: MarketSnapshot
     ) -> None:
-        """Move spot USDT to futures for a short near liquidation; shrink it if that fails."""
+        """Move spot USDT to futures for a short near liquidation (a `transfers` row); shrink
+        it if that fails. A lost answer is recorded UNKNOWN (nothing resolves it later: the
+        shrink follows anyway)."""
         ctx = self._ctx
+        record = await ctx.ledger.transfers.request(
+            hedge_id=hedge.id,
+            asset="USDT",
+            amount=action.amount,
+            from_wallet="spot",
+            to_wallet="futures",
+            reason=f"add margin: {action.reason}",
+            at=ctx.clock.now(),
+        )
         try:
-            await ctx.exchange.transfer(
+            tran_id = await ctx.exchange.transfer(
                 "USDT", action.amount, from_wallet="spot", to_wallet="futures"
+            )
+            await ctx.ledger.transfers.finish(
+                record.id, status=TransferStatus.DONE, at=ctx.clock.now(), exchange_id=tran_id
             )
             await ctx.events.emit(
                 Event(
@@ -272,6 +302,13 @@ class Evaluator:
             )
             return
         except ExchangeError as exc:
+            unknown = isinstance(exc, TemporaryError)
+            await ctx.ledger.transfers.finish(
+                record.id,
+                status=TransferStatus.UNKNOWN if unknown else TransferStatus.FAILED,
+                at=ctx.clock.now(),
+                error=str(exc),
+            )
             log.error(
                 "Margin transfer for hedge %s failed (%s): reducing the hedge instead",
                 hedge.id,

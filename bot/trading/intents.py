@@ -194,6 +194,10 @@ class IntentRunner:
             ids.add(hedge.id)
             if ctx.state.trading is TradingState.HALTED:
                 continue
+            blocked = self._executor.roll_blocked(hedge.id)
+            if blocked is not None:  # its last try left it unfinished: not every cycle
+                log.debug("Hedge %s: unfinished roll waits: %s", hedge.id, blocked)
+                continue
             pair = ctx.pair_of(hedge)
             into = pair_of(ctx.pairs, hedge.pair, hedge.metrics[ROLL_TO])
             if pair is None or into is None:

@@ -82,3 +82,13 @@ def test_an_outage_alerts_only_after_outage_seconds_and_recovery_once() -> None:
     # a short blip never alerts, not even its recovery
     assert rules.on_health("database", False, now=400.0) == []
     assert rules.on_health("database", True, now=410.0) == []
+
+
+def test_a_roll_not_done_fires_once_per_hedge_and_clears_when_it_rolls_or_closes() -> None:
+    rules = AlertRules()
+    assert kinds(rules.on_event(ev("hedge.roll_denied", 3))) == [("roll:3", AlertKind.FIRED)]
+    assert rules.on_event(ev("hedge.roll_failed", 3)) == []
+    assert kinds(rules.on_event(ev("hedge.rolled", 3))) == [("roll:3", AlertKind.CLEARED)]
+    assert rules.on_event(ev("hedge.rolled", 3)) == []
+    assert kinds(rules.on_event(ev("hedge.roll_failed", 4))) == [("roll:4", AlertKind.FIRED)]
+    assert ("roll:4", AlertKind.CLEARED) in kinds(rules.on_event(ev("hedge.closed", 4)))

@@ -23,6 +23,9 @@ from tests.fakes.binance_server import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from tests.fakes.fixtures import FakeBinanceProcess
 
 STREAMS_OFF = "[streams]\nenabled = false\n"
+# The dashboard on a port of its own (the default 8321 is one for every bot of every worker
+# at once: all but the first would log that it is taken).
+WEB_ANY_PORT = "[web]\nport = 0\n"
 
 CONFIG = """
 [exchange]
@@ -83,9 +86,11 @@ class BotEnv:
 
     def write_config(self, *, mode: str = "auto", poll: float = 1.0, extra: str = "") -> None:
         """Write the config; without a `[streams]` section in `extra`, streams are switched
-        off explicitly (`enabled = false`): these tests are the REST polling path's."""
+        off explicitly (`enabled = false`): these tests are the REST polling path's. Without
+        a `[web]` section, the dashboard listens on a free port."""
         streams = "" if "[streams]" in extra else STREAMS_OFF
-        text = streams + CONFIG.format(url=self.fake.url, mode=mode, poll=poll) + extra
+        web = "" if "[web]" in extra else WEB_ANY_PORT
+        text = streams + web + CONFIG.format(url=self.fake.url, mode=mode, poll=poll) + extra
         self.config.write_text(text)
 
     def cli(self, *args: str, **env: str) -> Result:

@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,14 +46,30 @@ def poll_until(url: str, name: str, want: float, timeout: float = 90, **labels: 
     raise AssertionError(f"{name}{labels} never became {want}:\n{text[-3000:]}")
 
 
+def open_hedge(base: str, timeout: float = 30) -> dict[str, Any]:
+    """The one hedge of /api/status once it is OPEN (OPENING counts as open too)."""
+    deadline = time.monotonic() + timeout
+    hedges: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        hedges = httpx.get(f"{base}/api/status", timeout=5).json()["open_hedges"]
+        if len(hedges) == 1 and hedges[0]["state"] == "open":
+            return hedges[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no single OPEN hedge: {hedges}")
+
+
 def test_metrics_change_as_a_paper_bot_opens_a_hedge_and_halt_needs_the_token(
     fake_proc: FakeBinanceProcess, pg_url: str, tmp_path: Path
 ) -> None:
     env = make_env(fake_proc, tmp_path, pg_url, live=False)
     port = free_port()
     env.write_config(extra=f"\n[web]\nport = {port}\n")
+    # Nothing pays at the start: low funding, and no premium on either perpetual (the fake's
+    # default ETH book has one of ~33 bps, which alone is an entry before the first scrape).
     env.set_funding("BTC", "0.00001", history="0.00001")
     env.set_funding("ETH", "0.00001", history="0.00001")
+    env.set_perp_premium("BTC", "50000", "0", tick="0.1", qty="2")
+    env.set_perp_premium("ETH", "3000", "0", tick="0.01", qty="20")
     bot = env.spawn("run", "--duration", "150", CARRYBOT_WEB_TOKEN=TOKEN)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -60,11 +77,15 @@ def test_metrics_change_as_a_paper_bot_opens_a_hedge_and_halt_needs_the_token(
         before = poll_until(f"{base}/metrics", "carrybot_open_hedges", 0)
         assert metric(before, "carrybot_info", mode="paper") == 1
 
-        env.set_funding("BTC", "0.0006", history="0.0006")
-        after = poll_until(f"{base}/metrics", "carrybot_open_hedges", 1)
-        status = httpx.get(f"{base}/api/status", timeout=5).json()
-        (held,) = status["open_hedges"]
-        assert metric(after, "carrybot_notional_usdt", pair=held["pair"]) == float(held["notional"])
+        # BTC starts paying: its perpetual trades 30 bps over the index (the bot, running,
+        # reads books every poll; the funding history it holds does not change).
+        env.set_perp_premium("BTC", "50000", "150", tick="0.1", qty="2")
+        poll_until(f"{base}/metrics", "carrybot_open_hedges", 1)
+        held = open_hedge(base)  # its notional is the one filled, not the one planned
+        assert held["pair"] == "BTC/USDT"  # the pair that started paying, only
+        after = poll_until(
+            f"{base}/metrics", "carrybot_notional_usdt", float(held["notional"]), pair="BTC/USDT"
+        )
         assert (metric(after, "carrybot_job_duration_seconds_count", job="evaluate") or 0) >= 1
         assert (metric(after, "carrybot_request_weight_used", venue="futures") or 0) > 0
         assert (metric(after, "carrybot_order_round_trip_seconds_count", leg="perp") or 0) >= 1

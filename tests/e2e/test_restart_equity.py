@@ -62,11 +62,15 @@ async def test_restart_whose_first_quotes_are_stale_defers_the_snapshot_and_keep
     tune(holding, "risk", max_data_age_seconds=3)
     add_fault(holding, kind="delay", path="/api/v3/ticker/bookTicker", times=2, delay_ms=4000)
 
-    bot = holding.spawn("run", "--live", "--duration", "20")
+    # The test ends the bot itself (SIGTERM) once the deferred snapshot is taken; the
+    # duration is only a backstop. It was 20 s, which a loaded machine used up before the
+    # snapshot came (two 4 s quote polls, start-up and cycles slowed down): the bot stopped
+    # first and the wait below failed.
+    bot = holding.spawn("run", "--live", "--duration", "180")
     try:
-        bot.wait_for_log("Balance snapshot deferred: no fresh price yet for BTC", timeout=30)
-        bot.wait_for_log("Heartbeat", timeout=30)
-        bot.wait_for_log("Deferred balance snapshot taken", timeout=30)
+        bot.wait_for_log("Balance snapshot deferred: no fresh price yet for BTC", timeout=60)
+        bot.wait_for_log("Heartbeat", timeout=60)
+        bot.wait_for_log("Deferred balance snapshot taken", timeout=60)
     finally:
         bot.signal(signal.SIGTERM)
         assert bot.wait(timeout=40) == 0

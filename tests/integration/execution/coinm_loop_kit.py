@@ -1,8 +1,9 @@
 """The bot's own loop on the fake Binance with `"coinm"` on, in paper or live mode.
 
-Shared by the COIN-M loop tests (quarterly and perpetual): `start_coinm_bot` assembles the
-loop over a paper account (its own simulator fed by the fake's market data) or over the
-fake's dapi endpoints (fills in the fake's account), in one position mode.
+Shared by the COIN-M loop tests (quarterly and perpetual) and the margin top-up test:
+`start_coinm_bot` assembles the loop over a paper account (its own simulator fed by the
+fake's market data) or over the fake's dapi endpoints (fills in the fake's account), in one
+position mode; `strategy`, `risk` and `paper` override those sections.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ async def start_coinm_bot(
     mode: str,
     position_mode: PositionMode,
     strategy: dict[str, Any] | None = None,
+    risk: dict[str, Any] | None = None,
+    paper: dict[str, Any] | None = None,
 ) -> AsyncIterator[CoinmBot]:
     """A seeded fake listing `instruments` and the bot's loop on it, started up; the test
     sets funding and quotes on `fake` before its first cycle."""
@@ -79,19 +82,23 @@ async def start_coinm_bot(
                     **(strategy or {}),
                 },
                 "sizing": {"notional_per_hedge": 1000},
-                "risk": {"max_open_hedges": 1, "close_retry_backoff_seconds": 0.01},
-                "paper": {"fill_slippage_bps": 0},
+                "risk": {
+                    "max_open_hedges": 1,
+                    "close_retry_backoff_seconds": 0.01,
+                    **(risk or {}),
+                },
+                "paper": {"fill_slippage_bps": 0, **(paper or {})},
             }
         )
         exchange: ExchangePort
         if mode == "paper":
-            paper = await PaperExchange.open(
+            paper_exchange = await PaperExchange.open(
                 live_for(fake, keys=False, clock=clock, coinm=True),
                 clock=clock,
                 fees=config.fees,
                 paper=config.paper,
             )
-            exchange, sim = paper, paper.simulator
+            exchange, sim = paper_exchange, paper_exchange.simulator
         else:
             fake.account.set_instruments(fake.market.instruments)
             exchange, sim = live_for(fake, clock=clock, coinm=True), fake.account

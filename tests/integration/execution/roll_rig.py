@@ -27,7 +27,7 @@ from bot.execution.executor import HedgeExecutor
 from bot.persistence.repositories import Ledger
 from tests import kit
 from tests.fakes.binance_server import FakeBinance
-from tests.fakes.fixtures import live_for, seed, seed_coinm, standard_instruments
+from tests.fakes.fixtures import WALLET_USDT, live_for, seed, seed_coinm, standard_instruments
 from tests.support.paper_stack import Stack, build_stack
 
 D = Decimal
@@ -184,7 +184,11 @@ async def roll_rig_factory(
     opened: list[tuple[FakeBinance, LiveExchange]] = []
 
     async def build(
-        *, mode: PositionMode = PositionMode.ONE_WAY, risk: RiskConfig | None = None, **config: Any
+        *,
+        mode: PositionMode = PositionMode.ONE_WAY,
+        risk: RiskConfig | None = None,
+        futures_usdt: Decimal | None = None,
+        **config: Any,
     ) -> RollRig:
         clock = SimulatedClock(kit.T0)
         near_at = kit.T0.replace(hour=8) + timedelta(days=90)
@@ -203,6 +207,10 @@ async def roll_rig_factory(
         seed(fake)
         if venue == "dapi":
             seed_coinm(fake)
+        if futures_usdt is not None:  # the USDⓈ-M wallet holds only this much
+            rest = WALLET_USDT - futures_usdt
+            fake.account.transfer("USDT", rest, from_wallet="futures", to_wallet="spot")
+        # Leverage 3 (one above the default) unless asked: both shorts fit during a roll.
         config = {"leverage": 3, **config} if venue == "dapi" else config
         stack = await build_stack(
             ledger,

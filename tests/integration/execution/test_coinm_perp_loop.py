@@ -79,6 +79,9 @@ async def test_the_coinm_perpetual_is_opened_its_coin_funding_valued_in_usdt_and
     assert bot.sim.positions() == []  # no USDⓈ-M short
     (moved,) = await ledger.transfers.for_hedges([1])
     assert (moved.to_wallet, moved.status) == ("coinm", TransferStatus.DONE)
+    clean_before = len(await ledger.events.recent(kind="reconcile.ok"))
+    await bot.loop.reconcile()  # the short and the coin are where the ledger says
+    assert len(await ledger.events.recent(kind="reconcile.ok")) == clean_before + 1
 
     # The funding settles in the coin: contracts × 100 USD / mark × rate.
     bot.clock.advance(timedelta(hours=7, minutes=2))

@@ -8,7 +8,7 @@ the live adapter (keyed) sends the orders to the fake, whose faults then apply.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -397,3 +397,87 @@ async def test_a_roll_whose_outcome_is_unknown_is_finished_next_cycle_never_rese
     assert bot.short(QUARTER) == 0 and bot.short(NEXT) == -hedge.perp_quantity
     posts = [r for r in bot.fake.requests_to(PERP_ORDER, "POST") if r.params["symbol"] == NEXT_ID]
     assert len(posts) == 1  # never sent twice
+
+
+QUARTER_ID = "BTCUSDT_240530"
+
+
+@pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)  # no database case here
+async def test_a_roll_always_refused_backs_off_reports_once_then_closes_before_delivery(
+    bot_factory: BotFactory,
+) -> None:
+    """The quarter's buy-back is refused for four hours of 2-minute cycles (120 of them):
+    each try sends the pair, the buy-back's retries and the new short's buy-back (8 orders)
+    and leaves the hedge on its quarter; tries back off 60 s, doubling to 3600 s, so 9 are
+    made, not 120; each condition is one event. Past `exit_before_delivery_hours` the close
+    takes over (the exchange takes the quarter's orders again by then)."""
+    bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
+    before = await _open_then_reach_the_roll_window(bot)
+    opened_orders = len(await bot.ledger.orders.for_hedge(before.id))
+    bot.fake.add_fault(
+        "reject", PERP_ORDER, method="POST", symbol=QUARTER_ID, code=-1000, times=None
+    )
+
+    for _ in range(120):
+        await bot.cycle(2 / 60)
+
+    (hedge,) = await bot.hedges()
+    assert (hedge.state, hedge.perp_symbol) == (HedgeState.OPEN, QUARTER)
+    assert bot.short(QUARTER) == -before.perp_quantity and bot.short(NEXT) == 0
+    orders = (await bot.ledger.orders.for_hedge(hedge.id))[opened_orders:]
+    tries = [o for o in orders if o.purpose is OrderPurpose.ROLL_OPEN and o.symbol == NEXT]
+    assert len(tries) == 9  # at 0, 2, 4, 8, 16, 32, 64, 124 and 184 minutes
+    assert len(orders) == 9 * 8
+    recent = await bot.ledger.events.recent(limit=2000)
+    kinds = [e.kind for e in recent]
+    assert kinds.count("hedge.roll_failed") == 1  # each condition once: the roll not done,
+    assert kinds.count("order.failed") == 2  # the pair's buy-back refused, its retry refused
+    accepted = [e for e in recent if e.kind == "risk.accepted" and e.data["intent"] == "RollHedge"]
+    assert len(accepted) == 9
+    assert not [e for e in recent if e.kind == "risk.denied" and e.data["intent"] == "RollHedge"]
+
+    bot.fake.faults.clear()
+    delivery = T0.replace(hour=8) + timedelta(days=90)
+    bot.clock.advance(delivery - timedelta(hours=23) - bot.clock.now())
+    await bot.cycle(0)
+
+    (hedge,) = await bot.hedges()
+    assert hedge.state is HedgeState.CLOSED
+    assert (hedge.close_reason or "").startswith("delivery: 23.0 h")
+    assert bot.short(QUARTER) == 0 and bot.short(NEXT) == 0
+    assert bot.spot() < kit.spot().step_size
+    later = (await bot.ledger.orders.for_hedge(hedge.id))[opened_orders + len(orders) :]
+    assert not [o for o in later if o.purpose.value.startswith("roll")]
+
+
+@pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)  # no database case here
+async def test_a_next_quarter_gone_settling_is_not_rolled_into_and_the_hedge_closes_in_time(
+    bot_factory: BotFactory,
+) -> None:
+    """The status refresh (every `instrument_status_seconds`) sees the next quarter leave
+    TRADING: no roll is sent into it, and the near quarter's hedge closes at the exit
+    window instead of staying to delivery."""
+    bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
+    await bot.cycle()
+    (before,) = await bot.hedges()
+    bot.fake.set_quote(NEXT, "51200.0", "51200.1", "5", "5")  # it would pay the roll
+    delivery = T0.replace(hour=8) + timedelta(days=90)
+    bot.clock.advance(delivery - timedelta(hours=80) - bot.clock.now())
+    await bot.cycle(0)  # the daily instrument reload, before the roll window
+    settling = [
+        replace(i, active=False, status="SETTLING") if i.symbol == NEXT else i
+        for i in bot.fake.market.instruments.values()
+    ]
+    bot.fake.set_instruments(settling)
+
+    await bot.cycle(10)  # 70 h to delivery: in the roll window; the status refreshed
+    await bot.cycle(1)
+
+    (hedge,) = await bot.hedges()
+    assert (hedge.state, hedge.perp_symbol) == (HedgeState.OPEN, QUARTER)
+    orders = await bot.ledger.orders.for_hedge(before.id)
+    assert not [o for o in orders if o.purpose.value.startswith("roll")]
+    bot.clock.advance(delivery - timedelta(hours=23) - bot.clock.now())
+    await bot.cycle(0)
+    (hedge,) = await bot.hedges()
+    assert hedge.state is HedgeState.CLOSED and bot.short(QUARTER) == 0

@@ -5,21 +5,39 @@ and hedge mode. A roll keeps the spot (COIN-M: the coin stays in the COIN-M wall
 transfer) and ends with one short, on the next quarter or (when the roll cannot be done)
 on the near one, hedging the spot within one step (`max_unhedged_usd` for COIN-M), or
 everything flat when no short can be kept; never a naked spot, never two shorts.
+
+Databases: the storage is the same repository code on both backends, and most cases differ
+only in what the fake does to the orders, so they run on SQLite alone (`SQLITE_ONLY`). The
+cases whose recovery re-reads and rewrites the ledger (a roll left pending with
+`roll_to`, finished by recovery or by start-up reconciliation from the rows written
+before the orders were sent) also run on PostgreSQL, where its types and transactions
+could differ.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
-from bot.domain import HedgeState, OrderPurpose, PositionMode
+from bot.domain import (
+    HedgeState,
+    OrderPurpose,
+    OrderRequest,
+    OrderType,
+    PositionMode,
+    PositionSide,
+    Side,
+)
 from bot.domain.hedge import ROLL_TO
+from bot.errors import InsufficientFunds
 from bot.reconcile import Reconciler
 from tests.integration.execution.roll_rig import RollRig, RollRigFactory
 
 D = Decimal
-pytestmark = pytest.mark.postgres
+# Overrides the `migrated_url` fixture's two backends for the cases that do not need both.
+SQLITE_ONLY = pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)
 MODES = [PositionMode.ONE_WAY, PositionMode.HEDGE]
 ROLL_CLOSE, ROLL_OPEN = OrderPurpose.ROLL_CLOSE, OrderPurpose.ROLL_OPEN
 
@@ -39,6 +57,7 @@ async def assert_rolled(rig: RollRig, hedge_id: int, spot_before: Decimal) -> No
     await rig.assert_ledger_matches(got)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_a_roll_buys_back_the_near_short_and_sells_the_next_at_once(
     roll_rig_factory: RollRigFactory, mode: PositionMode
@@ -69,6 +88,7 @@ async def test_a_roll_buys_back_the_near_short_and_sells_the_next_at_once(
     assert rolled.data["leg_gap_ms"] is not None
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_new_short_rejected_after_the_buy_back_filled_is_retried_then_rolls(
     roll_rig_factory: RollRigFactory, mode: PositionMode
@@ -83,6 +103,7 @@ async def test_new_short_rejected_after_the_buy_back_filled_is_retried_then_roll
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_new_short_never_filling_sells_the_spot_rather_than_leave_it_naked(
     roll_rig_factory: RollRigFactory, mode: PositionMode
@@ -103,6 +124,7 @@ async def test_new_short_never_filling_sells_the_spot_rather_than_leave_it_naked
     assert failed.severity.value == "alert"
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_buy_back_rejected_after_the_new_short_filled_is_retried_then_rolls(
     roll_rig_factory: RollRigFactory, mode: PositionMode
@@ -118,6 +140,7 @@ async def test_buy_back_rejected_after_the_new_short_filled_is_retried_then_roll
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_buy_back_never_filling_buys_the_new_short_back_no_double_short(
     roll_rig_factory: RollRigFactory, mode: PositionMode
@@ -139,6 +162,7 @@ async def test_buy_back_never_filling_buys_the_new_short_back_no_double_short(
     assert await rig.ledger.events.recent(kind="hedge.roll_failed")
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_both_legs_of_the_roll_rejected_leave_the_hedge_as_it_was(
     roll_rig_factory: RollRigFactory, mode: PositionMode
@@ -156,6 +180,7 @@ async def test_both_legs_of_the_roll_rejected_leave_the_hedge_as_it_was(
     await rig.assert_ledger_matches(after)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 @pytest.mark.parametrize("leg", ["near", "next"])
 async def test_a_lost_roll_response_is_looked_up_by_client_id_and_never_resent(
@@ -176,6 +201,7 @@ async def test_a_lost_roll_response_is_looked_up_by_client_id_and_never_resent(
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_an_unresolvable_roll_order_waits_then_recovery_finishes_the_roll(
     roll_rig_factory: RollRigFactory, mode: PositionMode
@@ -198,6 +224,7 @@ async def test_an_unresolvable_roll_order_waits_then_recovery_finishes_the_roll(
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 @pytest.mark.parametrize("leg", ["near", "next"])
 async def test_a_partly_filled_roll_order_is_completed(
@@ -214,6 +241,7 @@ async def test_a_partly_filled_roll_order_is_completed(
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_reconciliation_at_start_up_finishes_an_unresolved_roll_first(
     roll_rig_factory: RollRigFactory, mode: PositionMode
@@ -232,5 +260,115 @@ async def test_reconciliation_at_start_up_finishes_an_unresolved_roll_first(
 
     assert report.recovered_hedges == [hedge.id]
     assert report.drift == [] and report.errors == [] and report.unowned_positions == []
+    assert len(rig.posts(rig.near_id)) == 1  # resolved by client id, not sent again
+    await assert_rolled(rig, hedge.id, hedge.spot_quantity)
+
+
+async def refused_for_margin(rig: RollRig, mode: PositionMode, quantity: Decimal) -> bool:
+    """Whether the fake refuses the new short at 2x (-2019) while the old one is held."""
+    rig.fake.account.set_leverage(rig.next.perp.symbol, 2)
+    request = OrderRequest(
+        rig.next.perp.symbol,
+        Side.SELL,
+        OrderType.MARKET,
+        quantity,
+        "probe-1",
+        position_side=PositionSide.SHORT if mode is PositionMode.HEDGE else None,
+    )
+    try:
+        await rig.live.create_order(request)
+    except InsufficientFunds as exc:
+        return exc.code == -2019
+    return False
+
+
+# Leverage 2 (the default); fapi: 900 USDT in the USDⓈ-M wallet carries one 1000 USDT short
+# (500 margin, 625 with margin_buffer), not two; dapi: the hedge's own coin margins it.
+LEVERAGE_2 = {"leverage": 2, "futures_usdt": D(900)}
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+async def test_at_leverage_2_both_shorts_do_not_fit_so_the_buy_back_goes_first(
+    roll_rig_factory: RollRigFactory, mode: PositionMode
+) -> None:
+    rig = await roll_rig_factory(mode=mode, **LEVERAGE_2)
+    hedge = await rig.open()
+    assert await refused_for_margin(
+        rig, mode, hedge.perp_quantity if rig.venue == "fapi" else D(10)
+    )
+    rig.fake.clear_requests()
+
+    await rig.roll(hedge)
+
+    sent = [r.params["symbol"] for r in rig.fake.requests_to(rig.order_path, "POST")]
+    assert sent == [rig.near_id, rig.next_id]  # one after the other, nothing refused
+    orders = await rig.ledger.orders.for_hedge(hedge.id)
+    assert all(o.error_code is None for o in orders)
+    await assert_rolled(rig, hedge.id, hedge.spot_quantity)
+    (rolled,) = await rig.ledger.events.recent(kind="hedge.rolled")
+    assert "free beside the old short" in str(rolled.data["sequential"])
+    assert rolled.data["naked_ms"] is not None and rolled.data["leg_gap_ms"] is not None
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+async def test_at_leverage_2_a_new_short_refused_after_the_buy_back_sells_the_spot(
+    roll_rig_factory: RollRigFactory, mode: PositionMode
+) -> None:
+    rig = await roll_rig_factory(mode=mode, **LEVERAGE_2)
+    hedge = await rig.open()
+    rig.fake.add_fault(
+        "reject", rig.order_path, method="POST", symbol=rig.next_id, code=-1013, times=None
+    )
+
+    after = await rig.roll(hedge)
+
+    assert after.state is HedgeState.CLOSED  # the spot was naked: sold, never left
+    assert "failed after the buy-back" in (after.close_reason or "")
+    rig.assert_flat()
+    await rig.assert_ledger_matches(after)
+
+
+@SQLITE_ONLY
+async def test_a_roll_into_a_contract_that_does_not_trade_is_denied_then_cools_down(
+    roll_rig_factory: RollRigFactory,
+) -> None:
+    rig = await roll_rig_factory()
+    hedge = await rig.open()
+    rig.next = replace(rig.next, perp=replace(rig.next.perp, active=False, status="SETTLING"))
+
+    first = await rig.roll(hedge)
+    again = await rig.roll(first)  # the next cycle: still cooling down
+
+    assert rig.posts(rig.near_id) == [] and rig.posts(rig.next_id) == []
+    assert (again.perp_symbol, again.perp_quantity) == (rig.near.perp.symbol, hedge.perp_quantity)
+    (denied,) = await rig.ledger.events.recent(kind="hedge.roll_denied")
+    assert "status SETTLING" in denied.message and denied.data["retry_seconds"] == 60
+    assert rig.executor.roll_blocked(hedge.id) is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+async def test_at_leverage_2_an_unresolvable_buy_back_waits_then_recovery_sells_the_new_short(
+    roll_rig_factory: RollRigFactory, mode: PositionMode
+) -> None:
+    """Buy-back first, its answer lost and no look-up answered: the new short is not sent
+    (its order is not even written); recovery resolves the buy-back by client id, then sells
+    the new short."""
+    rig = await roll_rig_factory(mode=mode, **LEVERAGE_2)
+    hedge = await rig.open()
+    rig.fake.add_fault("drop", rig.order_path, method="POST", symbol=rig.near_id)
+    rig.fake.add_fault("server_error", rig.order_path, method="GET", times=None)
+
+    pending = await rig.roll(hedge)
+
+    assert pending.metrics[ROLL_TO] == rig.next.perp.symbol
+    assert rig.posts(rig.next_id) == [] and rig.short(rig.near) == 0  # done, unknown to the bot
+    assert ROLL_OPEN not in [p for p, _ in await purposes(rig, hedge.id)]
+    rig.fake.faults.clear()
+
+    await rig.executor.recover(pending, rig.near, roll_into=rig.next)
+
     assert len(rig.posts(rig.near_id)) == 1  # resolved by client id, not sent again
     await assert_rolled(rig, hedge.id, hedge.spot_quantity)

@@ -115,5 +115,5 @@ def test_the_risk_gate_sees_the_real_distance_of_a_simulated_coinm_short() -> No
 
     (action,) = g.protect(view(coinm_hedge, positions={PERP: pos}))
 
-    assert isinstance(action, ResizeHedge)  # a COIN-M hedge asked to shrink is closed
+    assert isinstance(action, ResizeHedge)  # the executor shrinks it in whole contracts
     assert "distance 0.2450" in action.reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -258,3 +259,31 @@ def test_contracts_too_close_to_delivery_are_not_entered() -> None:
 def test_roll_window_below_exit_window_is_refused() -> None:
     with pytest.raises(ValueError, match="roll_before_delivery_hours = 10"):
         DatedParams(roll_before_delivery_hours=D(10), exit_before_delivery_hours=D(24))
+
+
+def test_within_the_exit_window_a_paying_roll_gives_way_to_the_close() -> None:
+    """A roll not done by `exit_before_delivery_hours` (refused, cooling down) is not tried
+    there: the hedge never stays on the contract past that limit."""
+    near = T0 + timedelta(hours=20)
+    snap = with_dated(market_snapshot(LOW_FUNDING), "BTC", "100.3", near)
+    snap = with_dated(snap, "BTC", "102.5", NEXT_QUARTER, "NEXT_QUARTER")
+
+    (close,) = evaluate(snap, dated_hedge("BTC", near, "101"))
+
+    assert isinstance(close, CloseHedge) and close.reason.startswith("delivery: 20.0 h")
+
+
+@pytest.mark.parametrize(
+    "screen",
+    [{"active": False, "status": "PENDING_TRADING"}, {"delist_at": T0 + timedelta(days=10)}],
+    ids=["not-trading", "delisting"],
+)
+def test_a_later_contract_that_does_not_trade_is_never_rolled_into(screen: dict[str, Any]) -> None:
+    near = T0 + timedelta(hours=48)
+    snap = with_dated(market_snapshot(LOW_FUNDING), "BTC", "100.3", near)
+    snap = with_dated(snap, "BTC", "102.5", NEXT_QUARTER, "NEXT_QUARTER")
+    held, later = snap.dated_pairs
+    snap = replace(snap, dated_pairs=(held, replace(later, perp=replace(later.perp, **screen))))
+
+    assert evaluate(snap, dated_hedge("BTC", near, "101")) == []  # kept; closed in time
+    assert evaluate(snap) == []  # nor entered
