@@ -5,8 +5,9 @@ the views the request reads): the hedge figures (the status report: P&L, open an
 hedges, notional per pair) follow hedges, orders, fills, funding and market marks; event
 counts follow events and read only the newest events (from `LOOKBACK_IDS` below the last
 one counted, each counted once); the order round-trip and leg-gap histograms follow orders
-and read only the newest orders (the same way) plus those not yet acknowledged. A scrape of an unchanged ledger reuses the metric families built before, so it
-costs the version query alone. Over a ledger another process writes (`carrybot web` beside a
+and read only the newest orders (the same way) plus those not yet acknowledged. A scrape of
+an unchanged ledger reuses the metric families built before, so it costs the version query
+alone. Over a ledger another process writes (`carrybot web` beside a
 running bot) the parts are also refreshed once they are `max_age_seconds` old, since an
 in-place update there moves no id.
 """
