@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from bot.domain import MarketSnapshot
 from bot.domain.params import FeeParams, SizingParams, UniverseParams
+from bot.domain.universe import select_universe
 from strategies.carry_value import least_round_trip
 from strategies.expected_carry import (
     ExpectedCarryParams,
@@ -126,7 +127,7 @@ def test_entry_candidates_are_those_of_pricing_every_pair(
     size = params.sizing.notional_per_hedge
     full = [
         (pair, value)
-        for pair in snap.pairs
+        for pair in select_universe(snap, params.universe)  # ties keep the universe's order
         if (value := value_of(pair, snap, params, size)) is not None
         and entry_block(value, params) is None
     ]
