@@ -210,8 +210,8 @@ def rebalance_intent(
         f"(band {band:.0%}), back to {resized:.2f}"
     )
     if drift < 0:
-        if value is None or funding_rules_out_entry(value.outlook, params):
-            return None  # not worth pricing: the funding alone fails the entry rules
+        if value is None or funding_rules_out_grow(value.outlook, params):
+            return None  # not worth pricing: the funding alone fails `grow_block`
         priced = value.value()
         life = resize_life_hours(priced, params, -drift)
         net = priced.forecast.carry(life) - priced.round_trip
@@ -268,6 +268,14 @@ def settled_carry_over(
         return Decimal(0)
     total = sum((r.rate for r in window), Decimal(0))
     return total * periods / len(window) if len(window) < periods else total
+
+
+def funding_rules_out_grow(outlook: FundingOutlook, params: ExpectedCarryParams) -> bool:
+    """Tell whether `grow_block` fails whatever the prices: the run of negative settlements
+    (`entry_block`'s first rule, which `grow_block` returns as it is). The entry bound of
+    `funding_rules_out_entry` does not apply: a grow-back is judged over the addition's
+    expected life, not over H, and a failed net carry over H does not reach the dip rule."""
+    return outlook.settled.negative_run >= params.negative_periods_to_exit
 
 
 def grow_block(
