@@ -7,7 +7,10 @@ used per minute as a share of Binance's budgets.
 With --compare-web the CPU time (user + sys) of each bot is compared twice: over the whole run
 (from `wait4`) and after the warm-up minute (from /proc; start-up — imports, 300 markets
 loaded — varies by more than the dashboard costs on a loaded machine, so the steady state is
-the quieter figure). The load average is printed at the start and end of each run.
+the quieter figure). The load average is printed at the start and end of each run. The
+scraped bot's CPU while it served each request (its threads' schedstat, read just before and
+after) less its mean rate over that wall time estimates each request's own CPU: a figure from
+the running bot that does not depend on the other bots' noise.
 
     python bench/bench_soak.py --minutes 10 --symbols 300
     python bench/bench_soak.py --minutes 10 --compare-web   # dashboard off vs on, CPU time
@@ -113,6 +116,7 @@ class Soak:
         self.rss: list[tuple[float, int]] = []
         self.weights: list[tuple[int, int]] = []
         self.scrapes = 0
+        self.scrape_cpu: list[tuple[float, float]] = []  # (CPU ns of the bot, wall s) a scrape
         self.cpu_seconds = 0.0
         self.cpu_at_warm: float | None = None  # CPU seconds at the end of the warm-up minute
         self.warm_at = 0.0
@@ -143,9 +147,13 @@ class Soak:
         if scrape and self.web_port is not None:
             for path in self.args.scrape_paths.split(","):
                 try:
+                    cpu, wall = task_cpu_ns(self.bot.pid), time.monotonic()
                     urllib.request.urlopen(
                         f"http://127.0.0.1:{self.web_port}{path}", timeout=10
                     ).read()
+                    after = task_cpu_ns(self.bot.pid)
+                    if cpu is not None and after is not None and now >= 60:
+                        self.scrape_cpu.append((after - cpu, time.monotonic() - wall))
                     self.scrapes += 1
                 except OSError:
                     pass
@@ -163,6 +171,34 @@ class Soak:
         if self.cpu_at_warm is None or self.cpu_last is None or self.cpu_last[0] <= self.warm_at:
             return None
         return (self.cpu_last[1] - self.cpu_at_warm) / (self.cpu_last[0] - self.warm_at) * 60
+
+    def scrape_figures(self, steady: float) -> tuple[float, float, float, float]:
+        """The bot's CPU while it served each request (after the warm-up minute), less what
+        it spends in that much time anyway at its mean rate: (during, wall, background, own)
+        in ms a request."""
+        n = len(self.scrape_cpu)
+        during = sum(c for c, _ in self.scrape_cpu) / n / 1e6
+        wall = sum(w for _, w in self.scrape_cpu) / n * 1000
+        background = steady / 60 * wall
+        return during, wall, background, during - background
+
+    def scrape_share(self, steady: float) -> float:
+        """The requests' own CPU as a share of the bot's CPU (e.g. 0.02 = 2%)."""
+        own = self.scrape_figures(steady)[3]
+        scrapes_a_minute = (
+            60 / float(self.args.scrape) * len(str(self.args.scrape_paths).split(","))
+        )
+        per_minute = own * scrapes_a_minute
+        return per_minute / (steady * 1000)
+
+    def scrape_line(self, steady: float) -> str:
+        during, wall, background, own = self.scrape_figures(steady)
+        return (
+            f"CPU of the bot while it served a request ({len(self.scrape_cpu)} after the "
+            f"warm-up minute, /proc schedstat): {during:.1f} ms in {wall:.1f} ms wall, less "
+            f"{background:.1f} ms of its own work at its mean rate = {own:.1f} ms a request, "
+            f"{self.scrape_share(steady):.1%} of its {steady:.3f} CPU s/min"
+        )
 
     def wait(self) -> None:
         if self.returncode is None:
@@ -227,6 +263,8 @@ class Soak:
         )
         if self.web_port is not None:
             print(f"dashboard requests served during the run: {self.scrapes}")
+            if self.scrape_cpu and steady:
+                print(self.scrape_line(steady))
         print(f"errors in log: {text.count(' ERROR ')}; log: {self.log_path}")
 
 
@@ -240,6 +278,21 @@ def cpu_seconds(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def task_cpu_ns(pid: int) -> float | None:
+    """Nanoseconds on CPU of every thread of a running process (/proc/PID/task/*/schedstat,
+    nanosecond resolution where /proc/PID/stat counts 10 ms ticks)."""
+    total = 0.0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that just ended
+    except OSError:
+        return None
+    return total
 
 
 def load_average() -> str:
@@ -324,6 +377,7 @@ def main() -> None:
     controls: list[float] = []
     steady_costs: list[float] = []
     steady_controls: list[float] = []
+    shares: list[float] = []
     for run in range(1, args.runs + 1):
         if args.runs > 1:
             print(f"=== run {run} of {args.runs}")
@@ -344,6 +398,8 @@ def main() -> None:
             line += f"; control bot, also without: {(control - 1) * 100:+.1f}% (the noise)"
         print(line + "; the bots ran at the same time")
         steady = [s.steady_cpu_per_minute() for s in soaks]
+        if on.scrape_cpu and steady[1]:
+            shares.append(1 + on.scrape_share(steady[1]))
         if all(v for v in steady):
             base = steady[0] or 1.0
             steady_costs.append((steady[1] or 0) / base)
@@ -364,6 +420,8 @@ def main() -> None:
             print(f"after the warm-up minute: median {spread(steady_costs)}")
         if steady_controls:
             print(f"control after the warm-up minute: median {spread(steady_controls)}")
+        if shares:
+            print(f"the requests' own CPU (schedstat), share of the bot's: {spread(shares)}")
 
 
 if __name__ == "__main__":

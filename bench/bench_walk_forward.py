@@ -116,6 +116,7 @@ def _sweep(
     chosen = walk["chosen_on_train"]
     test = json.loads((out / "test" / "summary.json").read_text())
     test["resize_fees"] = _resize_fees(out / "test" / "ledger.db")
+    test["held"] = _held_notional(out / "test" / "ledger.db")
     return [
         (f"train {train.label} winner (in-sample): {chosen['label']}", chosen),
         (f"test {period.label}, that winner (out-of-sample)", test),
@@ -129,6 +130,7 @@ def _backtest(args: argparse.Namespace, config: Path, name: str, *period: str) -
               "--no-charts", *period])  # fmt: skip
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     summary["resize_fees"] = _resize_fees(out / "ledger.db")
+    summary["held"] = _held_notional(out / "ledger.db")
     return summary
 
 
@@ -142,6 +144,31 @@ def _resize_fees(ledger: Path) -> Decimal | None:
             " WHERE o.purpose = 'resize'"
         ).fetchall()
     return sum((Decimal(r[0] or 0) for r in rows), Decimal(0))
+
+
+def _held_notional(ledger: Path) -> tuple[Decimal, Decimal] | None:
+    """Return the bot's short notional really held: the most at any settlement (Σ over
+    symbols of |size| x mark) and the notional-years (each settlement's held notional x the
+    hours to that symbol's next settlement, at most 8)."""
+    if not ledger.exists():
+        return None
+    with sqlite3.connect(ledger) as db:
+        rows = db.execute(
+            "SELECT symbol, funding_time, position_size, mark_price FROM funding_payments"
+            " WHERE position_size IS NOT NULL AND mark_price IS NOT NULL"
+            " ORDER BY symbol, funding_time"
+        ).fetchall()
+    by_time: dict[str, Decimal] = {}
+    years = Decimal(0)
+    for i, (symbol, at, size, mark) in enumerate(rows):
+        held = abs(Decimal(size) * Decimal(mark))
+        by_time[at] = by_time.get(at, Decimal(0)) + held
+        hours = Decimal(8)
+        if i + 1 < len(rows) and rows[i + 1][0] == symbol:
+            step = datetime.fromisoformat(rows[i + 1][1]) - datetime.fromisoformat(at)
+            hours = min(hours, Decimal(step.total_seconds()) / 3600)
+        years += held * hours / Decimal(24 * 365.25)
+    return max(by_time.values(), default=Decimal(0)), years
 
 
 def _run(command: list[str]) -> None:
@@ -194,12 +221,13 @@ def _passive_on_time(s: dict[str, Any]) -> str:
 
 def _print_totals(rows: list[tuple[str, dict[str, Any]]]) -> None:
     print(
-        "| run | bot net APR on notional | passive (constant notional) | passive on the "
-        "notional-years it held | bot max DD, USDT (of peak notional) | passive max DD | bot "
+        "| run | bot net APR on notional | passive (constant notional, resized for free) | "
+        "passive paying its resizes | bot / passive on the notional-years each held | bot "
+        "short held: peak (USDT) | bot max DD, USDT (of peak notional) | passive max DD | bot "
         "hedges | hedges / pair / year (busiest pair) | bot fees (of which resizes) | passive "
-        "fees |"
+        "fees (paying its resizes) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, s in rows:
         bot, passive = s["bot"], s["passive"]
         years = _years(s)
@@ -208,11 +236,19 @@ def _print_totals(rows: list[tuple[str, dict[str, Any]]]) -> None:
         if years > 0:
             mean = Decimal(bot["hedges"]) / len(s.get("pairs") or PAIRS) / years
             rate = f"{mean:.1f} ({Decimal(max(per_pair)) / years:.1f})"
+        paying = s.get("passive_paying_resizes") or {}
+        held = s.get("held")
+        peak, on_held = "-", "-"
+        if held is not None:
+            peak = f"{held[0]:.0f}"
+            on_held = _pct(Decimal(bot["net_pnl"]) / held[1]) if held[1] > 0 else "-"
+        paid = f" ({float(paying['fees']):.2f}, {paying['resizes']} resizes)" if paying else ""
         print(f"| {label} | {_pct(bot['net_apr_notional'])} | "
-              f"{_pct(passive['net_apr_notional'])} | {_passive_on_time(s)} | {_drawdown(bot)} | "
+              f"{_pct(passive['net_apr_notional'])} | {_pct(paying.get('net_apr_notional'))} | "
+              f"{on_held} / {_passive_on_time(s)} | {peak} | {_drawdown(bot)} | "
               f"{_drawdown(passive)} | {bot['hedges']} | {rate} | "
               f"{float(bot['fees']):.2f}{_of_which(s.get('resize_fees'))} | "
-              f"{float(passive['fees']):.2f} |")  # fmt: skip
+              f"{float(passive['fees']):.2f}{paid} |")  # fmt: skip
 
 
 def _of_which(value: Decimal | None) -> str:

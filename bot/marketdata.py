@@ -12,10 +12,11 @@ quotes of each market. Around them it keeps:
   `SETTLEMENT_RETRY_SECONDS`, at most `MAX_SETTLEMENT_ATTEMPTS` times;
 - optionally order books (`book_depth` > 0) for the pairs of the universe;
 - with `dated=True`, the spot + dated-future pairs (`MarketSnapshot.dated_pairs`, refreshed
-  with the instruments) and their best quotes (one more request, merged into `perp_quotes`;
-  not made when no dated future is listed); and the spot + COIN-M perpetual pairs
-  (`coinm_perp_pairs`: their funding and quotes come with the perpetuals', their settled
-  funding is tracked for the assets of the universe).
+  with the instruments; a status refresh updates their contracts' status, keeping one that
+  stopped trading listed so its hedges are found) and their best quotes (one more request,
+  merged into `perp_quotes`; not made when no dated future is listed); and the spot +
+  COIN-M perpetual pairs (`coinm_perp_pairs`: their funding and quotes come with the
+  perpetuals', their settled funding is tracked for the assets of the universe).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bot.clock import Clock
 from bot.config import ScheduleConfig
 from bot.domain import (
     FundingInfo,
+    Instrument,
     MarketKind,
     MarketSnapshot,
     OrderBook,
@@ -209,7 +211,10 @@ class MarketData:
             return
         if changed:
             self._pairs = tuple(await self._source.pairs())
-            self._untradable = untradable_pairs(await self._source.load_instruments())
+            instruments = await self._source.load_instruments()
+            self._untradable = untradable_pairs(instruments)
+            if self._dated:
+                self._dated_pairs = _with_status(self._dated_pairs, instruments)
 
     async def _dated_quotes(self) -> Mapping[str, Quote]:
         if not self._dated_pairs:
@@ -430,3 +435,15 @@ class _Resumed:
 def _leave_running(future: asyncio.Future[Any]) -> None:
     """Let `future` finish on its own; its outcome is dropped (as `asyncio.gather` drops it)."""
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+def _with_status(pairs: Sequence[Pair], instruments: Mapping[str, Instrument]) -> tuple[Pair, ...]:
+    """The dated pairs with their contracts' refreshed status; a contract that stopped
+    trading stays listed (its hedges are found, and it is screened out of rolls and
+    entries), one that started trading is added."""
+    fresh = {p.perp.symbol: p for p in dated_pairs(instruments)}
+    for pair in pairs:
+        if pair.perp.symbol not in fresh:
+            spot = instruments.get(pair.spot.symbol, pair.spot)
+            fresh[pair.perp.symbol] = Pair(spot, instruments.get(pair.perp.symbol, pair.perp))
+    return tuple(sorted(fresh.values(), key=lambda p: (p.key, p.perp.symbol)))

@@ -153,12 +153,16 @@ class RiskGate:
                 # as the strategy sized them (a rotation).
                 closed = _find(view, intent.hedge_id)
                 if closed is not None:
-                    notional_by_pair[closed.pair] -= closed.target_notional
+                    notional_by_pair[closed.pair] -= closed.sized_notional
                     open_count -= 1
             elif decision.accepted and isinstance(intent, ResizeHedge):
                 hedge = _find(view, intent.hedge_id)
                 if hedge is not None:
-                    notional_by_pair[hedge.pair] += intent.notional - hedge.target_notional
+                    # Only growth past what the hedge was opened for counts against the
+                    # limits (a resize within the strategy's band moves the short around it).
+                    notional_by_pair[hedge.pair] += max(
+                        intent.notional - hedge.sized_notional, Decimal(0)
+                    )
         return decisions
 
     def _decide_one(
@@ -178,13 +182,23 @@ class RiskGate:
             hedge = _find(view, intent.hedge_id)
             if hedge is None or hedge.state is not HedgeState.OPEN:
                 return RiskDecision(intent, False, "hedge is not OPEN", inputs)
+            held = _held_notional(hedge, view)
             inputs |= {
                 "current_notional": str(hedge.target_notional),
                 "new_notional": str(intent.notional),
+                "held_notional": "none" if held is None else f"{held:.2f}",
             }
             if intent.notional <= hedge.target_notional:
                 return RiskDecision(intent, True, "reduces exposure", inputs)
-            delta = intent.notional - hedge.target_notional
+            if held is not None and intent.notional <= held:
+                # The short grew with the price: cutting it back part of the way reduces
+                # what is held, though it stays above the notional recorded at the last trade.
+                return RiskDecision(intent, True, "reduces the short held", inputs)
+            # Growing back within what the hedge was opened for adds nothing to the limits
+            # (they count it at that notional already); the other checks still apply.
+            delta = max(
+                intent.notional - max(hedge.target_notional, hedge.sized_notional), Decimal(0)
+            )
             return self._decide_increase(
                 intent,
                 hedge.pair,
@@ -451,8 +465,16 @@ def net_delta_by_base(hedges: Sequence[Hedge]) -> dict[str, Decimal]:
 def _notional_by_pair(hedges: Sequence[Hedge]) -> dict[str, Decimal]:
     out: dict[str, Decimal] = {}
     for h in hedges:
-        out[h.pair] = out.get(h.pair, Decimal(0)) + h.target_notional
+        out[h.pair] = out.get(h.pair, Decimal(0)) + h.sized_notional
     return out
+
+
+def _held_notional(hedge: Hedge, view: RiskView) -> Decimal | None:
+    """Return what the hedge's short is worth at the view's price of its pair, if known."""
+    price = view.prices.get(hedge.pair)
+    if price is None or price <= 0 or hedge.is_coinm:
+        return None
+    return hedge.perp_quantity * price
 
 
 def _find(view: RiskView, hedge_id: int) -> Hedge | None:

@@ -23,10 +23,11 @@ class Capacity:
 
     @classmethod
     def of(cls, hedges: Iterable[Hedge], sizing: SizingParams) -> Capacity:
-        """Count `hedges` (any active state) against the limits."""
+        """Count `hedges` (any active state) against the limits, each at the notional it was
+        opened for (`Hedge.sized_notional`)."""
         capacity = cls(sizing)
         for hedge in hedges:
-            capacity.add(hedge.pair, hedge.target_notional)
+            capacity.add(hedge.pair, hedge.sized_notional)
         return capacity
 
     def add(self, pair: str, notional: Decimal) -> None:

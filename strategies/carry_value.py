@@ -9,6 +9,8 @@ assumed to stay where it is (no convergence is counted on).
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -43,6 +45,15 @@ class CarryValue:
     negative_run: int  # latest settled rates negative in a row
     run_loss: Decimal = Decimal(0)  # what that run of negative settlements cost (≥ 0)
     settled_carry: Decimal = Decimal(0)  # funding settled over the last `holding_hours`
+    settled_hours: Decimal = Decimal(0)  # the hours `settled_carry` covers (≤ `holding_hours`)
+    price_variance: Decimal | None = None  # per hour, of the log mark at settlements
+
+    def settled_over(self, hours: Decimal) -> Decimal:
+        """Return the funding settled over the last `settled_hours` at its mean rate, over
+        `hours`: the settlements' witness of what the next `hours` earn."""
+        if self.settled_hours <= 0:
+            return Decimal(0)
+        return self.settled_carry * hours / self.settled_hours
 
     @property
     def round_trip(self) -> Decimal:
@@ -85,6 +96,8 @@ class CarryValue:
             "run_loss": self.run_loss,
             "settled_carry": self.settled_carry,
         }
+        if self.price_variance is not None:
+            values["price_variance_per_hour"] = self.price_variance
         return {k: quantize_metric(v) for k, v in values.items()}
 
 
@@ -195,6 +208,8 @@ def carry_value(
         negative_run=settled.negative_run,
         run_loss=settled.run_loss,
         settled_carry=settled.carry,
+        settled_hours=settled.hours,
+        price_variance=settled.price_variance,
     )
 
 
@@ -254,17 +269,44 @@ class Settled:
     negative_run: int  # latest rates negative in a row
     run_loss: Decimal  # −Σ of that run's rates (≥ 0)
     carry: Decimal  # Σ of the rates settled over the last holding (at most `periods`)
+    hours: Decimal = Decimal(0)  # the hours `carry` covers
+    price_variance: Decimal | None = None  # per hour (`log_price_variance`)
+
+
+MIN_VARIANCE_SAMPLES = 30
+"""Fewer settlement-to-settlement mark returns than this: no price variance is estimated."""
 
 
 def settled_stats(
     history: Sequence[SettledFunding], periods: int, interval: int, holding_hours: Decimal
 ) -> Settled:
-    """Return the negative run, its cost and the carry settled over the last holding."""
+    """Return the negative run, its cost, the carry settled over the last holding and the
+    price variance of the marks the window settled at."""
     window = history[-periods:]
     run = funding.trailing_negative(window)
     loss = -sum(map(_RATE, window[len(window) - run :]), ZERO) if run else ZERO
     n = min(len(window), max(int(holding_hours / interval), 1))
-    return Settled(run, loss, sum(map(_RATE, window[len(window) - n :]), ZERO))
+    carried = sum(map(_RATE, window[len(window) - n :]), ZERO)
+    return Settled(run, loss, carried, Decimal(n * interval), log_price_variance(window))
+
+
+def log_price_variance(history: Sequence[SettledFunding]) -> Decimal | None:
+    """Return the variance per hour of the log mark price, Σ ln²(mₖ/mₖ₋₁) / Σ hours, over
+    consecutive settlements that both carry a mark; None with fewer than
+    `MIN_VARIANCE_SAMPLES` such returns (the mean return is taken as 0: a driftless walk)."""
+    squares = 0.0
+    hours = 0.0
+    samples = 0
+    for before, after in itertools.pairwise(history):
+        if not before.mark_price or not after.mark_price:
+            continue
+        step = math.log(float(after.mark_price) / float(before.mark_price))
+        squares += step * step
+        hours += (after.funding_time - before.funding_time).total_seconds() / 3600
+        samples += 1
+    if samples < MIN_VARIANCE_SAMPLES or hours <= 0:
+        return None
+    return Decimal(repr(squares / hours)).quantize(Decimal("1e-12"))
 
 
 _KEPT: dict[int, tuple[Sequence[SettledFunding], tuple[object, ...], FundingOutlook | None]] = {}

@@ -18,11 +18,14 @@ fractions of notional, H = min(`expected_holding_hours`, `max_holding_hours`):
   over H beats the held one's by more than four legs (closing the held hedge, opening the
   new one) plus `rotation_margin`, and the funding settled over the last H says the same
   (the forecast's error is as large as the differences between pairs);
-- **constant notional**: a held hedge whose short is worth more than `rebalance_band` above
-  `notional_per_hedge` (the price rose) is cut back to it, so the short's losses in a rally
-  are realised bit by bit (and its margin stays sufficient) instead of growing with the
-  price; one worth more than the band below it is grown back only when the pair passes the
-  entry test now (the added notional is an entry: its carry must pay its round trip);
+- **constant notional**: a held hedge whose short is worth more than `rebalance_band` b
+  above `notional_per_hedge` N (the price rose) is cut back to N (1 + b/2) — half the band:
+  the same tolerance for a third less turnover than returning to N — so the short's losses
+  in a rally are realised bit by bit (and its margin stays sufficient) instead of growing
+  with the price; one worth more than the band below N is grown back, to N (1 − b/2), only
+  when the pair passes the entry test now with its carry valued over the added notional's
+  expected life, before a rally cuts it back (`resize_life_hours`, from the settled marks'
+  variance), by both witnesses: the forecast and the funding settled over the last H;
 - **hard exits** whatever the forecast: `negative_periods_to_exit` negative settlements in
   a row; age ≥ `max_holding_hours` unless its forecast carry over H is still positive
   (closing and reopening it would pay four legs for nothing); liquidation distance and risk limits
@@ -157,10 +160,10 @@ class ExpectedCarry:
                 break  # candidates get worse and held hedges better from here on
             if settled_rotation_gain(candidate, kept) <= params.rotation_margin:
                 continue  # the settled funding does not bear the forecast out
-            capacity.remove(hedge.pair, hedge.target_notional)
+            capacity.remove(hedge.pair, hedge.sized_notional)
             size = capacity.size_for(pair.key, min_notional(pair))
             if size is None:
-                capacity.add(hedge.pair, hedge.target_notional)
+                capacity.add(hedge.pair, hedge.sized_notional)
                 continue
             capacity.add(pair.key, size)
             closes.append(rotation_close(hedge, kept, candidate, gain, params, now))
@@ -178,7 +181,10 @@ def rebalance_intent(
 
     A hedge grown past the band is always cut back (its margin, and the notional its APR is
     counted on). Growing a shrunk one is opening more notional: only when the pair passes the
-    entry test now (`value`), i.e. its forecast carry pays the added notional's round trip.
+    entry test now (`value`) with the carry valued over the added notional's expected life
+    (`resize_life_hours`), not over the whole holding (a grow-back that the next rally undoes
+    within days earns days of funding for two legs of fees each way), and by both witnesses:
+    the forecast's carry and the funding settled over the last H must each pay the round trip.
     """
     quote = snapshot.perp_quotes.get(hedge.perp_symbol)
     target = params.sizing.notional_per_hedge
@@ -188,21 +194,83 @@ def rebalance_intent(
     drift = held / target - 1
     if abs(drift) <= params.rebalance_band:
         return None
-    if drift < 0 and (
-        value is None
-        or funding_rules_out_entry(value.outlook, params)
-        or entry_block(value.value(), params) is not None
-    ):
-        return None
-    return ResizeHedge(
-        hedge_id=hedge.id,
-        notional=target,
-        reason=(
-            f"rebalance: short worth {held:.2f} USDT, {drift:+.2%} off {target} "
-            f"(band {params.rebalance_band:.0%})"
-        ),
-        metrics={"held_notional": quantize_metric(held), "drift": quantize_metric(drift)},
+    band = params.rebalance_band
+    # Back to half the band, not to the target: the same tolerance for a third less turnover.
+    resized = (target * (1 + band / 2 if drift > 0 else 1 - band / 2)).quantize(Decimal("0.01"))
+    metrics = {
+        "held_notional": quantize_metric(held),
+        "drift": quantize_metric(drift),
+        "resized_notional": quantize_metric(resized),
+    }
+    reason = (
+        f"rebalance: short worth {held:.2f} USDT, {drift:+.2%} off {target} "
+        f"(band {band:.0%}), back to {resized:.2f}"
     )
+    if drift < 0:
+        if value is None or funding_rules_out_grow(value.outlook, params):
+            return None  # not worth pricing: the funding alone fails `grow_block`
+        priced = value.value()
+        life = resize_life_hours(priced, params, -drift)
+        net = priced.forecast.carry(life) - priced.round_trip
+        settled_net = priced.settled_over(life) - priced.round_trip
+        if grow_block(priced, params, net, settled_net) is not None:
+            return None
+        metrics |= priced.metrics() | {
+            "resize_life_hours": quantize_metric(life),
+            "resize_carry": quantize_metric(priced.forecast.carry(life)),
+            "resize_net": quantize_metric(net),
+            "resize_settled_net": quantize_metric(settled_net),
+        }
+        metrics["notional"] = resized
+        reason += (
+            f"; the added notional's carry over its expected life of {life:.0f} h - round "
+            f"trip {priced.round_trip:.4%}: forecast {net:.4%}, settled {settled_net:.4%}, "
+            f"both > {params.entry_margin:.4%}"
+        )
+    return ResizeHedge(hedge_id=hedge.id, notional=resized, reason=reason, metrics=metrics)
+
+
+def resize_life_hours(
+    value: CarryValue, params: ExpectedCarryParams, shortfall: Decimal
+) -> Decimal:
+    """Return how long notional added back to a hedge `shortfall` (a fraction) below target
+    is expected to stay: capped by the holding H.
+
+    The log price as a driftless walk of variance σ² per hour (`value.price_variance`); the
+    grow-back leaves the hedge half the band b below target. From there a rise by 1.5 b
+    (to the band above) cuts the addition back, while a fall by b/2 (to the band below)
+    leads to another grow-back instead: each such exit takes (b/2)(1.5 b)/σ² hours on
+    average and is the rise with probability 1/4, so the addition lasts 3 b²/σ² hours.
+    Without a variance (no marks settled) it is valued over H, as an entry. `shortfall`
+    does not change it (the grow-back always ends half the band below target).
+    """
+    variance = value.price_variance
+    horizon = params.holding_hours
+    if variance is None or variance <= 0 or shortfall <= 0:
+        return horizon
+    band = params.rebalance_band
+    return min(horizon, 3 * band * band / variance)
+
+
+def funding_rules_out_grow(outlook: FundingOutlook, params: ExpectedCarryParams) -> bool:
+    """Tell whether `grow_block` fails whatever the prices: the run of negative settlements
+    (`entry_block`'s first rule, which `grow_block` returns as it is). The entry bound of
+    `funding_rules_out_entry` does not apply: a grow-back is judged over the addition's
+    expected life, not over H, and a failed net carry over H does not reach the dip rule."""
+    return outlook.settled.negative_run >= params.negative_periods_to_exit
+
+
+def grow_block(
+    value: CarryValue, params: ExpectedCarryParams, net: Decimal, settled_net: Decimal
+) -> str | None:
+    """Return the first entry rule a grow-back fails, None when it passes: the entry's rules,
+    with the net carry judged by two witnesses over the addition's expected life — `net`
+    (the forecast's carry minus the round trip) and `settled_net` (the same at the rate
+    settled over the last H) must both beat `entry_margin`."""
+    block = entry_block(value, params)
+    if block not in (None, "net_carry"):
+        return block
+    return "net_carry" if min(net, settled_net) <= params.entry_margin else None
 
 
 def value_of(

@@ -125,10 +125,10 @@ class FundingCarry:
             gain = candidate.net_apr - forward_apr(held, params)
             if gain <= params.rotation_margin_apr:
                 break  # candidates get worse and held hedges better from here on
-            capacity.remove(hedge.pair, hedge.target_notional)
+            capacity.remove(hedge.pair, hedge.sized_notional)
             size = capacity.size_for(pair.key, min_notional(pair))
             if size is None:
-                capacity.add(hedge.pair, hedge.target_notional)
+                capacity.add(hedge.pair, hedge.sized_notional)
                 continue
             capacity.add(pair.key, size)
             closes.append(rotation_close(hedge, held, candidate, gain, params, now))

@@ -10,6 +10,11 @@ spot at the bid, buy the short back at the ask). Taker fees of one round trip of
   fees not counted). Funding = Σ N × rate; basis P&L = N × (entry basis − exit basis), basis
   = perp / spot − 1 at the executable quotes; fees = N × 2 × (spot taker + futures taker).
   This is what holding the carry earns without betting on the price.
+- **Constant notional, paying for it** (`passive_paying_resizes`, with a `rebalance_band` b):
+  the same, less the taker fees of the resizes a holder would pay to keep it there: at each
+  settlement the short's worth q × mark is compared with N and, when more than b off, the
+  difference |q × mark − N| is traded back on both legs at spot taker + futures taker (no
+  slippage or spread counted); funding stays N × rate, so the two differ by those fees only.
 - **Fixed quantity** (kept as `passive_fixed_quantity`): the quantity N / spot ask (floored
   to the common step) is bought once and held, so funding (rate × mark × quantity) grows
   with the price; over 2020–2024 that counts price gains (SOL ×50) that a 2× short could
@@ -55,6 +60,14 @@ class PassiveLeg:
     """Funding collected up to and including each settlement (cumulative)."""
     constant_notional: Decimal | None = None
     """N when the leg is kept at constant notional N; None for a fixed quantity."""
+    resized_at: tuple[datetime, ...] = ()
+    """Settlement times at which the leg paid for a resize back to N, in order."""
+    resize_fees: tuple[Decimal, ...] = ()
+    """Resize fees paid up to and including each of `resized_at` (cumulative; in `fees`)."""
+
+    def resize_fees_until(self, when: datetime) -> Decimal:
+        i = bisect_right(self.resized_at, when)
+        return self.resize_fees[i - 1] if i else ZERO
 
     @property
     def funding(self) -> Decimal:
@@ -134,17 +147,22 @@ async def passive_carry(
     initial_equity: Decimal,
     reaction: timedelta,
     constant_notional: bool = True,
+    rebalance_band: Decimal | None = None,
 ) -> PassiveResult:
     """Hold each of `pairs` (spot symbols) passively over the event `times` (sorted).
 
     `constant_notional`: keep each pair at `notional` (the baseline to compare with), else
-    hold the quantity bought at entry (see the module docstring).
+    hold the quantity bought at entry; with `rebalance_band` (constant notional only), pay
+    the taker fees of the resizes that keep it within the band (see the module docstring).
     """
     clock = _Cursor(times[0] + reaction)
     source = ReplaySource(history, clock)
     legs: list[PassiveLeg] = []
     for key in sorted(pairs):
-        leg = await _hold(source, clock, key, times, notional, fees, reaction, constant_notional)
+        band = rebalance_band if constant_notional else None
+        leg = await _hold(
+            source, clock, key, times, notional, fees, reaction, band, constant_notional
+        )
         if leg is not None:
             legs.append(leg)
     start, end = times[0] + reaction, times[-1] + reaction
@@ -164,6 +182,7 @@ async def _hold(
     notional: Decimal,
     fees: FeeParams,
     reaction: timedelta,
+    rebalance_band: Decimal | None,
     constant_notional: bool,
 ) -> PassiveLeg | None:
     span = source.data_ranges().get(key)
@@ -185,9 +204,17 @@ async def _hold(
         for r in await source.fetch_funding_history(pair.perp.symbol, entered_at, left_at)
         if r.funding_time > entered_at  # the short opens just after a settlement at entry
     ]
+    resized_at: tuple[datetime, ...] = ()
+    resize_fees: tuple[Decimal, ...] = ()
     if constant_notional:
         amounts = [notional * r.rate for r in rows]
         paid_fees = notional * 2 * (fees.spot_taker + fees.futures_taker)
+        if rebalance_band is not None:
+            marks = [(r.funding_time, r.mark_price) for r in rows if r.mark_price]
+            resized_at, resize_fees = resize_costs(
+                marks, perp_in.bid, notional, rebalance_band, fees
+            )
+            paid_fees += resize_fees[-1] if resize_fees else ZERO
     else:
         amounts = [quantity * (r.mark_price or perp_in.bid) * r.rate for r in rows]
         costs = (spot_in.ask + spot_out.bid) * fees.spot_taker + (
@@ -207,7 +234,34 @@ async def _hold(
         paid_at=tuple(r.funding_time for r in rows),
         paid=tuple(accumulate(amounts)),
         constant_notional=notional if constant_notional else None,
+        resized_at=resized_at,
+        resize_fees=resize_fees,
     )
+
+
+def resize_costs(
+    marks: Sequence[tuple[datetime, Decimal]],
+    entry_price: Decimal,
+    notional: Decimal,
+    band: Decimal,
+    fees: FeeParams,
+) -> tuple[tuple[datetime, ...], tuple[Decimal, ...]]:
+    """Return when a hedge of `notional` entered at `entry_price` is resized back to it (its
+    short's worth at the settlement's mark more than `band` off) and the taker fees paid up
+    to each resize (cumulative): |worth − notional| on both legs."""
+    quantity = notional / entry_price
+    rate = fees.spot_taker + fees.futures_taker
+    at: list[datetime] = []
+    paid: list[Decimal] = []
+    total = ZERO
+    for when, mark in marks:
+        worth = quantity * mark
+        if abs(worth / notional - 1) > band:
+            total += abs(worth - notional) * rate
+            at.append(when)
+            paid.append(total)
+            quantity = notional / mark
+    return tuple(at), tuple(paid)
 
 
 async def _first_quotes(
@@ -259,7 +313,12 @@ async def _daily_values(
             if sq is not None and pq is not None:
                 marks[leg.pair] = (sq.bid, pq.ask)
             bid, ask = marks.get(leg.pair, (leg.entry_spot, leg.entry_perp))
-            total += leg.funding_until(at) + leg.basis_pnl_at(bid, ask) - leg.entry_fees(fees)
+            total += (
+                leg.funding_until(at)
+                + leg.basis_pnl_at(bid, ask)
+                - leg.entry_fees(fees)
+                - leg.resize_fees_until(at)
+            )
         out.append(total)
     return out
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.backtest.engine import REACTION, BacktestRun
 from bot.backtest.figures import ZERO, Figures, Interval, WorstHedge, figures_of, iso, money
-from bot.backtest.passive import PassiveLeg, passive_carry
+from bot.backtest.passive import PassiveLeg, PassiveResult, passive_carry
 from bot.backtest.series import from_ms, to_ms
 from bot.domain import Fill, FundingPayment, Hedge
 from bot.persistence.repositories import Ledger
@@ -24,6 +24,11 @@ FORMAT_VERSION = 2
 PASSIVE_METHOD = (
     "constant notional: every pair held at sizing.notional_per_hedge per leg over its data, "
     "funding = notional x rate at each settlement, one round trip of taker fees"
+)
+PAYING_METHOD = (
+    "constant notional as passive, less the taker fees (spot + futures, no slippage) of the "
+    "resizes that keep each pair within strategy.rebalance_band of sizing.notional_per_hedge, "
+    "checked at each settlement's mark: what holding at constant notional costs"
 )
 FIXED_QUANTITY_METHOD = (
     "fixed quantity bought at entry and held: funding grows with the price, which a "
@@ -63,6 +68,9 @@ class BacktestReport:
     funding_payments: list[FundingPayment]
     passive_fixed_quantity: Figures | None = None
     """The older baseline holding the quantity bought at entry (its funding grows with price)."""
+    passive_paying: Figures | None = None
+    """The constant-notional baseline paying for its resizes (strategies with a rebalance band)."""
+    passive_paying_resizes: int = 0
 
     @property
     def started_at(self) -> datetime:
@@ -114,6 +122,17 @@ class BacktestReport:
                 if self.passive_fixed_quantity is not None
                 else {}
             ),
+            **(
+                {
+                    "passive_paying_resizes_method": PAYING_METHOD,
+                    "passive_paying_resizes": {
+                        **self.passive_paying.to_json(),
+                        "resizes": self.passive_paying_resizes,
+                    },
+                }
+                if self.passive_paying is not None
+                else {}
+            ),
         }
 
 
@@ -140,8 +159,10 @@ async def build_report(run: BacktestRun, ledger: Ledger) -> BacktestReport:
     payments = await ledger.funding.payments()
     fills = await ledger.fills.all()
     event_times = _event_times(run)
-    passive, fixed = [
-        await passive_carry(
+    band = getattr(config.strategy, "rebalance_band", None)
+
+    async def baseline(constant: bool, rebalance: Decimal | None = None) -> PassiveResult:
+        return await passive_carry(
             run.history,
             tradable_pairs(run),
             event_times,
@@ -151,9 +172,11 @@ async def build_report(run: BacktestRun, ledger: Ledger) -> BacktestReport:
             initial_equity=run.initial_equity,
             reaction=REACTION,
             constant_notional=constant,
+            rebalance_band=rebalance,
         )
-        for constant in (True, False)
-    ]
+
+    passive, fixed = await baseline(True), await baseline(False)
+    paying = await baseline(True, band) if isinstance(band, Decimal) else None
     return BacktestReport(
         run=run,
         bot=_bot_figures(run, lines),
@@ -163,6 +186,8 @@ async def build_report(run: BacktestRun, ledger: Ledger) -> BacktestReport:
         days=_days(run, lines, payments, fills),
         funding_payments=payments,
         passive_fixed_quantity=fixed.figures,
+        passive_paying=paying.figures if paying is not None else None,
+        passive_paying_resizes=sum(len(leg.resized_at) for leg in paying.legs) if paying else 0,
     )
 
 
@@ -171,12 +196,15 @@ def _event_times(run: BacktestRun) -> list[datetime]:
 
 
 def _interval(line: HedgeLine, end: datetime, leverage: int) -> Interval | None:
-    """The hedge's time in the market; capital = notional x (1 + 1 / leverage) at its target
-    notional (the fills' sum would count every resize's buys as more capital)."""
+    """The hedge's time in the market; capital = notional x (1 + 1 / leverage) at the
+    notional it was opened for (the open intent's `notional`, else its target notional): the
+    fills' sum would count every resize's buys as more capital, and the target notional
+    after a resize is wherever that resize left it within the band."""
     opened = line.hedge.opened_at
     if opened is None:
         return None
-    notional = line.hedge.target_notional
+    sized = line.hedge.metrics.get("notional")
+    notional = Decimal(sized) if sized else line.hedge.target_notional
     capital = notional + notional / max(leverage, 1)
     return Interval(opened, line.hedge.closed_at or end, capital, notional)
 

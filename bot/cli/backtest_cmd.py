@@ -92,6 +92,7 @@ def summary_table(summary: dict[str, object]) -> Table:
     """Return the bot's figures next to the passive baselines' (constant notional first)."""
     bot, passive = summary["bot"], summary["passive"]
     fixed = summary.get("passive_fixed_quantity")
+    paying = summary.get("passive_paying_resizes")
     assert isinstance(bot, dict) and isinstance(passive, dict)
     table = Table(
         title=f"Backtest {summary['start']} → {summary['end']} ({', '.join(summary['pairs'])})"  # type: ignore[arg-type]
@@ -99,10 +100,14 @@ def summary_table(summary: dict[str, object]) -> Table:
     table.add_column("figure")
     table.add_column("carrybot", justify="right")
     table.add_column("passive carry\n(constant notional)", justify="right")
+    if isinstance(paying, dict):
+        table.add_column("passive, paying\nits resizes", justify="right")
     if isinstance(fixed, dict):
         table.add_column("passive, fixed quantity\n(price-inflated)", justify="right")
     for label, key, kind in FIGURES:
         cells = [_cell(bot.get(key), kind), _cell(passive.get(key), kind)]
+        if isinstance(paying, dict):
+            cells.append(_cell(paying.get(key), kind))
         if isinstance(fixed, dict):
             cells.append(_cell(fixed.get(key), kind))
         table.add_row(label, *cells)

@@ -138,8 +138,15 @@ def _balances_table(report: StatusReport) -> Table:
 def _transfers_table(report: StatusReport) -> Table:
     """The wallet transfers of the open hedges (COIN-M margin in and out), oldest first."""
     table = Table(title="Transfers of open hedges")
+    widest = max(len(f"{t.amount:f}") for t in report.transfers)
     for col in ("id", "hedge", "asset", "amount", "from", "to", "status", "tran id", "at"):
-        table.add_column(col, justify="right" if col in {"id", "hedge", "amount"} else "left")
+        table.add_column(
+            col,
+            justify="right" if col in {"id", "hedge", "amount"} else "left",
+            min_width=widest if col == "amount" else None,  # every digit of the coin shown
+            no_wrap=col == "amount",
+            overflow="fold",
+        )
     for t in report.transfers:
         table.add_row(
             str(t.id),
@@ -150,7 +157,7 @@ def _transfers_table(report: StatusReport) -> Table:
             t.to_wallet,
             t.status.value + (f" ({t.error})" if t.error else ""),
             t.exchange_id or "-",
-            f"{t.requested_at:%Y-%m-%d %H:%M:%S}",
+            f"{t.requested_at:%m-%d %H:%M:%S}",
         )
     return table
 

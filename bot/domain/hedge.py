@@ -140,6 +140,19 @@ class Hedge:
         return "contract_size" in self.metrics
 
     @property
+    def sized_notional(self) -> Decimal:
+        """Return the notional the hedge was opened for (its open intent's `notional`), else
+        its target notional: what the sizing limits count. A constant-notional resize moves
+        the short within the strategy's band of it without changing what the limits see."""
+        sized = self.metrics.get("notional")
+        if not sized:
+            return self.target_notional
+        try:
+            return Decimal(sized)
+        except ArithmeticError:
+            return self.target_notional
+
+    @property
     def imbalance(self) -> Decimal:
         """Spot minus short, in base units (positive: more spot than short).
 

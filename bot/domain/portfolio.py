@@ -25,5 +25,5 @@ class Portfolio:
     def notional_by_pair(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
         for h in self.open_hedges():
-            totals[h.pair] = totals.get(h.pair, Decimal(0)) + h.target_notional
+            totals[h.pair] = totals.get(h.pair, Decimal(0)) + h.sized_notional
         return totals

@@ -3,10 +3,11 @@
 Each part follows the tables it is read from (`ReadModel.current_versions`, the versions of
 the views the request reads): the hedge figures (the status report: P&L, open and closed
 hedges, notional per pair) follow hedges, orders, fills, funding and market marks; event
-counts follow events and read only the events added since (ids only grow); the order
-round-trip and leg-gap histograms follow orders and read only new orders plus those not yet
-acknowledged. A scrape of an unchanged ledger reuses the metric families built before, so it
-costs the version query alone. Over a ledger another process writes (`carrybot web` beside a
+counts follow events and read only the newest events (from `LOOKBACK_IDS` below the last
+one counted, each counted once); the order round-trip and leg-gap histograms follow orders
+and read only the newest orders (the same way) plus those not yet acknowledged. A scrape of
+an unchanged ledger reuses the metric families built before, so it costs the version query
+alone. Over a ledger another process writes (`carrybot web` beside a
 running bot) the parts are also refreshed once they are `max_age_seconds` old, since an
 in-place update there moves no id.
 """
@@ -25,7 +26,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from bot.persistence.models import EventRow, OrderRow
 from bot.reporting import StatusReport
@@ -49,6 +50,9 @@ HEDGE_TABLES = (
 )
 EVENT_TABLES = ("events",)
 ORDER_TABLES = ("orders",)
+# New rows are read from this many ids below the newest one counted: on PostgreSQL a
+# transaction holding a lower id can commit after one holding a higher id.
+LOOKBACK_IDS = 100
 
 
 @dataclass
@@ -120,6 +124,8 @@ class LedgerMetrics:
         self._unacked: set[int] = set()  # orders seen without an acknowledgement yet
         self._latency: dict[str, _Histogram] = {}
         self._first_sent: dict[tuple[int, str], dict[str, datetime]] = {}
+        self._recent_events: set[int] = set()  # ids counted within LOOKBACK_IDS of the last
+        self._recent_orders: set[int] = set()
         self._families: list[Metric] = []
         self.refreshes = 0  # parts refreshed (tests read it)
 
@@ -142,16 +148,21 @@ class LedgerMetrics:
         return self._families
 
     async def _read_events(self, read: ReadModel) -> None:
+        floor = max(0, self._last_event_id - LOOKBACK_IDS)
         async with read.session() as s:
-            rows = await s.execute(
-                select(EventRow.kind, EventRow.severity, func.count(), func.max(EventRow.id))
-                .where(EventRow.id > self._last_event_id)
-                .group_by(EventRow.kind, EventRow.severity)
+            rows = list(
+                await s.execute(
+                    select(EventRow.id, EventRow.kind, EventRow.severity).where(EventRow.id > floor)
+                )
             )
-            for kind, severity, n, top in rows:
-                key = (kind, severity)
-                self._event_counts[key] = self._event_counts.get(key, 0) + int(n)
-                self._last_event_id = max(self._last_event_id, int(top))
+        for event_id, kind, severity in rows:
+            if event_id in self._recent_events:
+                continue
+            self._recent_events.add(event_id)
+            key = (kind, severity)
+            self._event_counts[key] = self._event_counts.get(key, 0) + 1
+            self._last_event_id = max(self._last_event_id, event_id)
+        self._recent_events = _recent(self._recent_events, self._last_event_id)
 
     async def _read_orders(self, read: ReadModel) -> None:
         q = select(
@@ -162,11 +173,14 @@ class LedgerMetrics:
             OrderRow.sent_at,
             OrderRow.acked_at,
         ).order_by(OrderRow.id)
-        newer = OrderRow.id > self._last_order_id
+        newer = OrderRow.id > max(0, self._last_order_id - LOOKBACK_IDS)
         q = q.where(or_(newer, OrderRow.id.in_(sorted(self._unacked))) if self._unacked else newer)
         async with read.session() as s:
             rows = list(await s.execute(q))
         for order_id, hedge_id, leg, purpose, sent, acked in rows:
+            if order_id in self._recent_orders and order_id not in self._unacked:
+                continue  # counted already
+            self._recent_orders.add(order_id)
             self._last_order_id = max(self._last_order_id, order_id)
             if sent is not None and hedge_id is not None:
                 self._first_sent.setdefault((hedge_id, purpose), {}).setdefault(leg, sent)
@@ -177,6 +191,7 @@ class LedgerMetrics:
             if sent is not None:
                 histogram = self._latency.setdefault(leg, _Histogram(LATENCY_BUCKETS))
                 histogram.observe((acked - sent).total_seconds())
+        self._recent_orders = _recent(self._recent_orders, self._last_order_id)
 
     def _build(self) -> Iterator[Metric]:
         f = self.figures
@@ -261,6 +276,10 @@ async def _hedge_figures(read: ReadModel, now: datetime) -> HedgeFigures:
         equity=equity[-1].value if equity else None,
         mode=run.mode if run else "ledger",
     )
+
+
+def _recent(ids: set[int], last: int) -> set[int]:
+    return {i for i in ids if i > last - LOOKBACK_IDS}
 
 
 def _gauge(name: str, doc: str, value: Decimal | float | int, **labels: str) -> Metric:

@@ -192,7 +192,8 @@ class BotProcess:
         )
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # closed once the bot was waited for
+            self._log.flush()
         return self.log_path.read_text()
 
     def wait_for_log(self, text: str, timeout: float = 60) -> None:

@@ -10,6 +10,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.cli.common import console
+from bot.cli.status_cmd import render
 from bot.domain import Hedge, HedgeState
 from bot.domain.ledger import TransferStatus
 from bot.persistence.db import session_factory
@@ -139,3 +141,21 @@ async def test_status_lists_the_transfers_of_open_hedges_only(ledger: Ledger) ->
     assert listed["hedge_id"] == held.id and listed["amount"] == "0.01999999"
     assert (listed["status"], listed["error"]) == ("done_by_balance", "timeout")
     assert (listed["from_wallet"], listed["to_wallet"]) == ("spot", "coinm")
+
+
+async def test_status_prints_the_transfers_table_of_open_hedges(ledger: Ledger) -> None:
+    held = await _hedge(ledger, "p1")
+    sent = await ledger.transfers.request(
+        hedge_id=held.id, asset="BTC", amount=COIN, from_wallet="spot", to_wallet="coinm",
+        reason="open: margin", at=T0,
+    )  # fmt: skip
+    await ledger.transfers.finish(sent.id, status=TransferStatus.DONE, at=T0, exchange_id="100042")
+    report = await build_status(ledger, now=T0 + timedelta(hours=1))
+
+    with console.capture() as captured:
+        render(report)
+
+    text = captured.get()
+    assert "Transfers of open hedges" in text
+    line = next(x for x in text.splitlines() if "100042" in x)
+    assert "0.01999999" in line and "spot" in line and "coinm" in line and "done" in line

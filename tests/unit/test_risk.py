@@ -173,6 +173,53 @@ def test_reducing_allows_close_and_shrink_but_not_growth() -> None:
     assert not decide_one(g, ResizeHedge(1, D(1500), "grow"), v)[0]
 
 
+def test_cutting_a_grown_short_part_of_the_way_back_is_a_reduction() -> None:
+    # Target 1000, but the price rose: the short (0.026 BTC at 50000) is worth 1300. A cut
+    # back to 1100 reduces what is held, so neither REDUCING nor the per-symbol limit
+    # (1000) stops it; growing past what is held still counts as an increase.
+    grown = hedge(1, spot="0.026", short="0.026")
+    g = gate()
+
+    ok, reason = decide_one(g, ResizeHedge(1, D(1100), "cut back"), view(grown))
+    assert ok and reason == "reduces the short held"
+    assert decide_one(
+        g, ResizeHedge(1, D(1100), "cut back"), view(grown, trading=TradingState.REDUCING)
+    )[0]
+    assert not decide_one(
+        g, ResizeHedge(1, D(1400), "grow"), view(grown, trading=TradingState.REDUCING)
+    )[0]
+
+
+def test_limits_count_each_hedge_at_the_notional_it_was_opened_for() -> None:
+    # Two hedges opened for 1000 each, cut back within their band to 1100: a third at 1000
+    # still fits max_total_notional 3000 (their shorts' drift within the band never counted).
+    def cut_back(hid: int, pair: str) -> Hedge:
+        return replace(hedge(hid, pair, notional="1100"), metrics={"notional": "1000"})
+
+    held = view(cut_back(1, "ETH/USDT"), cut_back(2, "XRP/USDT"))
+    assert decide_one(gate(max_total_notional=3000), OPEN_BTC, held)[0]
+    assert not decide_one(gate(max_total_notional=2999), OPEN_BTC, held)[0]
+
+
+def test_growing_back_within_the_notional_it_was_opened_for_adds_nothing_to_the_limits() -> None:
+    # Opened for 1000, last resized to 880 and shrunk since: a grow-back to 900 fits
+    # max_notional_per_symbol 1000 (the limits count the hedge at 1000 already), but is
+    # still an increase that REDUCING refuses.
+    shrunk = replace(
+        hedge(1, notional="880", spot="0.014", short="0.014"), metrics={"notional": "1000"}
+    )
+    g = gate(max_notional_per_symbol=1000)
+
+    assert decide_one(g, ResizeHedge(1, D(900), "grow back"), view(shrunk)) == (
+        True,
+        "within limits",
+    )
+    assert not decide_one(g, ResizeHedge(1, D(1100), "grow"), view(shrunk))[0]
+    assert not decide_one(
+        g, ResizeHedge(1, D(900), "grow back"), view(shrunk, trading=TradingState.REDUCING)
+    )[0]
+
+
 def test_halted_denies_even_closes() -> None:
     assert decide_one(
         gate(), CloseHedge(1, "exit"), view(hedge(1), trading=TradingState.HALTED)

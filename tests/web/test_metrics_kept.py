@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import event
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain import Event, Leg, OrderPurpose, OrderStatus, OrderType, Severity, Side
 from bot.domain.ledger import MarketObservation, NewOrder
 from bot.domain.orders import Order
+from bot.persistence.models import EventRow
 from bot.web import WebContext, create_app
 from bot.web.readmodel import ReadModel
 from tests.web.conftest import Dash
@@ -191,3 +192,25 @@ async def test_a_later_report_is_recomputed_from_kept_inputs_without_a_query(
     (was,), (now,) = first["open_hedges"], later["open_hedges"]
     assert float(now["holding_hours"]) == float(was["holding_hours"]) + 2
     assert now["net"] == was["net"]
+
+
+async def test_an_event_committed_late_under_a_lower_id_is_counted_once(dash: Dash) -> None:
+    """On PostgreSQL a transaction holding a lower id can commit after a higher one."""
+    clock = dash.seeded.clock
+    async with dash.ledger.sessions() as s:
+        top = int(await s.scalar(select(func.max(EventRow.id))) or 0)
+
+    async def add(event_id: int) -> None:
+        row = {"id": event_id, "at": clock.now(), "kind": "bench.late", "severity": "info"}
+        async with dash.ledger.sessions.begin() as s:
+            await s.execute(insert(EventRow).values(message="late", data={}, **row))
+
+    def late(text: str) -> float:
+        return _value(text, "carrybot_events_total", kind="bench.late", severity="info")
+
+    await add(top + 5)
+    assert late((await dash.client.get("/metrics")).text) == 1
+    await add(top + 2)  # committed after the scrape that saw top + 5
+    assert late((await dash.client.get("/metrics")).text) == 2
+    await dash.ledger.events.emit(Event("bench.late", "late", clock.now(), Severity.INFO, {}))
+    assert late((await dash.client.get("/metrics")).text) == 3

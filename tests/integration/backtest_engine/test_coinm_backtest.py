@@ -237,10 +237,12 @@ def test_a_coinm_perpetual_without_its_funding_file_is_refused(tmp_path: Path) -
         load_history(data)
 
 
-async def test_coinm_perpetual_files_change_nothing_the_strategy_does_not_trade(
+async def test_with_coinm_perpetual_files_the_backtest_trades_the_perpetual_too(
     tmp_path: Path,
 ) -> None:
-    """Main's strategy trades no COIN-M perpetual: with its files the run is the same."""
+    """The COIN-M perpetual is one of the strategy's carries: with its files the quarterly
+    is held and closed as before, then the perpetual's funding (0.005 % / 8 h, paid in the
+    coin) is the best carry left and is held."""
     without = write_coinm_history(tmp_path / "a")
     with_perp = write_coinm_history(tmp_path / "b")
     write_coinm_perpetual(with_perp)
@@ -249,11 +251,14 @@ async def test_coinm_perpetual_files_change_nothing_the_strategy_does_not_trade(
     first = await run(config(COINM_ONLY), without, tmp_path / "oa", T0, end)
     second = await run(config(COINM_ONLY), with_perp, tmp_path / "ob", T0, end)
 
-    assert [h.hedge.perp_symbol for h in second.hedges] == [COINM]
-    assert (tmp_path / "oa" / "hedges.csv").read_text() == (
-        tmp_path / "ob" / "hedges.csv"
-    ).read_text()
-    assert second.bot.net_pnl == first.bot.net_pnl
+    assert [h.hedge.perp_symbol for h in first.hedges] == [COINM]
+    assert [h.hedge.perp_symbol for h in second.hedges] == [COINM, "BTC/USD:BTC"]
+    quarterly, perpetual = (line.hedge for line in second.hedges)
+    alone = first.hedges[0].hedge
+    assert (quarterly.opened_at, quarterly.closed_at) == (alone.opened_at, alone.closed_at)
+    assert quarterly.closed_at is not None and perpetual.opened_at is not None
+    assert perpetual.opened_at >= quarterly.closed_at  # one hedge per asset at a time
+    assert second.bot.funding > 0  # paid in BTC, valued in USDT at its mark
 
 
 async def test_a_coinm_perpetual_short_in_the_replay_is_paid_funding_in_the_coin(

@@ -151,6 +151,10 @@ async def test_a_coinm_hedge_rolls_without_moving_its_coin_and_its_pnl_stays_rig
     assert len(await ledger.transfers.for_hedges([1])) == 1  # the open's, none for the roll
     kinds = [o.purpose for o in await ledger.orders.for_hedge(1)]
     assert kinds.count(OrderPurpose.ROLL_CLOSE) == kinds.count(OrderPurpose.ROLL_OPEN) == 1
+    # At leverage 2 (the default) the coin margins one short, not two: the buy-back went
+    # first, the new short after it, nothing refused.
+    (rolled,) = await ledger.events.recent(kind="hedge.rolled")
+    assert "free beside the old short" in str(rolled.data["sequential"])
     await loop.reconcile()  # type: ignore[attr-defined]
     assert await ledger.events.recent(kind="reconcile.halt") == []
     assert await ledger.events.recent(kind="reconcile.unowned") == []

@@ -8,7 +8,7 @@ the live adapter (keyed) sends the orders to the fake, whose faults then apply.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -448,3 +448,36 @@ async def test_a_roll_always_refused_backs_off_reports_once_then_closes_before_d
     assert bot.spot() < kit.spot().step_size
     later = (await bot.ledger.orders.for_hedge(hedge.id))[opened_orders + len(orders) :]
     assert not [o for o in later if o.purpose.value.startswith("roll")]
+
+
+@pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)  # no database case here
+async def test_a_next_quarter_gone_settling_is_not_rolled_into_and_the_hedge_closes_in_time(
+    bot_factory: BotFactory,
+) -> None:
+    """The status refresh (every `instrument_status_seconds`) sees the next quarter leave
+    TRADING: no roll is sent into it, and the near quarter's hedge closes at the exit
+    window instead of staying to delivery."""
+    bot = await bot_factory(paper=False, dated={"take_profit_basis": 1})
+    await bot.cycle()
+    (before,) = await bot.hedges()
+    bot.fake.set_quote(NEXT, "51200.0", "51200.1", "5", "5")  # it would pay the roll
+    delivery = T0.replace(hour=8) + timedelta(days=90)
+    bot.clock.advance(delivery - timedelta(hours=80) - bot.clock.now())
+    await bot.cycle(0)  # the daily instrument reload, before the roll window
+    settling = [
+        replace(i, active=False, status="SETTLING") if i.symbol == NEXT else i
+        for i in bot.fake.market.instruments.values()
+    ]
+    bot.fake.set_instruments(settling)
+
+    await bot.cycle(10)  # 70 h to delivery: in the roll window; the status refreshed
+    await bot.cycle(1)
+
+    (hedge,) = await bot.hedges()
+    assert (hedge.state, hedge.perp_symbol) == (HedgeState.OPEN, QUARTER)
+    orders = await bot.ledger.orders.for_hedge(before.id)
+    assert not [o for o in orders if o.purpose.value.startswith("roll")]
+    bot.clock.advance(delivery - timedelta(hours=23) - bot.clock.now())
+    await bot.cycle(0)
+    (hedge,) = await bot.hedges()
+    assert hedge.state is HedgeState.CLOSED and bot.short(QUARTER) == 0

@@ -16,6 +16,7 @@ could differ.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -327,3 +328,47 @@ async def test_at_leverage_2_a_new_short_refused_after_the_buy_back_sells_the_sp
     assert "failed after the buy-back" in (after.close_reason or "")
     rig.assert_flat()
     await rig.assert_ledger_matches(after)
+
+
+@SQLITE_ONLY
+async def test_a_roll_into_a_contract_that_does_not_trade_is_denied_then_cools_down(
+    roll_rig_factory: RollRigFactory,
+) -> None:
+    rig = await roll_rig_factory()
+    hedge = await rig.open()
+    rig.next = replace(rig.next, perp=replace(rig.next.perp, active=False, status="SETTLING"))
+
+    first = await rig.roll(hedge)
+    again = await rig.roll(first)  # the next cycle: still cooling down
+
+    assert rig.posts(rig.near_id) == [] and rig.posts(rig.next_id) == []
+    assert (again.perp_symbol, again.perp_quantity) == (rig.near.perp.symbol, hedge.perp_quantity)
+    (denied,) = await rig.ledger.events.recent(kind="hedge.roll_denied")
+    assert "status SETTLING" in denied.message and denied.data["retry_seconds"] == 60
+    assert rig.executor.roll_blocked(hedge.id) is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+async def test_at_leverage_2_an_unresolvable_buy_back_waits_then_recovery_sells_the_new_short(
+    roll_rig_factory: RollRigFactory, mode: PositionMode
+) -> None:
+    """Buy-back first, its answer lost and no look-up answered: the new short is not sent
+    (its order is not even written); recovery resolves the buy-back by client id, then sells
+    the new short."""
+    rig = await roll_rig_factory(mode=mode, **LEVERAGE_2)
+    hedge = await rig.open()
+    rig.fake.add_fault("drop", rig.order_path, method="POST", symbol=rig.near_id)
+    rig.fake.add_fault("server_error", rig.order_path, method="GET", times=None)
+
+    pending = await rig.roll(hedge)
+
+    assert pending.metrics[ROLL_TO] == rig.next.perp.symbol
+    assert rig.posts(rig.next_id) == [] and rig.short(rig.near) == 0  # done, unknown to the bot
+    assert ROLL_OPEN not in [p for p, _ in await purposes(rig, hedge.id)]
+    rig.fake.faults.clear()
+
+    await rig.executor.recover(pending, rig.near, roll_into=rig.next)
+
+    assert len(rig.posts(rig.near_id)) == 1  # resolved by client id, not sent again
+    await assert_rolled(rig, hedge.id, hedge.spot_quantity)

@@ -7,7 +7,7 @@ settled every `interval_hours` up to the last funding time before `T0`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -41,6 +41,8 @@ class Market:
     history: list[str] | None = None
     volume: str = "1000000000"
     books: dict[str, OrderBook] = field(default_factory=dict)
+    marks: list[str] | None = None
+    """The mark each history row settled at (the same length as the history); None: no marks."""
 
 
 def market_snapshot(*markets: Market, at: datetime = T0, periods: int = 21) -> MarketSnapshot:
@@ -66,7 +68,10 @@ def market_snapshot(*markets: Market, at: datetime = T0, periods: int = 21) -> M
         )
         rates = m.history if m.history is not None else [m.rate] * periods
         last = next_time - timedelta(hours=m.interval_hours)
-        history[pair.perp.symbol] = kit.settled(pair.perp.symbol, rates, last, m.interval_hours)
+        rows = kit.settled(pair.perp.symbol, rates, last, m.interval_hours)
+        if m.marks is not None:
+            rows = [replace(r, mark_price=D(mark)) for r, mark in zip(rows, m.marks, strict=True)]
+        history[pair.perp.symbol] = rows
         volumes[pair.spot.symbol] = volumes[pair.perp.symbol] = D(m.volume)
         books.update(m.books)
     return MarketSnapshot(

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from decimal import Decimal
 
 from bot.domain import CloseHedge, Intent, OpenHedge, ResizeHedge
 from bot.domain.params import SizingParams, UniverseParams
-from strategies.expected_carry import ExpectedCarry, ExpectedCarryParams, value_of
+from strategies.carry_value import MIN_VARIANCE_SAMPLES, log_price_variance
+from strategies.expected_carry import (
+    ExpectedCarry,
+    ExpectedCarryParams,
+    resize_life_hours,
+    value_of,
+)
+from tests.kit import pair as kit_pair
 from tests.unit.strategies.scenario import Market, hedge, market_snapshot, portfolio
 from tests.unit.strategies.scenario import evaluate as evaluate_threshold_strategy
 from tests.unit.strategies.scenario import params as threshold_params
@@ -191,7 +199,8 @@ def test_a_hedge_drifted_out_of_the_band_is_resized_to_constant_notional() -> No
 
     (resize,) = evaluate(snap, portfolio(grown))
 
-    assert isinstance(resize, ResizeHedge) and resize.notional == D(1000)
+    # Back to half the band above the target (band 20%): 1100, not 1000.
+    assert isinstance(resize, ResizeHedge) and resize.notional == D(1100)
     assert resize.metrics["drift"] == D("0.3")
     assert evaluate(snap, portfolio(inside)) == []
 
@@ -204,9 +213,81 @@ def test_a_shrunk_hedge_is_grown_back_only_when_the_added_notional_pays_its_roun
     flat = market_snapshot(Market("BTC", rate="0", history=["0"] * 200))
 
     (resize,) = evaluate(paying, portfolio(shrunk))
-    assert isinstance(resize, ResizeHedge) and resize.notional == D(1000)
+    assert isinstance(resize, ResizeHedge) and resize.notional == D(900)  # half the band below
     # Zero funding: the extra 300 USDT would not earn its fees; the hedge is kept as it is.
     assert evaluate(flat, portfolio(shrunk)) == []
+
+
+def swinging(base: str, rate: str, swing: str) -> Market:
+    """200 settlements at `rate`, the mark alternating between 100 and 100 x (1 + swing)."""
+    high = str(D(100) * (1 + D(swing)))
+    marks = ["100" if i % 2 == 0 else high for i in range(200)]
+    return Market(base, rate=rate, history=[rate] * 200, marks=marks)
+
+
+def test_a_grow_back_is_valued_over_the_added_notionals_expected_life() -> None:
+    shrunk = replace(
+        hedge("BTC", age_hours=200), perp_quantity=D(7), spot_quantity=D(7)
+    )  # 700 USDT: 30% under the 1000 target
+    calm = market_snapshot(swinging("BTC", "0.00003", "0.005"))  # ±0.5% a settlement
+    wild = market_snapshot(swinging("BTC", "0.00003", "0.05"))  # ±5% a settlement
+
+    (resize,) = evaluate(calm, portfolio(shrunk))
+    assert isinstance(resize, ResizeHedge) and resize.notional == D(900)
+    # A quiet price: the addition is expected to outlast the holding, valued over H.
+    assert resize.metrics["resize_life_hours"] == D(2160)
+    assert resize.metrics["resize_net"] > D("0.002")
+    assert "expected life" in resize.reason
+    # A price that swings 5% a settlement: a rally by the band is expected to cut the
+    # addition back within ~2 weeks, too soon for 3.3% APR to pay its four legs of fees.
+    assert evaluate(wild, portfolio(shrunk)) == []
+
+
+def test_a_grow_back_needs_the_settled_funding_to_pay_it_too() -> None:
+    shrunk = replace(hedge("BTC", age_hours=200), perp_quantity=D(7), spot_quantity=D(7))
+    # Zero for months, then ten settlements at 0.03%: the forecast (reverting to the 0.01%
+    # anchor) pays the addition's round trip; the funding settled over the last H does not.
+    history = ["0"] * 290 + ["0.0003"] * 10
+    snap = market_snapshot(Market("BTC", rate="0.0003", history=history))
+    value = value_of(kit_pair("BTC"), snap, ev_params(), D(1000))
+    assert value is not None and value.net_entry > D("0.002")  # an entry would pass
+    assert value.settled_over(D(2160)) - value.round_trip < D("0.002")
+
+    assert evaluate(snap, portfolio(shrunk)) == []
+
+
+def test_resize_life_follows_the_random_walks_exit_times() -> None:
+    p = ev_params(rebalance_band=D("0.2"))
+    value = value_of(
+        kit_pair("BTC"), market_snapshot(swinging("BTC", "0.00003", "0.05")), p, D(1000)
+    )
+    assert value is not None and value.price_variance is not None
+    # 3 b² / σ², band 0.2, whatever the shortfall.
+    life = resize_life_hours(value, p, D("0.3"))
+    assert life == 3 * D("0.2") ** 2 / value.price_variance == resize_life_hours(value, p, D(1))
+    assert D(350) < life < D(450)  # ln(1.05)² / 8 h per settlement ≈ 2.98e-4 per hour
+    assert resize_life_hours(replace(value, price_variance=None), p, D("0.3")) == D(2160)
+
+
+def test_a_grown_hedge_is_cut_back_whatever_the_forecast() -> None:
+    # The short's margin: a hedge 30% over target is cut back even where a grow-back
+    # would not pay (zero funding, a price swinging 5% a settlement).
+    grown = replace(hedge("BTC", age_hours=200), perp_quantity=D(13), spot_quantity=D(13))
+    snap = market_snapshot(swinging("BTC", "0", "0.05"))
+
+    (resize,) = evaluate(snap, portfolio(grown))
+
+    assert isinstance(resize, ResizeHedge) and resize.notional == D(1100)
+    assert resize.metrics["drift"] == D("0.3")
+
+
+def test_price_variance_needs_settled_marks() -> None:
+    rows = market_snapshot(swinging("BTC", "0.0001", "0.05")).funding_history["BTC/USDT:USDT"]
+    variance = log_price_variance(rows)
+    assert variance is not None
+    assert abs(variance - D(str(math.log(1.05) ** 2 / 8))) < D("1e-10")
+    assert log_price_variance(rows[:MIN_VARIANCE_SAMPLES]) is None  # one return short
+    assert log_price_variance([replace(r, mark_price=None) for r in rows]) is None
 
 
 def test_a_hedge_younger_than_min_hold_is_not_closed_on_the_forecast() -> None:
