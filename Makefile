@@ -46,12 +46,11 @@ deploy-deps:
 	  else echo "note: docker-compose is missing; its test skips (apt-get install docker-compose)"; fi; \
 	fi
 
-# Four xdist workers on two cores: the bot-process tests (tests/e2e, started first by
-# tests/conftest.py) mostly wait on the wall clock, and the other workers use that time.
-# --maxschedchunk 1 hands out tests one or two at a time, so those slow tests spread over
-# all the workers instead of filling the first one's initial batch.
+# One xdist worker per core. The bot-process tests (tests/e2e) start first (tests/conftest.py)
+# and --maxschedchunk 1 hands tests out one or two at a time, so those slow tests spread over
+# every worker instead of all landing in the first worker's initial batch (the run's tail).
 test: lint typecheck browser-deps deploy-deps
-	$(BIN)/python -m pytest -n 4 --maxschedchunk 1
+	$(BIN)/python -m pytest -n auto --maxschedchunk 1
 
 bench: $(VENV)/.dev-installed
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

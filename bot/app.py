@@ -31,7 +31,7 @@ from bot.exchange.port import ExchangePort, coinm_of
 from bot.execution.account_setup import AccountSetup
 from bot.execution.executor import HedgeExecutor
 from bot.ids import UidFactory
-from bot.lifecycle import RunLifecycle, wait_in_flight
+from bot.lifecycle import RunLifecycle
 from bot.listings import check_explicit_symbols
 from bot.marketdata import MarketData
 from bot.operations import Operations
@@ -56,8 +56,8 @@ from bot.web import check_binding
 log = logging.getLogger(__name__)
 
 LOCK_CHECK_SECONDS = 2.0
-CYCLE_STOP_SECONDS = 5.0
-"""How long a graceful stop waits for the running cycle's stage (a poll, say) to end."""
+JOB_STOP_SECONDS = 5.0
+"""How long a graceful stop waits for the running jobs (a cycle's stage, a heartbeat) to end."""
 
 
 @dataclass(frozen=True)
@@ -354,16 +354,7 @@ async def _serve(
         except TimeoutError:
             return f"--duration {duration:g}s elapsed"
     finally:
-        # Shutting the scheduler down cancels running jobs, so first stop new runs, let a
-        # hedge in flight finish and the running cycle end (it starts no further stage).
-        loop.state.stopping = True
-        scheduler.pause()
-        await wait_in_flight(loop)
-        if not await bot.cycle.idle(CYCLE_STOP_SECONDS):
-            log.warning(
-                "The cycle was still running %.0fs after the stop; cancelled", CYCLE_STOP_SECONDS
-            )
-        scheduler.shutdown(wait=False)
+        await bot.stop(loop, within=JOB_STOP_SECONDS)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -45,15 +45,7 @@ class CarryValue:
     negative_run: int  # latest settled rates negative in a row
     run_loss: Decimal = Decimal(0)  # what that run of negative settlements cost (≥ 0)
     settled_carry: Decimal = Decimal(0)  # funding settled over the last `holding_hours`
-    settled_hours: Decimal = Decimal(0)  # the hours `settled_carry` covers (≤ `holding_hours`)
     price_variance: Decimal | None = None  # per hour, of the log mark at settlements
-
-    def settled_over(self, hours: Decimal) -> Decimal:
-        """Return the funding settled over the last `settled_hours` at its mean rate, over
-        `hours`: the settlements' witness of what the next `hours` earn."""
-        if self.settled_hours <= 0:
-            return Decimal(0)
-        return self.settled_carry * hours / self.settled_hours
 
     @property
     def round_trip(self) -> Decimal:
@@ -208,7 +200,6 @@ def carry_value(
         negative_run=settled.negative_run,
         run_loss=settled.run_loss,
         settled_carry=settled.carry,
-        settled_hours=settled.hours,
         price_variance=settled.price_variance,
     )
 
@@ -269,7 +260,6 @@ class Settled:
     negative_run: int  # latest rates negative in a row
     run_loss: Decimal  # −Σ of that run's rates (≥ 0)
     carry: Decimal  # Σ of the rates settled over the last holding (at most `periods`)
-    hours: Decimal = Decimal(0)  # the hours `carry` covers
     price_variance: Decimal | None = None  # per hour (`log_price_variance`)
 
 
@@ -287,7 +277,7 @@ def settled_stats(
     loss = -sum(map(_RATE, window[len(window) - run :]), ZERO) if run else ZERO
     n = min(len(window), max(int(holding_hours / interval), 1))
     carried = sum(map(_RATE, window[len(window) - n :]), ZERO)
-    return Settled(run, loss, carried, Decimal(n * interval), log_price_variance(window))
+    return Settled(run, loss, carried, log_price_variance(window))
 
 
 def log_price_variance(history: Sequence[SettledFunding]) -> Decimal | None:

@@ -25,7 +25,7 @@ fractions of notional, H = min(`expected_holding_hours`, `max_holding_hours`):
   with the price; one worth more than the band below N is grown back, to N (1 − b/2), only
   when the pair passes the entry test now with its carry valued over the added notional's
   expected life, before a rally cuts it back (`resize_life_hours`, from the settled marks'
-  variance), by both witnesses: the forecast and the funding settled over the last H;
+  variance), by both witnesses: the forecast and the funding settled over as long a past;
 - **hard exits** whatever the forecast: `negative_periods_to_exit` negative settlements in
   a row; age ≥ `max_holding_hours` unless its forecast carry over H is still positive
   (closing and reopening it would pay four legs for nothing); liquidation distance and risk limits
@@ -36,6 +36,7 @@ Hysteresis comes from the costs, not from two thresholds. Closes come first in t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -53,6 +54,7 @@ from bot.domain import (
     Pair,
     Portfolio,
     ResizeHedge,
+    SettledFunding,
 )
 from bot.domain.frozen import NonNegativeDecimal, PositiveDecimal
 from bot.domain.funding import hours_between, trailing_negative
@@ -184,7 +186,8 @@ def rebalance_intent(
     entry test now (`value`) with the carry valued over the added notional's expected life
     (`resize_life_hours`), not over the whole holding (a grow-back that the next rally undoes
     within days earns days of funding for two legs of fees each way), and by both witnesses:
-    the forecast's carry and the funding settled over the last H must each pay the round trip.
+    the forecast's carry over that life and the funding settled over as long a past must
+    each pay the round trip.
     """
     quote = snapshot.perp_quotes.get(hedge.perp_symbol)
     target = params.sizing.notional_per_hedge
@@ -207,12 +210,14 @@ def rebalance_intent(
         f"(band {band:.0%}), back to {resized:.2f}"
     )
     if drift < 0:
-        if value is None or funding_rules_out_entry(value.outlook, params):
-            return None  # not worth pricing: the funding alone fails the entry rules
+        if value is None or funding_rules_out_grow(value.outlook, params):
+            return None  # not worth pricing: the funding alone fails `grow_block`
         priced = value.value()
         life = resize_life_hours(priced, params, -drift)
         net = priced.forecast.carry(life) - priced.round_trip
-        settled_net = priced.settled_over(life) - priced.round_trip
+        history = snapshot.funding_history.get(hedge.perp_symbol, ())[-params.history_periods :]
+        settled_net = settled_carry_over(history, life, priced.forecast.interval_hours)
+        settled_net -= priced.round_trip
         if grow_block(priced, params, net, settled_net) is not None:
             return None
         metrics |= priced.metrics() | {
@@ -252,13 +257,34 @@ def resize_life_hours(
     return min(horizon, 3 * band * band / variance)
 
 
+def settled_carry_over(
+    history: Sequence[SettledFunding], hours: Decimal, interval_hours: int
+) -> Decimal:
+    """Return the funding settled over the last `hours` (as long a past as the future it
+    witnesses for): the sum of the latest rates, scaled up to `hours` when fewer settled."""
+    periods = max(int(hours / max(interval_hours, 1)), 1)
+    window = history[-periods:]
+    if not window:
+        return Decimal(0)
+    total = sum((r.rate for r in window), Decimal(0))
+    return total * periods / len(window) if len(window) < periods else total
+
+
+def funding_rules_out_grow(outlook: FundingOutlook, params: ExpectedCarryParams) -> bool:
+    """Tell whether `grow_block` fails whatever the prices: the run of negative settlements
+    (`entry_block`'s first rule, which `grow_block` returns as it is). The entry bound of
+    `funding_rules_out_entry` does not apply: a grow-back is judged over the addition's
+    expected life, not over H, and a failed net carry over H does not reach the dip rule."""
+    return outlook.settled.negative_run >= params.negative_periods_to_exit
+
+
 def grow_block(
     value: CarryValue, params: ExpectedCarryParams, net: Decimal, settled_net: Decimal
 ) -> str | None:
     """Return the first entry rule a grow-back fails, None when it passes: the entry's rules,
     with the net carry judged by two witnesses over the addition's expected life — `net`
     (the forecast's carry minus the round trip) and `settled_net` (the same at the rate
-    settled over the last H) must both beat `entry_margin`."""
+    settled over as long a past) must both beat `entry_margin`."""
     block = entry_block(value, params)
     if block not in (None, "net_carry"):
         return block

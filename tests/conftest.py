@@ -72,8 +72,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Start the longest tests first (order within each rank kept).
 
     The slow ones run the bot and the fake Binance as processes and mostly wait on the wall
-    clock; scheduled first on xdist's workers (`make test` runs more workers than cores),
-    their waits overlap the CPU-bound tests instead of making the tail of the run."""
+    clock; started first and spread over xdist's workers (`make test`: --maxschedchunk 1),
+    they no longer make the tail of the run on the one worker that drew them."""
     items.sort(key=_start_rank)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.persistence.db import create_engine, session_factory
 from bot.persistence.repositories import CycleReads, Ledger
@@ -174,6 +174,8 @@ async def ledger_at(url: str) -> AsyncIterator[Ledger]:
 class BotProcess:
     """`carrybot run …` in the background, for signals and crashes."""
 
+    started: ClassVar[list[BotProcess]] = []  # this test's, for kill_leftovers()
+
     def __init__(self, env: BotEnv, args: list[str], environ: dict[str, str]) -> None:
         base = {
             k: v
@@ -190,9 +192,11 @@ class BotProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        BotProcess.started.append(self)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # closed once the bot was waited for
+            self._log.flush()
         return self.log_path.read_text()
 
     def wait_for_log(self, text: str, timeout: float = 60) -> None:
@@ -220,6 +224,17 @@ class BotProcess:
         self._log.close()
 
 
+def kill_leftovers() -> None:
+    """Kill every bot started since the last call that still runs.
+
+    A test that fails in a wait (or whose `wait(timeout=…)` expires) leaves its bot running,
+    holding its ledger's instance lock; the ledger's database then goes to the next test
+    (tests/support/ledgers.py), whose bot would find it taken."""
+    for bot in BotProcess.started:
+        bot.kill()
+    BotProcess.started.clear()
+
+
 def fake_process(standard: bool = True) -> Iterator[FakeBinanceProcess]:
     proc = FakeBinanceProcess(standard=standard)
     try:
@@ -228,7 +243,7 @@ def fake_process(standard: bool = True) -> Iterator[FakeBinanceProcess]:
         proc.stop()
 
 
-__all__ = ["BotEnv", "BotProcess", "fake_process", "ledger_at", "signal"]
+__all__ = ["BotEnv", "BotProcess", "fake_process", "kill_leftovers", "ledger_at", "signal"]
 
 
 def server_exposure(env: BotEnv, base: str = "BTC") -> tuple[Decimal, Decimal]:

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.bot_harness import BotEnv, fake_process
+from tests.e2e.bot_harness import BotEnv, fake_process, kill_leftovers
 from tests.fakes.fixtures import FakeBinanceProcess
 from tests.support.ledgers import upgrade
+
+
+@pytest.fixture(autouse=True)
+def no_bot_left_running() -> Iterator[None]:
+    """After each test, no bot of its own still runs (see `kill_leftovers`)."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture

@@ -107,12 +107,15 @@ async def test_sigkill_while_opening_then_restart_leaves_ledger_and_exchange_agr
 
 async def test_sigterm_with_a_hedge_in_flight_finishes_it_and_exits_0(live: BotEnv) -> None:
     add_fault(live, kind="delay", path="/fapi/v1/order", method="POST", delay_ms=3000)
-    bot = live.spawn("run", "--live")
-    wait_until(lambda: len(live.orders_on_server("/api/v3/order")) == 1, what="the spot leg")
+    bot = live.spawn("run", "--live")  # no --duration: only the signal stops it
+    try:
+        wait_until(lambda: len(live.orders_on_server("/api/v3/order")) == 1, what="the spot leg")
 
-    bot.signal(signal.SIGTERM)
-    started = time.monotonic()
-    code = bot.wait(timeout=40)
+        bot.signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = bot.wait(timeout=40)
+    finally:
+        bot.kill()  # a failed wait must not leave the bot running after the test
 
     assert code == 0, bot.log()[-3000:]
     assert time.monotonic() - started < 30

@@ -102,4 +102,3 @@ async def test_a_stop_during_a_stage_lets_it_end_and_starts_no_further_stage() -
     await bot.cycle()
 
     assert stand_in.ran == ["poll"]
-    assert await bot.cycle.idle(0.1)

@@ -13,6 +13,7 @@ from strategies.expected_carry import (
     ExpectedCarry,
     ExpectedCarryParams,
     resize_life_hours,
+    settled_carry_over,
     value_of,
 )
 from tests.kit import pair as kit_pair
@@ -251,9 +252,21 @@ def test_a_grow_back_needs_the_settled_funding_to_pay_it_too() -> None:
     snap = market_snapshot(Market("BTC", rate="0.0003", history=history))
     value = value_of(kit_pair("BTC"), snap, ev_params(), D(1000))
     assert value is not None and value.net_entry > D("0.002")  # an entry would pass
-    assert value.settled_over(D(2160)) - value.round_trip < D("0.002")
+    settled = snap.funding_history["BTC/USDT:USDT"]
+    assert settled_carry_over(settled, D(2160), 8) - value.round_trip < D("0.002")
 
     assert evaluate(snap, portfolio(shrunk)) == []
+
+
+def test_the_settled_witness_of_a_grow_back_looks_back_as_long_as_its_life() -> None:
+    rows = market_snapshot(
+        Market("BTC", rate="0.0001", history=["0.0003"] * 100 + ["0.0001"] * 30)
+    ).funding_history["BTC/USDT:USDT"]
+    # 240 h = 30 settlements of 8 h: only the latest 30, not the older, higher ones.
+    assert settled_carry_over(rows, D(240), 8) == 30 * D("0.0001")
+    # More hours than settled: the mean settled rate, scaled up to them.
+    assert settled_carry_over(rows[-10:], D(160), 8) == 20 * D("0.0001")
+    assert settled_carry_over([], D(160), 8) == 0
 
 
 def test_resize_life_follows_the_random_walks_exit_times() -> None:

@@ -26,13 +26,17 @@ from strategies.expected_carry import (
     entry_candidates,
     funding_rules_out_entry,
     funding_rules_out_exit,
+    grow_block,
     held_value,
     outlook_of,
+    rebalance_intent,
+    resize_life_hours,
+    settled_carry_over,
     value_of,
     worth_exiting,
 )
 from tests import kit
-from tests.unit.strategies.scenario import Market, market_snapshot, portfolio
+from tests.unit.strategies.scenario import Market, hedge, market_snapshot, portfolio
 
 D = Decimal
 
@@ -146,3 +150,31 @@ def test_negative_or_thin_funding_is_ruled_out_before_pricing() -> None:
         outlook = outlook_of(snap.pairs[0], snap, params)
         assert outlook is not None
         assert funding_rules_out_entry(outlook, params) is ruled_out
+
+
+@settings(max_examples=200, deadline=None)
+@given(market=markets(), quantity=st.sampled_from([D(1), D(4), D(7), D("7.9")]))
+def test_a_grow_back_is_decided_as_when_the_hedge_is_always_priced(
+    market: tuple[MarketSnapshot, ExpectedCarryParams], quantity: Decimal
+) -> None:
+    """A shrunk hedge priced on use grows back exactly when its full valuation passes
+    `grow_block` over the addition's expected life (the funding bound skips only what the
+    rule itself would refuse)."""
+    snap, params = market
+    pair = snap.pairs[0]
+    held = replace(
+        hedge(pair.base, notional=str(params.sizing.notional_per_hedge)), perp_quantity=quantity
+    )
+    full = value_of(pair, snap, params, held.target_notional)
+    resize = rebalance_intent(
+        held, snap, params, held_value(pair, snap, params, held.target_notional)
+    )
+    if full is None:
+        assert resize is None
+        return
+    life = resize_life_hours(full, params, D(1) - quantity / 10)
+    net = full.forecast.carry(life) - full.round_trip
+    history = snap.funding_history.get(pair.perp.symbol, ())[-params.history_periods :]
+    settled = settled_carry_over(history, life, full.forecast.interval_hours)
+    settled_net = settled - full.round_trip
+    assert (resize is not None) is (grow_block(full, params, net, settled_net) is None)
