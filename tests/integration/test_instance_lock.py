@@ -27,8 +27,11 @@ async def _terminate_lock_sessions(url: str) -> None:
     conn = await asyncpg.connect(_asyncpg_dsn(url))
     try:
         await conn.execute(
+            # This test's database only: advisory locks of every database share pg_locks,
+            # and another xdist worker's lock tests (or bots) hold the same key on theirs.
             "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-            "AND classid = $1 AND objid = $2",
+            "AND classid = $1 AND objid = $2 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             PG_LOCK_CLASS,
             PG_LOCK_ID,
         )

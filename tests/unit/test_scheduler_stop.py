@@ -98,6 +98,9 @@ async def test_a_stop_waits_for_the_heartbeat_write_in_flight_and_logs_no_error(
     ledger: Ledger, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
+    # The stop's INFO lines drive the test: an in-process sweep earlier in this worker sets
+    # the `bot` logger to WARNING (bot/backtest/sweep.py), which would silence them.
+    caplog.set_level(logging.INFO, logger="bot")
     stand_in = SlowHeartbeatLoop(_clock(), ledger)
     handler = ReleaseWhenWaited(stand_in.release)
     logging.getLogger("bot.scheduler").addHandler(handler)
@@ -123,6 +126,9 @@ async def test_a_heartbeat_write_stuck_past_the_grace_is_cancelled_cleanly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.INFO)
+    # The stop's INFO lines drive the test: an in-process sweep earlier in this worker sets
+    # the `bot` logger to WARNING (bot/backtest/sweep.py), which would silence them.
+    caplog.set_level(logging.INFO, logger="bot")
     monkeypatch.setattr(app, "JOB_STOP_SECONDS", 0.2)
     stand_in = SlowHeartbeatLoop(_clock(), ledger)  # `release` is never set
 
